@@ -1,0 +1,120 @@
+# Theater in C - one `make` builds everything; `make test` runs every test.
+#
+#   make              library areas, the `theater` binary, test programs
+#   make test         every test (unit, CLI, spec suite, toml-test)
+#   make test-san     the same suite built with ASan+UBSan (in build-san/)
+#   make check        test + test-san (what CI runs)
+#   make test-AREA    one area's unit tests (AREA = base wasm store ...)
+#   make spec         the WebAssembly core spec suite
+#   make bench        all benchmarks (see bench/README.md)
+#   make fuzz         bounded libFuzzer runs over the untrusted-input parsers
+#   make demo         the README's main command
+#
+# Layout: src/AREA/*.c -> build/lib/libth_AREA.a; src/cli -> build/theater;
+# tests/AREA/test_*.c -> build/tests/AREA/test_* (each its own program).
+
+BUILD ?= build
+CC ?= cc
+ifeq ($(CC),cc)
+CC := gcc
+endif
+
+# Truncating snprintf into fixed message buffers is deliberate: no -Wformat-truncation.
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wpointer-arith -Wformat=2 -Wundef -Wvla -Wwrite-strings \
+	-Wno-missing-field-initializers -Wno-format-truncation -Werror
+OPT ?= -O2 -g
+CFLAGS_ALL := -std=gnu11 $(OPT) $(WARN) -fvisibility=hidden -pthread \
+	-D_GNU_SOURCE -Iinclude -Isrc $(EXTRA_CFLAGS)
+LDFLAGS_ALL := -pthread $(EXTRA_LDFLAGS)
+
+ifeq ($(SAN),1)
+BUILD := build-san
+OPT := -O1 -g -fno-omit-frame-pointer
+EXTRA_CFLAGS += -fsanitize=address,undefined -fno-sanitize-recover=undefined
+EXTRA_LDFLAGS += -fsanitize=address,undefined
+endif
+
+# Areas in link order (a library before the ones it uses).
+AREAS := component toml chain store wasm base
+# External libraries by area.
+LIBS_store := -lcrypto
+LIBS_chain := -lcrypto
+LIBS_base := -lm
+# Areas each area's tests link against (itself first).
+DEPS_base := base
+DEPS_wasm := wasm base
+DEPS_store := store base
+DEPS_chain := chain base
+DEPS_toml := toml base
+DEPS_component := component wasm base
+DEPS_cli := $(AREAS)
+
+area_srcs = $(wildcard src/$(1)/*.c)
+area_objs = $(patsubst src/%.c,$(BUILD)/obj/%.o,$(call area_srcs,$(1)))
+area_lib = $(BUILD)/lib/libth_$(1).a
+libs_of = $(foreach a,$(DEPS_$(1)),$(call area_lib,$(a)))
+extlibs_of = $(foreach a,$(DEPS_$(1)),$(LIBS_$(a))) -lm
+
+LIBFILES := $(foreach a,$(AREAS),$(if $(call area_srcs,$(a)),$(call area_lib,$(a))))
+CLI_OBJS := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(wildcard src/cli/*.c))
+THEATER := $(BUILD)/theater
+
+TEST_SRCS := $(wildcard tests/*/test_*.c)
+TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+TOOL_SRCS := $(wildcard tools/*.c)
+TOOL_BINS := $(patsubst tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
+
+.PHONY: all deps test test-san check spec bench fuzz demo clean
+.SECONDARY:
+
+all: $(THEATER) $(TEST_BINS) $(TOOL_BINS)
+
+deps:
+	@sh scripts/setup.sh
+
+$(BUILD)/obj/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+define AREA_RULES
+$(call area_lib,$(1)): $(call area_objs,$(1))
+	@mkdir -p $$(dir $$@)
+	rm -f $$@ && ar rcs $$@ $$^
+
+$(BUILD)/tests/$(1)/%: tests/$(1)/%.c tests/test.h $(call libs_of,$(1))
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS_ALL) -Itests -MMD -MP $$< -o $$@ $(call libs_of,$(1)) $$(LDFLAGS_ALL) $(call extlibs_of,$(1))
+
+test-$(1): $(filter $(BUILD)/tests/$(1)/%,$(TEST_BINS))
+	@sh tests/run.sh $(BUILD) $(1)
+endef
+$(foreach a,$(AREAS),$(eval $(call AREA_RULES,$(a))))
+
+$(THEATER): $(CLI_OBJS) $(LIBFILES)
+	$(CC) $(CFLAGS_ALL) -o $@ $(CLI_OBJS) $(LIBFILES) $(LDFLAGS_ALL) $(call extlibs_of,cli)
+
+$(BUILD)/tools/%: tools/%.c $(LIBFILES)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP $< -o $@ $(LIBFILES) $(LDFLAGS_ALL) $(call extlibs_of,cli)
+
+test: deps all
+	@sh tests/run.sh $(BUILD) all
+
+test-san:
+	@$(MAKE) --no-print-directory SAN=1 test
+
+check:
+	@$(MAKE) --no-print-directory test
+	@$(MAKE) --no-print-directory test-san
+
+spec: deps all
+	@sh tests/spec/run.sh $(BUILD)
+
+demo: deps all
+	@sh scripts/demo.sh $(BUILD)
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,66 @@
+/*
+ * base.h (internal) - the allocator seam, error helpers and small utilities
+ * every module uses. Internal: not part of include/theater/.
+ *
+ * Every allocation in the project goes through th_malloc/th_calloc/
+ * th_realloc/th_free so that tests can make allocation fail on demand
+ * (th_alloc_fail_after) and check that out-of-memory fails the operation,
+ * never the process.
+ */
+#ifndef TH_BASE_INTERNAL_H
+#define TH_BASE_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "theater/base.h"
+
+#define TH_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define TH_UNUSED(x) ((void)(x))
+
+void *th_malloc(size_t n);
+void *th_calloc(size_t count, size_t size);
+void *th_realloc(void *p, size_t n);
+void th_free(void *p);
+char *th_strdup(const char *s);
+char *th_strndup(const char *s, size_t n);
+
+/* Testing: the n-th allocation from now (0 = the next) and every later one
+ * fail, until th_alloc_fail_after(-1) turns injection off. Thread-safe. */
+void th_alloc_fail_after(long n);
+
+/* Fill err (may be NULL) with code and a printf-style message; returns code
+ * so that callers can write `return th_err_set(err, TH_EINVAL, "...")`. */
+int th_err_set(th_err *err, int code, const char *fmt, ...) TH_PRINTF(3, 4);
+int th_err_setv(th_err *err, int code, const char *fmt, va_list ap);
+/* Prefix an existing message: "context: old message". Returns err->code. */
+int th_err_prefix(th_err *err, const char *fmt, ...) TH_PRINTF(2, 3);
+
+/* Overflow-checked size arithmetic: return false on overflow. */
+static inline bool th_add_ok(size_t a, size_t b, size_t *out)
+{
+	return !__builtin_add_overflow(a, b, out);
+}
+static inline bool th_mul_ok(size_t a, size_t b, size_t *out)
+{
+	return !__builtin_mul_overflow(a, b, out);
+}
+
+/* Monotonic and wall clocks in nanoseconds. */
+uint64_t th_now_ns(void);
+uint64_t th_wall_ns(void);
+
+/* Lowercase hex of n bytes into out (2n+1 bytes, NUL-terminated). */
+void th_hex(const uint8_t *in, size_t n, char *out);
+/* Parse exactly 2n hex digits; returns false on any other input. */
+bool th_unhex(const char *in, uint8_t *out, size_t n);
+
+/* Last, so that the system headers above are already declared. */
+#include "banned.h"
+
+#endif

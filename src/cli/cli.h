@@ -1,0 +1,26 @@
+/*
+ * cli.h - the `theater` command. main.c dispatches on the first word to one
+ * cli_* function per command group, each in its own cmd_*.c file. Exit codes:
+ * 0 ok, 1 failure, 2 usage error.
+ */
+#ifndef TH_CLI_H
+#define TH_CLI_H
+
+#include <stdbool.h>
+
+#define CLI_OK 0
+#define CLI_FAIL 1
+#define CLI_USAGE 2
+
+int cli_wasm(int argc, char **argv);  /* cmd_wasm.c:  theater wasm ...  */
+int cli_store(int argc, char **argv); /* cmd_store.c: theater store ... */
+int cli_chain(int argc, char **argv); /* cmd_chain.c: theater chain ... */
+
+/* $THEATER_HOME, else ~/.theater; created if missing. Static buffer. */
+const char *cli_home(void);
+/* Print "theater: <msg>" to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* True when stderr is a terminal (progress bars are drawn only then). */
+bool cli_stderr_tty(void);
+
+#endif
