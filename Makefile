@@ -36,7 +36,7 @@ EXTRA_LDFLAGS += -fsanitize=address,undefined
 endif
 
 # Areas in link order (a library before the ones it uses).
-AREAS := component toml chain store wasm base
+AREAS := runtime component toml chain store wasm base
 # External libraries by area.
 LIBS_store := -lcrypto
 LIBS_chain := -lcrypto
@@ -48,6 +48,7 @@ DEPS_store := store base
 DEPS_chain := chain base
 DEPS_toml := toml base
 DEPS_component := component wasm base
+DEPS_runtime := runtime base
 DEPS_cli := $(AREAS)
 
 area_srcs = $(wildcard src/$(1)/*.c)

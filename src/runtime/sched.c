@@ -1,0 +1,463 @@
+/*
+ * sched.c - work-stealing scheduler.
+ *
+ * Task states (rts_task.state), and who moves between them:
+ *
+ *     IDLE --wake--> QUEUED --worker picks--> RUNNING --run returns--> IDLE
+ *                      ^                        |  \
+ *                      |                   wake |   run returns YIELD
+ *                      |                        v    |
+ *                      +--- run returns --- RUNNING_WOKEN
+ *                      +---------------------------------+
+ *
+ * Invariants:
+ *  1. A task is in exactly one queue iff its state is QUEUED.
+ *  2. Only the worker that moved a task to RUNNING moves it out of RUNNING
+ *     or RUNNING_WOKEN; wakers only ever do IDLE->QUEUED (and then push) or
+ *     RUNNING->RUNNING_WOKEN, both by compare-and-swap.
+ *  3. A wake is never lost: if it lands while the task runs, the state
+ *     records it and the worker re-queues the task when the run returns.
+ *
+ * Per-worker deques follow Chase and Lev's work-stealing deque in the C11
+ * formulation of Lê, Pop, Cohen and Zappa Nardelli (PPoPP 2013). Grown
+ * buffers are kept until the scheduler is freed, since a thief may still be
+ * reading the old one.
+ *
+ * Sleeping: a worker that finds no work increments `sleepers` and re-checks
+ * every queue while holding `lock`, then waits on `cond`. A producer pushes,
+ * then (sequentially consistent) reads `sleepers` and, if non-zero, signals
+ * under `lock`. Either the producer sees the sleeper or the sleeper's
+ * re-check sees the task: the two seq_cst accesses cannot both miss.
+ */
+#include <pthread.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "runtime/sched.h"
+
+enum { RTS_TS_IDLE, RTS_TS_QUEUED, RTS_TS_RUNNING, RTS_TS_RUNNING_WOKEN };
+
+/* Every this many tasks a worker looks at the injector before its own deque,
+ * so tasks waiting there are not starved by a worker busy with local work. */
+#define INJECTOR_CHECK_EVERY 61
+
+typedef struct ring {
+	int64_t mask;
+	struct ring *older; /* retired buffers, freed with the scheduler */
+	_Atomic(rts_task *) slot[];
+} ring;
+
+typedef struct deque {
+	_Atomic int64_t top;
+	char pad1[64 - sizeof(int64_t)];
+	_Atomic int64_t bottom;
+	_Atomic(ring *) buf;
+	char pad2[64 - sizeof(int64_t) - sizeof(void *)];
+} deque;
+
+typedef struct worker {
+	rts_sched *sched;
+	int index;
+	pthread_t thread;
+	deque dq;
+	uint32_t rng;
+	uint64_t ticks;
+	_Atomic uint64_t runs, steals, sleeps;
+} worker;
+
+struct rts_sched {
+	int nworkers;
+	int nstarted; /* threads running, joined by rts_sched_free */
+	worker *workers;
+	pthread_mutex_t lock; /* guards the injector and sleeping */
+	pthread_cond_t cond;
+	rts_task *inj_head, *inj_tail;
+	_Atomic int64_t inj_len;
+	_Atomic int sleepers;
+	_Atomic bool stopping;
+};
+
+static _Thread_local worker *current_worker;
+
+/* ---- Chase-Lev deque ---------------------------------------------------- */
+
+static ring *ring_new(int64_t cap)
+{
+	ring *r = th_calloc(1, sizeof *r + (size_t)cap * sizeof(r->slot[0]));
+	if (r)
+		r->mask = cap - 1;
+	return r;
+}
+
+static int deque_init(deque *d)
+{
+	ring *r = ring_new(256);
+	if (!r)
+		return TH_ENOMEM;
+	atomic_init(&d->top, 0);
+	atomic_init(&d->bottom, 0);
+	atomic_init(&d->buf, r);
+	return 0;
+}
+
+static void deque_release(deque *d)
+{
+	ring *r = atomic_load(&d->buf);
+	while (r) {
+		ring *older = r->older;
+		th_free(r);
+		r = older;
+	}
+}
+
+/* Owner only. Returns TH_ENOMEM if the deque was full and could not grow. */
+static int deque_push(deque *d, rts_task *t)
+{
+	int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed);
+	int64_t top = atomic_load_explicit(&d->top, memory_order_acquire);
+	ring *r = atomic_load_explicit(&d->buf, memory_order_relaxed);
+
+	if (b - top > r->mask) {
+		ring *bigger = ring_new(2 * (r->mask + 1));
+		if (!bigger)
+			return TH_ENOMEM;
+		for (int64_t i = top; i < b; i++)
+			atomic_store_explicit(&bigger->slot[i & bigger->mask],
+				atomic_load_explicit(&r->slot[i & r->mask],
+						     memory_order_relaxed),
+				memory_order_relaxed);
+		bigger->older = r;
+		atomic_store_explicit(&d->buf, bigger, memory_order_release);
+		r = bigger;
+	}
+	atomic_store_explicit(&r->slot[b & r->mask], t, memory_order_relaxed);
+	atomic_thread_fence(memory_order_release);
+	atomic_store_explicit(&d->bottom, b + 1, memory_order_relaxed);
+	return 0;
+}
+
+/* Owner only: newest task, or NULL. */
+static rts_task *deque_take(deque *d)
+{
+	int64_t b = atomic_load_explicit(&d->bottom, memory_order_relaxed) - 1;
+	ring *r = atomic_load_explicit(&d->buf, memory_order_relaxed);
+	rts_task *t = NULL;
+
+	atomic_store_explicit(&d->bottom, b, memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst);
+	int64_t top = atomic_load_explicit(&d->top, memory_order_relaxed);
+	if (top <= b) {
+		t = atomic_load_explicit(&r->slot[b & r->mask],
+					 memory_order_relaxed);
+		if (top == b) {
+			/* Last task: race the thieves for it. */
+			if (!atomic_compare_exchange_strong_explicit(
+				    &d->top, &top, top + 1,
+				    memory_order_seq_cst, memory_order_relaxed))
+				t = NULL;
+			atomic_store_explicit(&d->bottom, b + 1,
+					      memory_order_relaxed);
+		}
+	} else {
+		atomic_store_explicit(&d->bottom, b + 1, memory_order_relaxed);
+	}
+	return t;
+}
+
+/* Any thread: oldest task, or NULL (empty, or lost a race). */
+static rts_task *deque_steal(deque *d)
+{
+	int64_t top = atomic_load_explicit(&d->top, memory_order_acquire);
+	atomic_thread_fence(memory_order_seq_cst);
+	int64_t b = atomic_load_explicit(&d->bottom, memory_order_acquire);
+	if (top >= b)
+		return NULL;
+	ring *r = atomic_load_explicit(&d->buf, memory_order_acquire);
+	rts_task *t = atomic_load_explicit(&r->slot[top & r->mask],
+					   memory_order_relaxed);
+	if (!atomic_compare_exchange_strong_explicit(&d->top, &top, top + 1,
+						     memory_order_seq_cst,
+						     memory_order_relaxed))
+		return NULL;
+	return t;
+}
+
+static bool deque_maybe_nonempty(deque *d)
+{
+	return atomic_load(&d->bottom) > atomic_load(&d->top);
+}
+
+/* ---- Injector (shared FIFO) ---------------------------------------------- */
+
+static void injector_push(rts_sched *s, rts_task *t)
+{
+	t->next = NULL;
+	pthread_mutex_lock(&s->lock);
+	if (s->inj_tail)
+		s->inj_tail->next = t;
+	else
+		s->inj_head = t;
+	s->inj_tail = t;
+	atomic_fetch_add(&s->inj_len, 1);
+	if (atomic_load(&s->sleepers) > 0)
+		pthread_cond_signal(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static rts_task *injector_pop(rts_sched *s)
+{
+	rts_task *t;
+	if (atomic_load_explicit(&s->inj_len, memory_order_relaxed) == 0)
+		return NULL;
+	pthread_mutex_lock(&s->lock);
+	t = s->inj_head;
+	if (t) {
+		s->inj_head = t->next;
+		if (!s->inj_head)
+			s->inj_tail = NULL;
+		atomic_fetch_sub(&s->inj_len, 1);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return t;
+}
+
+/* ---- Waking and running ------------------------------------------------ */
+
+static void enqueue(rts_sched *s, rts_task *t, bool fair)
+{
+	worker *w = current_worker;
+	if (!fair && w && w->sched == s && deque_push(&w->dq, t) == 0) {
+		atomic_thread_fence(memory_order_seq_cst);
+		if (atomic_load(&s->sleepers) > 0) {
+			pthread_mutex_lock(&s->lock);
+			pthread_cond_signal(&s->cond);
+			pthread_mutex_unlock(&s->lock);
+		}
+		return;
+	}
+	injector_push(s, t);
+}
+
+void rts_task_init(rts_task *t, rts_run_fn run)
+{
+	atomic_init(&t->state, RTS_TS_IDLE);
+	t->next = NULL;
+	t->run = run;
+}
+
+void rts_wake(rts_sched *s, rts_task *t)
+{
+	int st = atomic_load(&t->state);
+	for (;;) {
+		switch (st) {
+		case RTS_TS_IDLE:
+			if (atomic_compare_exchange_weak(&t->state, &st,
+							 RTS_TS_QUEUED)) {
+				enqueue(s, t, false);
+				return;
+			}
+			break;
+		case RTS_TS_RUNNING:
+			if (atomic_compare_exchange_weak(&t->state, &st,
+							 RTS_TS_RUNNING_WOKEN))
+				return;
+			break;
+		default: /* QUEUED or RUNNING_WOKEN: the wake is already noted */
+			return;
+		}
+	}
+}
+
+static void run_task(worker *w, rts_task *t)
+{
+	rts_sched *s = w->sched;
+	rts_result r;
+
+	again:
+	atomic_store(&t->state, RTS_TS_RUNNING);
+	r = t->run(t, w->index);
+	atomic_fetch_add_explicit(&w->runs, 1, memory_order_relaxed);
+
+	if (r == RTS_YIELD) {
+		atomic_store(&t->state, RTS_TS_QUEUED);
+		enqueue(s, t, true);
+		return;
+	}
+	int st = RTS_TS_RUNNING;
+	if (atomic_compare_exchange_strong(&t->state, &st, RTS_TS_IDLE))
+		return;
+	/* Woken while running: it has new work. Run it again at once if
+	 * nothing else is waiting, else queue it behind the others. */
+	if (atomic_load(&s->inj_len) == 0 && !deque_maybe_nonempty(&w->dq))
+		goto again;
+	atomic_store(&t->state, RTS_TS_QUEUED);
+	enqueue(s, t, false);
+}
+
+static rts_task *steal_any(worker *w)
+{
+	rts_sched *s = w->sched;
+	int n = s->nworkers;
+	if (n < 2)
+		return NULL;
+	w->rng = w->rng * 1103515245u + 12345u;
+	int start = (int)((w->rng >> 16) % (uint32_t)n);
+	for (int i = 0; i < n; i++) {
+		worker *v = &s->workers[(start + i) % n];
+		if (v == w)
+			continue;
+		rts_task *t = deque_steal(&v->dq);
+		if (t) {
+			atomic_fetch_add_explicit(&w->steals, 1,
+						  memory_order_relaxed);
+			return t;
+		}
+	}
+	return NULL;
+}
+
+static bool any_work(rts_sched *s)
+{
+	if (atomic_load(&s->inj_len) > 0)
+		return true;
+	for (int i = 0; i < s->nworkers; i++)
+		if (deque_maybe_nonempty(&s->workers[i].dq))
+			return true;
+	return false;
+}
+
+/* Sleep until there may be work. Returns false when the pool stops. */
+static bool wait_for_work(worker *w)
+{
+	rts_sched *s = w->sched;
+	bool go_on = true;
+
+	pthread_mutex_lock(&s->lock);
+	atomic_fetch_add(&s->sleepers, 1);
+	while (!any_work(s)) {
+		if (atomic_load(&s->stopping)) {
+			go_on = false;
+			break;
+		}
+		atomic_fetch_add_explicit(&w->sleeps, 1, memory_order_relaxed);
+		pthread_cond_wait(&s->cond, &s->lock);
+	}
+	atomic_fetch_sub(&s->sleepers, 1);
+	pthread_mutex_unlock(&s->lock);
+	return go_on;
+}
+
+static void *worker_main(void *arg)
+{
+	worker *w = arg;
+	rts_sched *s = w->sched;
+	current_worker = w;
+	for (;;) {
+		rts_task *t = NULL;
+		if (++w->ticks % INJECTOR_CHECK_EVERY == 0)
+			t = injector_pop(s);
+		if (!t)
+			t = deque_take(&w->dq);
+		if (!t)
+			t = injector_pop(s);
+		if (!t)
+			t = steal_any(w);
+		if (t) {
+			run_task(w, t);
+			continue;
+		}
+		if (!wait_for_work(w))
+			break;
+	}
+	current_worker = NULL;
+	return NULL;
+}
+
+/* ---- Life cycle ------------------------------------------------------- */
+
+int rts_sched_new(int nworkers, rts_sched **out, th_err *err)
+{
+	rts_sched *s;
+	int rc;
+
+	*out = NULL;
+	if (nworkers <= 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		nworkers = n > 0 ? (int)n : 1;
+	}
+	s = th_calloc(1, sizeof *s);
+	if (!s)
+		return th_err_set(err, TH_ENOMEM, "scheduler: out of memory");
+	s->workers = th_calloc((size_t)nworkers, sizeof *s->workers);
+	if (!s->workers) {
+		th_free(s);
+		return th_err_set(err, TH_ENOMEM, "scheduler: out of memory");
+	}
+	s->nworkers = nworkers;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->cond, NULL);
+	for (int i = 0; i < nworkers; i++) {
+		worker *w = &s->workers[i];
+		w->sched = s;
+		w->index = i;
+		w->rng = 2654435761u * (uint32_t)(i + 1);
+		if (deque_init(&w->dq) != 0) {
+			rc = th_err_set(err, TH_ENOMEM, "scheduler: out of memory");
+			goto fail;
+		}
+	}
+	for (; s->nstarted < nworkers; s->nstarted++) {
+		worker *w = &s->workers[s->nstarted];
+		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+			rc = th_err_set(err, TH_ENOMEM,
+					"scheduler: cannot start worker thread %d",
+					s->nstarted);
+			goto fail;
+		}
+	}
+	*out = s;
+	return 0;
+
+fail:
+	rts_sched_free(s);
+	return rc;
+}
+
+void rts_sched_free(rts_sched *s)
+{
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	atomic_store(&s->stopping, true);
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	for (int i = 0; i < s->nstarted; i++)
+		pthread_join(s->workers[i].thread, NULL);
+	for (int i = 0; i < s->nworkers; i++)
+		deque_release(&s->workers[i].dq);
+	pthread_cond_destroy(&s->cond);
+	pthread_mutex_destroy(&s->lock);
+	th_free(s->workers);
+	th_free(s);
+}
+
+int rts_sched_workers(const rts_sched *s)
+{
+	return s->nworkers;
+}
+
+int rts_current_worker(void)
+{
+	return current_worker ? current_worker->index : -1;
+}
+
+void rts_sched_stats(const rts_sched *s, rts_stats *out)
+{
+	*out = (rts_stats){ 0 };
+	for (int i = 0; i < s->nworkers; i++) {
+		worker *w = &s->workers[i];
+		out->runs += atomic_load(&w->runs);
+		out->steals += atomic_load(&w->steals);
+		out->sleeps += atomic_load(&w->sleeps);
+	}
+}

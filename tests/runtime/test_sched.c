@@ -1,0 +1,193 @@
+/* White-box tests of the work-stealing scheduler (src/runtime/sched.c). */
+#include <pthread.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "runtime/sched.h"
+#include "test.h"
+
+/* A task that counts its runs and, until it reaches `target`, re-wakes
+ * itself or yields. */
+typedef struct counter_task {
+	rts_task task;
+	rts_sched *sched;
+	_Atomic long runs;
+	long target;
+	bool yield;
+	_Atomic int concurrent; /* >1 would mean two workers ran it at once */
+	_Atomic int max_concurrent;
+	struct counter_task *rival; /* fairness: rival's runs when we finish */
+	long rival_runs_at_finish;
+} counter_task;
+
+static rts_result counter_run(rts_task *t, int worker)
+{
+	counter_task *c = (counter_task *)t;
+	TH_UNUSED(worker);
+	int now = atomic_fetch_add(&c->concurrent, 1) + 1;
+	if (now > atomic_load(&c->max_concurrent))
+		atomic_store(&c->max_concurrent, now);
+	long n = atomic_fetch_add(&c->runs, 1) + 1;
+	atomic_fetch_sub(&c->concurrent, 1);
+	if (n >= c->target) {
+		if (c->rival)
+			c->rival_runs_at_finish = atomic_load(&c->rival->runs);
+		return RTS_IDLE;
+	}
+	if (c->yield)
+		return RTS_YIELD;
+	rts_wake(c->sched, t);
+	return RTS_IDLE;
+}
+
+static void wait_runs(counter_task *cs, int n)
+{
+	for (int spins = 0; spins < 60000; spins++) {
+		bool done = true;
+		for (int i = 0; i < n; i++)
+			if (atomic_load(&cs[i].runs) < cs[i].target)
+				done = false;
+		if (done)
+			return;
+		usleep(1000);
+	}
+}
+
+TEST(every_task_runs_to_its_target)
+{
+	rts_sched *s;
+	th_err err = { 0 };
+	enum { N = 200 };
+	static counter_task cs[N];
+	REQUIRE(rts_sched_new(2, &s, &err) == 0);
+	for (int i = 0; i < N; i++) {
+		rts_task_init(&cs[i].task, counter_run);
+		cs[i].sched = s;
+		cs[i].target = 500;
+		cs[i].yield = i % 2;
+		rts_wake(s, &cs[i].task);
+	}
+	wait_runs(cs, N);
+	for (int i = 0; i < N; i++) {
+		CHECK_EQ_INT(atomic_load(&cs[i].runs), 500);
+		CHECK_EQ_INT(atomic_load(&cs[i].max_concurrent), 1);
+	}
+	rts_sched_free(s);
+}
+
+/* Many threads wake the same idle task at once: it must run at least once
+ * after the last wake, and never on two workers at the same time. */
+typedef struct waker_arg {
+	rts_sched *s;
+	counter_task *c;
+	int n;
+} waker_arg;
+
+static void *waker(void *p)
+{
+	waker_arg *a = p;
+	for (int i = 0; i < a->n; i++)
+		rts_wake(a->s, &a->c->task);
+	return NULL;
+}
+
+static rts_result slow_run(rts_task *t, int worker)
+{
+	counter_task *c = (counter_task *)t;
+	TH_UNUSED(worker);
+	int now = atomic_fetch_add(&c->concurrent, 1) + 1;
+	if (now > atomic_load(&c->max_concurrent))
+		atomic_store(&c->max_concurrent, now);
+	atomic_fetch_add(&c->runs, 1);
+	atomic_fetch_sub(&c->concurrent, 1);
+	return RTS_IDLE;
+}
+
+TEST(concurrent_wakes_never_run_a_task_twice_at_once)
+{
+	rts_sched *s;
+	th_err err = { 0 };
+	static counter_task c;
+	pthread_t th[4];
+	waker_arg a;
+	REQUIRE(rts_sched_new(2, &s, &err) == 0);
+	rts_task_init(&c.task, slow_run);
+	a = (waker_arg){ s, &c, 20000 };
+	for (int i = 0; i < 4; i++)
+		pthread_create(&th[i], NULL, waker, &a);
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	/* After the last wake returned, at least one more run must happen. */
+	long before = atomic_load(&c.runs);
+	for (int i = 0; i < 5000 && atomic_load(&c.task.state) != 0; i++)
+		usleep(1000);
+	CHECK(atomic_load(&c.runs) >= 1);
+	CHECK(atomic_load(&c.runs) >= before);
+	CHECK_EQ_INT(atomic_load(&c.task.state), 0);
+	CHECK_EQ_INT(atomic_load(&c.max_concurrent), 1);
+	rts_sched_free(s);
+}
+
+TEST(single_worker_is_fair_between_yielding_tasks)
+{
+	/* With one worker, two always-yielding tasks must alternate through
+	 * the injector: neither finishes while the other has barely run. */
+	rts_sched *s;
+	th_err err = { 0 };
+	static counter_task cs[2];
+	REQUIRE(rts_sched_new(1, &s, &err) == 0);
+	for (int i = 0; i < 2; i++) {
+		rts_task_init(&cs[i].task, counter_run);
+		cs[i].sched = s;
+		cs[i].target = 100000;
+		cs[i].yield = true;
+		cs[i].rival = &cs[1 - i];
+	}
+	rts_wake(s, &cs[0].task);
+	rts_wake(s, &cs[1].task);
+	wait_runs(cs, 2);
+	CHECK_EQ_INT(atomic_load(&cs[0].runs), 100000);
+	CHECK_EQ_INT(atomic_load(&cs[1].runs), 100000);
+	/* Strict alternation: whoever finished first, the rival was within a
+	 * run or two of it. */
+	long gap0 = 100000 - cs[0].rival_runs_at_finish;
+	long gap1 = 100000 - cs[1].rival_runs_at_finish;
+	CHECK(gap0 <= 2 || gap1 <= 2);
+	rts_sched_free(s);
+}
+
+TEST(workers_steal_from_a_busy_worker)
+{
+	rts_sched *s;
+	th_err err = { 0 };
+	enum { N = 1000 };
+	static counter_task cs[N];
+	rts_stats st;
+	REQUIRE(rts_sched_new(2, &s, &err) == 0);
+	for (int i = 0; i < N; i++) {
+		rts_task_init(&cs[i].task, counter_run);
+		cs[i].sched = s;
+		cs[i].target = 2000;
+	}
+	for (int i = 0; i < N; i++)
+		rts_wake(s, &cs[i].task);
+	wait_runs(cs, N);
+	rts_sched_stats(s, &st);
+	CHECK(st.runs >= (uint64_t)N * 2000);
+	rts_sched_free(s);
+}
+
+TEST(create_fails_cleanly_without_memory)
+{
+	rts_sched *s = (rts_sched *)1;
+	th_err err = { 0 };
+	th_alloc_fail_after(0);
+	CHECK_EQ_INT(rts_sched_new(2, &s, &err), TH_ENOMEM);
+	th_alloc_fail_after(-1);
+	CHECK(s == NULL);
+	th_alloc_fail_after(2); /* scheduler + workers, then the first deque */
+	CHECK_EQ_INT(rts_sched_new(2, &s, &err), TH_ENOMEM);
+	th_alloc_fail_after(-1);
+}
+
+TEST_MAIN()
