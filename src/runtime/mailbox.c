@@ -1,0 +1,300 @@
+/*
+ * mailbox.c - priority lanes, capacity, in-flight tracking, waiters.
+ *
+ * Invariants (under mb->lock):
+ *  1. queued == number of messages in the HIGH and NORMAL lanes;
+ *     queued_system == number in the SYSTEM lane.
+ *  2. inflight == length of the in-flight list, which holds messages taken
+ *     and not yet acknowledged, in the order they were taken.
+ *  3. A waiter is on the list only while queued >= capacity was observed
+ *     at registration; it is removed before its callback runs.
+ */
+#include "base/base.h"
+#include "runtime/mailbox.h"
+
+rtm_msg *rtm_msg_new(rtm_kind kind, rtm_priority prio, const void *data,
+		     uint32_t len)
+{
+	rtm_msg *m = th_calloc(1, sizeof *m);
+	if (!m)
+		return NULL;
+	if (len) {
+		m->data = th_malloc(len);
+		if (!m->data) {
+			th_free(m);
+			return NULL;
+		}
+		memcpy(m->data, data, len);
+	}
+	m->kind = (uint8_t)kind;
+	m->priority = (uint8_t)prio;
+	m->len = len;
+	return m;
+}
+
+void rtm_msg_free(rtm_msg *m)
+{
+	if (!m)
+		return;
+	th_free(m->data);
+	th_free(m);
+}
+
+void rtm_init(rtm_mailbox *mb, uint32_t capacity)
+{
+	memset(mb, 0, sizeof *mb);
+	pthread_mutex_init(&mb->lock, NULL);
+	mb->capacity = capacity ? capacity : 1;
+}
+
+static void free_list(rtm_msg *m)
+{
+	while (m) {
+		rtm_msg *next = m->next;
+		rtm_msg_free(m);
+		m = next;
+	}
+}
+
+void rtm_release(rtm_mailbox *mb)
+{
+	for (int p = 0; p < RTM_NPRIO; p++)
+		free_list(mb->head[p]);
+	free_list(mb->inflight_head);
+	pthread_mutex_destroy(&mb->lock);
+	memset(mb, 0, sizeof *mb);
+}
+
+static void count(rtm_mailbox *mb, const rtm_msg *m, int delta)
+{
+	if (m->priority == RTM_SYSTEM)
+		mb->queued_system += (uint32_t)delta;
+	else
+		mb->queued += (uint32_t)delta;
+}
+
+int rtm_push(rtm_mailbox *mb, rtm_msg *m)
+{
+	int p = m->priority < RTM_NPRIO ? m->priority : RTM_NORMAL;
+	m->priority = (uint8_t)p;
+	m->next = NULL;
+	pthread_mutex_lock(&mb->lock);
+	if (mb->closed) {
+		pthread_mutex_unlock(&mb->lock);
+		return TH_ESTATE;
+	}
+	if (p != RTM_SYSTEM && mb->queued >= mb->capacity) {
+		pthread_mutex_unlock(&mb->lock);
+		return TH_EBUSY;
+	}
+	if (mb->tail[p])
+		mb->tail[p]->next = m;
+	else
+		mb->head[p] = m;
+	mb->tail[p] = m;
+	count(mb, m, 1);
+	pthread_mutex_unlock(&mb->lock);
+	return 0;
+}
+
+static void push_front_locked(rtm_mailbox *mb, rtm_msg *m)
+{
+	int p = m->priority < RTM_NPRIO ? m->priority : RTM_NORMAL;
+	m->next = mb->head[p];
+	mb->head[p] = m;
+	if (!mb->tail[p])
+		mb->tail[p] = m;
+	count(mb, m, 1);
+}
+
+void rtm_push_front(rtm_mailbox *mb, rtm_msg *m)
+{
+	pthread_mutex_lock(&mb->lock);
+	push_front_locked(mb, m);
+	pthread_mutex_unlock(&mb->lock);
+}
+
+/* Detach the waiters that the current room lets through; the caller calls
+ * them after unlocking. Each freed slot lets one waiter go. */
+static rtm_waiter *release_waiters_locked(rtm_mailbox *mb, bool all)
+{
+	rtm_waiter *ready = NULL, **tail = &ready;
+	uint32_t room = mb->queued < mb->capacity ? mb->capacity - mb->queued : 0;
+	while (mb->waiters && (all || room > 0)) {
+		rtm_waiter *w = mb->waiters;
+		mb->waiters = w->next;
+		w->next = NULL;
+		*tail = w;
+		tail = &w->next;
+		if (room)
+			room--;
+	}
+	if (!mb->waiters)
+		mb->waiters_tail = NULL;
+	return ready;
+}
+
+static void call_waiters(rtm_waiter *w)
+{
+	while (w) {
+		rtm_waiter *next = w->next;
+		w->ready(w);
+		w = next;
+	}
+}
+
+uint32_t rtm_take(rtm_mailbox *mb, rtm_msg **out, uint32_t max)
+{
+	uint32_t n = 0;
+	rtm_waiter *ready;
+
+	pthread_mutex_lock(&mb->lock);
+	for (int p = 0; p < RTM_NPRIO && n < max; p++) {
+		while (mb->head[p] && n < max) {
+			rtm_msg *m = mb->head[p];
+			mb->head[p] = m->next;
+			if (!mb->head[p])
+				mb->tail[p] = NULL;
+			count(mb, m, -1);
+			m->next = NULL;
+			if (mb->inflight_tail)
+				mb->inflight_tail->next = m;
+			else
+				mb->inflight_head = m;
+			mb->inflight_tail = m;
+			mb->inflight++;
+			out[n++] = m;
+		}
+	}
+	ready = n ? release_waiters_locked(mb, false) : NULL;
+	pthread_mutex_unlock(&mb->lock);
+	call_waiters(ready);
+	return n;
+}
+
+void rtm_ack(rtm_mailbox *mb, rtm_msg *m)
+{
+	rtm_msg **pp;
+	pthread_mutex_lock(&mb->lock);
+	for (pp = &mb->inflight_head; *pp; pp = &(*pp)->next) {
+		if (*pp != m)
+			continue;
+		*pp = m->next;
+		if (mb->inflight_tail == m) {
+			/* Find the new tail: the list is short (one turn). */
+			rtm_msg *t = mb->inflight_head;
+			while (t && t->next)
+				t = t->next;
+			mb->inflight_tail = t;
+		}
+		mb->inflight--;
+		break;
+	}
+	pthread_mutex_unlock(&mb->lock);
+	rtm_msg_free(m);
+}
+
+void rtm_requeue_inflight(rtm_mailbox *mb)
+{
+	rtm_msg *list, *rev = NULL;
+	pthread_mutex_lock(&mb->lock);
+	list = mb->inflight_head;
+	mb->inflight_head = mb->inflight_tail = NULL;
+	mb->inflight = 0;
+	/* Reverse, then push each to the front: original order is kept. */
+	while (list) {
+		rtm_msg *next = list->next;
+		list->next = rev;
+		rev = list;
+		list = next;
+	}
+	while (rev) {
+		rtm_msg *next = rev->next;
+		push_front_locked(mb, rev);
+		rev = next;
+	}
+	pthread_mutex_unlock(&mb->lock);
+}
+
+rtm_msg *rtm_drain(rtm_mailbox *mb)
+{
+	rtm_msg *all = NULL, **tail = &all;
+	rtm_waiter *ready;
+
+	pthread_mutex_lock(&mb->lock);
+	*tail = mb->inflight_head;
+	while (*tail)
+		tail = &(*tail)->next;
+	mb->inflight_head = mb->inflight_tail = NULL;
+	mb->inflight = 0;
+	for (int p = 0; p < RTM_NPRIO; p++) {
+		*tail = mb->head[p];
+		while (*tail)
+			tail = &(*tail)->next;
+		mb->head[p] = mb->tail[p] = NULL;
+	}
+	mb->queued = mb->queued_system = 0;
+	ready = release_waiters_locked(mb, false);
+	pthread_mutex_unlock(&mb->lock);
+	call_waiters(ready);
+	return all;
+}
+
+bool rtm_wait_for_room(rtm_mailbox *mb, rtm_waiter *w)
+{
+	bool registered = false;
+	pthread_mutex_lock(&mb->lock);
+	if (!mb->closed && mb->queued >= mb->capacity) {
+		w->next = NULL;
+		if (mb->waiters_tail)
+			mb->waiters_tail->next = w;
+		else
+			mb->waiters = w;
+		mb->waiters_tail = w;
+		registered = true;
+	}
+	pthread_mutex_unlock(&mb->lock);
+	return registered;
+}
+
+void rtm_cancel_wait(rtm_mailbox *mb, rtm_waiter *w)
+{
+	rtm_waiter **pp, *prev = NULL;
+	pthread_mutex_lock(&mb->lock);
+	for (pp = &mb->waiters; *pp; prev = *pp, pp = &(*pp)->next) {
+		if (*pp != w)
+			continue;
+		*pp = w->next;
+		if (mb->waiters_tail == w)
+			mb->waiters_tail = prev;
+		w->next = NULL;
+		break;
+	}
+	pthread_mutex_unlock(&mb->lock);
+}
+
+void rtm_close(rtm_mailbox *mb)
+{
+	rtm_waiter *ready;
+	pthread_mutex_lock(&mb->lock);
+	mb->closed = true;
+	ready = release_waiters_locked(mb, true);
+	pthread_mutex_unlock(&mb->lock);
+	call_waiters(ready);
+}
+
+void rtm_reopen(rtm_mailbox *mb)
+{
+	pthread_mutex_lock(&mb->lock);
+	mb->closed = false;
+	pthread_mutex_unlock(&mb->lock);
+}
+
+uint32_t rtm_pending(rtm_mailbox *mb)
+{
+	uint32_t n;
+	pthread_mutex_lock(&mb->lock);
+	n = mb->queued + mb->queued_system;
+	pthread_mutex_unlock(&mb->lock);
+	return n;
+}
