@@ -117,6 +117,8 @@ static int oom(parser *P)
 	return fail_at(P, here(P), TH_ENOMEM, "out of memory");
 }
 
+static int peek_at(parser *P, size_t k);
+
 /* Describe the character at the cursor for messages: "'x'", "newline",
  * "end of file", "U+0007". */
 static const char *describe(parser *P, char *tmp, size_t n)
@@ -124,12 +126,14 @@ static const char *describe(parser *P, char *tmp, size_t n)
 	if (P->i >= P->n)
 		return "end of file";
 	uint8_t c = (uint8_t)P->s[P->i];
-	if (c == '\n' || c == '\r')
+	if (c == '\n' || (c == '\r' && peek_at(P, 1) == '\n'))
 		return "newline";
+	if (c == '\r')
+		return "a carriage return";
 	if (c < 0x20 || c == 0x7F)
 		snprintf(tmp, n, "U+%04X", c);
 	else if (c >= 0x80)
-		snprintf(tmp, n, "a non-ASCII character");
+		return "a non-ASCII character";
 	else
 		snprintf(tmp, n, "'%c'", c);
 	return tmp;
