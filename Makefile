@@ -24,9 +24,9 @@ WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wpointer-arith -Wformat=2 -Wundef -Wvla -Wwrite-strings \
 	-Wno-missing-field-initializers -Wno-format-truncation -Werror
 OPT ?= -O2 -g
-CFLAGS_ALL := -std=gnu11 $(OPT) $(WARN) -fvisibility=hidden -pthread \
+CFLAGS_ALL = -std=gnu11 $(OPT) $(WARN) -fvisibility=hidden -pthread \
 	-D_GNU_SOURCE -Iinclude -Isrc $(EXTRA_CFLAGS)
-LDFLAGS_ALL := -pthread $(EXTRA_LDFLAGS)
+LDFLAGS_ALL = -pthread $(EXTRA_LDFLAGS)
 
 ifeq ($(SAN),1)
 BUILD := build-san
