@@ -297,12 +297,18 @@ int ths_label_get(ths_store *s, const char *store_id, const char *label,
 int ths_store_at_label(ths_store *s, const char *store_id, const char *label,
 		       const void *data, size_t len, ths_hash *out, th_err *err)
 {
-	int rc;
+	int rc, lockfd = -1;
 	if ((rc = store_dir_check(s, store_id, err)) != 0 ||
-	    (rc = ths_name_check("label", label, err)) != 0 ||
-	    (rc = ths_put(s, data, len, out, err)) != 0)
+	    (rc = ths_name_check("label", label, err)) != 0)
 		return rc;
-	return ths_label_set(s, store_id, label, out, err);
+	/* Shared lock across both steps: no GC between the put and the
+	 * label, whatever its grace period. */
+	if ((rc = ths__lock(s, "LOCK", false, &lockfd, err)) != 0)
+		return rc;
+	if ((rc = ths_put(s, data, len, out, err)) == 0)
+		rc = ths_label_set(s, store_id, label, out, err);
+	ths__unlock(lockfd);
+	return rc;
 }
 
 int ths_replace_content_at_label(ths_store *s, const char *store_id,
@@ -310,11 +316,15 @@ int ths_replace_content_at_label(ths_store *s, const char *store_id,
 				 size_t len, ths_hash *out, th_err *err)
 {
 	ths_hash cur;
-	int rc;
-	if ((rc = ths_label_get(s, store_id, label, &cur, err)) != 0 ||
-	    (rc = ths_put(s, data, len, out, err)) != 0)
+	int rc, lockfd = -1;
+	if ((rc = ths_label_get(s, store_id, label, &cur, err)) != 0)
 		return rc;
-	return ths_label_replace(s, store_id, label, out, err);
+	if ((rc = ths__lock(s, "LOCK", false, &lockfd, err)) != 0)
+		return rc;
+	if ((rc = ths_put(s, data, len, out, err)) == 0)
+		rc = ths_label_replace(s, store_id, label, out, err);
+	ths__unlock(lockfd);
+	return rc;
 }
 
 /* Growable array of label entries. */

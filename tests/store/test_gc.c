@@ -1,0 +1,257 @@
+/*
+ * test_gc.c - garbage collection, verification and corrupted objects.
+ */
+#include "store_test.h"
+
+#define D THS_DEFAULT_STORE
+
+static bool present(const ths_hash *h)
+{
+	char path[400];
+	struct stat st;
+	st_object_path(h, path, sizeof path);
+	return stat(path, &st) == 0;
+}
+
+TEST(gc_keeps_labelled_and_pinned_content_and_removes_the_rest)
+{
+	ths_store *s = st_open(0);
+	th_err err = { 0 };
+	size_t n = 2 << 20;
+	uint8_t *big = st_random(n, 7);
+	ths_hash a, b, c, d;
+	REQUIRE(ths_store_at_label(s, D, "a", "labelled", 8, &a, NULL) == 0);
+	REQUIRE(ths_put(s, "pinned", 6, &b, NULL) == 0);
+	REQUIRE(ths_pin(s, &b, NULL) == 0);
+	REQUIRE(ths_put(s, "garbage", 7, &c, NULL) == 0);
+	REQUIRE(ths_store_at_label(s, D, "big", big, n, &d, NULL) == 0);
+	long before = st_count_objects();
+	ths_gc_stats st;
+	REQUIRE(ths_gc(s, 0, &st, &err) == 0);
+	CHECK(present(&a) && present(&b) && present(&d));
+	CHECK(!present(&c));
+	CHECK_EQ_INT(st.removed, 1);
+	CHECK_EQ_INT(st_count_objects(), before - 1);
+	uint8_t *data;
+	size_t len;
+	REQUIRE(ths_get(s, &d, n, &data, &len, &err) == 0);
+	CHECK(len == n && !memcmp(data, big, n));
+	ths_buf_free(data);
+	/* Unpinned, b goes; unlabelled, the big object and its chunks go. */
+	REQUIRE(ths_unpin(s, &b, NULL) == 0);
+	CHECK_EQ_INT(ths_unpin(s, &b, NULL), TH_ENOTFOUND);
+	REQUIRE(ths_label_remove(s, D, "big", NULL) == 0);
+	REQUIRE(ths_gc(s, 0, &st, &err) == 0);
+	CHECK(!present(&b) && !present(&d));
+	CHECK_EQ_INT(st_count_objects(), 1);
+	CHECK(present(&a));
+	REQUIRE(ths_verify(s, NULL, NULL, NULL, NULL, NULL, &err) == 0);
+	free(big);
+	st_cleanup(s);
+}
+
+TEST(gc_keeps_shared_chunks_of_a_live_object)
+{
+	ths_store *s = st_open(0);
+	size_t n = 2 << 20;
+	uint8_t *x = st_random(n, 8);
+	ths_hash h1, h2;
+	REQUIRE(ths_store_at_label(s, D, "keep", x, n, &h1, NULL) == 0);
+	x[n - 10] ^= 1; /* a second object sharing most chunks */
+	REQUIRE(ths_put(s, x, n, &h2, NULL) == 0);
+	REQUIRE(ths_gc(s, 0, NULL, NULL) == 0);
+	CHECK(!present(&h2));
+	uint8_t *d;
+	size_t len;
+	REQUIRE(ths_get(s, &h1, n, &d, &len, NULL) == 0);
+	x[n - 10] ^= 1;
+	CHECK(!memcmp(d, x, n));
+	ths_buf_free(d);
+	REQUIRE(ths_verify(s, NULL, NULL, NULL, NULL, NULL, NULL) == 0);
+	free(x);
+	st_cleanup(s);
+}
+
+TEST(gc_grace_period_keeps_fresh_unlabelled_content)
+{
+	ths_store *s = st_open(0);
+	size_t n = 1 << 20;
+	uint8_t *x = st_random(n, 9);
+	ths_hash a, b;
+	REQUIRE(ths_put(s, "fresh", 5, &a, NULL) == 0);
+	REQUIRE(ths_put(s, x, n, &b, NULL) == 0);
+	REQUIRE(ths_gc(s, 3600, NULL, NULL) == 0);
+	CHECK(present(&a) && present(&b));
+	/* The fresh manifest keeps its (fresh or old) chunks. */
+	uint8_t *d;
+	size_t len;
+	CHECK_EQ_INT(ths_get(s, &b, n, &d, &len, NULL), 0);
+	ths_buf_free(d);
+	REQUIRE(ths_gc(s, 0, NULL, NULL) == 0);
+	CHECK(!present(&a) && !present(&b));
+	CHECK_EQ_INT(st_count_objects(), 0);
+	free(x);
+	st_cleanup(s);
+}
+
+TEST(gc_removes_leftover_temporary_files)
+{
+	ths_store *s = st_open(0);
+	char path[400];
+	snprintf(path, sizeof path, "%s/tmp/1234.5.deadbeef", st_root);
+	FILE *f = fopen(path, "w");
+	REQUIRE(f != NULL);
+	fputs("half an object", f);
+	fclose(f);
+	ths_gc_stats st;
+	REQUIRE(ths_gc(s, 0, &st, NULL) == 0);
+	CHECK_EQ_INT(st.tmp_removed, 1);
+	CHECK(access(path, F_OK) != 0);
+	st_cleanup(s);
+}
+
+TEST(gc_refuses_to_run_past_an_unreadable_label)
+{
+	ths_store *s = st_open(0);
+	ths_hash a, g;
+	th_err err = { 0 };
+	REQUIRE(ths_store_at_label(s, D, "l", "a", 1, &a, NULL) == 0);
+	REQUIRE(ths_put(s, "garbage", 7, &g, NULL) == 0);
+	char path[400];
+	snprintf(path, sizeof path, "%s/stores/default/labels/l", st_root);
+	FILE *f = fopen(path, "w");
+	REQUIRE(f != NULL);
+	fputs("torn", f);
+	fclose(f);
+	CHECK_EQ_INT(ths_gc(s, 0, NULL, &err), TH_ECORRUPT);
+	CHECK(strstr(err.msg, "not collecting") != NULL);
+	CHECK(present(&a) && present(&g));
+	st_cleanup(s);
+}
+
+struct reports {
+	int n;
+	char last_path[512];
+	char last_problem[512];
+};
+
+static void on_problem(void *ud, const char *path, const char *problem)
+{
+	struct reports *r = ud;
+	r->n++;
+	snprintf(r->last_path, sizeof r->last_path, "%s", path);
+	snprintf(r->last_problem, sizeof r->last_problem, "%s", problem);
+}
+
+TEST(flipped_byte_is_detected_by_get_and_verify_with_location)
+{
+	ths_store *s = st_open(0);
+	ths_hash a, b;
+	th_err err = { 0 };
+	REQUIRE(ths_put(s, "precious data", 13, &a, NULL) == 0);
+	REQUIRE(ths_put(s, "other data", 10, &b, NULL) == 0);
+	char path[400];
+	st_object_path(&a, path, sizeof path);
+	st_flip(path, 3);
+	uint8_t *d;
+	size_t len;
+	CHECK_EQ_INT(ths_get(s, &a, 100, &d, &len, &err), TH_ECORRUPT);
+	CHECK(strstr(err.msg, path) != NULL);
+	/* The rest stays readable. */
+	REQUIRE(ths_get(s, &b, 100, &d, &len, NULL) == 0);
+	ths_buf_free(d);
+	struct reports r = { 0 };
+	ths_verify_stats vs;
+	CHECK_EQ_INT(ths_verify(s, on_problem, &r, NULL, NULL, &vs, &err),
+		     TH_ECORRUPT);
+	CHECK_EQ_INT(r.n, 1);
+	CHECK_EQ_STR(r.last_path, path);
+	CHECK(strstr(r.last_problem, "corrupt") != NULL);
+	CHECK_EQ_INT(vs.objects, 2);
+	st_cleanup(s);
+}
+
+TEST(flipped_byte_in_a_chunk_names_chunk_and_file)
+{
+	ths_store *s = st_open(0);
+	size_t n = 1 << 20;
+	uint8_t *x = st_random(n, 11);
+	ths_hash h;
+	th_err err = { 0 };
+	REQUIRE(ths_put(s, x, n, &h, NULL) == 0);
+	FILE *p;
+	char cmd[600], path[400];
+	snprintf(cmd, sizeof cmd, "find %s/objects -type f -size +100k | head -n 1",
+		 st_root);
+	p = popen(cmd, "r");
+	REQUIRE(p && fgets(path, sizeof path, p));
+	pclose(p);
+	path[strcspn(path, "\n")] = 0;
+	st_flip(path, 100);
+	uint8_t *d;
+	size_t len;
+	CHECK_EQ_INT(ths_get(s, &h, n, &d, &len, &err), TH_ECORRUPT);
+	CHECK(strstr(err.msg, "chunk ") != NULL);
+	CHECK(strstr(err.msg, path) != NULL);
+	struct reports r = { 0 };
+	CHECK_EQ_INT(ths_verify(s, on_problem, &r, NULL, NULL, NULL, NULL),
+		     TH_ECORRUPT);
+	CHECK_EQ_INT(r.n, 1);
+	CHECK_EQ_STR(r.last_path, path);
+	free(x);
+	st_cleanup(s);
+}
+
+TEST(verify_reports_missing_chunk_and_dangling_label)
+{
+	ths_store *s = st_open(0);
+	size_t n = 1 << 20;
+	uint8_t *x = st_random(n, 12);
+	ths_hash h, a;
+	REQUIRE(ths_put(s, x, n, &h, NULL) == 0);
+	REQUIRE(ths_store_at_label(s, D, "gone", "soon gone", 9, &a, NULL) == 0);
+	char cmd[600], path[400];
+	snprintf(cmd, sizeof cmd, "find %s/objects -type f -size +100k | head -n 1",
+		 st_root);
+	FILE *p = popen(cmd, "r");
+	REQUIRE(p && fgets(path, sizeof path, p));
+	pclose(p);
+	path[strcspn(path, "\n")] = 0;
+	REQUIRE(unlink(path) == 0);
+	st_object_path(&a, path, sizeof path);
+	REQUIRE(unlink(path) == 0);
+	struct reports r = { 0 };
+	CHECK_EQ_INT(ths_verify(s, on_problem, &r, NULL, NULL, NULL, NULL),
+		     TH_ECORRUPT);
+	CHECK_EQ_INT(r.n, 2);
+	CHECK(strstr(r.last_path, "stores/default/labels/gone") != NULL);
+	CHECK(strstr(r.last_problem, "missing") != NULL);
+	free(x);
+	st_cleanup(s);
+}
+
+static void on_progress(void *ud, uint64_t done, uint64_t total)
+{
+	uint64_t *last = ud;
+	last[0] = done;
+	last[1] = total;
+}
+
+TEST(verify_progress_reaches_total)
+{
+	ths_store *s = st_open(0);
+	size_t n = 1 << 20;
+	uint8_t *x = st_random(n, 13);
+	ths_hash h;
+	REQUIRE(ths_put(s, x, n, &h, NULL) == 0);
+	uint64_t last[2] = { 0, 0 };
+	ths_verify_stats vs;
+	REQUIRE(ths_verify(s, NULL, NULL, on_progress, last, &vs, NULL) == 0);
+	CHECK(vs.bytes > n);
+	CHECK_EQ_INT(last[0], vs.bytes);
+	CHECK_EQ_INT(last[1], vs.bytes);
+	free(x);
+	st_cleanup(s);
+}
+
+TEST_MAIN()
