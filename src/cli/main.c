@@ -29,6 +29,7 @@ static int cli_version(int argc, char **argv)
 /* One row per command group (each group's cli_* lives in its cmd_*.c). */
 static const struct command commands[] = {
 	{ "version", cli_version, "print the version" },
+	{ "store", cli_store, "content-addressed store: put, get, label, ls, gc, verify" },
 };
 
 static void usage(FILE *f)
