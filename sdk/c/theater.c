@@ -1,0 +1,332 @@
+/*
+ * theater.c - canonical-ABI glue between the Theater host and a C actor
+ * (see theater.h). Export and import names follow wit-component's legacy
+ * core-module convention ("theater:simple/actor#init", "cabi_post_...",
+ * "cabi_realloc", import module "theater:simple/runtime"), which both
+ * `jco new` and Theater's core-module loader accept.
+ *
+ * Return areas (CanonicalABI.md layout, wasm32):
+ *   result<tuple<option<list<u8>>>, string>                       16 bytes
+ *     [0] disc; ok: [4] opt disc, [8] ptr, [12] len; err: [4] ptr, [8] len
+ *   result<tuple<option<list<u8>>, tuple<option<list<u8>>>>, string> 28 bytes
+ *     ok: state at 4..16, response option at 16..28
+ *   result<tuple<option<list<u8>>, tuple<channel-accept>>, string>  32 bytes
+ *     ok: state at 4..16, accepted at 16, message option at 20..32
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "theater.h"
+
+#define EXPORT(name) __attribute__((export_name(name)))
+#define IMPORT(mod, name) __attribute__((import_module(mod), import_name(name)))
+
+EXPORT("cabi_realloc")
+void *cabi_realloc(void *old, size_t old_size, size_t align, size_t new_size)
+{
+	(void)old_size;
+	if (new_size == 0)
+		return (void *)align;
+	void *p = realloc(old, new_size);
+	if (!p)
+		__builtin_trap();
+	return p;
+}
+
+theater_string theater_string_dup(const char *s)
+{
+	theater_string r = { NULL, strlen(s) };
+	r.ptr = malloc(r.len ? r.len : 1);
+	if (!r.ptr)
+		__builtin_trap();
+	memcpy(r.ptr, s, r.len);
+	return r;
+}
+
+theater_status theater_ok(void)
+{
+	theater_status s = { false, { NULL, 0 } };
+	return s;
+}
+
+theater_status theater_error(const char *msg)
+{
+	theater_status s = { true, theater_string_dup(msg) };
+	return s;
+}
+
+static _Alignas(8) uint8_t ret_area[32];
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	memcpy(p, &v, 4);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static void put_opt(uint8_t *p, const theater_opt_bytes *o)
+{
+	p[0] = o->is_some;
+	put32(p + 4, o->is_some ? (uint32_t)(uintptr_t)o->val.ptr : 0);
+	put32(p + 8, o->is_some ? (uint32_t)o->val.len : 0);
+}
+
+static void free_opt(const uint8_t *p)
+{
+	if (p[0])
+		free((void *)(uintptr_t)get32(p + 4));
+}
+
+static theater_opt_bytes opt_in(int32_t tag, uint8_t *ptr, size_t len)
+{
+	theater_opt_bytes o = { tag != 0, { tag ? ptr : NULL, tag ? len : 0 } };
+	return o;
+}
+
+/* Frees the old state unless the actor kept the same buffer. */
+static void drop_old(const theater_opt_bytes *old, const theater_opt_bytes *now)
+{
+	if (old->is_some && (!now->is_some || now->val.ptr != old->val.ptr))
+		free(old->val.ptr);
+}
+
+/* Writes the common part: discriminant, new state or error. */
+static uint8_t *finish(theater_status st, const theater_opt_bytes *old, theater_opt_bytes *now)
+{
+	memset(ret_area, 0, sizeof ret_area);
+	if (st.is_err) {
+		if (now->is_some && (!old->is_some || now->val.ptr != old->val.ptr))
+			free(now->val.ptr);
+		if (old->is_some)
+			free(old->val.ptr);
+		ret_area[0] = 1;
+		put32(ret_area + 4, (uint32_t)(uintptr_t)st.err.ptr);
+		put32(ret_area + 8, (uint32_t)st.err.len);
+		return ret_area;
+	}
+	drop_old(old, now);
+	ret_area[0] = 0;
+	put_opt(ret_area + 4, now);
+	return ret_area;
+}
+
+static void post_common(uint8_t *p)
+{
+	if (p[0] == 1)
+		free((void *)(uintptr_t)get32(p + 4));
+	else
+		free_opt(p + 4);
+}
+
+EXPORT("theater:simple/actor#init")
+uint8_t *theater_exp_init(int32_t st, uint8_t *sp, size_t sl, char *id, size_t idl)
+{
+	theater_opt_bytes old = opt_in(st, sp, sl), now = old;
+	theater_string aid = { id, idl };
+	theater_status s = theater_actor_init(&now, aid);
+	free(id);
+	return finish(s, &old, &now);
+}
+
+EXPORT("cabi_post_theater:simple/actor#init")
+void theater_post_init(uint8_t *p)
+{
+	post_common(p);
+}
+
+EXPORT("theater:simple/message-server-client#handle-send")
+uint8_t *theater_exp_handle_send(int32_t st, uint8_t *sp, size_t sl, uint8_t *m, size_t ml)
+{
+	theater_opt_bytes old = opt_in(st, sp, sl), now = old;
+	theater_bytes msg = { m, ml };
+	theater_status s = theater_handle_send(&now, msg);
+	free(m);
+	return finish(s, &old, &now);
+}
+
+EXPORT("cabi_post_theater:simple/message-server-client#handle-send")
+void theater_post_handle_send(uint8_t *p)
+{
+	post_common(p);
+}
+
+EXPORT("theater:simple/message-server-client#handle-request")
+uint8_t *theater_exp_handle_request(int32_t st, uint8_t *sp, size_t sl, char *rid, size_t rl,
+				   uint8_t *m, size_t ml)
+{
+	theater_opt_bytes old = opt_in(st, sp, sl), now = old, resp = { false, { NULL, 0 } };
+	theater_string r = { rid, rl };
+	theater_bytes msg = { m, ml };
+	theater_status s = theater_handle_request(&now, r, msg, &resp);
+	free(rid);
+	free(m);
+	uint8_t *ret = finish(s, &old, &now);
+	if (!s.is_err)
+		put_opt(ret + 16, &resp);
+	else if (resp.is_some)
+		free(resp.val.ptr);
+	return ret;
+}
+
+EXPORT("cabi_post_theater:simple/message-server-client#handle-request")
+void theater_post_handle_request(uint8_t *p)
+{
+	if (p[0] == 0)
+		free_opt(p + 16);
+	post_common(p);
+}
+
+EXPORT("theater:simple/message-server-client#handle-channel-open")
+uint8_t *theater_exp_handle_channel_open(int32_t st, uint8_t *sp, size_t sl, char *from,
+					size_t fl, uint8_t *m, size_t ml)
+{
+	theater_opt_bytes old = opt_in(st, sp, sl), now = old, reply = { false, { NULL, 0 } };
+	theater_string f = { from, fl };
+	theater_bytes msg = { m, ml };
+	bool accepted = false;
+	theater_status s = theater_handle_channel_open(&now, f, msg, &accepted, &reply);
+	free(from);
+	free(m);
+	uint8_t *ret = finish(s, &old, &now);
+	if (!s.is_err) {
+		ret[16] = accepted;
+		put_opt(ret + 20, &reply);
+	} else if (reply.is_some) {
+		free(reply.val.ptr);
+	}
+	return ret;
+}
+
+EXPORT("cabi_post_theater:simple/message-server-client#handle-channel-open")
+void theater_post_handle_channel_open(uint8_t *p)
+{
+	if (p[0] == 0)
+		free_opt(p + 20);
+	post_common(p);
+}
+
+EXPORT("theater:simple/message-server-client#handle-channel-message")
+uint8_t *theater_exp_handle_channel_message(int32_t st, uint8_t *sp, size_t sl, char *cid,
+					   size_t cl, uint8_t *m, size_t ml)
+{
+	theater_opt_bytes old = opt_in(st, sp, sl), now = old;
+	theater_string c = { cid, cl };
+	theater_bytes msg = { m, ml };
+	theater_status s = theater_handle_channel_message(&now, c, msg);
+	free(cid);
+	free(m);
+	return finish(s, &old, &now);
+}
+
+EXPORT("cabi_post_theater:simple/message-server-client#handle-channel-message")
+void theater_post_handle_channel_message(uint8_t *p)
+{
+	post_common(p);
+}
+
+EXPORT("theater:simple/message-server-client#handle-channel-close")
+uint8_t *theater_exp_handle_channel_close(int32_t st, uint8_t *sp, size_t sl, char *cid,
+					 size_t cl)
+{
+	theater_opt_bytes old = opt_in(st, sp, sl), now = old;
+	theater_string c = { cid, cl };
+	theater_status s = theater_handle_channel_close(&now, c);
+	free(cid);
+	return finish(s, &old, &now);
+}
+
+EXPORT("cabi_post_theater:simple/message-server-client#handle-channel-close")
+void theater_post_handle_channel_close(uint8_t *p)
+{
+	post_common(p);
+}
+
+/* Default handlers: keep the state. */
+__attribute__((weak)) theater_status theater_handle_send(theater_opt_bytes *state, theater_bytes msg)
+{
+	(void)state;
+	(void)msg;
+	return theater_ok();
+}
+
+__attribute__((weak)) theater_status theater_handle_request(theater_opt_bytes *state,
+							    theater_string rid, theater_bytes msg,
+							    theater_opt_bytes *response)
+{
+	(void)state;
+	(void)rid;
+	(void)msg;
+	response->is_some = false;
+	return theater_ok();
+}
+
+__attribute__((weak)) theater_status theater_handle_channel_open(theater_opt_bytes *state,
+								 theater_string sender,
+								 theater_bytes msg, bool *accepted,
+								 theater_opt_bytes *reply)
+{
+	(void)state;
+	(void)sender;
+	(void)msg;
+	(void)reply;
+	*accepted = false;
+	return theater_ok();
+}
+
+__attribute__((weak)) theater_status theater_handle_channel_message(theater_opt_bytes *state,
+								    theater_string cid,
+								    theater_bytes msg)
+{
+	(void)state;
+	(void)cid;
+	(void)msg;
+	return theater_ok();
+}
+
+__attribute__((weak)) theater_status theater_handle_channel_close(theater_opt_bytes *state,
+								  theater_string cid)
+{
+	(void)state;
+	(void)cid;
+	return theater_ok();
+}
+
+/* ---- imports ------------------------------------------------------------- */
+
+IMPORT("theater:simple/runtime", "log")
+extern void theater_imp_log(const char *p, size_t n);
+IMPORT("theater:simple/runtime", "get-state")
+extern void theater_imp_get_state(uint8_t *ret);
+IMPORT("theater:simple/message-server-host", "send")
+extern void theater_imp_send(const char *id, size_t idl, const uint8_t *m, size_t ml,
+			     uint8_t *ret);
+
+void theater_log(const char *msg, size_t len)
+{
+	theater_imp_log(msg, len);
+}
+
+theater_opt_bytes theater_get_state(void)
+{
+	_Alignas(4) uint8_t r[12];
+	theater_imp_get_state(r);
+	return opt_in(r[0], (uint8_t *)(uintptr_t)get32(r + 4), get32(r + 8));
+}
+
+bool theater_send(const char *id, size_t idl, const uint8_t *m, size_t ml, theater_string *err)
+{
+	_Alignas(4) uint8_t r[12];
+	theater_imp_send(id, idl, m, ml, r);
+	if (r[0] == 0)
+		return true;
+	if (err) {
+		err->ptr = (char *)(uintptr_t)get32(r + 4);
+		err->len = get32(r + 8);
+	}
+	return false;
+}
