@@ -152,8 +152,9 @@ TH_API int thc_component_find_export(const thc_component *c,
 typedef struct thc_hostcall thc_hostcall;
 
 typedef enum thc_hostret {
-	THC_HOST_OK = 0,   /* *result is set (when the function has a result) */
-	THC_HOST_TRAP = 1  /* thc_hostcall_trap was called                     */
+	THC_HOST_OK = 0,     /* *result is set (when the function has a result) */
+	THC_HOST_TRAP = 1,   /* thc_hostcall_trap was called                     */
+	THC_HOST_PENDING = 2 /* the answer comes later: thc_hostcall_complete    */
 } thc_hostret;
 
 /* A host function. args are the lifted parameters (owned by the caller,
@@ -171,6 +172,15 @@ typedef struct thc_host_import {
 } thc_host_import;
 
 TH_API thc_hostret thc_hostcall_trap(thc_hostcall *call, const char *msg);
+
+/* Answer the host call that returned THC_HOST_PENDING (at most one per
+ * instance): lowers *result (taking ownership; it is released) into the
+ * actor exactly as a synchronous THC_HOST_OK would, then completes the
+ * suspended exec (thw_exec_complete); or, with trap_msg != NULL, makes the
+ * call trap. The caller then drives thw_exec_run again. */
+TH_API int thc_hostcall_complete(thc_instance *inst, thw_exec *exec,
+				 thc_val *result, const char *trap_msg,
+				 th_err *err);
 TH_API thc_instance *thc_hostcall_instance(thc_hostcall *call);
 
 /* Instantiate c in realm r. Every import of c must be matched by one entry

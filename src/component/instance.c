@@ -45,6 +45,10 @@ struct thc_instance {
 	const thc_host_import *himports;
 	size_t nhimports;
 	int calling; /* export index in progress, or -1 */
+	/* A host call answered THC_HOST_PENDING: its trampoline and flat args
+	 * (the return pointer is the last of them). */
+	tramp *pending;
+	thw_val pending_args[THCT_MAX_FLAT_PARAMS + 1];
 	thw_memory *mem; /* main memory, for accounting */
 };
 
@@ -136,6 +140,14 @@ static thw_hostret tramp_call(thw_caller *caller, void *ctx, const thw_val *args
 	thc_hostret hr = t->host(&hc, t->hctx, argv, f->type->nparams, &result);
 	for (uint32_t i = 0; i < f->type->nparams; i++)
 		thc_val_release(&argv[i]);
+	if (hr == THC_HOST_PENDING) {
+		thc_val_release(&result);
+		if (t->inst->pending)
+			return thw_call_trap(caller, "host call pending while another one is");
+		t->inst->pending = t;
+		memcpy(t->inst->pending_args, args, f->sig.nparams * sizeof(thw_val));
+		return THW_HOST_PENDING;
+	}
 	if (hr != THC_HOST_OK) {
 		thc_val_release(&result);
 		return thw_call_trap(caller, hc.msg[0] ? hc.msg : "host function failed");
@@ -568,4 +580,33 @@ int thc_call(thc_instance *inst, thw_exec *exec, int index, const thc_val *args,
 		return th_err_set(err, TH_ESTATE, "call suspended (use thc_call_start)");
 	}
 	return thc_call_finish(inst, exec, result, err);
+}
+
+int thc_hostcall_complete(thc_instance *inst, thw_exec *exec, thc_val *result,
+			  const char *trap_msg, th_err *err)
+{
+	tramp *t = inst->pending;
+	if (!t) {
+		thc_val_release(result);
+		return th_err_set(err, TH_ESTATE, "no pending host call on this instance");
+	}
+	inst->pending = NULL;
+	if (trap_msg) {
+		thc_val_release(result);
+		return thw_exec_complete(exec, NULL, trap_msg);
+	}
+	const thc_fn *f = t->fn;
+	gm g = { inst, t->mem, t->realloc };
+	thca_mem m = mem_of(&g);
+	thw_val res[THCT_MAX_FLAT_RESULTS + 1];
+	th_err e2 = { 0 };
+	int rc = thca_lower_result(&m, f->type, &f->sig, result, inst->pending_args, res, &e2);
+	thc_val_release(result);
+	if (rc) {
+		char msg[600];
+		snprintf(msg, sizeof msg, "%s#%s: %s", f->iface, f->name, e2.msg);
+		thw_exec_complete(exec, NULL, msg);
+		return th_err_set(err, rc, "%s", msg);
+	}
+	return thw_exec_complete(exec, res, NULL);
 }
