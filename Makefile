@@ -115,6 +115,28 @@ spec: deps all
 demo: deps all
 	@sh scripts/demo.sh $(BUILD)
 
+# libFuzzer targets: fuzz/fuzz_X.c -> $(BUILD)/fuzz/fuzz_X, compiled with clang
+# together with the sources of the areas in FUZZ_DEPS_fuzz_X; `make fuzz` runs
+# each for FUZZ_SECONDS, keeping new inputs in $(BUILD)/fuzz/corpus-fuzz_X and
+# reading seeds from FUZZ_SEEDS_fuzz_X.
+FUZZ_TARGETS := $(patsubst fuzz/%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 30
+FUZZ_CC ?= clang
+FUZZ_DEPS_fuzz_toml := toml base
+FUZZ_SEEDS_fuzz_toml := ../shared/testdata/toml-test/valid
+
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
+		-Iinclude -Isrc $< $(foreach a,$(FUZZ_DEPS_fuzz_$*),$(call area_srcs,$(a))) \
+		-o $@ -pthread -lm $(foreach a,$(FUZZ_DEPS_fuzz_$*),$(LIBS_$(a)))
+
+fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
+	@$(foreach t,$(FUZZ_TARGETS),mkdir -p $(BUILD)/fuzz/corpus-$(t) && \
+		echo "fuzz $(t) ($(FUZZ_SECONDS) s)" && \
+		$(BUILD)/fuzz/$(t) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			$(BUILD)/fuzz/corpus-$(t) $(FUZZ_SEEDS_$(t)) &&) true
+
 clean:
 	rm -rf build build-san
 
