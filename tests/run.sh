@@ -12,7 +12,7 @@ trap 'rm -f "$log"' EXIT
 # Sum the "N passed, N failed" line a program printed last.
 tally() {
 	line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
-	p=$(echo "$line" | sed -nE 's/.*[^0-9]?([0-9]+) passed.*/\1/p')
+	p=$(echo "$line" | sed -nE 's/^(.*[^0-9])?([0-9]+) passed.*/\2/p')
 	f=$(echo "$line" | sed -nE 's/.*[^0-9]([0-9]+) failed.*/\1/p')
 	if [ -z "$line" ] || { [ "$1" -ne 0 ] && [ "${f:-0}" -eq 0 ]; }; then
 		# No result line, or a non-zero exit with nothing counted: one failure.
