@@ -3,6 +3,8 @@
 // it into a component. (`jco embed` the command fails to read files in jco
 // 1.35; the API with the WIT given as source text works.)
 //   node tools/jco/embed.mjs IN.wasm WIT_FILE WORLD OUT.wasm
+// IN.wasm may be --dummy: a module with the world's signatures whose
+// bodies trap (for decoder and world-check tests).
 // Run with NODE_PATH pointing at the node_modules that holds jco.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -17,7 +19,7 @@ const require = createRequire(import.meta.url);
 const jcoPath = require.resolve('@bytecodealliance/jco', { paths: (process.env.NODE_PATH || '').split(':') });
 const { componentEmbed } = await import(pathToFileURL(jcoPath).href);
 const out = await componentEmbed({
-	binary: new Uint8Array(readFileSync(input)),
+	...(input === '--dummy' ? { dummy: true } : { binary: new Uint8Array(readFileSync(input)) }),
 	witSource: readFileSync(witPath, 'utf8'),
 	world,
 	stringEncoding: 'utf8',
