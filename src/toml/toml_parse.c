@@ -48,6 +48,7 @@ typedef struct parser {
 	uint32_t ccol;
 	unsigned max_depth;
 	tt_value *root, *cur;
+	char cur_name[256]; /* the current [header]'s key, for messages */
 	int code;
 	pos epos;
 	char emsg[TH_ERR_MSG_MAX];
@@ -567,6 +568,20 @@ static const char *key_text(const keypath *k, size_t upto, char *out, size_t cap
 			break;
 		n += (size_t)w;
 	}
+	return out;
+}
+
+/* A key of a key/value pair as a full path from the root when it is in the
+ * current [header]'s table (inline tables: relative). */
+static const char *full_key(parser *P, const tt_value *table, const keypath *k,
+			    size_t upto, char *out, size_t cap)
+{
+	char rel[256];
+	key_text(k, upto, rel, sizeof(rel));
+	if (table == P->cur && P->cur_name[0])
+		snprintf(out, cap, "%s.%s", P->cur_name, rel);
+	else
+		snprintf(out, cap, "%s", rel);
 	return out;
 }
 
@@ -1093,17 +1108,17 @@ static int keyval(parser *P, tt_value *table)
 				goto out;
 		} else if (c->type != TT_TABLE) {
 			fail_at(P, k.p[j].at, TH_EINVAL, "key '%s' is already a %s, not a table",
-				key_text(&k, j + 1, kt, sizeof(kt)), tt_type_name(c->type));
+				full_key(P, table, &k, j + 1, kt, sizeof(kt)), tt_type_name(c->type));
 			goto out;
 		} else if (c->flags & TT_F_INLINE) {
 			fail_at(P, k.p[j].at, TH_EINVAL,
 				"cannot add keys to inline table '%s'",
-				key_text(&k, j + 1, kt, sizeof(kt)));
+				full_key(P, table, &k, j + 1, kt, sizeof(kt)));
 			goto out;
 		} else if (!(c->flags & TT_F_DOTTED)) {
 			fail_at(P, k.p[j].at, TH_EINVAL,
 				"cannot add to table '%s' with a dotted key: it was defined by a [header]",
-				key_text(&k, j + 1, kt, sizeof(kt)));
+				full_key(P, table, &k, j + 1, kt, sizeof(kt)));
 			goto out;
 		}
 		t = c;
@@ -1111,7 +1126,7 @@ static int keyval(parser *P, tt_value *table)
 	keypart *last = &k.p[k.n - 1];
 	if (tt_getn(t, last->s, last->len)) {
 		fail_at(P, last->at, TH_EINVAL, "duplicate key '%s'",
-			key_text(&k, k.n, kt, sizeof(kt)));
+			full_key(P, table, &k, k.n, kt, sizeof(kt)));
 		goto out;
 	}
 	if (value(P, &v, (uint16_t)(t->depth + 1)))
@@ -1167,6 +1182,7 @@ static int header(parser *P)
 	keypart *last = &k.p[k.n - 1];
 	tt_value *c = tt_getn(t, last->s, last->len);
 	key_text(&k, k.n, kt, sizeof(kt));
+	snprintf(P->cur_name, sizeof(P->cur_name), "%s", kt);
 	if (aot) { /* rule 4 */
 		if (!c) {
 			c = tt__new(TT_ARRAY, at.line, at.col, (uint16_t)(t->depth + 1));

@@ -141,6 +141,10 @@ TEST(error_messages_with_positions)
 	CHECK_EQ_STR(bad("a = 1\nb 2\n", TH_EINVAL),
 		     "line 2, column 3: expected '=' after key 'b', found '2'");
 	CHECK_EQ_STR(bad("a = 1\na = 2\n", TH_EINVAL), "line 2, column 1: duplicate key 'a'");
+	CHECK_EQ_STR(bad("[t.u]\na = 1\n\"a\" = 2\n", TH_EINVAL),
+		     "line 3, column 1: duplicate key 't.u.a'");
+	CHECK_EQ_STR(bad("[t]\nx = {a = 1, a = 2}\n", TH_EINVAL),
+		     "line 2, column 13: duplicate key 'a'");
 	CHECK_EQ_STR(bad("x = hello\n", TH_EINVAL),
 		     "line 1, column 5: expected a value, found 'h' (strings need quotes)");
 	CHECK_EQ_STR(bad("x = \n", TH_EINVAL), "line 1, column 5: expected a value");
@@ -165,7 +169,7 @@ TEST(error_messages_with_positions)
 	CHECK_EQ_STR(bad("t = {a = 1}\nt.b = 2\n", TH_EINVAL),
 		     "line 2, column 1: cannot add keys to inline table 't'");
 	CHECK_EQ_STR(bad("[a.b]\n[a]\nb.c = 1\n", TH_EINVAL),
-		     "line 3, column 1: cannot add to table 'b' with a dotted key: it was defined by a [header]");
+		     "line 3, column 1: cannot add to table 'a.b' with a dotted key: it was defined by a [header]");
 	CHECK_EQ_STR(bad("a = [1]\n[[a]]\n", TH_EINVAL),
 		     "line 2, column 1: cannot define array of tables 'a': it is a static array");
 	CHECK_EQ_STR(bad("x = 1\n\xff = 2\n", TH_EINVAL), "line 2, column 1: invalid UTF-8 byte 0xFF");
