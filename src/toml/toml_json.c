@@ -94,6 +94,9 @@ static void put_value(jbuf *b, const tt_value *v)
 			puts_(b, v->u.f < 0 ? "\"-inf\"" : "\"inf\"");
 		else {
 			snprintf(num, sizeof(num), "%.17g", v->u.f);
+			for (char *p = num; *p; p++) /* a locale's decimal comma */
+				if (*p == ',')
+					*p = '.';
 			puts_(b, num);
 		}
 		break;

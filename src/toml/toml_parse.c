@@ -30,8 +30,9 @@
  * (tables, arrays) nest, which also bounds the recursion of this parser and
  * of tt_free. A key may have at most max_depth parts.
  */
-#include <errno.h>
+#include <locale.h>
 #include <math.h>
+#include <pthread.h>
 
 #include "toml/toml_tree.h"
 
@@ -666,6 +667,23 @@ static int digits(parser *P, const char *t, size_t n, int base, char *out,
 	return 0;
 }
 
+/* strtod in the "C" locale, whatever locale the embedding program set. */
+static locale_t c_locale;
+static pthread_once_t c_locale_once = PTHREAD_ONCE_INIT;
+
+static void c_locale_init(void)
+{
+	c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+}
+
+static double strtod_c(const char *s, char **end)
+{
+	pthread_once(&c_locale_once, c_locale_init);
+	if (c_locale)
+		return strtod_l(s, end, c_locale);
+	return strtod(s, end); /* defensive: "C" always exists */
+}
+
 /* Integer or float token t[0..n) starting at 'at'. */
 static int number(parser *P, const char *t, size_t n, pos at, tt_value *v)
 {
@@ -743,9 +761,8 @@ static int number(parser *P, const char *t, size_t n, pos at, tt_value *v)
 			return P->code;
 	}
 	if (is_float) {
-		errno = 0;
 		char *end = NULL;
-		double d = strtod(clean, &end);
+		double d = strtod_c(clean, &end);
 		if (!end || *end || isinf(d))
 			return fail_at(P, at, TH_EINVAL, "float out of range");
 		v->type = TT_FLOAT;
