@@ -422,6 +422,12 @@ static bool utf8_valid(const uint8_t *s, size_t n, size_t *bad)
 	return true;
 }
 
+bool th_cbor_utf8_ok(const void *s, size_t n, size_t *bad)
+{
+	size_t dummy;
+	return utf8_valid(s, n, bad ? bad : &dummy);
+}
+
 int th_cbor_get_bytes(th_cbor_dec *d, const uint8_t **p, size_t *n, th_err *err)
 {
 	return get_string(d, TH_CBOR_BYTES, p, n, err);
@@ -429,7 +435,7 @@ int th_cbor_get_bytes(th_cbor_dec *d, const uint8_t **p, size_t *n, th_err *err)
 
 int th_cbor_get_text(th_cbor_dec *d, const char **s, size_t *n, th_err *err)
 {
-	const uint8_t *p;
+	const uint8_t *p = NULL;
 	size_t start = d->pos, bad;
 	int rc = get_string(d, TH_CBOR_TEXT, &p, n, err);
 	if (rc)

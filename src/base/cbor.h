@@ -103,6 +103,10 @@ bool th_cbor_get_null(th_cbor_dec *d);
 /* Skip one whole item (nested arrays and maps included). */
 int th_cbor_skip(th_cbor_dec *d, th_err *err);
 
+/* True when s[0..n) is valid UTF-8 (no overlongs, surrogates or code
+ * points above U+10FFFF); *bad gets the offset of the first bad byte. */
+bool th_cbor_utf8_ok(const void *s, size_t n, size_t *bad);
+
 /* True when p[0..n) is exactly one well-formed item in core deterministic
  * encoding (including sorted, unique map keys). On false, err says where. */
 bool th_cbor_check_deterministic(const void *p, size_t n, th_err *err);

@@ -1,0 +1,2081 @@
+/*
+ * chain.c - the Event Chain store: chains, recovery, appends, reads,
+ * indexes, retention and subscriptions.
+ *
+ * DESIGN
+ *
+ * A chain store is a directory:
+ *
+ *     LOCK                  flock()ed by the one process that writes
+ *     seg-00000001.0.log    segment files, in log order by number
+ *     seg-00000002.0.log
+ *     seg-00000001.1.log    a compacted rewrite of segment 1 (version 1)
+ *
+ * All chains of a store share the segments: one log, so one fsync makes a
+ * whole batch of many chains durable (group commit, see log.c). Segment
+ * files are append-only; only compaction replaces a sealed one, whole.
+ *
+ * SEGMENT FORMAT (all integers little-endian)
+ *
+ *   header, 32 bytes:
+ *     0   8  magic "THXSEG01"
+ *     8   4  segment number (log order)
+ *    12   4  version (0 = as written; n = n-th compaction)
+ *    16   8  creation time, ns since the Unix epoch
+ *    24   4  zero
+ *    28   4  CRC32C of bytes 0..27
+ *   then records, back to back, each:
+ *     0   4  magic "THXR"
+ *     4   4  payload length L (at most 16 MiB + 4 KiB)
+ *     8   1  type: 1 chain, 2 event, 3 pruned event, 4 block, 5 prune
+ *     9   3  zero
+ *    12   4  CRC32C over bytes 4..11 and the L payload bytes
+ *    16   L  payload:
+ *       chain  CBOR [no, name, durability, batch_ms, block_events,
+ *                    max_age_ns, max_events, max_bytes]
+ *       event  u32 chain no | 32-byte event hash | event CBOR (hashed)
+ *       stub   u32 chain no | 32-byte event hash | stub CBOR
+ *       block  u32 chain no | 32-byte block hash | block header CBOR
+ *       prune  CBOR [no, below_seq]
+ *   (codec.c has the CBOR layouts; docs/chain.md a worked example.)
+ *
+ * A record is valid when its magic, type and CRC check. The event hash is
+ * SHA-256 of the event CBOR, which contains the parent hash: the CRC
+ * catches torn and flipped bytes cheaply at open, the hashes make the
+ * history tamper-evident (thx_verify recomputes them all).
+ *
+ * INVARIANTS
+ *   1. In the log, a chain's records appear in seq order; its chain record
+ *      comes first; a block record follows the last event it covers.
+ *   2. ents[i].hash is the hash of event i; event i (i > 0) names
+ *      ents[i-1].hash as parent; timestamps never decrease within a chain.
+ *   3. Blocks partition [0, block_start): block k covers [first_seq,
+ *      first_seq + count), its prev is block k-1's hash, its Merkle root
+ *      is over exactly those events' hashes.
+ *   4. Events below prune_below have no data in memory and may be stubs
+ *      on disk; their hash is kept, so 2 and 3 still hold.
+ *   5. Memory (THX_NONE) chains never reach the log.
+ *
+ * RECOVERY (thx_store_open)
+ *   Segments are read in number order (for two versions of one number the
+ *   higher wins: compaction wrote and fsynced it completely before
+ *   unlinking the lower). Records are applied to rebuild every chain's
+ *   index. At the first invalid record the scanner looks for any valid
+ *   record after it: none, in the last segment, means a torn tail (a
+ *   write cut short by a crash) and the file is truncated there; else it
+ *   is damage, noted on the chain (appends to it are refused; all its
+ *   other events stay readable) and scanning resumes at the next valid
+ *   record. Finally the last two blocks and the open block of every chain
+ *   are re-hashed and their Merkle roots recomputed.
+ *
+ * THREADS
+ *   s->lk (rwlock): chain tables, interned strings, subscribers.
+ *   c->mu: one chain's index (entries, blocks, postings, options).
+ *   l->mu (log.c): the insert buffer and the leader election.
+ *   Lock order: c->dmu -> c->mu -> s->lk -> l->mu -> seg->lk (an append
+ *   interns new strings under c->mu; code that walks all chains copies
+ *   the list first and never holds s->lk while taking c->mu). An append
+ *   holds c->mu while it
+ *   encodes and hashes (so seq order = log order for that chain) and
+ *   l->mu only for the memcpy into the buffer; durability waits and
+ *   subscriber calls happen with no lock held. c->dmu serialises delivery
+ *   to subscribers (in seq order) and is never held during a callback.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "chain/internal.h"
+
+/* ---- per-thread scratch buffer ---- */
+
+struct scratch {
+	uint8_t *p;
+	size_t cap;
+};
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *v)
+{
+	struct scratch *s = v;
+	th_free(s->p);
+	th_free(s);
+}
+
+static void scratch_init(void)
+{
+	pthread_key_create(&scratch_key, scratch_free);
+}
+
+static uint8_t *scratch_get(size_t need)
+{
+	pthread_once(&scratch_once, scratch_init);
+	struct scratch *s = pthread_getspecific(scratch_key);
+	if (!s) {
+		s = th_calloc(1, sizeof *s);
+		if (!s)
+			return NULL;
+		if (pthread_setspecific(scratch_key, s) != 0) {
+			th_free(s);
+			return NULL;
+		}
+	}
+	if (s->cap < need) {
+		size_t cap = need < 4096 ? 4096 : need;
+		uint8_t *p = th_realloc(s->p, cap);
+		if (!p)
+			return NULL;
+		s->p = p;
+		s->cap = cap;
+	}
+	return s->p;
+}
+
+/* ---- interned strings (actor ids, event types) ---- */
+
+static uint64_t fnv(const char *s, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+	return h;
+}
+
+const char *thx__str(thx_store *s, uint32_t id)
+{
+	pthread_rwlock_rdlock(&s->lk);
+	const char *r = id < s->nstrs ? s->strs[id] : "";
+	pthread_rwlock_unlock(&s->lk);
+	return r;
+}
+
+/* Lookup without inserting; s->lk held. */
+static bool str_find(thx_store *s, const char *str, size_t n, uint32_t *id)
+{
+	if (!s->strmap_cap)
+		return false;
+	size_t mask = s->strmap_cap - 1;
+	for (size_t i = fnv(str, n) & mask;; i = (i + 1) & mask) {
+		uint32_t v = s->strmap[i];
+		if (!v)
+			return false;
+		const char *c = s->strs[v - 1];
+		if (strlen(c) == n && memcmp(c, str, n) == 0) {
+			*id = v - 1;
+			return true;
+		}
+	}
+}
+
+static int str_intern(thx_store *s, const char *str, size_t n, uint32_t *id,
+		      const char **interned)
+{
+	pthread_rwlock_rdlock(&s->lk);
+	bool found = str_find(s, str, n, id);
+	if (found)
+		*interned = s->strs[*id];
+	pthread_rwlock_unlock(&s->lk);
+	if (found)
+		return 0;
+	pthread_rwlock_wrlock(&s->lk);
+	int rc = 0;
+	if (str_find(s, str, n, id)) {
+		*interned = s->strs[*id];
+		goto out;
+	}
+	if ((s->nstrs + 1) * 2 > s->strmap_cap) {
+		size_t cap = s->strmap_cap ? s->strmap_cap * 2 : 256;
+		uint32_t *m = th_calloc(cap, sizeof *m);
+		if (!m) {
+			rc = TH_ENOMEM;
+			goto out;
+		}
+		for (size_t k = 0; k < s->nstrs; k++) {
+			const char *c = s->strs[k];
+			size_t i = fnv(c, strlen(c)) & (cap - 1);
+			while (m[i])
+				i = (i + 1) & (cap - 1);
+			m[i] = (uint32_t)k + 1;
+		}
+		th_free(s->strmap);
+		s->strmap = m;
+		s->strmap_cap = cap;
+	}
+	if (s->nstrs == s->capstrs) {
+		size_t cap = s->capstrs ? s->capstrs * 2 : 64;
+		char **a = th_realloc(s->strs, cap * sizeof *a);
+		if (!a) {
+			rc = TH_ENOMEM;
+			goto out;
+		}
+		s->strs = a;
+		s->capstrs = cap;
+	}
+	char *copy = th_strndup(str, n);
+	if (!copy) {
+		rc = TH_ENOMEM;
+		goto out;
+	}
+	size_t i = fnv(str, n) & (s->strmap_cap - 1);
+	while (s->strmap[i])
+		i = (i + 1) & (s->strmap_cap - 1);
+	s->strs[s->nstrs] = copy;
+	s->strmap[i] = (uint32_t)s->nstrs + 1;
+	*id = (uint32_t)s->nstrs++;
+	*interned = copy;
+out:
+	pthread_rwlock_unlock(&s->lk);
+	return rc;
+}
+
+/* ---- posting lists: id -> seqs, for type and actor lookups ---- */
+
+static thx__post *pmap_find(thx__pmap *m, uint32_t id)
+{
+	if (!m->nslots)
+		return NULL;
+	size_t mask = m->nslots - 1;
+	for (size_t i = (id * 2654435761u) & mask;; i = (i + 1) & mask) {
+		uint32_t v = m->slots[i];
+		if (!v)
+			return NULL;
+		if (m->posts[v - 1].id == id)
+			return &m->posts[v - 1];
+	}
+}
+
+/* Make room so that pmap_add(m, id, seq) cannot fail. */
+static bool pmap_reserve(thx__pmap *m, uint32_t id)
+{
+	thx__post *p = pmap_find(m, id);
+	if (p) {
+		if (p->n < p->cap)
+			return true;
+		size_t cap = p->cap ? p->cap * 2 : 8;
+		uint64_t *a = th_realloc(p->seqs, cap * sizeof *a);
+		if (!a)
+			return false;
+		p->seqs = a;
+		p->cap = cap;
+		return true;
+	}
+	if (m->n == m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 4;
+		thx__post *a = th_realloc(m->posts, cap * sizeof *a);
+		if (!a)
+			return false;
+		m->posts = a;
+		m->cap = cap;
+	}
+	if ((m->n + 1) * 2 > m->nslots) {
+		size_t cap = m->nslots ? m->nslots * 2 : 8;
+		uint32_t *sl = th_calloc(cap, sizeof *sl);
+		if (!sl)
+			return false;
+		for (size_t k = 0; k < m->n; k++) {
+			size_t i = (m->posts[k].id * 2654435761u) & (cap - 1);
+			while (sl[i])
+				i = (i + 1) & (cap - 1);
+			sl[i] = (uint32_t)k + 1;
+		}
+		th_free(m->slots);
+		m->slots = sl;
+		m->nslots = cap;
+	}
+	uint64_t *a = th_malloc(8 * sizeof *a);
+	if (!a)
+		return false;
+	thx__post *np = &m->posts[m->n];
+	np->id = id;
+	np->seqs = a;
+	np->n = 0;
+	np->cap = 8;
+	size_t i = (id * 2654435761u) & (m->nslots - 1);
+	while (m->slots[i])
+		i = (i + 1) & (m->nslots - 1);
+	m->slots[i] = (uint32_t)++m->n;
+	return true;
+}
+
+static void pmap_add(thx__pmap *m, uint32_t id, uint64_t seq)
+{
+	thx__post *p = pmap_find(m, id);
+	p->seqs[p->n++] = seq;
+}
+
+static void pmap_release(thx__pmap *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		th_free(m->posts[i].seqs);
+	th_free(m->posts);
+	th_free(m->slots);
+	memset(m, 0, sizeof *m);
+}
+
+/* ---- chains ---- */
+
+static void opts_fill(thx_chain_opts *o)
+{
+	if (!o->batch_ms)
+		o->batch_ms = 10;
+	if (!o->block_events)
+		o->block_events = 256;
+}
+
+static void chain_free(thx_chain *c)
+{
+	if (!c)
+		return;
+	for (uint64_t i = 0; i < c->n; i++)
+		th_free(c->ents[i].mem);
+	th_free(c->ents);
+	th_free(c->blocks);
+	pmap_release(&c->types);
+	pmap_release(&c->actors);
+	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->dmu);
+	th_free(c->name);
+	th_free(c);
+}
+
+thx_chain *thx__chain_by_no(thx_store *s, uint32_t no)
+{
+	return no < s->nnos ? s->by_no[no] : NULL;
+}
+
+/* Binary search by name; s->lk held. Returns the insertion index. */
+static size_t chain_pos(thx_store *s, const char *name, bool *found)
+{
+	size_t lo = 0, hi = s->nchains;
+	*found = false;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(s->chains[mid]->name, name);
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Create the in-memory chain (s->lk held for writing). */
+static int chain_new(thx_store *s, uint32_t no, const char *name,
+		     const thx_chain_opts *opts, thx_chain **out, th_err *err)
+{
+	bool found;
+	size_t pos = chain_pos(s, name, &found);
+	if (found)
+		return th_err_set(err, TH_EEXIST, "chain '%s' exists", name);
+	if (s->nchains == s->capchains) {
+		size_t cap = s->capchains ? s->capchains * 2 : 16;
+		thx_chain **a = th_realloc(s->chains, cap * sizeof *a);
+		if (!a)
+			return th_err_set(err, TH_ENOMEM, "out of memory");
+		s->chains = a;
+		s->capchains = cap;
+	}
+	if (no >= s->nnos) {
+		size_t cap = (size_t)no + 1 < 16 ? 16 : ((size_t)no + 1) * 2;
+		thx_chain **a = th_realloc(s->by_no, cap * sizeof *a);
+		if (!a)
+			return th_err_set(err, TH_ENOMEM, "out of memory");
+		memset(a + s->nnos, 0, (cap - s->nnos) * sizeof *a);
+		s->by_no = a;
+		s->nnos = (uint32_t)cap;
+	}
+	thx_chain *c = th_calloc(1, sizeof *c);
+	if (!c || !(c->name = th_strdup(name))) {
+		th_free(c);
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	}
+	c->s = s;
+	c->no = no;
+	c->opts = *opts;
+	opts_fill(&c->opts);
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_mutex_init(&c->dmu, NULL);
+	memmove(s->chains + pos + 1, s->chains + pos,
+		(s->nchains - pos) * sizeof *s->chains);
+	s->chains[pos] = c;
+	s->nchains++;
+	s->by_no[no] = c;
+	if (no + 1 > s->next_no)
+		s->next_no = no + 1;
+	if (c->opts.durability == THX_BATCH) {
+		uint32_t cur = atomic_load(&s->batch_ms);
+		while ((cur == 0 || c->opts.batch_ms < cur) &&
+		       !atomic_compare_exchange_weak(&s->batch_ms, &cur, c->opts.batch_ms))
+			;
+	}
+	*out = c;
+	return 0;
+}
+
+static bool name_ok(const char *name, th_err *err, const char *what)
+{
+	size_t n = name ? strlen(name) : 0, bad;
+	if (n == 0 || n > THX_NAME_MAX) {
+		th_err_set(err, TH_EINVAL, "%s must have 1..%d bytes (has %zu)", what,
+			   THX_NAME_MAX, n);
+		return false;
+	}
+	if (!th_cbor_utf8_ok(name, n, &bad)) {
+		th_err_set(err, TH_EINVAL, "%s is not valid UTF-8 (byte %zu)", what, bad);
+		return false;
+	}
+	return true;
+}
+
+/* Encode a chain record into a heap buffer (framed). */
+static int chain_record(const thx_chain *c, uint8_t **out, size_t *len, th_err *err)
+{
+	th_cbor_enc e;
+	th_cbor_enc_init(&e, NULL, 0);
+	th_cbor_put_raw(&e, (uint8_t[THX__REC_HDR]){ 0 }, THX__REC_HDR);
+	th_cbor_put_array(&e, 8);
+	th_cbor_put_uint(&e, c->no);
+	th_cbor_put_cstr(&e, c->name);
+	th_cbor_put_uint(&e, c->opts.durability);
+	th_cbor_put_uint(&e, c->opts.batch_ms);
+	th_cbor_put_uint(&e, c->opts.block_events);
+	th_cbor_put_uint(&e, c->opts.retention.max_age_ns);
+	th_cbor_put_uint(&e, c->opts.retention.max_events);
+	th_cbor_put_uint(&e, c->opts.retention.max_bytes);
+	if (th_cbor_enc_take(&e, out, len))
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	thx__frame(*out, THX__REC_CHAIN, (uint32_t)(*len - THX__REC_HDR));
+	return 0;
+}
+
+/* Insert one framed record and, if sync, wait until it is durable. */
+static int put_one(thx_store *s, const uint8_t *rec, size_t len, bool sync,
+		   th_err *err)
+{
+	uint32_t slot;
+	uint64_t off, lsn;
+	bool flush;
+	int rc = thx__log_put(&s->log, rec, &len, 1, &slot, &off, &lsn, &flush, err);
+	if (!rc && (sync || flush))
+		rc = thx__log_commit(&s->log, lsn, sync, err);
+	return rc;
+}
+
+int thx_chain_open(thx_store *s, const char *name, const thx_chain_opts *opts,
+		   bool create, thx_chain **out, th_err *err)
+{
+	bool found;
+	if (!name_ok(name, err, "chain name"))
+		return TH_EINVAL;
+	pthread_rwlock_rdlock(&s->lk);
+	size_t pos = chain_pos(s, name, &found);
+	if (found)
+		*out = s->chains[pos];
+	pthread_rwlock_unlock(&s->lk);
+	if (found)
+		return 0;
+	if (!create)
+		return th_err_set(err, TH_ENOTFOUND, "no chain '%s' in %s", name, s->dir);
+	thx_chain_opts o = { 0 };
+	if (opts)
+		o = *opts;
+	if (o.durability > THX_NONE)
+		return th_err_set(err, TH_EINVAL, "bad durability %d", (int)o.durability);
+	if (s->opts.read_only && o.durability != THX_NONE)
+		return th_err_set(err, TH_ESTATE, "chain store %s is open read-only", s->dir);
+
+	pthread_rwlock_wrlock(&s->lk);
+	pos = chain_pos(s, name, &found);
+	if (found) {
+		*out = s->chains[pos];
+		pthread_rwlock_unlock(&s->lk);
+		return 0;
+	}
+	thx_chain *c;
+	int rc = chain_new(s, s->next_no, name, &o, &c, err);
+	if (rc) {
+		pthread_rwlock_unlock(&s->lk);
+		return rc;
+	}
+	if (o.durability != THX_NONE) {
+		uint8_t *rec;
+		size_t len;
+		rc = chain_record(c, &rec, &len, err);
+		if (!rc) {
+			rc = put_one(s, rec, len, false, err);
+			th_free(rec);
+		}
+		if (rc) {
+			/* undo: it never reached the log */
+			size_t p = chain_pos(s, name, &found);
+			memmove(s->chains + p, s->chains + p + 1,
+				(s->nchains - p - 1) * sizeof *s->chains);
+			s->nchains--;
+			s->by_no[c->no] = NULL;
+			chain_free(c);
+			pthread_rwlock_unlock(&s->lk);
+			return rc;
+		}
+	}
+	pthread_rwlock_unlock(&s->lk);
+	/* The chain record must be durable before any `always` event of it
+	 * is acknowledged; the event's own commit covers it (log order). */
+	*out = c;
+	return 0;
+}
+
+const char *thx_chain_name(const thx_chain *c)
+{
+	return c->name;
+}
+
+uint64_t thx_chain_count(thx_chain *c)
+{
+	pthread_mutex_lock(&c->mu);
+	uint64_t n = c->n;
+	pthread_mutex_unlock(&c->mu);
+	return n;
+}
+
+bool thx_chain_head(thx_chain *c, uint8_t hash[THX_HASH_LEN])
+{
+	pthread_mutex_lock(&c->mu);
+	bool any = c->n > 0;
+	if (any)
+		memcpy(hash, c->ents[c->n - 1].hash, 32);
+	pthread_mutex_unlock(&c->mu);
+	return any;
+}
+
+void thx_chain_opts_get(thx_chain *c, thx_chain_opts *out)
+{
+	pthread_mutex_lock(&c->mu);
+	*out = c->opts;
+	pthread_mutex_unlock(&c->mu);
+}
+
+int thx_chain_configure(thx_chain *c, const thx_chain_opts *opts, th_err *err)
+{
+	thx_chain_opts o = *opts;
+	opts_fill(&o);
+	pthread_mutex_lock(&c->mu);
+	if ((o.durability == THX_NONE) != (c->opts.durability == THX_NONE)) {
+		pthread_mutex_unlock(&c->mu);
+		return th_err_set(err, TH_EUNSUPPORTED,
+				  "chain '%s': cannot switch between memory-only and on-disk",
+				  c->name);
+	}
+	thx_chain_opts old = c->opts;
+	c->opts = o;
+	int rc = 0;
+	if (o.durability != THX_NONE) {
+		uint8_t *rec;
+		size_t len;
+		rc = chain_record(c, &rec, &len, err);
+		if (!rc) {
+			rc = put_one(c->s, rec, len, false, err);
+			th_free(rec);
+		}
+		if (rc)
+			c->opts = old;
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (!rc && o.durability == THX_BATCH) {
+		uint32_t cur = atomic_load(&c->s->batch_ms);
+		while ((cur == 0 || o.batch_ms < cur) &&
+		       !atomic_compare_exchange_weak(&c->s->batch_ms, &cur, o.batch_ms))
+			;
+	}
+	return rc;
+}
+
+int thx_store_list(thx_store *s, char ***names, size_t *n, th_err *err)
+{
+	pthread_rwlock_rdlock(&s->lk);
+	size_t bytes = s->nchains * sizeof(char *);
+	for (size_t i = 0; i < s->nchains; i++)
+		bytes += strlen(s->chains[i]->name) + 1;
+	char **a = th_malloc(bytes);
+	if (!a) {
+		pthread_rwlock_unlock(&s->lk);
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	}
+	char *p = (char *)(a + s->nchains);
+	for (size_t i = 0; i < s->nchains; i++) {
+		size_t l = strlen(s->chains[i]->name) + 1;
+		memcpy(p, s->chains[i]->name, l);
+		a[i] = p;
+		p += l;
+	}
+	*n = s->nchains;
+	*names = a;
+	pthread_rwlock_unlock(&s->lk);
+	return 0;
+}
+
+void thx_free(void *p)
+{
+	th_free(p);
+}
+
+/* ---- append ---- */
+
+static int intern_cached(thx_chain *c, const char *str, const char **cache,
+			 uint32_t *cache_id, uint32_t *id)
+{
+	if (*cache && strcmp(*cache, str) == 0) {
+		*id = *cache_id;
+		return 0;
+	}
+	const char *interned;
+	int rc = str_intern(c->s, str, strlen(str), id, &interned);
+	if (!rc) {
+		*cache = interned;
+		*cache_id = *id;
+	}
+	return rc;
+}
+
+static bool grow_arr(void **p, uint64_t *cap, uint64_t need, size_t elem)
+{
+	if (need <= *cap)
+		return true;
+	uint64_t c = *cap ? *cap * 2 : 64;
+	while (c < need)
+		c *= 2;
+	void *n = th_realloc(*p, (size_t)c * elem);
+	if (!n)
+		return false;
+	*p = n;
+	*cap = c;
+	return true;
+}
+
+/* Append one event with c->mu held. *lsn gets the log position to wait for
+ * (0 for memory chains). */
+static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t *seq_out,
+			 uint8_t *hash_out, uint64_t *lsn, bool *flush, th_err *err)
+{
+	thx_store *s = c->s;
+	size_t alen, tlen, dlen = 0;
+	if (!name_ok(in->actor, err, "actor id") || !name_ok(in->type, err, "event type"))
+		return TH_EINVAL;
+	alen = strlen(in->actor);
+	tlen = strlen(in->type);
+	if (in->description) {
+		size_t bad;
+		dlen = strlen(in->description);
+		if (dlen > THX_DATA_MAX || !th_cbor_utf8_ok(in->description, dlen, &bad))
+			return th_err_set(err, TH_EINVAL,
+					  "event description is too long or not UTF-8");
+	}
+	if (in->len > THX_DATA_MAX || (in->len && !in->data))
+		return th_err_set(err, TH_ELIMIT, "event data of %zu bytes (at most %u)",
+				  in->len, THX_DATA_MAX);
+	if (c->damaged)
+		return th_err_set(err, TH_ECORRUPT, "chain '%s' is damaged at seq %llu (%s); "
+				  "appends refused", c->name,
+				  (unsigned long long)c->damaged_seq, c->damage);
+	uint64_t seq = c->n;
+	uint64_t ts = in->timestamp_ns ? in->timestamp_ns : th_wall_ns();
+	if (ts < c->last_ts)
+		ts = c->last_ts;
+	uint32_t tid, aid;
+	if (intern_cached(c, in->type, &c->last_type, &c->last_type_id, &tid) ||
+	    intern_cached(c, in->actor, &c->last_actor, &c->last_actor_id, &aid))
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	bool seal = seq + 1 - c->block_start >= c->opts.block_events;
+	if (!grow_arr((void **)&c->ents, &c->cap, seq + 1, sizeof *c->ents) ||
+	    !pmap_reserve(&c->types, tid) || !pmap_reserve(&c->actors, aid) ||
+	    (seal && !grow_arr((void **)&c->blocks, &c->capblocks, c->nblocks + 1,
+			       sizeof *c->blocks)))
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+
+	/* event record: header | chain no | hash | CBOR */
+	size_t bound = 16 + 4 + 32 + 1 + 34 + 9 + alen + 9 + 9 + 9 + tlen + 9 +
+		       in->len + 9 + dlen;
+	size_t nleaves = seal ? (size_t)(seq + 1 - c->block_start) : 0;
+	size_t bbound = seal ? 16 + 4 + 32 + 64 + 34 + 9 + strlen(c->name) + 27 + 34 : 0;
+	uint8_t *buf = scratch_get(bound + bbound + nleaves * 32);
+	if (!buf)
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	th_cbor_enc e;
+	th_cbor_enc_init(&e, buf + 52, bound - 52);
+	thx__enc_event(&e, seq ? c->ents[seq - 1].hash : NULL, in->actor, alen, seq, ts,
+		       in->type, tlen, in->data, in->len, in->description, dlen);
+	if (e.err)
+		return th_err_set(err, TH_ELIMIT, "event encoding failed");
+	uint8_t hash[32];
+	thx__sha256(e.buf, e.len, hash);
+	size_t elen = 52 + e.len;
+	thx__put_le32(buf + 16, c->no);
+	memcpy(buf + 20, hash, 32);
+
+	thx__blk blk = { 0 };
+	size_t blen = 0;
+	if (seal) {
+		uint8_t (*leaves)[32] = (uint8_t (*)[32])(buf + bound + bbound);
+		for (size_t i = 0; i + 1 < nleaves; i++)
+			memcpy(leaves[i], c->ents[c->block_start + i].hash, 32);
+		memcpy(leaves[nleaves - 1], hash, 32);
+		blk.h.index = c->nblocks;
+		blk.h.first_seq = c->block_start;
+		blk.h.count = nleaves;
+		if (c->nblocks) {
+			blk.h.has_prev = true;
+			memcpy(blk.h.prev, c->blocks[c->nblocks - 1].h.hash, 32);
+		}
+		thx__merkle_root((const uint8_t (*)[32])leaves, nleaves, blk.h.merkle_root);
+		uint8_t *b = buf + elen;
+		th_cbor_enc be;
+		th_cbor_enc_init(&be, b + 52, bbound - 52);
+		thx__enc_block(&be, &blk.h, c->name);
+		thx__sha256(be.buf, be.len, blk.h.hash);
+		thx__put_le32(b + 16, c->no);
+		memcpy(b + 20, blk.h.hash, 32);
+		blen = 52 + be.len;
+		thx__frame(b, THX__REC_BLOCK, (uint32_t)(blen - THX__REC_HDR));
+	}
+	thx__frame(buf, THX__REC_EVENT, (uint32_t)(elen - THX__REC_HDR));
+
+	thx__ent ent = { 0 };
+	memcpy(ent.hash, hash, 32);
+	ent.ts = ts;
+	ent.type_id = tid;
+	ent.actor_id = aid;
+	ent.size = (uint32_t)(in->len + dlen);
+	*lsn = 0;
+	if (c->opts.durability == THX_NONE) {
+		ent.slot = UINT32_MAX;
+		ent.mem = th_malloc(e.len);
+		if (!ent.mem)
+			return th_err_set(err, TH_ENOMEM, "out of memory");
+		memcpy(ent.mem, e.buf, e.len);
+		ent.mem_len = (uint32_t)e.len;
+		blk.slot = UINT32_MAX;
+	} else {
+		size_t lens[2] = { elen, blen };
+		uint32_t slots[2];
+		uint64_t offs[2];
+		int rc = thx__log_put(&s->log, buf, lens, seal ? 2 : 1, slots, offs, lsn,
+				      flush, err);
+		if (rc)
+			return rc;
+		ent.slot = slots[0];
+		ent.off = offs[0];
+		blk.slot = slots[1];
+		blk.off = offs[1];
+	}
+	/* Nothing below can fail. */
+	c->ents[seq] = ent;
+	c->n = seq + 1;
+	c->last_ts = ts;
+	c->kept_bytes += ent.size;
+	pmap_add(&c->types, tid, seq);
+	pmap_add(&c->actors, aid, seq);
+	if (seal) {
+		c->blocks[c->nblocks++] = blk;
+		c->block_start = seq + 1;
+	}
+	if (seq_out)
+		*seq_out = seq;
+	if (hash_out)
+		memcpy(hash_out, hash, 32);
+	return 0;
+}
+
+static void deliver(thx_chain *c);
+
+int thx_append_batch(thx_chain *c, const thx_event_in *evs, size_t n,
+		     uint64_t *first_seq, size_t *done, th_err *err)
+{
+	uint64_t lsn = 0, l, seq;
+	bool flush = false, f;
+	size_t k = 0;
+	int rc = 0;
+	pthread_mutex_lock(&c->mu);
+	thx_durability dur = c->opts.durability;
+	for (; k < n; k++) {
+		if ((rc = append_locked(c, &evs[k], &seq, NULL, &l, &f, err)))
+			break;
+		if (k == 0 && first_seq)
+			*first_seq = seq;
+		lsn = l;
+		flush |= f;
+	}
+	uint64_t end = c->n;
+	pthread_mutex_unlock(&c->mu);
+	if (done)
+		*done = k;
+	if (k > 0 && dur != THX_NONE && (dur == THX_ALWAYS || flush)) {
+		th_err e2 = { 0 };
+		int crc = thx__log_commit(&c->s->log, lsn, dur == THX_ALWAYS, &e2);
+		if (crc && !rc) {
+			rc = crc;
+			if (err)
+				*err = e2;
+			if (done)
+				*done = 0; /* none is acknowledged */
+		}
+		if (!crc && dur == THX_ALWAYS) {
+			pthread_mutex_lock(&c->mu);
+			if (end > c->durable_n)
+				c->durable_n = end;
+			pthread_mutex_unlock(&c->mu);
+		}
+	}
+	if (k > 0 && atomic_load(&c->s->nsubs_live))
+		deliver(c);
+	return rc;
+}
+
+int thx_append(thx_chain *c, const thx_event_in *ev, uint64_t *seq,
+	       uint8_t hash[THX_HASH_LEN], th_err *err)
+{
+	uint64_t lsn, s;
+	bool flush;
+	pthread_mutex_lock(&c->mu);
+	thx_durability dur = c->opts.durability;
+	int rc = append_locked(c, ev, &s, hash, &lsn, &flush, err);
+	uint64_t end = c->n;
+	pthread_mutex_unlock(&c->mu);
+	if (rc)
+		return rc;
+	if (dur == THX_ALWAYS || (dur == THX_BATCH && flush)) {
+		if ((rc = thx__log_commit(&c->s->log, lsn, dur == THX_ALWAYS, err)))
+			return rc;
+		if (dur == THX_ALWAYS) {
+			pthread_mutex_lock(&c->mu);
+			if (end > c->durable_n)
+				c->durable_n = end;
+			pthread_mutex_unlock(&c->mu);
+		}
+	}
+	if (seq)
+		*seq = s;
+	if (atomic_load(&c->s->nsubs_live))
+		deliver(c);
+	return 0;
+}
+
+int thx_seal_block(thx_chain *c, th_err *err)
+{
+	pthread_mutex_lock(&c->mu);
+	uint64_t nleaves = c->n - c->block_start;
+	if (nleaves == 0) {
+		pthread_mutex_unlock(&c->mu);
+		return 0;
+	}
+	if (c->damaged) {
+		pthread_mutex_unlock(&c->mu);
+		return th_err_set(err, TH_ECORRUPT, "chain '%s' is damaged", c->name);
+	}
+	if (!grow_arr((void **)&c->blocks, &c->capblocks, c->nblocks + 1, sizeof *c->blocks)) {
+		pthread_mutex_unlock(&c->mu);
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	}
+	size_t bbound = 16 + 4 + 32 + 64 + 34 + 9 + strlen(c->name) + 27 + 34;
+	uint8_t *buf = scratch_get(bbound + (size_t)nleaves * 32);
+	if (!buf) {
+		pthread_mutex_unlock(&c->mu);
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	}
+	uint8_t (*leaves)[32] = (uint8_t (*)[32])(buf + bbound);
+	for (uint64_t i = 0; i < nleaves; i++)
+		memcpy(leaves[i], c->ents[c->block_start + i].hash, 32);
+	thx__blk blk = { 0 };
+	blk.h.index = c->nblocks;
+	blk.h.first_seq = c->block_start;
+	blk.h.count = nleaves;
+	if (c->nblocks) {
+		blk.h.has_prev = true;
+		memcpy(blk.h.prev, c->blocks[c->nblocks - 1].h.hash, 32);
+	}
+	thx__merkle_root((const uint8_t (*)[32])leaves, (size_t)nleaves, blk.h.merkle_root);
+	th_cbor_enc be;
+	th_cbor_enc_init(&be, buf + 52, bbound - 52);
+	thx__enc_block(&be, &blk.h, c->name);
+	thx__sha256(be.buf, be.len, blk.h.hash);
+	thx__put_le32(buf + 16, c->no);
+	memcpy(buf + 20, blk.h.hash, 32);
+	size_t blen = 52 + be.len;
+	thx__frame(buf, THX__REC_BLOCK, (uint32_t)(blen - THX__REC_HDR));
+	uint64_t lsn = 0;
+	int rc = 0;
+	thx_durability dur = c->opts.durability;
+	blk.slot = UINT32_MAX;
+	if (dur != THX_NONE) {
+		bool flush;
+		rc = thx__log_put(&c->s->log, buf, &blen, 1, &blk.slot, &blk.off, &lsn,
+				  &flush, err);
+	}
+	if (!rc) {
+		c->blocks[c->nblocks++] = blk;
+		c->block_start = c->n;
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (!rc && dur == THX_ALWAYS)
+		rc = thx__log_commit(&c->s->log, lsn, true, err);
+	return rc;
+}
+
+uint64_t thx_block_count(thx_chain *c)
+{
+	pthread_mutex_lock(&c->mu);
+	uint64_t n = c->nblocks;
+	pthread_mutex_unlock(&c->mu);
+	return n;
+}
+
+int thx_block_get(thx_chain *c, uint64_t index, thx_block *out, th_err *err)
+{
+	pthread_mutex_lock(&c->mu);
+	bool ok = index < c->nblocks;
+	if (ok)
+		*out = c->blocks[index].h;
+	uint64_t nb = c->nblocks;
+	pthread_mutex_unlock(&c->mu);
+	if (!ok)
+		return th_err_set(err, TH_ENOTFOUND, "chain '%s' has %llu blocks, no block %llu",
+				  c->name, (unsigned long long)nb, (unsigned long long)index);
+	return 0;
+}
+
+/* ---- reads ---- */
+
+int thx__read_event(thx_chain *c, uint64_t seq, uint8_t **rec, thx__ev *ev,
+		    uint8_t hash[32], const uint8_t **cbor, size_t *cbor_len,
+		    th_err *err)
+{
+	int rc = 0;
+	*rec = NULL;
+	for (int attempt = 0; attempt < 8; attempt++) {
+		pthread_mutex_lock(&c->mu);
+		if (seq >= c->n) {
+			pthread_mutex_unlock(&c->mu);
+			return th_err_set(err, TH_ENOTFOUND, "chain '%s' has no event %llu",
+					  c->name, (unsigned long long)seq);
+		}
+		thx__ent e = c->ents[seq];
+		if (e.flags & THX__E_MISSING) {
+			pthread_mutex_unlock(&c->mu);
+			return th_err_set(err, TH_ECORRUPT,
+					  "chain '%s' seq %llu: event lost to damage (%s)",
+					  c->name, (unsigned long long)seq, c->damage);
+		}
+		if (e.flags & THX__E_PRUNED) {
+			pthread_mutex_unlock(&c->mu);
+			return th_err_set(err, TH_ENOTFOUND, "chain '%s' seq %llu was pruned",
+					  c->name, (unsigned long long)seq);
+		}
+		memcpy(hash, e.hash, 32);
+		if (e.slot == UINT32_MAX) {
+			uint8_t *copy = th_malloc(e.mem_len);
+			if (copy)
+				memcpy(copy, e.mem, e.mem_len);
+			pthread_mutex_unlock(&c->mu);
+			if (!copy)
+				return th_err_set(err, TH_ENOMEM, "out of memory");
+			*rec = copy;
+			*cbor = copy;
+			*cbor_len = e.mem_len;
+			return thx__dec_event(copy, e.mem_len, ev, err);
+		}
+		pthread_mutex_unlock(&c->mu);
+		size_t len;
+		rc = thx__log_read(&c->s->log, e.slot, e.off, rec, &len, err);
+		if (rc == TH_ESTATE) /* compaction moved it: look again */
+			continue;
+		if (rc == TH_ECORRUPT && *rec) {
+			th_free(*rec);
+			*rec = NULL;
+		}
+		if (rc) {
+			if (err)
+				th_err_prefix(err, "chain '%s' seq %llu", c->name,
+					      (unsigned long long)seq);
+			return rc;
+		}
+		if (len < 52 || (*rec)[8] != THX__REC_EVENT || thx__le32(*rec + 16) != c->no ||
+		    memcmp(*rec + 20, e.hash, 32) != 0) {
+			th_free(*rec);
+			*rec = NULL;
+			thx__seg *sg = thx__log_seg(&c->s->log, e.slot);
+			return th_err_set(err, TH_ECORRUPT,
+					  "chain '%s' seq %llu: record at %s offset %llu is not this event",
+					  c->name, (unsigned long long)seq, sg ? sg->name : "?",
+					  (unsigned long long)e.off);
+		}
+		*cbor = *rec + 52;
+		*cbor_len = len - 52;
+		rc = thx__dec_event(*rec + 52, len - 52, ev, err);
+		if (!rc && ev->seq != seq)
+			rc = th_err_set(err, TH_ECORRUPT, "chain '%s': record holds seq %llu, not %llu",
+					c->name, (unsigned long long)ev->seq,
+					(unsigned long long)seq);
+		return rc;
+	}
+	return th_err_set(err, TH_EBUSY, "chain '%s' seq %llu: moved too often while reading",
+			  c->name, (unsigned long long)seq);
+}
+
+void thx_event_release(thx_event *ev)
+{
+	if (!ev)
+		return;
+	th_free(ev->owned_);
+	memset(ev, 0, sizeof *ev);
+}
+
+int thx_get(thx_chain *c, uint64_t seq, thx_event *out, th_err *err)
+{
+	memset(out, 0, sizeof *out);
+	pthread_mutex_lock(&c->mu);
+	if (seq >= c->n) {
+		pthread_mutex_unlock(&c->mu);
+		return th_err_set(err, TH_ENOTFOUND, "chain '%s' has %llu events, no seq %llu",
+				  c->name, (unsigned long long)c->n, (unsigned long long)seq);
+	}
+	thx__ent e = c->ents[seq];
+	if (seq) {
+		out->has_parent = true;
+		memcpy(out->parent, c->ents[seq - 1].hash, 32);
+	}
+	pthread_mutex_unlock(&c->mu);
+	out->seq = seq;
+	out->timestamp_ns = e.ts;
+	memcpy(out->hash, e.hash, 32);
+	out->actor = thx__str(c->s, e.actor_id);
+	out->type = thx__str(c->s, e.type_id);
+	thx__seg *sg = e.slot == UINT32_MAX ? NULL : thx__log_seg(&c->s->log, e.slot);
+	out->segment = sg ? sg->segno : 0;
+	out->offset = e.off;
+	if (e.flags & THX__E_PRUNED) {
+		out->pruned = true;
+		return 0;
+	}
+	uint8_t *rec, hash[32];
+	const uint8_t *cb;
+	size_t cbl;
+	thx__ev ev;
+	int rc = thx__read_event(c, seq, &rec, &ev, hash, &cb, &cbl, err);
+	if (rc == TH_ENOTFOUND && !(e.flags & THX__E_MISSING)) {
+		/* pruned meanwhile */
+		th_free(rec);
+		out->pruned = true;
+		return 0;
+	}
+	if (rc) {
+		th_free(rec);
+		return rc;
+	}
+	/* Copy strings to NUL-terminated storage after the record. */
+	size_t extra = ev.desc ? ev.desc_len + 1 : 0;
+	size_t rlen = (size_t)(ev.data - rec) + ev.len;
+	uint8_t *own = th_malloc(rlen + extra + 1);
+	if (!own) {
+		th_free(rec);
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	}
+	memcpy(own, rec, rlen);
+	out->data = own + (ev.data - rec);
+	out->len = ev.len;
+	if (ev.desc) {
+		char *d = (char *)own + rlen;
+		memcpy(d, ev.desc, ev.desc_len);
+		d[ev.desc_len] = '\0';
+		out->description = d;
+	}
+	out->has_parent = ev.has_parent;
+	memcpy(out->parent, ev.parent, 32);
+	out->owned_ = own;
+	th_free(rec);
+	return 0;
+}
+
+int thx_event_hash(const uint8_t *parent, const char *actor, uint64_t seq,
+		   uint64_t timestamp_ns, const char *type, const void *data,
+		   size_t len, const char *description, uint8_t hash[THX_HASH_LEN],
+		   th_err *err)
+{
+	if (!name_ok(actor, err, "actor id") || !name_ok(type, err, "event type"))
+		return TH_EINVAL;
+	th_cbor_enc e;
+	th_cbor_enc_init(&e, NULL, 0);
+	thx__enc_event(&e, parent, actor, strlen(actor), seq, timestamp_ns, type,
+		       strlen(type), data, len, description,
+		       description ? strlen(description) : 0);
+	if (e.err) {
+		th_cbor_enc_release(&e);
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	}
+	thx__sha256(e.buf, e.len, hash);
+	th_cbor_enc_release(&e);
+	return 0;
+}
+
+/* ---- queries ---- */
+
+/* First seq with ts >= t (timestamps never decrease). */
+static uint64_t ts_lower(thx_chain *c, uint64_t t)
+{
+	uint64_t lo = 0, hi = c->n;
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		if (c->ents[mid].ts < t)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* First index in a sorted seq list with value >= v. */
+static size_t seq_lower(const uint64_t *a, size_t n, uint64_t v)
+{
+	size_t lo = 0, hi = n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (a[mid] < v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+int thx_query_run(thx_chain *c, const thx_query *q, thx_event_fn fn, void *arg,
+		  th_err *err)
+{
+	thx_query none = { 0 };
+	uint32_t tid = 0, aid = 0;
+	if (!q)
+		q = &none;
+	pthread_rwlock_rdlock(&c->s->lk);
+	bool tfound = q->type && str_find(c->s, q->type, strlen(q->type), &tid);
+	bool afound = q->actor && str_find(c->s, q->actor, strlen(q->actor), &aid);
+	pthread_rwlock_unlock(&c->s->lk);
+	if ((q->type && !tfound) || (q->actor && !afound))
+		return 0;
+
+	pthread_mutex_lock(&c->mu);
+	uint64_t lo = q->from_seq, hi = c->n;
+	if (q->since_ns) {
+		uint64_t t = ts_lower(c, q->since_ns);
+		if (t > lo)
+			lo = t;
+	}
+	if (q->until_ns) {
+		uint64_t t = ts_lower(c, q->until_ns);
+		if (t < hi)
+			hi = t;
+	}
+	/* Drive the walk by the shortest posting list that applies. */
+	const uint64_t *list = NULL;
+	size_t ln = 0;
+	thx__post *tp = q->type ? pmap_find(&c->types, tid) : NULL;
+	thx__post *ap = q->actor ? pmap_find(&c->actors, aid) : NULL;
+	if ((q->type && !tp) || (q->actor && !ap) || lo >= hi) {
+		pthread_mutex_unlock(&c->mu);
+		return 0;
+	}
+	if (tp && (!ap || tp->n <= ap->n)) {
+		list = tp->seqs;
+		ln = tp->n;
+	} else if (ap) {
+		list = ap->seqs;
+		ln = ap->n;
+	}
+	size_t cap = 64, n = 0;
+	uint64_t *hits = th_malloc(cap * sizeof *hits);
+	if (!hits) {
+		pthread_mutex_unlock(&c->mu);
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	}
+	size_t i = list ? seq_lower(list, ln, lo) : 0;
+	for (uint64_t seq = list ? 0 : lo;; ) {
+		if (list) {
+			if (i >= ln)
+				break;
+			seq = list[i++];
+		} else if (seq >= hi) {
+			break;
+		}
+		if (seq >= hi)
+			break;
+		const thx__ent *e = &c->ents[seq];
+		if ((!q->type || e->type_id == tid) && (!q->actor || e->actor_id == aid) &&
+		    !(e->flags & THX__E_MISSING)) {
+			if (n == cap) {
+				uint64_t *a = th_realloc(hits, cap * 2 * sizeof *a);
+				if (!a) {
+					th_free(hits);
+					pthread_mutex_unlock(&c->mu);
+					return th_err_set(err, TH_ENOMEM, "out of memory");
+				}
+				hits = a;
+				cap *= 2;
+			}
+			hits[n++] = seq;
+			if (q->limit && n >= q->limit)
+				break;
+		}
+		if (!list)
+			seq++;
+	}
+	pthread_mutex_unlock(&c->mu);
+
+	int rc = 0;
+	for (size_t k = 0; k < n && !rc; k++) {
+		thx_event ev;
+		if ((rc = thx_get(c, hits[k], &ev, err)))
+			break;
+		rc = fn(&ev, arg);
+		thx_event_release(&ev);
+	}
+	th_free(hits);
+	return rc;
+}
+
+/* Copy the chain list (chains live until the store closes), so that
+ * c->mu can be taken without s->lk held (lock order: c->mu before s->lk). */
+static int chains_snapshot(thx_store *s, thx_chain ***out, size_t *n, th_err *err)
+{
+	pthread_rwlock_rdlock(&s->lk);
+	thx_chain **a = th_malloc((s->nchains ? s->nchains : 1) * sizeof *a);
+	if (a) {
+		memcpy(a, s->chains, s->nchains * sizeof *a);
+		*n = s->nchains;
+	}
+	pthread_rwlock_unlock(&s->lk);
+	if (!a)
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	*out = a;
+	return 0;
+}
+
+/* ---- retention ---- */
+
+/* Prune seqs below `below` with c->mu held; writes a prune record. */
+static int prune_locked(thx_chain *c, uint64_t below, uint64_t *count, th_err *err)
+{
+	if (below > c->n)
+		below = c->n;
+	if (below <= c->prune_below)
+		return 0;
+	if (c->opts.durability != THX_NONE) {
+		th_cbor_enc e;
+		uint8_t buf[64];
+		th_cbor_enc_init(&e, buf, sizeof buf);
+		th_cbor_put_raw(&e, (uint8_t[THX__REC_HDR]){ 0 }, THX__REC_HDR);
+		th_cbor_put_array(&e, 2);
+		th_cbor_put_uint(&e, c->no);
+		th_cbor_put_uint(&e, below);
+		thx__frame(buf, THX__REC_PRUNE, (uint32_t)(e.len - THX__REC_HDR));
+		int rc = put_one(c->s, buf, e.len, false, err);
+		if (rc)
+			return rc;
+	}
+	for (uint64_t i = c->prune_below; i < below; i++) {
+		thx__ent *e = &c->ents[i];
+		if (e->flags & (THX__E_PRUNED | THX__E_MISSING))
+			continue;
+		e->flags |= THX__E_PRUNED;
+		c->kept_bytes -= e->size;
+		if (e->mem) {
+			th_free(e->mem);
+			e->mem = NULL;
+			e->mem_len = 0;
+		} else if (e->slot != UINT32_MAX) {
+			thx__seg *sg = thx__log_seg(&c->s->log, e->slot);
+			if (sg)
+				atomic_fetch_add(&sg->garbage, e->size ? e->size : 1);
+		}
+		if (count)
+			(*count)++;
+	}
+	c->prune_below = below;
+	return 0;
+}
+
+int thx_prune_below(thx_chain *c, uint64_t seq, th_err *err)
+{
+	pthread_mutex_lock(&c->mu);
+	int rc = prune_locked(c, seq, NULL, err);
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
+static int retention_apply(thx_chain *c, uint64_t now, uint64_t *count, th_err *err)
+{
+	pthread_mutex_lock(&c->mu);
+	const thx_retention *r = &c->opts.retention;
+	if (!r->max_age_ns && !r->max_events && !r->max_bytes) {
+		pthread_mutex_unlock(&c->mu);
+		return 0;
+	}
+	uint64_t below = c->prune_below;
+	if (r->max_events && c->n > r->max_events && c->n - r->max_events > below)
+		below = c->n - r->max_events;
+	if (r->max_age_ns && now > r->max_age_ns) {
+		uint64_t t = ts_lower(c, now - r->max_age_ns);
+		if (t > below)
+			below = t;
+	}
+	if (r->max_bytes) {
+		uint64_t kept = c->kept_bytes;
+		uint64_t i = c->prune_below;
+		for (; i < below; i++)
+			if (!(c->ents[i].flags & (THX__E_PRUNED | THX__E_MISSING)))
+				kept -= c->ents[i].size;
+		while (kept > r->max_bytes && i < c->n) {
+			if (!(c->ents[i].flags & (THX__E_PRUNED | THX__E_MISSING)))
+				kept -= c->ents[i].size;
+			i++;
+		}
+		if (i > below)
+			below = i;
+	}
+	int rc = prune_locked(c, below, count, err);
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
+
+int thx_prune(thx_store *s, uint64_t *pruned, th_err *err)
+{
+	uint64_t now = th_wall_ns(), count = 0;
+	thx_chain **all;
+	size_t n;
+	int rc = chains_snapshot(s, &all, &n, err);
+	for (size_t i = 0; i < n && !rc; i++)
+		rc = retention_apply(all[i], now, &count, err);
+	th_free(all);
+	if (pruned)
+		*pruned = count;
+	return rc;
+}
+
+/* ---- subscriptions ---- */
+
+int thx_subscribe(thx_store *s, const char *chain, thx_event_fn fn, void *arg,
+		  uint64_t *id, th_err *err)
+{
+	char *name = NULL;
+	if (chain && !(name = th_strdup(chain)))
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	/* New subscribers see only events appended from now on. */
+	if (atomic_load(&s->nsubs_live) == 0) {
+		thx_chain **all;
+		size_t n;
+		if (chains_snapshot(s, &all, &n, err)) {
+			th_free(name);
+			return TH_ENOMEM;
+		}
+		for (size_t i = 0; i < n; i++) {
+			thx_chain *c = all[i];
+			pthread_mutex_lock(&c->dmu);
+			pthread_mutex_lock(&c->mu);
+			c->delivered = c->opts.durability == THX_ALWAYS ? c->durable_n : c->n;
+			pthread_mutex_unlock(&c->mu);
+			pthread_mutex_unlock(&c->dmu);
+		}
+		th_free(all);
+	}
+	pthread_rwlock_wrlock(&s->lk);
+	if (s->nsubs == s->capsubs) {
+		size_t cap = s->capsubs ? s->capsubs * 2 : 4;
+		thx__sub *a = th_realloc(s->subs, cap * sizeof *a);
+		if (!a) {
+			pthread_rwlock_unlock(&s->lk);
+			th_free(name);
+			return th_err_set(err, TH_ENOMEM, "out of memory");
+		}
+		s->subs = a;
+		s->capsubs = cap;
+	}
+	thx__sub *sub = &s->subs[s->nsubs++];
+	sub->id = ++s->next_sub;
+	sub->chain_name = name;
+	sub->fn = fn;
+	sub->arg = arg;
+	atomic_fetch_add(&s->nsubs_live, 1);
+	*id = sub->id;
+	pthread_rwlock_unlock(&s->lk);
+	return 0;
+}
+
+int thx_unsubscribe(thx_store *s, uint64_t id)
+{
+	int rc = TH_ENOTFOUND;
+	pthread_rwlock_wrlock(&s->lk);
+	for (size_t i = 0; i < s->nsubs; i++) {
+		if (s->subs[i].id == id) {
+			th_free(s->subs[i].chain_name);
+			s->subs[i] = s->subs[--s->nsubs];
+			atomic_fetch_sub(&s->nsubs_live, 1);
+			rc = 0;
+			break;
+		}
+	}
+	pthread_rwlock_unlock(&s->lk);
+	return rc;
+}
+
+/* Deliver every not yet delivered event of c, in order, to subscribers.
+ * One thread delivers at a time; others leave the work to it. */
+static void deliver(thx_chain *c)
+{
+	thx_store *s = c->s;
+	pthread_mutex_lock(&c->dmu);
+	if (c->delivering) {
+		pthread_mutex_unlock(&c->dmu);
+		return;
+	}
+	c->delivering = true;
+	for (;;) {
+		pthread_mutex_lock(&c->mu);
+		uint64_t tail = c->opts.durability == THX_ALWAYS ? c->durable_n : c->n;
+		pthread_mutex_unlock(&c->mu);
+		if (c->delivered >= tail)
+			break;
+		uint64_t seq = c->delivered;
+		pthread_mutex_unlock(&c->dmu);
+
+		size_t nl = 0;
+		pthread_rwlock_rdlock(&s->lk);
+		thx__sub *local = th_malloc((s->nsubs ? s->nsubs : 1) * sizeof *local);
+		for (size_t i = 0; local && i < s->nsubs; i++)
+			if (!s->subs[i].chain_name || !strcmp(s->subs[i].chain_name, c->name))
+				local[nl++] = s->subs[i];
+		pthread_rwlock_unlock(&s->lk);
+		bool ok = local != NULL;
+		if (nl) {
+			thx_event ev;
+			if (thx_get(c, seq, &ev, NULL) == 0) {
+				for (size_t i = 0; i < nl; i++)
+					local[i].fn(&ev, local[i].arg);
+				thx_event_release(&ev);
+			} else {
+				ok = false; /* e.g. out of memory: retried by the next append */
+			}
+		}
+		th_free(local);
+		pthread_mutex_lock(&c->dmu);
+		if (!ok)
+			break;
+		c->delivered = seq + 1;
+	}
+	c->delivering = false;
+	pthread_mutex_unlock(&c->dmu);
+}
+
+/* ---- recovery ---- */
+
+static void damage(thx_chain *c, uint64_t seq, const char *fmt, ...) TH_PRINTF(3, 4);
+static void damage(thx_chain *c, uint64_t seq, const char *fmt, ...)
+{
+	if (c->damaged && c->damaged_seq <= seq)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->damage, sizeof c->damage, fmt, ap);
+	va_end(ap);
+	c->damaged = true;
+	c->damaged_seq = seq;
+}
+
+static int apply_chain_rec(thx_store *s, const uint8_t *p, size_t n, th_err *err)
+{
+	th_cbor_dec d;
+	uint64_t cnt, no, v[6];
+	const char *name;
+	size_t nl;
+	th_cbor_dec_init(&d, p, n);
+	if (th_cbor_get_array(&d, &cnt, err) || cnt != 8 || th_cbor_get_uint(&d, &no, err) ||
+	    th_cbor_get_text(&d, &name, &nl, err) || nl == 0 || nl > THX_NAME_MAX ||
+	    no > UINT32_MAX - 1)
+		return th_err_set(err, TH_EINVAL, "malformed chain record");
+	for (int i = 0; i < 6; i++)
+		if (th_cbor_get_uint(&d, &v[i], err))
+			return th_err_set(err, TH_EINVAL, "malformed chain record");
+	thx_chain_opts o = { 0 };
+	o.durability = v[0] <= THX_BATCH ? (thx_durability)v[0] : THX_ALWAYS;
+	o.batch_ms = (uint32_t)v[1];
+	o.block_events = v[2] ? (uint32_t)v[2] : 256;
+	o.retention.max_age_ns = v[3];
+	o.retention.max_events = v[4];
+	o.retention.max_bytes = v[5];
+	thx_chain *c = thx__chain_by_no(s, (uint32_t)no);
+	if (c) {
+		c->opts = o;
+		opts_fill(&c->opts);
+		return 0;
+	}
+	char nm[THX_NAME_MAX + 1];
+	memcpy(nm, name, nl);
+	nm[nl] = '\0';
+	return chain_new(s, (uint32_t)no, nm, &o, &c, err);
+}
+
+static int apply_event_rec(thx_store *s, uint8_t type, const uint8_t *p, size_t n,
+			   uint32_t slot, uint64_t off, bool bad, const char *file,
+			   th_err *err)
+{
+	if (n < 36)
+		return th_err_set(err, TH_EINVAL, "short event record");
+	thx_chain *c = thx__chain_by_no(s, thx__le32(p));
+	if (!c)
+		return th_err_set(err, TH_EINVAL, "event of unknown chain %u", thx__le32(p));
+	thx__ev ev;
+	int rc = type == THX__REC_EVENT ? thx__dec_event(p + 36, n - 36, &ev, err)
+					: thx__dec_stub(p + 36, n - 36, &ev, err);
+	if (rc)
+		return rc;
+	if (ev.seq < c->n) {
+		if (!(c->ents[ev.seq].flags & THX__E_MISSING))
+			damage(c, ev.seq, "%s offset %llu: duplicate event", file,
+			       (unsigned long long)off);
+		return 0;
+	}
+	if (!grow_arr((void **)&c->ents, &c->cap, ev.seq + 1, sizeof *c->ents))
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	if (ev.seq > c->n) {
+		damage(c, c->n, "events %llu..%llu lost before %s offset %llu",
+		       (unsigned long long)c->n, (unsigned long long)ev.seq - 1, file,
+		       (unsigned long long)off);
+		for (uint64_t i = c->n; i < ev.seq; i++) {
+			memset(&c->ents[i], 0, sizeof c->ents[i]);
+			c->ents[i].flags = THX__E_MISSING;
+			c->ents[i].slot = UINT32_MAX;
+			c->ents[i].ts = c->last_ts;
+		}
+	} else if (ev.seq > 0 && !(c->ents[ev.seq - 1].flags & THX__E_MISSING) &&
+		   (!ev.has_parent || memcmp(ev.parent, c->ents[ev.seq - 1].hash, 32))) {
+		damage(c, ev.seq, "%s offset %llu: parent link broken", file,
+		       (unsigned long long)off);
+	}
+	uint32_t tid, aid;
+	const char *is;
+	if (str_intern(s, ev.type, ev.type_len, &tid, &is) ||
+	    str_intern(s, ev.actor, ev.actor_len, &aid, &is) ||
+	    !pmap_reserve(&c->types, tid) || !pmap_reserve(&c->actors, aid))
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	thx__ent *e = &c->ents[ev.seq];
+	memset(e, 0, sizeof *e);
+	memcpy(e->hash, p + 4, 32);
+	e->ts = ev.ts < c->last_ts ? c->last_ts : ev.ts;
+	e->type_id = tid;
+	e->actor_id = aid;
+	e->slot = slot;
+	e->off = off;
+	e->size = (uint32_t)ev.data_len;
+	if (type == THX__REC_STUB)
+		e->flags |= THX__E_PRUNED;
+	else
+		c->kept_bytes += e->size;
+	if (bad) {
+		e->flags |= THX__E_BAD;
+		damage(c, ev.seq, "%s offset %llu: record checksum mismatch", file,
+		       (unsigned long long)off);
+	}
+	pmap_add(&c->types, tid, ev.seq);
+	pmap_add(&c->actors, aid, ev.seq);
+	c->last_ts = e->ts;
+	c->n = ev.seq + 1;
+	return 0;
+}
+
+static int apply_block_rec(thx_store *s, const uint8_t *p, size_t n, uint32_t slot,
+			   uint64_t off, const char *file, th_err *err)
+{
+	if (n < 36)
+		return th_err_set(err, TH_EINVAL, "short block record");
+	thx_chain *c = thx__chain_by_no(s, thx__le32(p));
+	if (!c)
+		return th_err_set(err, TH_EINVAL, "block of unknown chain");
+	thx__blk b = { 0 };
+	const char *nm;
+	size_t nl;
+	if (thx__dec_block(p + 36, n - 36, &b.h, &nm, &nl, err))
+		return TH_EINVAL;
+	memcpy(b.h.hash, p + 4, 32);
+	b.slot = slot;
+	b.off = off;
+	if (b.h.index != c->nblocks || b.h.first_seq != c->block_start ||
+	    b.h.first_seq + b.h.count > c->n ||
+	    b.h.has_prev != (c->nblocks > 0) ||
+	    (c->nblocks && memcmp(b.h.prev, c->blocks[c->nblocks - 1].h.hash, 32))) {
+		damage(c, b.h.first_seq, "%s offset %llu: block %llu does not follow block %llu",
+		       file, (unsigned long long)off, (unsigned long long)b.h.index,
+		       (unsigned long long)c->nblocks);
+		if (b.h.index != c->nblocks)
+			return 0;
+	}
+	if (!grow_arr((void **)&c->blocks, &c->capblocks, c->nblocks + 1, sizeof *c->blocks))
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	c->blocks[c->nblocks++] = b;
+	c->block_start = b.h.first_seq + b.h.count;
+	return 0;
+}
+
+static int apply_prune_rec(thx_store *s, const uint8_t *p, size_t n, th_err *err)
+{
+	th_cbor_dec d;
+	uint64_t cnt, no, below;
+	th_cbor_dec_init(&d, p, n);
+	if (th_cbor_get_array(&d, &cnt, err) || cnt != 2 || th_cbor_get_uint(&d, &no, err) ||
+	    th_cbor_get_uint(&d, &below, err) || no > UINT32_MAX)
+		return th_err_set(err, TH_EINVAL, "malformed prune record");
+	thx_chain *c = thx__chain_by_no(s, (uint32_t)no);
+	if (c && below > c->prune_below)
+		c->prune_below = below;
+	return 0;
+}
+
+/* Whether a complete, valid record starts at p (n bytes available). */
+static bool rec_at(const uint8_t *p, size_t n, size_t *len)
+{
+	if (n < THX__REC_HDR)
+		return false;
+	long pl = thx__hdr_len(p);
+	if (pl < 0 || (size_t)pl > n - THX__REC_HDR)
+		return false;
+	if (!thx__rec_crc_ok(p, (uint32_t)pl))
+		return false;
+	*len = THX__REC_HDR + (size_t)pl;
+	return true;
+}
+
+static size_t next_valid(const uint8_t *m, size_t size, size_t from)
+{
+	size_t len;
+	for (size_t q = from; q + THX__REC_HDR <= size; q++) {
+		const uint8_t *f = memchr(m + q, 'T', size - THX__REC_HDR + 1 - q);
+		if (!f)
+			break;
+		q = (size_t)(f - m);
+		if (rec_at(m + q, size - q, &len))
+			return q;
+	}
+	return SIZE_MAX;
+}
+
+static int apply_rec(thx_store *s, const uint8_t *r, size_t len, uint32_t slot,
+		     uint64_t off, bool bad, const char *file, th_err *err)
+{
+	const uint8_t *p = r + THX__REC_HDR;
+	size_t n = len - THX__REC_HDR;
+	switch (r[8]) {
+	case THX__REC_CHAIN:
+		return apply_chain_rec(s, p, n, err);
+	case THX__REC_EVENT:
+	case THX__REC_STUB:
+		return apply_event_rec(s, r[8], p, n, slot, off, bad, file, err);
+	case THX__REC_BLOCK:
+		return bad ? 0 : apply_block_rec(s, p, n, slot, off, file, err);
+	case THX__REC_PRUNE:
+		return apply_prune_rec(s, p, n, err);
+	default:
+		return th_err_set(err, TH_EINVAL, "unknown record type %u", r[8]);
+	}
+}
+
+/* Scan one segment file and apply its records. */
+static int scan_segment(thx_store *s, thx__seg *seg, bool last, th_err *err)
+{
+	uint64_t size = atomic_load(&seg->size);
+	if (size <= THX__SEG_HDR)
+		return 0;
+	uint8_t *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, seg->fd, 0);
+	if (m == MAP_FAILED)
+		return th_err_set(err, TH_EIO, "mmap %s/%s: %s", s->dir, seg->name,
+				  strerror(errno));
+	int rc = 0;
+	size_t pos = THX__SEG_HDR, len;
+	while (pos < size) {
+		if (rec_at(m + pos, size - pos, &len)) {
+			th_err e2 = { 0 };
+			if (apply_rec(s, m + pos, len, seg->slot, pos, false, seg->name, &e2)) {
+				if (e2.code == TH_ENOMEM) {
+					rc = th_err_set(err, TH_ENOMEM, "out of memory");
+					break;
+				}
+				/* A valid CRC over nonsense: remember and go on. */
+				if (!s->opts.read_only)
+					fprintf(stderr, "theater: chain store %s/%s offset %zu: %s\n",
+						s->dir, seg->name, pos, e2.msg);
+			}
+			pos += len;
+			continue;
+		}
+		size_t q = next_valid(m, size, pos + 1);
+		if (q == SIZE_MAX && last) {
+			/* torn tail */
+			if (!s->opts.read_only) {
+				if (ftruncate(seg->fd, (off_t)pos) != 0 || fdatasync(seg->fd) != 0) {
+					rc = th_err_set(err, TH_EIO, "truncating %s/%s: %s", s->dir,
+							seg->name, strerror(errno));
+					break;
+				}
+				atomic_store(&seg->size, pos);
+			}
+			break;
+		}
+		/* Damage in the middle: try to attribute the broken record. */
+		long pl = thx__hdr_len(m + pos);
+		size_t end = q == SIZE_MAX ? size : q;
+		if (pl >= 0 && pos + THX__REC_HDR + (size_t)pl <= end) {
+			th_err e2 = { 0 };
+			if (apply_rec(s, m + pos, THX__REC_HDR + (size_t)pl, seg->slot, pos, true,
+				      seg->name, &e2) == TH_ENOMEM) {
+				rc = th_err_set(err, TH_ENOMEM, "out of memory");
+				break;
+			}
+		}
+		pos = end;
+	}
+	munmap(m, size);
+	return rc;
+}
+
+struct segfile {
+	uint32_t segno, version;
+	char name[64];
+};
+
+static int segfile_cmp(const void *a, const void *b)
+{
+	const struct segfile *x = a, *y = b;
+	if (x->segno != y->segno)
+		return x->segno < y->segno ? -1 : 1;
+	return x->version < y->version ? -1 : x->version > y->version;
+}
+
+/* Re-hash the last two blocks and the open block of c. */
+static void check_tail(thx_chain *c)
+{
+	uint64_t from = c->nblocks >= 2 ? c->blocks[c->nblocks - 2].h.first_seq
+		      : 0;
+	uint64_t bfirst = c->nblocks >= 2 ? c->nblocks - 2 : 0;
+	for (uint64_t seq = from; seq < c->n; seq++) {
+		thx__ent *e = &c->ents[seq];
+		if (e->flags & (THX__E_PRUNED | THX__E_MISSING | THX__E_BAD))
+			continue;
+		uint8_t *rec = NULL, h[32], stored[32];
+		const uint8_t *cb;
+		size_t cbl;
+		thx__ev ev;
+		if (thx__read_event(c, seq, &rec, &ev, stored, &cb, &cbl, NULL) == 0) {
+			thx__sha256(cb, cbl, h);
+			if (memcmp(h, stored, 32)) {
+				thx__seg *sg = thx__log_seg(&c->s->log, e->slot);
+				damage(c, seq, "%s offset %llu: event hash mismatch",
+				       sg ? sg->name : "?", (unsigned long long)e->off);
+			}
+		}
+		th_free(rec);
+	}
+	for (uint64_t b = bfirst; b < c->nblocks; b++) {
+		thx__blk *bl = &c->blocks[b];
+		uint8_t (*leaves)[32] = th_malloc((size_t)bl->h.count * 32);
+		if (!leaves)
+			return;
+		for (uint64_t i = 0; i < bl->h.count; i++)
+			memcpy(leaves[i], c->ents[bl->h.first_seq + i].hash, 32);
+		uint8_t root[32];
+		thx__merkle_root((const uint8_t (*)[32])leaves, (size_t)bl->h.count, root);
+		th_free(leaves);
+		thx_block h = bl->h;
+		thx__block_hash(&h, c->name);
+		if (memcmp(root, bl->h.merkle_root, 32) || memcmp(h.hash, bl->h.hash, 32)) {
+			thx__seg *sg = thx__log_seg(&c->s->log, bl->slot);
+			damage(c, bl->h.first_seq, "%s offset %llu: block %llu does not match its events",
+			       sg ? sg->name : "?", (unsigned long long)bl->off,
+			       (unsigned long long)b);
+		}
+	}
+}
+
+static int recover(thx_store *s, th_err *err)
+{
+	DIR *d = opendir(s->dir);
+	if (!d)
+		return th_err_set(err, TH_EIO, "opendir %s: %s", s->dir, strerror(errno));
+	struct segfile *files = NULL;
+	size_t nf = 0, capf = 0;
+	int rc = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		struct segfile f;
+		int used = 0;
+		if (sscanf(de->d_name, "seg-%8u.%u.log%n", &f.segno, &f.version, &used) == 2 &&
+		    used == (int)strlen(de->d_name)) {
+			if (nf == capf) {
+				size_t cap = capf ? capf * 2 : 16;
+				struct segfile *a = th_realloc(files, cap * sizeof *a);
+				if (!a) {
+					rc = th_err_set(err, TH_ENOMEM, "out of memory");
+					break;
+				}
+				files = a;
+				capf = cap;
+			}
+			snprintf(f.name, sizeof f.name, "%s", de->d_name);
+			files[nf++] = f;
+		} else if (!s->opts.read_only && strncmp(de->d_name, "seg-", 4) == 0 &&
+			   strstr(de->d_name, ".tmp")) {
+			unlinkat(s->log.dirfd, de->d_name, 0); /* unfinished compaction */
+		}
+	}
+	closedir(d);
+	if (rc)
+		goto out;
+	if (nf > 1)
+		qsort(files, nf, sizeof *files, segfile_cmp);
+	thx__seg *lastseg = NULL;
+	for (size_t i = 0; i < nf; i++) {
+		if (i + 1 < nf && files[i + 1].segno == files[i].segno) {
+			/* superseded by a compacted version */
+			if (!s->opts.read_only)
+				unlinkat(s->log.dirfd, files[i].name, 0);
+			continue;
+		}
+		int fd = openat(s->log.dirfd, files[i].name,
+				(s->opts.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+		if (fd < 0) {
+			rc = th_err_set(err, TH_EIO, "open %s/%s: %s", s->dir, files[i].name,
+					strerror(errno));
+			goto out;
+		}
+		struct stat st = { 0 };
+		uint8_t hdr[THX__SEG_HDR];
+		uint32_t segno, version;
+		bool last = i + 1 == nf;
+		if (fstat(fd, &st) != 0 ||
+		    pread(fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr ||
+		    !thx__seg_header_ok(hdr, &segno, &version) || segno != files[i].segno) {
+			close(fd);
+			if (last && !s->opts.read_only && st.st_size < 4096) {
+				/* created but its header never made it: torn */
+				unlinkat(s->log.dirfd, files[i].name, 0);
+				continue;
+			}
+			rc = th_err_set(err, TH_ECORRUPT, "%s/%s: bad segment header", s->dir,
+					files[i].name);
+			goto out;
+		}
+		thx__seg *seg;
+		if ((rc = thx__log_adopt(&s->log, files[i].segno, files[i].version, fd,
+					 (uint64_t)st.st_size, &seg, err))) {
+			close(fd);
+			goto out;
+		}
+		/* Single-threaded here: no background thread yet. */
+		rc = scan_segment(s, seg, last, err);
+		if (rc)
+			goto out;
+		lastseg = seg;
+	}
+	/* Apply prunes, then re-check the tails. */
+	for (size_t i = 0; i < s->nchains; i++) {
+		thx_chain *c = s->chains[i];
+		if (c->prune_below > c->n)
+			c->prune_below = c->n;
+		for (uint64_t k = 0; k < c->prune_below; k++) {
+			thx__ent *e = &c->ents[k];
+			if (e->flags & (THX__E_PRUNED | THX__E_MISSING))
+				continue;
+			e->flags |= THX__E_PRUNED;
+			c->kept_bytes -= e->size;
+			thx__seg *sg = thx__log_seg(&s->log, e->slot);
+			if (sg)
+				atomic_fetch_add(&sg->garbage, e->size ? e->size : 1);
+		}
+		c->durable_n = c->n;
+		check_tail(c);
+	}
+	if (lastseg)
+		thx__log_resume(&s->log, lastseg);
+out:
+	th_free(files);
+	return rc;
+}
+
+int thx__live_segs(thx_store *s, thx__seg ***out, size_t *n, th_err *err)
+{
+	uint32_t ns = atomic_load(&s->log.nslots);
+	thx__seg **a = th_malloc((ns ? ns : 1) * sizeof *a);
+	if (!a)
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	size_t k = 0;
+	pthread_mutex_lock(&s->log.mu);
+	for (uint32_t i = 0; i < ns; i++)
+		if (s->log.segs[i] && !s->log.segs[i]->dead)
+			a[k++] = s->log.segs[i];
+	pthread_mutex_unlock(&s->log.mu);
+	/* insertion sort by segno: slots are nearly in order already */
+	for (size_t i = 1; i < k; i++) {
+		thx__seg *x = a[i];
+		size_t j = i;
+		while (j > 0 && a[j - 1]->segno > x->segno) {
+			a[j] = a[j - 1];
+			j--;
+		}
+		a[j] = x;
+	}
+	*out = a;
+	*n = k;
+	return 0;
+}
+
+/* ---- background: batch flushes, retention, compaction ---- */
+
+static void *bg_main(void *arg)
+{
+	thx_store *s = arg;
+	uint64_t last_ret = th_now_ns();
+	pthread_mutex_lock(&s->bg_mu);
+	while (!s->bg_stop) {
+		uint32_t ms = atomic_load(&s->batch_ms);
+		if (!ms || ms > s->opts.retention_ms)
+			ms = s->opts.retention_ms;
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)ms * 1000000u;
+		ts.tv_sec += (time_t)(ns / 1000000000u);
+		ts.tv_nsec = (long)(ns % 1000000000u);
+		pthread_cond_timedwait(&s->bg_cv, &s->bg_mu, &ts);
+		if (s->bg_stop)
+			break;
+		pthread_mutex_unlock(&s->bg_mu);
+		thx__log_commit(&s->log, thx__log_ins_lsn(&s->log), true, NULL);
+		if (th_now_ns() - last_ret >= (uint64_t)s->opts.retention_ms * 1000000u) {
+			last_ret = th_now_ns();
+			if (thx_prune(s, NULL, NULL) == 0)
+				thx_compact(s, NULL, NULL);
+		}
+		pthread_mutex_lock(&s->bg_mu);
+	}
+	pthread_mutex_unlock(&s->bg_mu);
+	return NULL;
+}
+
+/* ---- open / close ---- */
+
+int thx_store_open(const char *dir, const thx_store_opts *opts, thx_store **out,
+		   th_err *err)
+{
+	thx_store_opts o = { 0 };
+	int rc;
+	if (opts)
+		o = *opts;
+	if (!o.segment_bytes)
+		o.segment_bytes = 64u << 20;
+	if (o.segment_bytes < 4096)
+		o.segment_bytes = 4096;
+	if (!o.retention_ms)
+		o.retention_ms = 1000;
+	if (!o.read_only && mkdir(dir, 0755) != 0 && errno != EEXIST)
+		return th_err_set(err, TH_EIO, "mkdir %s: %s", dir, strerror(errno));
+	thx_store *s = th_calloc(1, sizeof *s);
+	if (!s)
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	s->lockfd = -1;
+	s->opts = o;
+	pthread_rwlock_init(&s->lk, NULL);
+	pthread_mutex_init(&s->compact_mu, NULL);
+	pthread_mutex_init(&s->bg_mu, NULL);
+	pthread_cond_init(&s->bg_cv, NULL);
+	if (!(s->dir = th_strdup(dir))) {
+		rc = th_err_set(err, TH_ENOMEM, "out of memory");
+		goto fail;
+	}
+	if ((rc = thx__log_init(&s->log, dir, o.read_only, o.segment_bytes, err)))
+		goto fail;
+	if (!o.read_only) {
+		s->lockfd = openat(s->log.dirfd, "LOCK", O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		if (s->lockfd < 0) {
+			rc = th_err_set(err, TH_EIO, "open %s/LOCK: %s", dir, strerror(errno));
+			goto fail;
+		}
+		if (flock(s->lockfd, LOCK_EX | LOCK_NB) != 0) {
+			rc = th_err_set(err, TH_EBUSY,
+					"chain store %s is in use by another process", dir);
+			goto fail;
+		}
+	}
+	if ((rc = recover(s, err)))
+		goto fail;
+	if (!o.read_only && !o.no_background) {
+		if (pthread_create(&s->bg, NULL, bg_main, s) != 0) {
+			rc = th_err_set(err, TH_EIO, "cannot start the chain store thread");
+			goto fail;
+		}
+		s->bg_running = true;
+	}
+	*out = s;
+	return 0;
+fail:
+	thx_store_close(s);
+	return rc;
+}
+
+int thx_store_sync(thx_store *s, th_err *err)
+{
+	return thx__log_commit(&s->log, thx__log_ins_lsn(&s->log), true, err);
+}
+
+void thx_store_close(thx_store *s)
+{
+	if (!s)
+		return;
+	if (s->bg_running) {
+		pthread_mutex_lock(&s->bg_mu);
+		s->bg_stop = true;
+		pthread_cond_signal(&s->bg_cv);
+		pthread_mutex_unlock(&s->bg_mu);
+		pthread_join(s->bg, NULL);
+	}
+	if (s->log.dir && !s->opts.read_only)
+		thx__log_commit(&s->log, thx__log_ins_lsn(&s->log), true, NULL);
+	for (size_t i = 0; i < s->nchains; i++)
+		chain_free(s->chains[i]);
+	th_free(s->chains);
+	th_free(s->by_no);
+	for (size_t i = 0; i < s->nstrs; i++)
+		th_free(s->strs[i]);
+	th_free(s->strs);
+	th_free(s->strmap);
+	for (size_t i = 0; i < s->nsubs; i++)
+		th_free(s->subs[i].chain_name);
+	th_free(s->subs);
+	thx__log_release(&s->log);
+	if (s->lockfd >= 0)
+		close(s->lockfd);
+	pthread_rwlock_destroy(&s->lk);
+	pthread_mutex_destroy(&s->compact_mu);
+	pthread_mutex_destroy(&s->bg_mu);
+	pthread_cond_destroy(&s->bg_cv);
+	th_free(s->dir);
+	th_free(s);
+}
+
+void thx_store_stats(thx_store *s, thx_stats *out)
+{
+	memset(out, 0, sizeof *out);
+	out->fsyncs = atomic_load(&s->log.fsyncs);
+	out->writes = atomic_load(&s->log.writes);
+	out->bytes_written = atomic_load(&s->log.bytes_written);
+	out->segments = atomic_load(&s->log.nsegments);
+	out->compactions = atomic_load(&s->compactions);
+}

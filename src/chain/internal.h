@@ -1,0 +1,311 @@
+/*
+ * internal.h - structures shared by the Event Chain's files (not API).
+ *
+ *   hash.c     SHA-256 (OpenSSL EVP, fetched once), CRC32C, Merkle trees
+ *   codec.c    canonical event / block encodings and log record framing
+ *   log.c      segment files and group commit (one writer at a time)
+ *   chain.c    the store: chains, recovery, append, reads, indexes,
+ *              retention, subscriptions, background thread (design essay)
+ *   verify.c   full verification by sequential segment scans
+ *   compact.c  rewriting sealed segments without pruned data
+ *   proof.c    Merkle inclusion proofs
+ *
+ * Internal names use the thx__ prefix.
+ */
+#ifndef TH_CHAIN_INTERNAL_H
+#define TH_CHAIN_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "base/base.h"
+#include "base/cbor.h"
+#include "theater/chain.h"
+
+/* ---- hash.c ---- */
+
+void thx__sha256(const void *p, size_t n, uint8_t out[32]);
+/* SHA-256 of 0x01 || left || right: an inner Merkle node. */
+void thx__merkle_node(const uint8_t l[32], const uint8_t r[32], uint8_t out[32]);
+/* RFC 6962/9162 tree hash over n >= 1 leaves (the leaves are event
+ * hashes, used as they are). */
+void thx__merkle_root(const uint8_t (*leaves)[32], size_t n, uint8_t out[32]);
+/* Audit path of leaf i among n, leaf level first; returns its length. */
+size_t thx__merkle_path(const uint8_t (*leaves)[32], size_t n, size_t i,
+			uint8_t path[][32]);
+/* Root implied by leaf i of n, its hash and path; false if path_len wrong. */
+bool thx__merkle_from_path(const uint8_t leaf[32], size_t i, size_t n,
+			   const uint8_t path[][32], size_t path_len,
+			   uint8_t out[32]);
+uint32_t thx__crc32c(uint32_t crc, const void *p, size_t n);
+
+/* ---- codec.c ---- */
+
+/* Record framing: 16-byte header, then the payload.
+ *   0  4  magic "THXR"
+ *   4  4  payload length, u32 little-endian
+ *   8  1  record type (THX__REC_*)
+ *   9  3  zero
+ *  12  4  CRC32C over bytes 4..11 and the payload, u32 little-endian */
+#define THX__REC_HDR 16
+#define THX__REC_MAX (THX_DATA_MAX + 4096u)
+enum {
+	THX__REC_CHAIN = 1,
+	THX__REC_EVENT = 2,
+	THX__REC_STUB = 3,
+	THX__REC_BLOCK = 4,
+	THX__REC_PRUNE = 5
+};
+#define THX__SEG_HDR 32
+#define THX__SEG_MAGIC "THXSEG01"
+
+/* A decoded event (pointers into the decoded buffer). */
+typedef struct thx__ev {
+	bool has_parent;
+	uint8_t parent[32];
+	const char *actor;
+	size_t actor_len;
+	uint64_t seq, ts;
+	const char *type;
+	size_t type_len;
+	const uint8_t *data;
+	size_t len;
+	const char *desc; /* NULL = none */
+	size_t desc_len;
+	uint64_t data_len; /* for stubs: original data+desc length */
+} thx__ev;
+
+/* Canonical encoding of an event into e. */
+void thx__enc_event(th_cbor_enc *e, const uint8_t *parent,
+		    const char *actor, size_t actor_len, uint64_t seq,
+		    uint64_t ts, const char *type, size_t type_len,
+		    const void *data, size_t len, const char *desc,
+		    size_t desc_len);
+int thx__dec_event(const uint8_t *p, size_t n, thx__ev *ev, th_err *err);
+/* Stub of a pruned event: [parent|null, actor, seq, ts, type, size]. */
+void thx__enc_stub(th_cbor_enc *e, const uint8_t *parent,
+		   const char *actor, uint64_t seq, uint64_t ts,
+		   const char *type, uint64_t size);
+int thx__dec_stub(const uint8_t *p, size_t n, thx__ev *ev, th_err *err);
+/* Block header: [prev|null, chain, index, first_seq, count, merkle_root]. */
+void thx__enc_block(th_cbor_enc *e, const thx_block *b,
+		    const char *chain);
+int thx__dec_block(const uint8_t *p, size_t n, thx_block *b, const char **chain,
+		   size_t *chain_len, th_err *err);
+void thx__block_hash(thx_block *b, const char *chain); /* fills b->hash */
+
+/* Frame a record in place: buf has THX__REC_HDR free bytes, then payload. */
+void thx__frame(uint8_t *buf, uint8_t type, uint32_t payload_len);
+/* Check a header; returns payload length or -1 if no plausible header. */
+long thx__hdr_len(const uint8_t *hdr);
+bool thx__rec_crc_ok(const uint8_t *rec, uint32_t payload_len);
+static inline uint32_t thx__le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+static inline void thx__put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+static inline uint64_t thx__le64(const uint8_t *p)
+{
+	return (uint64_t)thx__le32(p) | (uint64_t)thx__le32(p + 4) << 32;
+}
+static inline void thx__put_le64(uint8_t *p, uint64_t v)
+{
+	thx__put_le32(p, (uint32_t)v);
+	thx__put_le32(p + 4, (uint32_t)(v >> 32));
+}
+void thx__seg_header(uint8_t out[THX__SEG_HDR], uint32_t segno,
+		     uint32_t version);
+bool thx__seg_header_ok(const uint8_t *p, uint32_t *segno, uint32_t *version);
+
+/* ---- log.c ---- */
+
+#define THX__MAX_SEGS 65536
+typedef struct thx__seg {
+	uint32_t slot;
+	uint32_t segno, version;
+	char name[48];
+	int fd;
+	_Atomic uint64_t size; /* bytes in the file (written by the log) */
+	_Atomic uint64_t garbage; /* bytes of pruned event data (compaction) */
+	bool sealed;        /* no more inserts; eligible for compaction */
+	bool dead;          /* replaced by a compacted version */
+	pthread_rwlock_t lk; /* readers (pread) vs fd swap */
+} thx__seg;
+
+typedef struct thx__log {
+	char *dir;
+	int dirfd;
+	bool read_only;
+	uint64_t seg_max;
+	thx__seg *segs[THX__MAX_SEGS]; /* by slot; stable pointers */
+	_Atomic uint32_t nslots;
+
+	pthread_mutex_t mu; /* guards everything below */
+	pthread_cond_t cv;
+	uint8_t *buf;       /* inserted, not yet written */
+	size_t len, cap;
+	uint8_t *wbuf;      /* being written by the leader */
+	size_t wcap;
+	struct thx__split { size_t at; thx__seg *seg; } *splits;
+			    /* where in buf a new segment starts */
+	size_t nsplits, splitcap;
+	struct thx__split *wsplits; /* the same for wbuf */
+	size_t wsplitcap;
+	thx__seg *ins;      /* segment receiving inserts */
+	uint64_t ins_off;   /* its logical size */
+	thx__seg *wr;       /* segment the leader writes to */
+	uint64_t ins_lsn, wr_lsn, sync_lsn;
+	bool writing;
+	int failed;
+	char failmsg[TH_ERR_MSG_MAX];
+	_Atomic uint64_t fsyncs, writes, bytes_written, nsegments;
+} thx__log;
+
+int thx__log_init(thx__log *l, const char *dir, bool read_only,
+		  uint64_t seg_max, th_err *err);
+void thx__log_release(thx__log *l);
+/* Adopt an existing segment file (recovery), in log order. */
+int thx__log_adopt(thx__log *l, uint32_t segno, uint32_t version, int fd,
+		   uint64_t size, thx__seg **out, th_err *err);
+/* Insert records: n records of lens[i] bytes back to back in recs. Fills
+ * slot[i], off[i] and *lsn (end of the last one). *flush_now is set when the
+ * buffer is large and the caller should write it out. */
+int thx__log_put(thx__log *l, const uint8_t *recs, const size_t *lens,
+		 size_t n, uint32_t *slot, uint64_t *off, uint64_t *lsn,
+		 bool *flush_now, th_err *err);
+/* Make everything inserted up to lsn written (sync: and fsynced). */
+int thx__log_commit(thx__log *l, uint64_t lsn, bool sync, th_err *err);
+uint64_t thx__log_ins_lsn(thx__log *l);
+/* Read the record at (slot, off): *rec is a th_malloc'd copy of the whole
+ * record (header included), *len its size. CRC failure: TH_ECORRUPT, but
+ * *rec is still returned when the header was plausible. */
+int thx__log_read(thx__log *l, uint32_t slot, uint64_t off, uint8_t **rec,
+		  size_t *len, th_err *err);
+thx__seg *thx__log_seg(thx__log *l, uint32_t slot);
+/* After recovery: keep appending to seg (the last one) if it has room. */
+void thx__log_resume(thx__log *l, thx__seg *seg);
+/* Testing: when >= 0, log writes fail with ENOSPC once this many more
+ * bytes have been written (a short write first, like a full disk). */
+extern _Atomic long long thx__fault_write_budget;
+
+/* ---- chain.c ---- */
+
+enum {
+	THX__E_PRUNED = 1, /* data dropped */
+	THX__E_MISSING = 2, /* no record found (hole left by damage) */
+	THX__E_BAD = 4     /* record failed its checksum or hash */
+};
+
+typedef struct thx__ent {
+	uint8_t hash[32];
+	uint64_t ts;
+	uint32_t type_id, actor_id;
+	uint32_t slot;  /* segment slot; UINT32_MAX for memory */
+	uint32_t flags;
+	uint64_t off;   /* record offset in its segment */
+	uint8_t *mem;   /* memory chains: the event's encoding (owned) */
+	uint32_t mem_len;
+	uint32_t size;  /* data + description bytes (retention) */
+} thx__ent;
+
+typedef struct thx__blk {
+	thx_block h;
+	uint32_t slot;
+	uint64_t off;
+} thx__blk;
+
+typedef struct thx__post {
+	uint32_t id;
+	uint64_t *seqs;
+	size_t n, cap;
+} thx__post;
+
+/* Open-addressing map u32 id -> index in a posting array. */
+typedef struct thx__pmap {
+	thx__post *posts;
+	size_t n, cap;
+	uint32_t *slots; /* index+1, 0 = empty */
+	size_t nslots;
+} thx__pmap;
+
+typedef struct thx__sub {
+	uint64_t id;
+	char *chain_name; /* NULL = all chains */
+	thx_event_fn fn;
+	void *arg;
+} thx__sub;
+
+struct thx_chain {
+	thx_store *s;
+	uint32_t no;
+	char *name;
+	thx_chain_opts opts;
+	pthread_mutex_t mu; /* entries, blocks, postings, configuration */
+	thx__ent *ents;
+	uint64_t n, cap;
+	uint64_t prune_below;
+	uint64_t kept_bytes;
+	uint64_t last_ts;
+	thx__blk *blocks;
+	uint64_t nblocks, capblocks;
+	uint64_t block_start; /* first seq of the open block */
+	bool damaged;
+	uint64_t damaged_seq;
+	char damage[200];
+	thx__pmap types, actors;
+	const char *last_type, *last_actor; /* interned; id cache */
+	uint32_t last_type_id, last_actor_id;
+	uint64_t durable_n; /* events known durable (THX_ALWAYS) */
+	pthread_mutex_t dmu; /* delivery to subscribers */
+	uint64_t delivered;
+	bool delivering;
+};
+
+struct thx_store {
+	char *dir;
+	thx_store_opts opts;
+	int lockfd;
+	thx__log log;
+	pthread_rwlock_t lk; /* chain tables, interned strings, subscribers */
+	thx_chain **chains;  /* sorted by name */
+	size_t nchains, capchains;
+	thx_chain **by_no;   /* by chain number */
+	uint32_t nnos;       /* capacity of by_no */
+	uint32_t next_no;    /* 1 + the largest chain number in use */
+	char **strs;         /* interned strings by id */
+	size_t nstrs, capstrs;
+	uint32_t *strmap;    /* open addressing: id+1 */
+	size_t strmap_cap;
+	thx__sub *subs;
+	size_t nsubs, capsubs;
+	uint64_t next_sub;
+	_Atomic size_t nsubs_live;
+	pthread_mutex_t compact_mu; /* one compaction at a time */
+	pthread_t bg;
+	bool bg_running;
+	pthread_mutex_t bg_mu;
+	pthread_cond_t bg_cv;
+	bool bg_stop;
+	_Atomic uint32_t batch_ms; /* smallest batch_ms of any batch chain */
+	_Atomic uint64_t compactions;
+};
+
+thx_chain *thx__chain_by_no(thx_store *s, uint32_t no);
+const char *thx__str(thx_store *s, uint32_t id);
+/* Read and decode event seq of c into *rec (th_free it) and *ev (pointers
+ * into *rec); also returns its stored hash. Takes c->mu itself. Pruned or
+ * missing events: TH_ENOTFOUND / TH_ECORRUPT. */
+int thx__read_event(thx_chain *c, uint64_t seq, uint8_t **rec, thx__ev *ev,
+		    uint8_t hash[32], const uint8_t **cbor, size_t *cbor_len,
+		    th_err *err);
+/* Segments in log order (by segno), live ones only; th_free the array. */
+int thx__live_segs(thx_store *s, thx__seg ***out, size_t *n, th_err *err);
+
+#endif

@@ -1,0 +1,1129 @@
+/* test_chain.c - the Event Chain: hashing, links, blocks and proofs,
+ * persistence and recovery, damage reports, indexes, subscriptions. */
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/base.h"
+#include "chain/internal.h"
+#include "test.h"
+
+static char *tmpdir(void)
+{
+	static char path[64];
+	snprintf(path, sizeof path, "/tmp/thx-test-XXXXXX");
+	REQUIRE(mkdtemp(path) != NULL);
+	return path;
+}
+
+static void rmrf(const char *dir)
+{
+	char cmd[256];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	REQUIRE(system(cmd) == 0);
+}
+
+static thx_store *open_store(const char *dir, uint64_t seg_bytes)
+{
+	thx_store_opts o = { .segment_bytes = seg_bytes, .no_background = true };
+	thx_store *s = NULL;
+	th_err err = { 0 };
+	int rc = thx_store_open(dir, &o, &s, &err);
+	if (rc)
+		fprintf(stderr, "  open: %s\n", err.msg);
+	REQUIRE(rc == 0);
+	return s;
+}
+
+static thx_chain *chain(thx_store *s, const char *name, thx_durability d,
+			uint32_t block_events)
+{
+	thx_chain_opts o = { .durability = d, .block_events = block_events };
+	thx_chain *c = NULL;
+	th_err err = { 0 };
+	REQUIRE(thx_chain_open(s, name, &o, true, &c, &err) == 0);
+	return c;
+}
+
+static uint64_t add(thx_chain *c, const char *type, const char *data)
+{
+	thx_event_in in = { .actor = thx_chain_name(c), .type = type, .data = data,
+			    .len = strlen(data) };
+	uint64_t seq = 0;
+	th_err err = { 0 };
+	int rc = thx_append(c, &in, &seq, NULL, &err);
+	if (rc)
+		fprintf(stderr, "  append: %s\n", err.msg);
+	REQUIRE(rc == 0);
+	return seq;
+}
+
+static void add_n(thx_chain *c, int n)
+{
+	char data[64];
+	for (int i = 0; i < n; i++) {
+		snprintf(data, sizeof data, "event payload %d", i);
+		add(c, i % 3 ? "message.received" : "wasm.call", data);
+	}
+}
+
+static bool verify_ok(thx_store *s, const char *name)
+{
+	thx_verify_report r;
+	th_err err = { 0 };
+	REQUIRE(thx_verify(s, name, NULL, NULL, &r, &err) == 0);
+	if (!r.ok)
+		fprintf(stderr, "  verify: chain %s seq %llu %s@%llu: %s\n", r.chain,
+			(unsigned long long)r.seq, r.file, (unsigned long long)r.offset, r.what);
+	return r.ok;
+}
+
+/* The only segment file of a store (tests with big segments). */
+static void seg_path(const char *dir, char *out, size_t n)
+{
+	snprintf(out, n, "%s/seg-00000001.0.log", dir);
+}
+
+static off_t file_size(const char *p)
+{
+	struct stat st;
+	REQUIRE(stat(p, &st) == 0);
+	return st.st_size;
+}
+
+/* ---- the canonical encoding ---- */
+
+TEST(hash_test_vector_matches_docs)
+{
+	/* docs/chain.md, "Test vector" (cross-checked with an independent
+	 * Python encoder + hashlib). */
+	uint8_t h0[32], h1[32];
+	char hex[65];
+	th_err err = { 0 };
+	REQUIRE(thx_event_hash(NULL, "counter-1", 0, 1700000000000000000ull,
+			       "actor.created", "hello", 5, NULL, h0, &err) == 0);
+	th_hex(h0, 32, hex);
+	CHECK_EQ_STR(hex, "70225947657ad1606a6807e80a13654ec5f39c37e43726226e38fe3ca1d0a1dd");
+	REQUIRE(thx_event_hash(h0, "counter-1", 1, 1700000000000000001ull,
+			       "message.received", "\x01\x02", 2, "a message", h1, &err) == 0);
+	th_hex(h1, 32, hex);
+	CHECK_EQ_STR(hex, "33b830d06bf5ad0269873af257519f97e9fec2f0578a77ddcd49be47f0569956");
+
+	th_cbor_enc e;
+	th_cbor_enc_init(&e, NULL, 0);
+	thx__enc_event(&e, NULL, "counter-1", 9, 0, 1700000000000000000ull, "actor.created",
+		       13, "hello", 5, NULL, 0);
+	char enc[256];
+	th_hex(e.buf, e.len, enc);
+	CHECK_EQ_STR(enc, "87f669636f756e7465722d31001b17979cfe362a00006d6163746f722e"
+			  "637265617465644568656c6c6ff6");
+	CHECK(th_cbor_check_deterministic(e.buf, e.len, NULL));
+	th_cbor_enc_release(&e);
+}
+
+TEST(append_computes_the_documented_hash)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 0);
+	thx_chain *c = chain(s, "counter-1", THX_ALWAYS, 0);
+	thx_event_in in = { .actor = "counter-1", .type = "actor.created", .data = "hello",
+			    .len = 5, .timestamp_ns = 1700000000000000000ull };
+	uint8_t h[32];
+	char hex[65];
+	REQUIRE(thx_append(c, &in, NULL, h, NULL) == 0);
+	th_hex(h, 32, hex);
+	CHECK_EQ_STR(hex, "70225947657ad1606a6807e80a13654ec5f39c37e43726226e38fe3ca1d0a1dd");
+	thx_store_close(s);
+	rmrf(dir);
+}
+
+TEST(crc32c_known_value)
+{
+	CHECK_EQ_INT(thx__crc32c(0, "123456789", 9), 0xe3069283u);
+	/* chaining equals one pass */
+	CHECK_EQ_INT(thx__crc32c(thx__crc32c(0, "1234", 4), "56789", 5), 0xe3069283u);
+}
+
+/* ---- links, persistence ---- */
+
+TEST(events_link_and_survive_reopen)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 0);
+	thx_chain *c = chain(s, "actor-a", THX_ALWAYS, 16);
+	add_n(c, 100);
+	uint8_t head[32], head2[32];
+	REQUIRE(thx_chain_head(c, head));
+	for (uint64_t i = 0; i < 100; i++) {
+		thx_event ev, prev;
+		REQUIRE(thx_get(c, i, &ev, NULL) == 0);
+		CHECK_EQ_INT(ev.seq, i);
+		CHECK_EQ_STR(ev.actor, "actor-a");
+		if (i) {
+			REQUIRE(thx_get(c, i - 1, &prev, NULL) == 0);
+			CHECK(ev.has_parent && memcmp(ev.parent, prev.hash, 32) == 0);
+			CHECK(ev.timestamp_ns >= prev.timestamp_ns);
+			thx_event_release(&prev);
+		} else {
+			CHECK(!ev.has_parent);
+		}
+		/* the stored hash is the hash of the stored fields */
+		uint8_t h[32];
+		REQUIRE(thx_event_hash(ev.has_parent ? ev.parent : NULL, ev.actor, ev.seq,
+				       ev.timestamp_ns, ev.type, ev.data, ev.len,
+				       ev.description, h, NULL) == 0);
+		CHECK(memcmp(h, ev.hash, 32) == 0);
+		thx_event_release(&ev);
+	}
+	CHECK_EQ_INT(thx_block_count(c), 6);
+	CHECK(verify_ok(s, NULL));
+	thx_store_close(s);
+
+	s = open_store(dir, 0);
+	th_err err = { 0 };
+	REQUIRE(thx_chain_open(s, "actor-a", NULL, false, &c, &err) == 0);
+	CHECK_EQ_INT(thx_chain_count(c), 100);
+	REQUIRE(thx_chain_head(c, head2));
+	CHECK(memcmp(head, head2, 32) == 0);
+	CHECK_EQ_INT(thx_block_count(c), 6);
+	thx_chain_opts o;
+	thx_chain_opts_get(c, &o);
+	CHECK_EQ_INT(o.block_events, 16);
+	/* appending continues the same chain */
+	CHECK_EQ_INT(add(c, "wasm.call", "more"), 100);
+	thx_event ev;
+	REQUIRE(thx_get(c, 100, &ev, NULL) == 0);
+	CHECK(memcmp(ev.parent, head, 32) == 0);
+	thx_event_release(&ev);
+	CHECK(verify_ok(s, "actor-a"));
+	thx_store_close(s);
+	rmrf(dir);
+}
+
+TEST(many_chains_and_segments)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 4096);
+	thx_chain *cs[5];
+	char name[32];
+	for (int i = 0; i < 5; i++) {
+		snprintf(name, sizeof name, "actor-%d", i);
+		cs[i] = chain(s, name, i == 4 ? THX_BATCH : THX_ALWAYS, 7);
+	}
+	for (int k = 0; k < 60; k++)
+		for (int i = 0; i < 5; i++)
+			add(cs[i], "message.received", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+	thx_stats st;
+	thx_store_stats(s, &st);
+	CHECK(st.segments > 3);
+	CHECK(verify_ok(s, NULL));
+	thx_store_close(s);
+	s = open_store(dir, 4096);
+	char **names;
+	size_t n;
+	REQUIRE(thx_store_list(s, &names, &n, NULL) == 0);
+	CHECK_EQ_INT(n, 5);
+	CHECK_EQ_STR(names[0], "actor-0");
+	CHECK_EQ_STR(names[4], "actor-4");
+	thx_free(names);
+	for (int i = 0; i < 5; i++) {
+		snprintf(name, sizeof name, "actor-%d", i);
+		thx_chain *c;
+		REQUIRE(thx_chain_open(s, name, NULL, false, &c, NULL) == 0);
+		CHECK_EQ_INT(thx_chain_count(c), 60);
+	}
+	CHECK(verify_ok(s, NULL));
+	thx_store_close(s);
+	rmrf(dir);
+}
+
+TEST(memory_chain_is_not_persisted)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 0);
+	thx_chain *c = chain(s, "scratch", THX_NONE, 4);
+	add_n(c, 10);
+	thx_event ev;
+	REQUIRE(thx_get(c, 9, &ev, NULL) == 0);
+	CHECK_EQ_INT(ev.segment, 0);
+	CHECK(memcmp(ev.data, "event payload 9", ev.len) == 0);
+	thx_event_release(&ev);
+	CHECK(verify_ok(s, "scratch"));
+	thx_stats st;
+	thx_store_stats(s, &st);
+	CHECK_EQ_INT(st.bytes_written, 0);
+	thx_store_close(s);
+	s = open_store(dir, 0);
+	th_err err = { 0 };
+	CHECK_EQ_INT(thx_chain_open(s, "scratch", NULL, false, &c, &err), TH_ENOTFOUND);
+	thx_store_close(s);
+	rmrf(dir);
+}
+
+/* ---- blocks and proofs ---- */
+
+TEST(merkle_root_follows_rfc9162)
+{
+	uint8_t l[3][32], ab[32], root[32], want[32];
+	for (int i = 0; i < 3; i++)
+		memset(l[i], 'a' + i, 32);
+	thx__merkle_node(l[0], l[1], ab);
+	thx__merkle_node(ab, l[2], want);
+	thx__merkle_root((const uint8_t (*)[32])l, 3, root);
+	CHECK(memcmp(root, want, 32) == 0);
+	thx__merkle_root((const uint8_t (*)[32])l, 1, root);
+	CHECK(memcmp(root, l[0], 32) == 0);
+}
+
+TEST(proofs_for_every_position_and_size)
+{
+	uint8_t leaves[70][32], root[32], path[64][32], got[32];
+	for (size_t n = 1; n <= 70; n++) {
+		for (size_t i = 0; i < n; i++) {
+			memset(leaves[i], 0, 32);
+			leaves[i][0] = (uint8_t)i;
+			leaves[i][1] = (uint8_t)n;
+		}
+		thx__merkle_root((const uint8_t (*)[32])leaves, n, root);
+		for (size_t i = 0; i < n; i++) {
+			size_t k = thx__merkle_path((const uint8_t (*)[32])leaves, n, i, path);
+			CHECK(k <= 7);
+			CHECK(thx__merkle_from_path(leaves[i], i, n, (const uint8_t (*)[32])path,
+						    k, got));
+			CHECK(memcmp(got, root, 32) == 0);
+			/* the wrong index or a shortened path fails */
+			if (n > 1) {
+				bool ok = thx__merkle_from_path(leaves[i], (i + 1) % n, n,
+								(const uint8_t (*)[32])path,
+								k, got);
+				CHECK(!ok || memcmp(got, root, 32) != 0);
+				CHECK(!thx__merkle_from_path(leaves[i], i, n,
+							     (const uint8_t (*)[32])path,
+							     k - 1, got) ||
+				      memcmp(got, root, 32) != 0);
+			}
+		}
+	}
+}
+
+TEST(chain_proofs_check_against_block_hash)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 0);
+	thx_chain *c = chain(s, "prover", THX_ALWAYS, 13);
+	add_n(c, 50); /* blocks of 13, 13, 13; 11 open */
+	CHECK_EQ_INT(thx_block_count(c), 3);
+	thx_proof p;
+	th_err err = { 0 };
+	CHECK_EQ_INT(thx_prove(c, 45, &p, &err), TH_ESTATE);
+	REQUIRE(thx_seal_block(c, NULL) == 0);
+	CHECK_EQ_INT(thx_block_count(c), 4);
+	for (uint64_t seq = 0; seq < 50; seq++) {
+		REQUIRE(thx_prove(c, seq, &p, &err) == 0);
+		thx_block b;
+		REQUIRE(thx_block_get(c, p.block.index, &b, NULL) == 0);
+		CHECK(thx_proof_check(&p, b.hash, &err) == 0);
+		thx_event ev;
+		REQUIRE(thx_get(c, seq, &ev, NULL) == 0);
+		CHECK(memcmp(ev.hash, p.event_hash, 32) == 0);
+		thx_event_release(&ev);
+		/* round trip through the encoding */
+		uint8_t *bytes;
+		size_t n;
+		REQUIRE(thx_proof_encode(&p, &bytes, &n, NULL) == 0);
+		CHECK(th_cbor_check_deterministic(bytes, n, NULL));
+		thx_proof q;
+		REQUIRE(thx_proof_decode(bytes, n, &q, &err) == 0);
+		CHECK(thx_proof_check(&q, b.hash, NULL) == 0);
+		thx_free(bytes);
+		/* tampering anywhere is caught */
+		q = p;
+		q.event_hash[0] ^= 1;
+		CHECK(thx_proof_check(&q, b.hash, NULL) == TH_ECORRUPT);
+		if (p.path_len) {
+			q = p;
+			q.path[p.path_len - 1][5] ^= 1;
+			CHECK(thx_proof_check(&q, b.hash, NULL) == TH_ECORRUPT);
+		}
+		q = p;
+		q.block.first_seq += 1;
+		CHECK(thx_proof_check(&q, b.hash, NULL) != 0);
+		uint8_t other[32];
+		memcpy(other, b.hash, 32);
+		other[31] ^= 0x80;
+		CHECK(thx_proof_check(&p, other, NULL) == TH_ECORRUPT);
+	}
+	thx_store_close(s);
+	rmrf(dir);
+}
+
+TEST(proof_decode_rejects_garbage)
+{
+	uint8_t junk[] = { 0x86, 0x61, 0x78 };
+	thx_proof p;
+	th_err err = { 0 };
+	CHECK(thx_proof_decode(junk, sizeof junk, &p, &err) != 0);
+	CHECK(strstr(err.msg, "proof") != NULL);
+}
+
+/* ---- recovery and damage ---- */
+
+static void copy_file(const char *from, const char *to, off_t n)
+{
+	int a = open(from, O_RDONLY), b = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	REQUIRE(a >= 0 && b >= 0);
+	char buf[65536];
+	while (n > 0) {
+		ssize_t r = read(a, buf, (size_t)(n < (off_t)sizeof buf ? n : (off_t)sizeof buf));
+		REQUIRE(r > 0);
+		REQUIRE(write(b, buf, (size_t)r) == r);
+		n -= r;
+	}
+	close(a);
+	close(b);
+}
+
+TEST(torn_tail_at_every_byte_of_the_last_record)
+{
+	char *dir = tmpdir(), seg[128];
+	thx_store *s = open_store(dir, 0);
+	thx_chain *c = chain(s, "torn", THX_ALWAYS, 1000);
+	add_n(c, 20);
+	thx_store_close(s);
+	seg_path(dir, seg, sizeof seg);
+	off_t full = file_size(seg);
+	/* where the last record starts: size after 19 events */
+	char dir2[128], seg2[160];
+	snprintf(dir2, sizeof dir2, "%s-b", dir);
+	REQUIRE(mkdir(dir2, 0755) == 0);
+	s = open_store(dir2, 0);
+	c = chain(s, "torn", THX_ALWAYS, 1000);
+	add_n(c, 19);
+	thx_store_close(s);
+	seg_path(dir2, seg2, sizeof seg2);
+	off_t start = file_size(seg2);
+	CHECK(start < full);
+	for (off_t cut = start; cut < full; cut++) {
+		copy_file(seg, seg2, cut);
+		s = open_store(dir2, 0);
+		REQUIRE(thx_chain_open(s, "torn", NULL, false, &c, NULL) == 0);
+		CHECK_EQ_INT(thx_chain_count(c), 19);
+		CHECK_EQ_INT(file_size(seg2), start); /* truncated */
+		CHECK(verify_ok(s, NULL));
+		CHECK_EQ_INT(add(c, "wasm.call", "after"), 19);
+		thx_store_close(s);
+		s = open_store(dir2, 0);
+		REQUIRE(thx_chain_open(s, "torn", NULL, false, &c, NULL) == 0);
+		CHECK_EQ_INT(thx_chain_count(c), 20);
+		CHECK(verify_ok(s, NULL));
+		thx_store_close(s);
+	}
+	rmrf(dir);
+	rmrf(dir2);
+}
+
+/* Flip one byte of the record of event `seq` (found through thx_get). */
+static uint64_t flip_in_event(const char *dir, const char *name, uint64_t seq, int delta)
+{
+	thx_store *s = open_store(dir, 0);
+	thx_chain *c;
+	REQUIRE(thx_chain_open(s, name, NULL, false, &c, NULL) == 0);
+	thx_event ev;
+	REQUIRE(thx_get(c, seq, &ev, NULL) == 0);
+	uint64_t off = ev.offset;
+	thx_event_release(&ev);
+	thx_store_close(s);
+	char seg[128];
+	seg_path(dir, seg, sizeof seg);
+	int fd = open(seg, O_RDWR);
+	REQUIRE(fd >= 0);
+	uint8_t b;
+	REQUIRE(pread(fd, &b, 1, (off_t)off + delta) == 1);
+	b ^= 0x20;
+	REQUIRE(pwrite(fd, &b, 1, (off_t)off + delta) == 1);
+	close(fd);
+	return off;
+}
+
+TEST(flipped_data_byte_is_reported_and_the_rest_readable)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 0);
+	thx_chain *c = chain(s, "victim", THX_ALWAYS, 8);
+	thx_chain *o = chain(s, "bystander", THX_ALWAYS, 8);
+	add_n(c, 30);
+	add_n(o, 30);
+	thx_store_close(s);
+	/* the last byte of the record is inside the data ("...payload 12") */
+	uint64_t off = flip_in_event(dir, "victim", 12, 16 + 4 + 32 + 60);
+	s = open_store(dir, 0);
+	thx_verify_report r;
+	REQUIRE(thx_verify(s, NULL, NULL, NULL, &r, NULL) == 0);
+	CHECK(!r.ok);
+	CHECK_EQ_STR(r.chain, "victim");
+	CHECK_EQ_INT(r.seq, 12);
+	CHECK_EQ_INT(r.offset, off);
+	CHECK_EQ_STR(r.file, "seg-00000001.0.log");
+	CHECK(strstr(r.what, "checksum") != NULL);
+	REQUIRE(thx_chain_open(s, "victim", NULL, false, &c, NULL) == 0);
+	REQUIRE(thx_chain_open(s, "bystander", NULL, false, &o, NULL) == 0);
+	CHECK_EQ_INT(thx_chain_count(c), 30);
+	thx_event ev;
+	th_err err = { 0 };
+	CHECK_EQ_INT(thx_get(c, 12, &ev, &err), TH_ECORRUPT);
+	CHECK(strstr(err.msg, "offset") != NULL);
+	for (uint64_t i = 0; i < 30; i++) {
+		if (i != 12) {
+			CHECK(thx_get(c, i, &ev, NULL) == 0);
+			thx_event_release(&ev);
+		}
+		CHECK(thx_get(o, i, &ev, NULL) == 0);
+		thx_event_release(&ev);
+	}
+	/* the damaged chain refuses appends, the other one does not */
+	CHECK_EQ_INT(thx_append(c, &(thx_event_in){ .actor = "victim", .type = "x" }, NULL,
+				NULL, &err), TH_ECORRUPT);
+	CHECK(strstr(err.msg, "damaged") != NULL);
+	add(o, "wasm.call", "still fine");
+	CHECK(verify_ok(s, "bystander"));
+	thx_store_close(s);
+	rmrf(dir);
+}
+
+TEST(tampered_event_with_valid_crc_is_a_hash_mismatch)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 0);
+	thx_chain *c = chain(s, "tamper", THX_ALWAYS, 8);
+	add_n(c, 20);
+	thx_store_close(s);
+	/* change data and fix the CRC: only the hash can tell */
+	uint64_t off = flip_in_event(dir, "tamper", 5, 16 + 4 + 32 + 58);
+	char seg[128];
+	seg_path(dir, seg, sizeof seg);
+	int fd = open(seg, O_RDWR);
+	uint8_t hdr[16];
+	REQUIRE(pread(fd, hdr, 16, (off_t)off) == 16);
+	uint32_t len = thx__le32(hdr + 4);
+	uint8_t *rec = malloc(16 + len);
+	REQUIRE(pread(fd, rec, 16 + len, (off_t)off) == (ssize_t)(16 + len));
+	thx__frame(rec, rec[8], len);
+	REQUIRE(pwrite(fd, rec, 16, (off_t)off) == 16);
+	free(rec);
+	close(fd);
+	s = open_store(dir, 0);
+	thx_verify_report r;
+	REQUIRE(thx_verify(s, "tamper", NULL, NULL, &r, NULL) == 0);
+	CHECK(!r.ok);
+	CHECK_EQ_INT(r.seq, 5);
+	CHECK_EQ_INT(r.offset, off);
+	CHECK(strstr(r.what, "hash mismatch") != NULL);
+	thx_store_close(s);
+	rmrf(dir);
+}
+
+TEST(garbage_in_the_middle_is_damage_not_a_torn_tail)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 0);
+	thx_chain *c = chain(s, "mid", THX_ALWAYS, 4);
+	add_n(c, 12);
+	thx_store_close(s);
+	/* wreck the header of event 3 */
+	uint64_t off = flip_in_event(dir, "mid", 3, 1);
+	char seg[128];
+	seg_path(dir, seg, sizeof seg);
+	off_t before = file_size(seg);
+	s = open_store(dir, 0);
+	CHECK_EQ_INT(file_size(seg), before); /* nothing truncated */
+	REQUIRE(thx_chain_open(s, "mid", NULL, false, &c, NULL) == 0);
+	CHECK_EQ_INT(thx_chain_count(c), 12);
+	thx_event ev;
+	CHECK_EQ_INT(thx_get(c, 3, &ev, NULL), TH_ECORRUPT);
+	CHECK(thx_get(c, 11, &ev, NULL) == 0);
+	thx_event_release(&ev);
+	thx_verify_report r;
+	REQUIRE(thx_verify(s, NULL, NULL, NULL, &r, NULL) == 0);
+	CHECK(!r.ok);
+	CHECK_EQ_INT(r.offset, off);
+	thx_store_close(s);
+	rmrf(dir);
+}
+
+/* ---- retention, pruning, compaction ---- */
+
+TEST(pruning_keeps_verification_end_to_end)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 8192);
+	thx_chain_opts o = { .durability = THX_ALWAYS, .block_events = 10,
+			     .retention = { .max_events = 25 } };
+	thx_chain *c;
+	REQUIRE(thx_chain_open(s, "pruned", &o, true, &c, NULL) == 0);
+	thx_chain *m = chain(s, "mem", THX_NONE, 10);
+	for (int i = 0; i < 100; i++) {
+		add(c, "message.received", "0123456789012345678901234567890123456789");
+		add(m, "message.received", "0123456789012345678901234567890123456789");
+	}
+	uint64_t pruned = 0;
+	REQUIRE(thx_prune(s, &pruned, NULL) == 0);
+	CHECK_EQ_INT(pruned, 75);
+	REQUIRE(thx_prune_below(m, 50, NULL) == 0);
+	thx_event ev;
+	REQUIRE(thx_get(c, 10, &ev, NULL) == 0);
+	CHECK(ev.pruned && ev.data == NULL);
+	thx_event_release(&ev);
+	REQUIRE(thx_get(c, 80, &ev, NULL) == 0);
+	CHECK(!ev.pruned && ev.len == 40);
+	thx_event_release(&ev);
+	REQUIRE(thx_get(m, 49, &ev, NULL) == 0);
+	CHECK(ev.pruned);
+	thx_event_release(&ev);
+	CHECK(verify_ok(s, NULL));
+	/* proofs still work for pruned events */
+	thx_proof p;
+	REQUIRE(thx_prove(c, 3, &p, NULL) == 0);
+	CHECK(thx_proof_check(&p, NULL, NULL) == 0);
+
+	uint64_t reclaimed = 0;
+	thx_store_sync(s, NULL);
+	REQUIRE(thx_compact(s, &reclaimed, NULL) == 0);
+	CHECK(reclaimed > 0);
+	CHECK(verify_ok(s, NULL));
+	REQUIRE(thx_get(c, 80, &ev, NULL) == 0);
+	CHECK(!ev.pruned && memcmp(ev.data, "0123", 4) == 0);
+	thx_event_release(&ev);
+	thx_store_close(s);
+
+	s = open_store(dir, 8192);
+	REQUIRE(thx_chain_open(s, "pruned", NULL, false, &c, NULL) == 0);
+	CHECK_EQ_INT(thx_chain_count(c), 100);
+	REQUIRE(thx_get(c, 10, &ev, NULL) == 0);
+	CHECK(ev.pruned);
+	thx_event_release(&ev);
+	CHECK(verify_ok(s, NULL));
+	thx_verify_report r;
+	REQUIRE(thx_verify(s, NULL, NULL, NULL, &r, NULL) == 0);
+	CHECK(r.pruned > 0);
+	thx_store_close(s);
+	rmrf(dir);
+}
+
+TEST(retention_by_bytes_and_age)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 0);
+	thx_chain_opts o = { .durability = THX_BATCH, .retention = { .max_bytes = 100 } };
+	thx_chain *c;
+	REQUIRE(thx_chain_open(s, "bytes", &o, true, &c, NULL) == 0);
+	for (int i = 0; i < 20; i++)
+		add(c, "t", "0123456789"); /* 10 bytes each */
+	thx_chain_opts a = { .durability = THX_ALWAYS,
+			     .retention = { .max_age_ns = 1000000000ull } };
+	thx_chain *old;
+	REQUIRE(thx_chain_open(s, "aged", &a, true, &old, NULL) == 0);
+	uint64_t now = th_wall_ns();
+	for (int i = 0; i < 10; i++) {
+		thx_event_in in = { .actor = "aged", .type = "t",
+				    .timestamp_ns = now - (uint64_t)(10 - i) * 400000000ull };
+		REQUIRE(thx_append(old, &in, NULL, NULL, NULL) == 0);
+	}
+	REQUIRE(thx_prune(s, NULL, NULL) == 0);
+	thx_event ev;
+	REQUIRE(thx_get(c, 9, &ev, NULL) == 0);
+	CHECK(ev.pruned);
+	thx_event_release(&ev);
+	REQUIRE(thx_get(c, 10, &ev, NULL) == 0);
+	CHECK(!ev.pruned);
+	thx_event_release(&ev);
+	/* events older than 1 s: those stamped 4.0..1.2 s ago (i < 8) */
+	REQUIRE(thx_get(old, 7, &ev, NULL) == 0);
+	CHECK(ev.pruned);
+	thx_event_release(&ev);
+	REQUIRE(thx_get(old, 8, &ev, NULL) == 0);
+	CHECK(!ev.pruned);
+	thx_event_release(&ev);
+	CHECK(verify_ok(s, NULL));
+	thx_store_close(s);
+	rmrf(dir);
+}
+
+struct appender {
+	thx_chain *c;
+	int n;
+	int failures;
+};
+
+static void *append_thread(void *arg)
+{
+	struct appender *a = arg;
+	for (int i = 0; i < a->n; i++) {
+		thx_event_in in = { .actor = thx_chain_name(a->c), .type = "message.received",
+				    .data = "a payload that will be pruned and compacted away",
+				    .len = 48 };
+		if (thx_append(a->c, &in, NULL, NULL, NULL) != 0)
+			a->failures++;
+	}
+	return NULL;
+}
+
+TEST(compaction_during_appends)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 4096);
+	thx_chain_opts o = { .durability = THX_BATCH, .block_events = 9,
+			     .retention = { .max_events = 50 } };
+	struct appender ap[3];
+	pthread_t th[3];
+	char name[16];
+	for (int i = 0; i < 3; i++) {
+		snprintf(name, sizeof name, "busy-%d", i);
+		REQUIRE(thx_chain_open(s, name, &o, true, &ap[i].c, NULL) == 0);
+		ap[i].n = 1500;
+		ap[i].failures = 0;
+		REQUIRE(pthread_create(&th[i], NULL, append_thread, &ap[i]) == 0);
+	}
+	uint64_t total = 0;
+	for (int round = 0; round < 40; round++) {
+		uint64_t r = 0;
+		REQUIRE(thx_prune(s, NULL, NULL) == 0);
+		REQUIRE(thx_compact(s, &r, NULL) == 0);
+		total += r;
+		/* reads of live events keep working while segments move */
+		thx_event ev;
+		uint64_t n = thx_chain_count(ap[0].c);
+		if (n > 0) {
+			CHECK(thx_get(ap[0].c, n - 1, &ev, NULL) == 0);
+			thx_event_release(&ev);
+		}
+	}
+	for (int i = 0; i < 3; i++) {
+		pthread_join(th[i], NULL);
+		CHECK_EQ_INT(ap[i].failures, 0);
+	}
+	REQUIRE(thx_prune(s, NULL, NULL) == 0);
+	REQUIRE(thx_store_sync(s, NULL) == 0);
+	uint64_t r = 0;
+	REQUIRE(thx_compact(s, &r, NULL) == 0);
+	total += r;
+	CHECK(total > 0);
+	thx_stats st;
+	thx_store_stats(s, &st);
+	CHECK(st.compactions > 0);
+	CHECK(verify_ok(s, NULL));
+	for (int i = 0; i < 3; i++) {
+		thx_event ev;
+		CHECK_EQ_INT(thx_chain_count(ap[i].c), 1500);
+		REQUIRE(thx_get(ap[i].c, 1499, &ev, NULL) == 0);
+		CHECK_EQ_INT(ev.len, 48);
+		thx_event_release(&ev);
+	}
+	thx_store_close(s);
+	s = open_store(dir, 4096);
+	CHECK(verify_ok(s, NULL));
+	thx_chain *c;
+	REQUIRE(thx_chain_open(s, "busy-2", NULL, false, &c, NULL) == 0);
+	CHECK_EQ_INT(thx_chain_count(c), 1500);
+	thx_store_close(s);
+	rmrf(dir);
+}
+
+/* ---- indexes ---- */
+
+struct collect {
+	uint64_t seqs[256];
+	int n;
+};
+
+static int collect_fn(const thx_event *ev, void *arg)
+{
+	struct collect *c = arg;
+	if (c->n < 256)
+		c->seqs[c->n++] = ev->seq;
+	return 0;
+}
+
+TEST(index_queries_by_type_actor_and_time)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 0);
+	thx_chain *rt = chain(s, THX_RUNTIME_CHAIN, THX_ALWAYS, 0);
+	uint64_t t0 = 1700000000000000000ull;
+	for (int i = 0; i < 100; i++) {
+		char actor[16];
+		snprintf(actor, sizeof actor, "actor-%d", i % 4);
+		thx_event_in in = { .actor = actor,
+				    .type = i % 10 == 0 ? "supervisor.restart" : "actor.created",
+				    .timestamp_ns = t0 + (uint64_t)i * 1000 };
+		REQUIRE(thx_append(rt, &in, NULL, NULL, NULL) == 0);
+	}
+	struct collect c = { 0 };
+	REQUIRE(thx_query_run(rt, &(thx_query){ .type = "supervisor.restart" }, collect_fn, &c,
+			      NULL) == 0);
+	CHECK_EQ_INT(c.n, 10);
+	CHECK_EQ_INT(c.seqs[3], 30);
+	memset(&c, 0, sizeof c);
+	REQUIRE(thx_query_run(rt, &(thx_query){ .actor = "actor-1" }, collect_fn, &c, NULL) == 0);
+	CHECK_EQ_INT(c.n, 25);
+	CHECK_EQ_INT(c.seqs[0], 1);
+	memset(&c, 0, sizeof c);
+	REQUIRE(thx_query_run(rt, &(thx_query){ .since_ns = t0 + 20500, .until_ns = t0 + 30000 },
+			      collect_fn, &c, NULL) == 0);
+	CHECK_EQ_INT(c.n, 9);
+	CHECK_EQ_INT(c.seqs[0], 21);
+	memset(&c, 0, sizeof c);
+	REQUIRE(thx_query_run(rt, &(thx_query){ .type = "supervisor.restart", .actor = "actor-2",
+						.since_ns = t0 + 10000 },
+			      collect_fn, &c, NULL) == 0);
+	/* restarts at 10,20,...,90 whose actor is i%4==2: 10, 30, 50, 70, 90 */
+	CHECK_EQ_INT(c.n, 5);
+	CHECK_EQ_INT(c.seqs[0], 10);
+	memset(&c, 0, sizeof c);
+	REQUIRE(thx_query_run(rt, &(thx_query){ .type = "actor.created", .limit = 7,
+						.from_seq = 50 },
+			      collect_fn, &c, NULL) == 0);
+	CHECK_EQ_INT(c.n, 7);
+	CHECK_EQ_INT(c.seqs[0], 51);
+	memset(&c, 0, sizeof c);
+	REQUIRE(thx_query_run(rt, &(thx_query){ .type = "no.such.type" }, collect_fn, &c,
+			      NULL) == 0);
+	CHECK_EQ_INT(c.n, 0);
+	/* the indexes are rebuilt on open */
+	thx_store_close(s);
+	s = open_store(dir, 0);
+	REQUIRE(thx_chain_open(s, THX_RUNTIME_CHAIN, NULL, false, &rt, NULL) == 0);
+	memset(&c, 0, sizeof c);
+	REQUIRE(thx_query_run(rt, &(thx_query){ .type = "supervisor.restart", .actor = "actor-2" },
+			      collect_fn, &c, NULL) == 0);
+	CHECK_EQ_INT(c.n, 5);
+	thx_store_close(s);
+	rmrf(dir);
+}
+
+TEST(timestamps_never_go_backwards)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 0);
+	thx_chain *c = chain(s, "clock", THX_NONE, 0);
+	thx_event_in in = { .actor = "clock", .type = "t", .timestamp_ns = 5000 };
+	REQUIRE(thx_append(c, &in, NULL, NULL, NULL) == 0);
+	in.timestamp_ns = 100;
+	REQUIRE(thx_append(c, &in, NULL, NULL, NULL) == 0);
+	thx_event ev;
+	REQUIRE(thx_get(c, 1, &ev, NULL) == 0);
+	CHECK_EQ_INT(ev.timestamp_ns, 5000);
+	thx_event_release(&ev);
+	thx_store_close(s);
+	rmrf(dir);
+}
+
+/* ---- subscriptions ---- */
+
+struct seen {
+	pthread_mutex_t mu;
+	uint64_t next[4];
+	int out_of_order;
+	int count;
+};
+
+static int seen_fn(const thx_event *ev, void *arg)
+{
+	struct seen *s = arg;
+	pthread_mutex_lock(&s->mu);
+	int k = ev->actor[strlen(ev->actor) - 1] - '0';
+	if (k >= 0 && k < 4) {
+		if (ev->seq != s->next[k])
+			s->out_of_order++;
+		s->next[k] = ev->seq + 1;
+	}
+	s->count++;
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}
+
+TEST(subscribers_get_events_in_order)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 0);
+	struct appender ap[4];
+	pthread_t th[4];
+	char name[16];
+	for (int i = 0; i < 4; i++) {
+		snprintf(name, sizeof name, "sub-%d", i);
+		ap[i].c = chain(s, name, i == 0 ? THX_ALWAYS : i == 1 ? THX_BATCH : THX_NONE, 0);
+		ap[i].n = 300;
+		ap[i].failures = 0;
+	}
+	add(ap[3].c, "before", "not delivered");
+	struct seen all = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	struct seen one = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	one.next[3] = 1;
+	all.next[3] = 1;
+	uint64_t id1, id2;
+	REQUIRE(thx_subscribe(s, NULL, seen_fn, &all, &id1, NULL) == 0);
+	REQUIRE(thx_subscribe(s, "sub-3", seen_fn, &one, &id2, NULL) == 0);
+	/* two threads per chain for chain 3 to race on delivery */
+	for (int i = 0; i < 4; i++)
+		REQUIRE(pthread_create(&th[i], NULL, append_thread, &ap[i]) == 0);
+	struct appender extra = { ap[3].c, 300, 0 };
+	pthread_t xt;
+	REQUIRE(pthread_create(&xt, NULL, append_thread, &extra) == 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(th[i], NULL);
+	pthread_join(xt, NULL);
+	CHECK_EQ_INT(all.out_of_order, 0);
+	CHECK_EQ_INT(all.count, 4 * 300 + 300);
+	CHECK_EQ_INT(one.count, 600);
+	CHECK_EQ_INT(one.out_of_order, 0);
+	CHECK_EQ_INT(one.next[3], 601);
+	REQUIRE(thx_unsubscribe(s, id1) == 0);
+	CHECK_EQ_INT(thx_unsubscribe(s, id1), TH_ENOTFOUND);
+	add(ap[3].c, "after", "x");
+	CHECK_EQ_INT(all.count, 1500);
+	CHECK_EQ_INT(one.count, 601);
+	thx_store_close(s);
+	rmrf(dir);
+}
+
+static int resubscribe_fn(const thx_event *ev, void *arg)
+{
+	/* appending from inside a callback (to another chain) works */
+	thx_chain *echo = arg;
+	if (strcmp(ev->type, "ping") == 0) {
+		thx_event_in in = { .actor = "echo", .type = "pong" };
+		thx_append(echo, &in, NULL, NULL, NULL);
+	}
+	return 0;
+}
+
+TEST(subscriber_may_append)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 0);
+	thx_chain *a = chain(s, "pinger", THX_ALWAYS, 0);
+	thx_chain *b = chain(s, "echo", THX_ALWAYS, 0);
+	uint64_t id;
+	REQUIRE(thx_subscribe(s, "pinger", resubscribe_fn, b, &id, NULL) == 0);
+	for (int i = 0; i < 10; i++)
+		add(a, "ping", "p");
+	CHECK_EQ_INT(thx_chain_count(b), 10);
+	thx_store_close(s);
+	rmrf(dir);
+}
+
+/* ---- concurrency and group commit ---- */
+
+TEST(concurrent_always_appends_share_fsyncs)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 1u << 20);
+	enum { T = 8, N = 200 };
+	struct appender ap[T];
+	pthread_t th[T];
+	char name[16];
+	for (int i = 0; i < T; i++) {
+		snprintf(name, sizeof name, "gc-%d", i);
+		ap[i].c = chain(s, name, THX_ALWAYS, 0);
+		ap[i].n = N;
+		ap[i].failures = 0;
+	}
+	/* plus two threads on one chain */
+	for (int i = 0; i < T; i++)
+		REQUIRE(pthread_create(&th[i], NULL, append_thread, &ap[i]) == 0);
+	struct appender twin = { ap[0].c, N, 0 };
+	pthread_t tt;
+	REQUIRE(pthread_create(&tt, NULL, append_thread, &twin) == 0);
+	for (int i = 0; i < T; i++)
+		pthread_join(th[i], NULL);
+	pthread_join(tt, NULL);
+	thx_stats st;
+	thx_store_stats(s, &st);
+	CHECK(st.fsyncs <= (T + 1) * N);
+	CHECK_EQ_INT(thx_chain_count(ap[0].c), 2 * N);
+	CHECK(verify_ok(s, NULL));
+	thx_store_close(s);
+	s = open_store(dir, 1u << 20);
+	CHECK(verify_ok(s, NULL));
+	thx_store_close(s);
+	rmrf(dir);
+}
+
+TEST(batch_append_is_one_durability_wait)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 0);
+	thx_chain *c = chain(s, "batched", THX_ALWAYS, 0);
+	thx_event_in evs[100];
+	for (int i = 0; i < 100; i++)
+		evs[i] = (thx_event_in){ .actor = "batched", .type = "wasm.call", .data = "d",
+					 .len = 1 };
+	thx_stats a, b;
+	thx_store_stats(s, &a);
+	uint64_t first;
+	size_t done;
+	REQUIRE(thx_append_batch(c, evs, 100, &first, &done, NULL) == 0);
+	thx_store_stats(s, &b);
+	CHECK_EQ_INT(done, 100);
+	CHECK_EQ_INT(first, 0);
+	CHECK_EQ_INT(b.fsyncs - a.fsyncs, 1);
+	/* a bad event stops the batch and says how far it got */
+	evs[50].type = "";
+	th_err err = { 0 };
+	CHECK_EQ_INT(thx_append_batch(c, evs, 100, &first, &done, &err), TH_EINVAL);
+	CHECK_EQ_INT(done, 50);
+	CHECK_EQ_INT(thx_chain_count(c), 150);
+	thx_store_close(s);
+	rmrf(dir);
+}
+
+/* ---- failures ---- */
+
+TEST(full_disk_fails_appends_and_keeps_what_was_written)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 0);
+	thx_chain *c = chain(s, "disk", THX_ALWAYS, 5);
+	add_n(c, 23);
+	char seg[128];
+	seg_path(dir, seg, sizeof seg);
+	off_t good = file_size(seg);
+	atomic_store(&thx__fault_write_budget, 30); /* the next record does not fit */
+	thx_event_in in = { .actor = "disk", .type = "wasm.call", .data = "x", .len = 1 };
+	th_err err = { 0 };
+	CHECK_EQ_INT(thx_append(c, &in, NULL, NULL, &err), TH_ENOSPC);
+	CHECK(strstr(err.msg, "No space left on device") != NULL);
+	CHECK(strstr(err.msg, "seg-00000001.0.log") != NULL);
+	atomic_store(&thx__fault_write_budget, -1);
+	CHECK_EQ_INT(file_size(seg), good); /* the partial write was taken back */
+	/* the store refuses further writes until reopened */
+	CHECK_EQ_INT(thx_append(c, &in, NULL, NULL, &err), TH_ENOSPC);
+	thx_store_close(s);
+	s = open_store(dir, 0);
+	REQUIRE(thx_chain_open(s, "disk", NULL, false, &c, NULL) == 0);
+	CHECK_EQ_INT(thx_chain_count(c), 23);
+	CHECK(verify_ok(s, NULL));
+	CHECK_EQ_INT(add(c, "wasm.call", "room again"), 23);
+	thx_store_close(s);
+	rmrf(dir);
+}
+
+TEST(one_writer_per_directory)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 0);
+	thx_chain *c = chain(s, "locked", THX_ALWAYS, 0);
+	add_n(c, 3);
+	thx_store *t = NULL;
+	th_err err = { 0 };
+	CHECK_EQ_INT(thx_store_open(dir, &(thx_store_opts){ .no_background = true }, &t, &err),
+		     TH_EBUSY);
+	CHECK(strstr(err.msg, "in use") != NULL);
+	/* a reader can still look */
+	REQUIRE(thx_store_open(dir, &(thx_store_opts){ .read_only = true }, &t, &err) == 0);
+	REQUIRE(thx_chain_open(t, "locked", NULL, false, &c, NULL) == 0);
+	CHECK_EQ_INT(thx_chain_count(c), 3);
+	CHECK(verify_ok(t, NULL));
+	CHECK_EQ_INT(thx_chain_open(t, "new", NULL, true, &c, &err), TH_ESTATE);
+	thx_store_close(t);
+	thx_store_close(s);
+	rmrf(dir);
+}
+
+TEST(bad_input_gets_clear_errors)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 0);
+	thx_chain *c;
+	th_err err = { 0 };
+	CHECK_EQ_INT(thx_chain_open(s, "", NULL, true, &c, &err), TH_EINVAL);
+	CHECK(strstr(err.msg, "chain name") != NULL);
+	char big[400];
+	memset(big, 'x', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	CHECK_EQ_INT(thx_chain_open(s, big, NULL, true, &c, &err), TH_EINVAL);
+	CHECK_EQ_INT(thx_chain_open(s, "bad\xff", NULL, true, &c, &err), TH_EINVAL);
+	CHECK(strstr(err.msg, "UTF-8") != NULL);
+	CHECK_EQ_INT(thx_chain_open(s, "nope", NULL, false, &c, &err), TH_ENOTFOUND);
+	c = chain(s, "ok", THX_NONE, 0);
+	CHECK_EQ_INT(thx_append(c, &(thx_event_in){ .actor = "ok", .type = big }, NULL, NULL,
+				&err), TH_EINVAL);
+	CHECK(strstr(err.msg, "event type") != NULL);
+	CHECK_EQ_INT(thx_append(c, &(thx_event_in){ .actor = NULL, .type = "t" }, NULL, NULL,
+				&err), TH_EINVAL);
+	CHECK_EQ_INT(thx_append(c, &(thx_event_in){ .actor = "a", .type = "t", .data = "x",
+						    .len = THX_DATA_MAX + 1 },
+				NULL, NULL, &err), TH_ELIMIT);
+	CHECK_EQ_INT(thx_chain_count(c), 0);
+	thx_event ev;
+	CHECK_EQ_INT(thx_get(c, 0, &ev, &err), TH_ENOTFOUND);
+	thx_store_close(s);
+	rmrf(dir);
+}
+
+TEST(allocation_failures_fail_the_operation_only)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 4096);
+	thx_chain *c = chain(s, "oom", THX_ALWAYS, 3);
+	thx_chain *m = chain(s, "oom-mem", THX_NONE, 3);
+	uint64_t ok = 0, failed = 0;
+	char type[32];
+	for (long k = 0; k < 60; k++) {
+		snprintf(type, sizeof type, "type-%ld", k); /* new strings to intern */
+		thx_event_in in = { .actor = k % 2 ? "oom" : "someone-else", .type = type,
+				    .data = "payload", .len = 7 };
+		uint64_t before = thx_chain_count(c), mbefore = thx_chain_count(m);
+		th_alloc_fail_after(k % 7);
+		int rc = thx_append(c, &in, NULL, NULL, NULL);
+		int rm = thx_append(m, &in, NULL, NULL, NULL);
+		th_alloc_fail_after(-1);
+		CHECK(rc == 0 || rc == TH_ENOMEM);
+		CHECK(rm == 0 || rm == TH_ENOMEM);
+		CHECK_EQ_INT(thx_chain_count(c), before + (rc == 0));
+		CHECK_EQ_INT(thx_chain_count(m), mbefore + (rm == 0));
+		if (rc == 0)
+			ok++;
+		else
+			failed++;
+	}
+	CHECK(ok > 0 && failed > 0);
+	CHECK(verify_ok(s, NULL));
+	/* queries, proofs and verification under failure: errors, no crash */
+	for (long k = 0; k < 20; k++) {
+		struct collect col = { 0 };
+		thx_verify_report r;
+		thx_proof p;
+		th_alloc_fail_after(k);
+		int q = thx_query_run(c, &(thx_query){ .actor = "oom" }, collect_fn, &col, NULL);
+		th_alloc_fail_after(k);
+		int v = thx_verify(s, NULL, NULL, NULL, &r, NULL);
+		th_alloc_fail_after(k);
+		int pr = thx_prove(c, 0, &p, NULL);
+		th_alloc_fail_after(-1);
+		CHECK(q == 0 || q == TH_ENOMEM);
+		CHECK(v == 0 || v == TH_ENOMEM);
+		CHECK(v != 0 || r.ok);
+		CHECK(pr == 0 || pr == TH_ENOMEM);
+	}
+	thx_store_close(s);
+	/* and opening (recovery) under failure */
+	for (long k = 0; k < 40; k++) {
+		thx_store *t = NULL;
+		th_alloc_fail_after(k);
+		int rc = thx_store_open(dir, &(thx_store_opts){ .segment_bytes = 4096,
+								.no_background = true },
+					&t, NULL);
+		th_alloc_fail_after(-1);
+		CHECK(rc == 0 || rc == TH_ENOMEM);
+		thx_store_close(t);
+	}
+	s = open_store(dir, 4096);
+	REQUIRE(thx_chain_open(s, "oom", NULL, false, &c, NULL) == 0);
+	CHECK_EQ_INT(thx_chain_count(c), ok);
+	CHECK(verify_ok(s, NULL));
+	thx_store_close(s);
+	rmrf(dir);
+}
+
+TEST_MAIN()
