@@ -1,0 +1,73 @@
+#!/bin/sh
+# kill9.sh - crash safety: a writer doing heavy puts (and labels) is killed
+# with SIGKILL at random moments, 20 times. Afterwards `verify` passes (no
+# torn or partial object is visible under objects/), every put whose hash
+# the writer had printed (acknowledged) is present with the right bytes,
+# and GC removes the leftover temporary files.
+#   sh tests/store/kill9.sh BUILD_DIR
+. "$(dirname "$0")/testlib.sh.in"
+cleanup() { rm -rf "$THEATER_HOME"; }
+trap cleanup EXIT
+W=$THEATER_HOME/work
+mkdir -p "$W"
+ROUNDS=${ROUNDS:-20}
+
+# The writer: makes a new file, puts it, records "HASH FILE" only once the
+# put has printed the hash, labels it, and goes on.
+cat >"$W/writer.sh" <<'EOW'
+T=$1 W=$2 r=$3
+i=0
+while :; do
+	i=$((i + 1))
+	f=$W/in.$r.$i
+	size=$(( ($(od -An -N2 -tu2 /dev/urandom) % 8 + 1) * 196608 + i ))
+	head -c "$size" /dev/urandom >"$f"
+	h=$("$T" store put "$f") || exit 1
+	echo "$h $f" >>"$W/acked"
+	"$T" store label "k$r-$i" "$h" || exit 1
+done
+EOW
+
+r=0
+while [ "$r" -lt "$ROUNDS" ]; do
+	r=$((r + 1))
+	sh "$W/writer.sh" "$T" "$W" "$r" &
+	wpid=$!
+	# 0.2 .. 1.2 s: long enough for several puts, random within them.
+	ms=$(( $(od -An -N2 -tu2 /dev/urandom) % 1000 + 200 ))
+	sleep "$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))"
+	kids=$(ps -o pid= --ppid "$wpid" 2>/dev/null)
+	kill -9 "$wpid" $kids 2>/dev/null
+	wait "$wpid" 2>/dev/null
+done
+
+acked=$(grep -cE '^[0-9a-f]{64} ' "$W/acked" 2>/dev/null || echo 0)
+check "writer acknowledged puts ($acked over $ROUNDS kills)" [ "$acked" -gt "$ROUNDS" ]
+"$T" store verify >"$W/verify" 2>&1
+check "verify passes after $ROUNDS kills" [ $? -eq 0 ]
+grep BAD "$W/verify" | head -n 5
+
+missing=0
+grep -E '^[0-9a-f]{64} ' "$W/acked" | while read -r h f; do
+	if ! "$T" store get "$h" | cmp -s - "$f"; then
+		echo "acknowledged $h ($f) is missing or wrong"
+		echo x >>"$W/missing"
+	fi
+done
+[ -f "$W/missing" ] && missing=$(wc -l <"$W/missing")
+check "every acknowledged put is present and intact" [ "$missing" -eq 0 ]
+
+# Interrupted writes leave temporaries only in tmp/, never under objects/.
+partial=$(find "$S/objects" -type f | while read -r p; do
+	n=$(basename "$(dirname "$p")")$(basename "$p")
+	[ "$(sha256sum "$p" | cut -d' ' -f1)" = "$n" ] || echo "$p"
+done | wc -l)
+check "no object file differs from its name (sha256sum)" [ "$partial" -eq 0 ]
+echo "# $(find "$S/tmp" -type f | wc -l) temporary files left by the kills"
+"$T" store gc >"$W/gc" 2>&1
+check "gc runs after the kills" [ $? -eq 0 ]
+check "no temporary files remain after gc" \
+	[ "$(find "$S/tmp" -type f | wc -l)" -eq 0 ]
+"$T" store verify >/dev/null 2>&1
+check "verify passes after gc" [ $? -eq 0 ]
+finish
