@@ -99,6 +99,8 @@ static int gm_realloc(void *ctx, uint32_t old, uint32_t old_size, uint32_t align
 {
 	gm *g = ctx;
 	thw_val a[4], r;
+	/* Whole values zeroed: the engine may read the 64-bit slot. */
+	memset(a, 0, sizeof a);
 	for (int i = 0; i < 4; i++)
 		a[i].type = THW_I32;
 	a[0].of.i32 = old;
