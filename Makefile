@@ -124,6 +124,8 @@ FUZZ_SECONDS ?= 30
 FUZZ_CC ?= clang
 FUZZ_DEPS_fuzz_toml := toml base
 FUZZ_SEEDS_fuzz_toml := ../shared/testdata/toml-test/valid
+FUZZ_DEPS_fuzz_component := component wasm base
+FUZZ_SEEDS_fuzz_component := build/test-component
 
 $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c
 	@mkdir -p $(dir $@)
@@ -136,6 +138,17 @@ fuzz: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/%)
 		echo "fuzz $(t) ($(FUZZ_SECONDS) s)" && \
 		$(BUILD)/fuzz/$(t) -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 			$(BUILD)/fuzz/corpus-$(t) $(FUZZ_SEEDS_$(t)) &&) true
+
+# Store benchmark (results in docs/store.md).
+.PHONY: bench-store
+$(BUILD)/bench/store/bench_store: bench/store/bench_store.c $(call libs_of,store)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP $< -o $@ $(call libs_of,store) $(LDFLAGS_ALL) $(call extlibs_of,store)
+
+bench-store: $(BUILD)/bench/store/bench_store
+	$(BUILD)/bench/store/bench_store
+
+bench: bench-store
 
 clean:
 	rm -rf build build-san
