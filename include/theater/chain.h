@@ -135,6 +135,8 @@ typedef struct thx_event {
 	uint8_t parent[THX_HASH_LEN];
 	bool has_parent; /* false for seq 0 */
 	bool pruned;     /* data and description were dropped */
+	bool damaged;    /* its record failed its checksum (thx_query_run only;
+			    thx_get returns TH_ECORRUPT) */
 	const char *actor;
 	const char *type;
 	const char *description; /* NULL if none or pruned */
@@ -159,8 +161,9 @@ TH_API int thx_event_hash(const uint8_t *parent /* NULL for seq 0 */,
 
 /* Query one chain through its indexes. Filters set to NULL/0 are off;
  * until_ns is exclusive. Calls fn for each match in seq order (the event is
- * valid during the call); fn returning nonzero stops the walk and that
- * value is returned. limit 0 = no limit. */
+ * valid during the call; a damaged one comes with damaged set and no data,
+ * so the walk goes on past damage); fn returning nonzero stops the walk and
+ * that value is returned. limit 0 = no limit. */
 typedef struct thx_query {
 	const char *type;
 	const char *actor;
@@ -220,6 +223,7 @@ TH_API int thx_proof_decode(const uint8_t *in, size_t len, thx_proof *p,
 typedef struct thx_verify_report {
 	bool ok;
 	uint64_t chains, events, blocks, pruned, bytes;
+	uint64_t torn_bytes; /* unfinished record(s) at the very end: not damage */
 	/* the first problem, when !ok */
 	char chain[THX_NAME_MAX + 1];
 	uint64_t seq;

@@ -1237,8 +1237,15 @@ int thx_query_run(thx_chain *c, const thx_query *q, thx_event_fn fn, void *arg,
 	int rc = 0;
 	for (size_t k = 0; k < n && !rc; k++) {
 		thx_event ev;
-		if ((rc = thx_get(c, hits[k], &ev, err)))
-			break;
+		th_err e2 = { 0 };
+		if ((rc = thx_get(c, hits[k], &ev, &e2))) {
+			if (rc != TH_ECORRUPT) {
+				if (err)
+					*err = e2;
+				break;
+			}
+			ev.damaged = true; /* index fields only; the walk goes on */
+		}
 		rc = fn(&ev, arg);
 		thx_event_release(&ev);
 	}

@@ -174,8 +174,8 @@ static vchain *target(vstate *st, const uint8_t *payload, size_t n)
 	return &st->vc[no];
 }
 
-static int scan(vstate *st, thx__seg *seg, uint64_t size, thx_progress_fn progress,
-		void *arg, uint64_t *done, uint64_t total)
+static int scan(vstate *st, thx__seg *seg, uint64_t size, bool last,
+		thx_progress_fn progress, void *arg, uint64_t *done, uint64_t total)
 {
 	if (size <= THX__SEG_HDR)
 		return 0;
@@ -191,22 +191,28 @@ static int scan(vstate *st, thx__seg *seg, uint64_t size, thx_progress_fn progre
 		long pl = size - pos >= THX__REC_HDR ? thx__hdr_len(r) : -1;
 		if (pl < 0 || (size_t)pl > size - pos - THX__REC_HDR ||
 		    !thx__rec_crc_ok(r, (uint32_t)pl)) {
-			vchain *v = pl >= 0 && (size_t)pl <= size - pos - THX__REC_HDR
-				? target(st, r + THX__REC_HDR, (size_t)pl) : NULL;
-			if (v || st->all)
-				problem(st, v, v ? v->next : 0, seg->name, pos,
-					pl < 0 ? "no valid record header"
-					       : "record checksum mismatch");
 			/* resync at the next valid record */
-			size_t q = pos + 1, len;
+			size_t q = pos + 1;
 			for (; q + THX__REC_HDR <= size; q++) {
 				long ql = thx__hdr_len(m + q);
 				if (ql >= 0 && (size_t)ql <= size - q - THX__REC_HDR &&
 				    thx__rec_crc_ok(m + q, (uint32_t)ql))
 					break;
 			}
-			len = q + THX__REC_HDR <= size ? q - pos : size - pos;
-			pos += len;
+			bool found = q + THX__REC_HDR <= size;
+			if (!found && last) {
+				/* a torn tail that the next writer will truncate (or a
+				 * record being written right now): never acknowledged */
+				st->r->torn_bytes += size - pos;
+				break;
+			}
+			vchain *v = pl >= 0 && (size_t)pl <= size - pos - THX__REC_HDR
+				? target(st, r + THX__REC_HDR, (size_t)pl) : NULL;
+			if (v || st->all)
+				problem(st, v, v ? v->next : 0, seg->name, pos,
+					pl < 0 ? "no valid record header"
+					       : "record checksum mismatch");
+			pos = found ? q : size;
 			continue;
 		}
 		const uint8_t *p = r + THX__REC_HDR;
@@ -338,7 +344,8 @@ int thx_verify(thx_store *s, const char *chain, thx_progress_fn progress, void *
 		thx__seg *sg = segs[i];
 		pthread_rwlock_rdlock(&sg->lk);
 		if (sg->fd >= 0)
-			rc = scan(&st, sg, sizes[i], progress, arg, &done, total);
+			rc = scan(&st, sg, sizes[i], i + 1 == nsegs, progress, arg, &done,
+				  total);
 		pthread_rwlock_unlock(&sg->lk);
 		if (rc == TH_EIO)
 			th_err_set(err, rc, "mmap %s/%s: %s", s->dir, sg->name, strerror(errno));
