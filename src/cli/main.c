@@ -30,6 +30,7 @@ static int cli_version(int argc, char **argv)
 static const struct command commands[] = {
 	{ "version", cli_version, "print the version" },
 	{ "store", cli_store, "content-addressed store: put, get, label, ls, gc, verify" },
+	{ "chain", cli_chain, "event chains: ls, show, verify" },
 };
 
 static void usage(FILE *f)
