@@ -126,6 +126,8 @@ FUZZ_DEPS_fuzz_toml := toml base
 FUZZ_SEEDS_fuzz_toml := ../shared/testdata/toml-test/valid
 FUZZ_DEPS_fuzz_component := component wasm base
 FUZZ_SEEDS_fuzz_component := build/test-component
+FUZZ_DEPS_fuzz_component := component wasm base
+FUZZ_SEEDS_fuzz_component := build/test-component
 
 $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c
 	@mkdir -p $(dir $@)
