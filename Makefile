@@ -36,11 +36,12 @@ EXTRA_LDFLAGS += -fsanitize=address,undefined
 endif
 
 # Areas in link order (a library before the ones it uses).
-AREAS := runtime component toml chain store wasm base
+AREAS := net runtime component toml chain store wasm base
 # External libraries by area.
 LIBS_store := -lcrypto
 LIBS_chain := -lcrypto
 LIBS_base := -lm
+LIBS_net := -levent -levent_openssl -lssl -lcrypto -lzstd -lwslay
 # Areas each area's tests link against (itself first).
 DEPS_base := base
 DEPS_wasm := wasm base
@@ -48,6 +49,7 @@ DEPS_store := store base
 DEPS_chain := chain base
 DEPS_toml := toml base
 DEPS_component := component wasm base
+DEPS_net := net chain store base
 DEPS_runtime := runtime base
 DEPS_cli := $(AREAS)
 
@@ -124,6 +126,8 @@ FUZZ_SECONDS ?= 30
 FUZZ_CC ?= clang
 FUZZ_DEPS_fuzz_toml := toml base
 FUZZ_SEEDS_fuzz_toml := ../shared/testdata/toml-test/valid
+FUZZ_DEPS_fuzz_frame := net chain store base
+FUZZ_SEEDS_fuzz_frame := tests/net/frames
 FUZZ_DEPS_fuzz_component := component wasm base
 FUZZ_SEEDS_fuzz_component := build/test-component
 FUZZ_DEPS_fuzz_component := component wasm base
