@@ -37,4 +37,16 @@ struct thc_component {
 	const char *mem_name, *realloc_name, *init_name;
 };
 
+/* check.c: world checks shared by both forms. */
+int thcl_mismatch(th_err *err, const char *what, const char *iface, const char *name,
+		  const thc_functype *want, const thc_functype *got);
+int thcl_prep_fn(thc_component *c, thc_fn *f, bool lower, th_err *err);
+int thcl_add_fn(thc_fn **v, uint32_t *n, thc_fn f, th_err *err);
+int thcl_check_fn(const thcw_world *w, bool exported, const char *iface, const char *name,
+		  const thc_functype *got, const thc_functype **wt, th_err *err);
+int thcl_require_init(const thc_component *c, th_err *err);
+/* Decode c->bytes into c->dec and fill c->imports/c->exports, checked
+ * against w. Does not compile the core modules. */
+int thcl_check_component(thc_component *c, const thcw_world *w, th_err *err);
+
 #endif

@@ -10,8 +10,7 @@
 
 #include "test.h"
 
-#include "component/decode.h"
-#include "theater/component.h"
+#include "component/comp.h"
 
 #define OUT "build/test-component"
 
@@ -119,20 +118,62 @@ TEST(decode_full_world_dummy)
 	free(b);
 }
 
-TEST(world_mismatch_names_function_and_types)
+/* The world check of thc_component_load, on the decoded binary (it runs
+ * before the core modules are compiled). */
+static int check(const char *path, thc_component **out, th_err *err)
 {
 	size_t n;
-	uint8_t *b = slurp(OUT "/wrong.wasm", &n);
-	thc_component *c = NULL;
+	thc_component *c = th_calloc(1, sizeof(*c));
+	REQUIRE(c);
+	c->bytes = slurp(path, &n);
+	c->len = n;
+	const thcw_world *w = thcw_theater(err);
+	REQUIRE(w);
+	*out = c;
+	return thcl_check_component(c, w, err);
+}
+
+static void check_free(thc_component *c)
+{
+	th_free(c->imports);
+	th_free(c->exports);
+	thcd_release(&c->dec);
+	thct_arena_release(&c->arena);
+	free(c->bytes);
+	th_free(c);
+}
+
+TEST(world_check_accepts_counter)
+{
+	thc_component *c;
 	th_err err = { 0 };
-	CHECK(thc_component_load(b, n, &c, &err) == TH_EINVAL);
-	CHECK(c == NULL);
+	int rc = check(OUT "/counter.component.wasm", &c, &err);
+	if (rc)
+		fprintf(stderr, "%s\n", err.msg);
+	CHECK(rc == 0);
+	CHECK_EQ_INT(c->nimports, 1);
+	CHECK_EQ_STR(c->imports[0].iface, "theater:simple/runtime");
+	CHECK_EQ_STR(c->imports[0].name, "log");
+	CHECK_EQ_INT(c->nexports, 6);
+	check_free(c);
+	rc = check(OUT "/full.wasm", &c, &err);
+	CHECK(rc == 0);
+	CHECK_EQ_INT(c->nimports, 48);
+	CHECK_EQ_INT(c->nexports, 9);
+	check_free(c);
+}
+
+TEST(world_mismatch_names_function_and_types)
+{
+	thc_component *c;
+	th_err err = { 0 };
+	CHECK(check(OUT "/wrong.wasm", &c, &err) == TH_EINVAL);
 	CHECK_EQ_STR(err.msg,
 		     "world mismatch: export theater:simple/actor#init: expected func(state: "
 		     "option<list<u8>>, params: tuple<string>) -> result<tuple<option<list<u8>>>, "
 		     "string>, found func(state: option<list<u8>>, params: tuple<u32>) -> "
 		     "result<tuple<option<list<u8>>>, string>");
-	free(b);
+	check_free(c);
 }
 
 static void expect_bad(const uint8_t *b, size_t n, const char *want)
