@@ -36,7 +36,7 @@ EXTRA_LDFLAGS += -fsanitize=address,undefined
 endif
 
 # Areas in link order (a library before the ones it uses).
-AREAS := net runtime component toml chain store wasm base
+AREAS := net runtime handlers component toml chain store wasm base
 # External libraries by area.
 LIBS_store := -lcrypto
 LIBS_chain := -lcrypto
@@ -50,7 +50,7 @@ DEPS_chain := chain base
 DEPS_toml := toml base
 DEPS_component := component wasm base
 DEPS_net := net chain store base
-DEPS_runtime := runtime base
+DEPS_runtime := runtime handlers runtime component wasm toml chain store base
 DEPS_cli := $(AREAS)
 
 area_srcs = $(wildcard src/$(1)/*.c)
@@ -130,8 +130,6 @@ FUZZ_DEPS_fuzz_frame := net chain store base
 FUZZ_SEEDS_fuzz_frame := tests/net/frames
 FUZZ_DEPS_fuzz_component := component wasm base
 FUZZ_SEEDS_fuzz_component := build/test-component
-FUZZ_DEPS_fuzz_component := component wasm base
-FUZZ_SEEDS_fuzz_component := build/test-component
 
 $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c
 	@mkdir -p $(dir $@)
@@ -155,6 +153,17 @@ bench-store: $(BUILD)/bench/store/bench_store
 	$(BUILD)/bench/store/bench_store
 
 bench: bench-store
+
+# Event Chain benchmark (results in docs/chain.md).
+.PHONY: bench-chain
+$(BUILD)/bench/chain/bench_chain: bench/chain/bench_chain.c $(call libs_of,chain)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP $< -o $@ $(call libs_of,chain) $(LDFLAGS_ALL) $(call extlibs_of,chain)
+
+bench-chain: $(BUILD)/bench/chain/bench_chain
+	$(BUILD)/bench/chain/bench_chain
+
+bench: bench-chain
 
 clean:
 	rm -rf build build-san

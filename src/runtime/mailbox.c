@@ -6,8 +6,11 @@
  *     queued_system == number in the SYSTEM lane.
  *  2. inflight == length of the in-flight list, which holds messages taken
  *     and not yet acknowledged, in the order they were taken.
- *  3. A waiter is on the list only while queued >= capacity was observed
- *     at registration; it is removed before its callback runs.
+ *  3. A waiter is on the list only while queued + reserved >= capacity
+ *     was observed at registration; it is removed before its callback
+ *     runs.
+ *  4. reserved counts slots promised by rtm_reserve and not yet used by
+ *     rtm_push_reserved or given back by rtm_unreserve.
  */
 #include "base/base.h"
 #include "runtime/mailbox.h"
@@ -83,9 +86,57 @@ int rtm_push(rtm_mailbox *mb, rtm_msg *m)
 		pthread_mutex_unlock(&mb->lock);
 		return TH_ESTATE;
 	}
-	if (p != RTM_SYSTEM && mb->queued >= mb->capacity) {
+	if (p != RTM_SYSTEM && mb->queued + mb->reserved >= mb->capacity) {
 		pthread_mutex_unlock(&mb->lock);
 		return TH_EBUSY;
+	}
+	if (mb->tail[p])
+		mb->tail[p]->next = m;
+	else
+		mb->head[p] = m;
+	mb->tail[p] = m;
+	count(mb, m, 1);
+	pthread_mutex_unlock(&mb->lock);
+	return 0;
+}
+
+int rtm_reserve(rtm_mailbox *mb)
+{
+	int rc = 0;
+	pthread_mutex_lock(&mb->lock);
+	if (mb->closed)
+		rc = TH_ESTATE;
+	else if (mb->queued + mb->reserved >= mb->capacity)
+		rc = TH_EBUSY;
+	else
+		mb->reserved++;
+	pthread_mutex_unlock(&mb->lock);
+	return rc;
+}
+
+static rtm_waiter *release_waiters_locked(rtm_mailbox *mb, bool all);
+static void call_waiters(rtm_waiter *w);
+
+void rtm_unreserve(rtm_mailbox *mb)
+{
+	rtm_waiter *ready;
+	pthread_mutex_lock(&mb->lock);
+	mb->reserved--;
+	ready = release_waiters_locked(mb, false);
+	pthread_mutex_unlock(&mb->lock);
+	call_waiters(ready);
+}
+
+int rtm_push_reserved(rtm_mailbox *mb, rtm_msg *m)
+{
+	int p = m->priority == RTM_HIGH ? RTM_HIGH : RTM_NORMAL;
+	m->priority = (uint8_t)p;
+	m->next = NULL;
+	pthread_mutex_lock(&mb->lock);
+	mb->reserved--;
+	if (mb->closed) {
+		pthread_mutex_unlock(&mb->lock);
+		return TH_ESTATE;
 	}
 	if (mb->tail[p])
 		mb->tail[p]->next = m;
@@ -119,7 +170,8 @@ void rtm_push_front(rtm_mailbox *mb, rtm_msg *m)
 static rtm_waiter *release_waiters_locked(rtm_mailbox *mb, bool all)
 {
 	rtm_waiter *ready = NULL, **tail = &ready;
-	uint32_t room = mb->queued < mb->capacity ? mb->capacity - mb->queued : 0;
+	uint32_t used = mb->queued + mb->reserved;
+	uint32_t room = used < mb->capacity ? mb->capacity - used : 0;
 	while (mb->waiters && (all || room > 0)) {
 		rtm_waiter *w = mb->waiters;
 		mb->waiters = w->next;
@@ -244,7 +296,7 @@ bool rtm_wait_for_room(rtm_mailbox *mb, rtm_waiter *w)
 {
 	bool registered = false;
 	pthread_mutex_lock(&mb->lock);
-	if (!mb->closed && mb->queued >= mb->capacity) {
+	if (!mb->closed && mb->queued + mb->reserved >= mb->capacity) {
 		w->next = NULL;
 		if (mb->waiters_tail)
 			mb->waiters_tail->next = w;

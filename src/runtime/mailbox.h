@@ -72,6 +72,7 @@ typedef struct rtm_mailbox {
 	uint32_t queued;       /* high + normal, counted against capacity */
 	uint32_t queued_system;
 	uint32_t inflight;
+	uint32_t reserved;     /* rtm_reserve'd slots, counted as queued  */
 	uint32_t capacity;
 	rtm_waiter *waiters, *waiters_tail;
 	bool closed;
@@ -89,6 +90,15 @@ void rtm_release(rtm_mailbox *mb);
 /* Queue m. Returns 0, TH_EBUSY when full (high/normal only) or TH_ESTATE
  * when closed; on failure the caller still owns m. */
 int rtm_push(rtm_mailbox *mb, rtm_msg *m);
+/* Reserve room for one high/normal message, so that the runtime can
+ * record a message's arrival before it becomes visible to the actor:
+ * 0, TH_EBUSY when full (reservations count as queued), TH_ESTATE when
+ * closed. Then exactly one of rtm_push_reserved (which uses the
+ * reservation; TH_ESTATE if the mailbox closed meanwhile, the caller then
+ * still owns m) or rtm_unreserve. */
+int rtm_reserve(rtm_mailbox *mb);
+int rtm_push_reserved(rtm_mailbox *mb, rtm_msg *m);
+void rtm_unreserve(rtm_mailbox *mb);
 /* Queue m at the head of its lane (redelivery); never refused. */
 void rtm_push_front(rtm_mailbox *mb, rtm_msg *m);
 

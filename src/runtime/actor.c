@@ -1,0 +1,1270 @@
+/*
+ * actor.c - the actor state machine: spawning, turns, export calls,
+ * suspension on host calls, stopping and failing (prefix rta_).
+ *
+ * 1. Two state machines
+ *
+ * An actor has a life state (rta_actor.life) and, separately, a scheduling
+ * state kept by the scheduler in its rts_task (IDLE, QUEUED, RUNNING,
+ * RUNNING_WOKEN; see sched.c). The scheduler guarantees that at most one
+ * worker runs an actor's turn at a time, so everything the turn owns (the
+ * instance, the exec, the call in progress) needs no lock.
+ *
+ *                 rta_spawn (caller's thread)
+ *                       |
+ *        load/instantiate fails: actor.failed
+ *                       |         \
+ *                       v          `-------------------> FAILED
+ *                   STARTING --- init traps/errs ------> FAILED
+ *                       |
+ *              init returns ok (turn): actor.created
+ *                       v
+ *                     READY ---- trap, handler error --> FAILED
+ *                       |
+ *        stop requested, or runtime.shutdown (turn)
+ *                       v
+ *                    STOPPED
+ *
+ * Who performs each transition:
+ *   -> STARTING        rta_spawn, on the spawner's thread, before the
+ *                      actor is runnable (its first turn runs init).
+ *   STARTING -> READY  the actor's turn, when init returns ok.
+ *   -> FAILED          rta_fail, on the actor's turn (or in rta_spawn
+ *                      before the first turn, when nothing else can run
+ *                      it); the one place failures are reported.
+ *   -> STOPPED         finalize, on the actor's turn, once stop_req is
+ *                      seen (set by thr_stop, stop-child, a stopping
+ *                      parent, or runtime.shutdown).
+ * STOPPED and FAILED are final here (the supervision layer restarts by
+ * building a new instance under the same id). Only the actor's own turn
+ * writes life after spawning, so readers only need it atomic; external
+ * waiters sleep on the runtime's wait_cond, broadcast after each change.
+ *
+ * 2. A turn (actor_run)
+ *
+ * A turn handles at most `batch` messages and spends at most `fuel_slice`
+ * instructions; then it yields its worker (RTS_YIELD puts it at the back
+ * of the shared injector, so every runnable actor gets its turn). For each
+ * message: take it from the mailbox (it becomes in flight), record
+ * export.call, start the export (thc_call_start), run the exec until it
+ * finishes, yields (fuel slice used up: the call stays in progress and the
+ * next turn resumes it), or suspends on a host call (PENDING: the turn
+ * returns RTS_PARKED). When it finishes: record export.result (the new
+ * state is in it), commit the state, answer a request, then acknowledge
+ * the message (rtm_ack) - at-least-once: nothing is acknowledged before
+ * its result is recorded.
+ *
+ * 3. Suspension
+ *
+ * A host function that cannot answer now (request, sleep, file I/O, a
+ * full mailbox, spawning a child) calls rta_suspend, which returns a
+ * token, arranges for someone to call rta_complete(token, result) later,
+ * and returns THC_HOST_PENDING. rta_complete (any thread) stores the
+ * result under the actor's lock only if the token still names the
+ * suspension in progress - a stopped actor's abandoned call, or a timeout
+ * racing a reply, can never complete the wrong call - then wakes the
+ * actor. Its next turn records the host call (arguments and result) and
+ * hands the result to the component layer (thc_hostcall_complete). A wake
+ * that arrives while the turn is still running is kept by the scheduler
+ * (RUNNING_WOKEN), so no completion is ever lost.
+ *
+ * 4. Invariants
+ *   I1. An actor struct is never freed before the runtime (rt.h).
+ *   I2. pend.armed is true from rta_suspend until the turn consumes the
+ *       answer or abandons the call; pend.token changes with every
+ *       suspension.
+ *   I3. rt->busy counts messages pushed and not yet acknowledged or
+ *       dropped; thr_quiesce waits for it to reach 0.
+ *   I4. Every message taken from the mailbox is acknowledged (handled),
+ *       or dropped with a message.dropped event when the actor ends.
+ */
+#include "base/base.h"
+#include "runtime/rt.h"
+#include "runtime/value.h"
+
+const char *const rta_export_iface[RTA_NX] = {
+	[RTA_X_INIT] = "theater:simple/actor",
+	[RTA_X_HANDLE_SEND] = "theater:simple/message-server-client",
+	[RTA_X_HANDLE_REQUEST] = "theater:simple/message-server-client",
+	[RTA_X_CHANNEL_OPEN] = "theater:simple/message-server-client",
+	[RTA_X_CHANNEL_MESSAGE] = "theater:simple/message-server-client",
+	[RTA_X_CHANNEL_CLOSE] = "theater:simple/message-server-client",
+	[RTA_X_CHILD_ERROR] = "theater:simple/supervisor-handlers",
+	[RTA_X_CHILD_EXIT] = "theater:simple/supervisor-handlers",
+	[RTA_X_CHILD_STOP] = "theater:simple/supervisor-handlers",
+};
+
+const char *const rta_export_name[RTA_NX] = {
+	[RTA_X_INIT] = "init",
+	[RTA_X_HANDLE_SEND] = "handle-send",
+	[RTA_X_HANDLE_REQUEST] = "handle-request",
+	[RTA_X_CHANNEL_OPEN] = "handle-channel-open",
+	[RTA_X_CHANNEL_MESSAGE] = "handle-channel-message",
+	[RTA_X_CHANNEL_CLOSE] = "handle-channel-close",
+	[RTA_X_CHILD_ERROR] = "handle-child-error",
+	[RTA_X_CHILD_EXIT] = "handle-child-exit",
+	[RTA_X_CHILD_STOP] = "handle-child-external-stop",
+};
+
+const char *const rta_export_full[RTA_NX] = {
+	[RTA_X_INIT] = "theater:simple/actor.init",
+	[RTA_X_HANDLE_SEND] = "theater:simple/message-server-client.handle-send",
+	[RTA_X_HANDLE_REQUEST] = "theater:simple/message-server-client.handle-request",
+	[RTA_X_CHANNEL_OPEN] = "theater:simple/message-server-client.handle-channel-open",
+	[RTA_X_CHANNEL_MESSAGE] = "theater:simple/message-server-client.handle-channel-message",
+	[RTA_X_CHANNEL_CLOSE] = "theater:simple/message-server-client.handle-channel-close",
+	[RTA_X_CHILD_ERROR] = "theater:simple/supervisor-handlers.handle-child-error",
+	[RTA_X_CHILD_EXIT] = "theater:simple/supervisor-handlers.handle-child-exit",
+	[RTA_X_CHILD_STOP] = "theater:simple/supervisor-handlers.handle-child-external-stop",
+};
+
+static const char *const kind_names[] = {
+	[RTM_SEND] = "send", [RTM_REQUEST] = "request",
+	[RTM_RESPONSE] = "response", [RTM_CHANNEL_OPEN] = "channel-open",
+	[RTM_CHANNEL_MESSAGE] = "channel-message",
+	[RTM_CHANNEL_CLOSE] = "channel-close", [RTM_CONTROL] = "control",
+};
+
+/* wit-error-type cases (wit/theater-simple.wit). */
+enum { WIT_ERR_INTERNAL = 5 };
+
+static rts_result actor_run(rts_task *t, int worker);
+static void finalize(rta_actor *a, int life, const char *kind,
+		     const char *reason);
+static void finalize_failed_restart(rta_actor *a, th_err *err);
+
+/* ---- small helpers ------------------------------------------------------ */
+
+int rta_life_get(rta_actor *a)
+{
+	return atomic_load(&a->life);
+}
+
+void rta_wake(rta_actor *a)
+{
+	rts_wake(a->rt->sched, &a->task);
+}
+
+rta_actor *rta_of_call(thc_hostcall *call)
+{
+	return thc_instance_data(thc_hostcall_instance(call));
+}
+
+int rta_record(rta_actor *a, const char *type, th_cbor_enc *e,
+	       const char *desc)
+{
+	return rtr_event_enc(a->chain, a->id, type, e, desc);
+}
+
+static void set_life(rta_actor *a, int life)
+{
+	pthread_mutex_lock(&a->lock);
+	atomic_store(&a->life, life);
+	pthread_mutex_unlock(&a->lock);
+	rtr_notify(a->rt);
+}
+
+int rta_state_copy(rta_actor *a, uint8_t **out, size_t *len, bool *has)
+{
+	int rc = 0;
+	*out = NULL;
+	*len = 0;
+	pthread_mutex_lock(&a->lock);
+	*has = a->has_state;
+	if (a->has_state) {
+		*out = th_malloc(a->state_len ? a->state_len : 1);
+		if (*out) {
+			memcpy(*out, a->state, a->state_len);
+			*len = a->state_len;
+		} else {
+			rc = TH_ENOMEM;
+		}
+	}
+	pthread_mutex_unlock(&a->lock);
+	return rc;
+}
+
+/* ---- suspension ----------------------------------------------------------- */
+
+uint64_t rta_suspend(rta_actor *a)
+{
+	uint64_t token = atomic_fetch_add(&a->rt->next_token, 1);
+	pthread_mutex_lock(&a->lock);
+	a->pend.token = token;
+	a->pend.armed = true;
+	a->pend.done = false;
+	a->pend.retry = NULL;
+	a->pend.ctx = NULL;
+	a->pend.ctx_free = NULL;
+	pthread_mutex_unlock(&a->lock);
+	return token;
+}
+
+bool rta_complete(rta_actor *a, uint64_t token, thc_val *result)
+{
+	pthread_mutex_lock(&a->lock);
+	if (!a->pend.armed || a->pend.token != token || a->pend.done) {
+		pthread_mutex_unlock(&a->lock);
+		return false;
+	}
+	if (result) {
+		a->pend.result = *result;
+		memset(result, 0, sizeof *result);
+	}
+	a->pend.done = true;
+	pthread_mutex_unlock(&a->lock);
+	rta_wake(a);
+	return true;
+}
+
+bool rta_complete_trap(rta_actor *a, uint64_t token, const char *msg)
+{
+	char *copy = th_strdup(msg);
+	pthread_mutex_lock(&a->lock);
+	if (!a->pend.armed || a->pend.token != token || a->pend.done) {
+		pthread_mutex_unlock(&a->lock);
+		th_free(copy);
+		return false;
+	}
+	a->pend.trap = copy ? copy : th_strdup("out of memory");
+	a->pend.done = true;
+	pthread_mutex_unlock(&a->lock);
+	rta_wake(a);
+	return true;
+}
+
+void rta_retry_on_wake(rta_actor *a, int (*retry)(rta_actor *), void *ctx,
+		       void (*ctx_free)(void *))
+{
+	pthread_mutex_lock(&a->lock);
+	a->pend.retry = retry;
+	a->pend.ctx = ctx;
+	a->pend.ctx_free = ctx_free;
+	pthread_mutex_unlock(&a->lock);
+}
+
+void rta_poke(rta_actor *a)
+{
+	bool wake = false;
+	pthread_mutex_lock(&a->lock);
+	if (a->pend.armed && !a->pend.done) {
+		a->pend.done = true;
+		wake = true;
+	}
+	pthread_mutex_unlock(&a->lock);
+	if (wake)
+		rta_wake(a);
+}
+
+void rta_unsuspend(rta_actor *a)
+{
+	pthread_mutex_lock(&a->lock);
+	a->pend.armed = false;
+	a->pend.done = false;
+	pthread_mutex_unlock(&a->lock);
+}
+
+void rta_set_result(rta_actor *a, thc_val *result)
+{
+	pthread_mutex_lock(&a->lock);
+	thc_val_release(&a->pend.result);
+	a->pend.result = *result;
+	memset(result, 0, sizeof *result);
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* Forget the suspended call (stop, failure). Cancels what could still
+ * complete it: the actor's timer and a wait for mailbox room. */
+static void abandon_pend(rta_actor *a)
+{
+	rtt_cancel(a->rt->timers, &a->timer);
+	if (a->room_target) {
+		rtm_cancel_wait(&a->room_target->mb, &a->room);
+		a->room_target = NULL;
+	}
+	pthread_mutex_lock(&a->lock);
+	a->pend.armed = false;
+	a->pend.done = false;
+	thc_val_release(&a->pend.result);
+	th_free(a->pend.trap);
+	a->pend.trap = NULL;
+	void *ctx = a->pend.ctx;
+	a->pend.ctx = NULL;
+	a->pend.retry = NULL;
+	pthread_mutex_unlock(&a->lock);
+	if (ctx && a->pend.ctx_free)
+		a->pend.ctx_free(ctx);
+	a->pend.ctx_free = NULL;
+	th_free(a->pend.args);
+	a->pend.args = NULL;
+	a->pend.args_len = 0;
+	a->pend.event = NULL;
+}
+
+/* ---- delivery --------------------------------------------------------------- */
+
+static void put_msg_head(th_cbor_enc *e, const rtm_msg *m)
+{
+	th_cbor_put_uint(e, m->id);
+	th_cbor_put_cstr(e, m->kind < TH_ARRAY_LEN(kind_names) ? kind_names[m->kind] : "?");
+	th_cbor_put_cstr(e, m->sender);
+	th_cbor_put_uint(e, m->ref);
+}
+
+int rta_deliver(rta_actor *to, rtm_msg *m, th_err *err)
+{
+	thr_runtime *rt = to->rt;
+	th_cbor_enc e;
+	bool sys = m->priority == RTM_SYSTEM;
+	int rc;
+
+	if (!sys && m->len > to->max_msg) {
+		th_cbor_enc_init(&e, NULL, 0);
+		th_cbor_put_array(&e, 4);
+		th_cbor_put_cstr(&e, m->sender);
+		th_cbor_put_cstr(&e, m->kind < TH_ARRAY_LEN(kind_names) ? kind_names[m->kind] : "?");
+		th_cbor_put_uint(&e, m->len);
+		th_cbor_put_uint(&e, to->max_msg);
+		rta_record(to, "message.rejected", &e, "message larger than limits.max_message_bytes");
+		rc = th_err_set(err, TH_ELIMIT,
+				"message of %u bytes exceeds actor %s's limit of %u bytes "
+				"(limits.max_message_bytes)", m->len, to->id, to->max_msg);
+		rtm_msg_free(m);
+		return rc;
+	}
+	if (!sys) {
+		rc = rtm_reserve(&to->mb);
+		if (rc == TH_EBUSY)
+			return th_err_set(err, TH_EBUSY, "actor %s's mailbox is full",
+					  to->id); /* the caller keeps m */
+		if (rc) {
+			rtm_msg_free(m);
+			return th_err_set(err, TH_ESTATE, "actor %s has %s", to->id,
+					  rta_life_get(to) == RTA_FAILED ? "failed" : "stopped");
+		}
+	} else if (rta_life_get(to) >= RTA_STOPPED) {
+		rtm_msg_free(m);
+		return th_err_set(err, TH_ESTATE, "actor %s has stopped", to->id);
+	}
+	m->id = atomic_fetch_add(&rt->next_msg, 1);
+
+	/* Arrival is recorded before the message can be seen by the actor. */
+	th_cbor_enc_init(&e, NULL, 0);
+	th_cbor_put_array(&e, 5);
+	put_msg_head(&e, m);
+	th_cbor_put_bytes(&e, m->data, m->len);
+	rc = rta_record(to, "message.received", &e, NULL);
+	if (rc) {
+		if (!sys)
+			rtm_unreserve(&to->mb);
+		rtm_msg_free(m);
+		return th_err_set(err, rc, "recording a message for actor %s failed",
+				  to->id);
+	}
+	rtr_busy_add(rt, 1);
+	rc = sys ? rtm_push(&to->mb, m) : rtm_push_reserved(&to->mb, m);
+	if (rc) {
+		rtr_busy_add(rt, -1);
+		rtm_msg_free(m);
+		return th_err_set(err, TH_ESTATE, "actor %s has stopped", to->id);
+	}
+	rta_wake(to);
+	return 0;
+}
+
+/* A control message (system lane) to a. */
+static void send_control(rta_actor *to, int ctl, const char *from,
+			 const void *data, size_t len, uint64_t ref,
+			 uint16_t flags)
+{
+	rtm_msg *m = rtm_msg_new(RTM_CONTROL, RTM_SYSTEM, data, (uint32_t)len);
+	if (!m)
+		return; /* out of memory: the notice is lost, not the runtime */
+	m->flags = (uint16_t)(ctl | flags);
+	m->ref = ref;
+	snprintf(m->sender, sizeof m->sender, "%s", from);
+	rta_deliver(to, m, NULL);
+}
+
+/* ---- spawning --------------------------------------------------------------- */
+
+static void add_child(rta_actor *parent, rta_actor *child)
+{
+	pthread_mutex_lock(&parent->lock);
+	if (parent->nchildren == parent->capchildren) {
+		uint32_t cap = parent->capchildren ? parent->capchildren * 2 : 4;
+		rta_actor **v = th_realloc(parent->children, cap * sizeof *v);
+		if (!v) {
+			/* The child still runs; it is only missing from
+			 * list-children. */
+			pthread_mutex_unlock(&parent->lock);
+			return;
+		}
+		parent->children = v;
+		parent->capchildren = cap;
+	}
+	parent->children[parent->nchildren++] = child;
+	pthread_mutex_unlock(&parent->lock);
+}
+
+/* A failure before the actor ever ran (nothing else can touch it). */
+static int fail_early(rta_actor *a, const char *kind, th_err *err)
+{
+	finalize(a, RTA_FAILED, kind, err && err->msg[0] ? err->msg : kind);
+	return err ? err->code : TH_EINVAL;
+}
+
+/* A fresh realm, exec and instance for a (spawn and restart). */
+static int instantiate(rta_actor *a, th_err *err)
+{
+	thw_config wcfg = { 0 };
+	th_cbor_enc e;
+	thw_memory *mem;
+	int rc;
+
+	wcfg.max_memory_pages = a->spec->m->limits.memory_pages;
+	rc = thw_realm_new(&wcfg, &a->realm, err);
+	if (!rc)
+		rc = thw_exec_new(a->realm, &a->exec, err);
+	if (rc)
+		return rc;
+	thw_exec_set_fuel(a->exec, a->fuel_cap, THW_FUEL_TRAP);
+	rc = thc_instantiate(a->realm, a->code->comp, a->rt->imports,
+			     a->rt->nimports, a->exec, &a->inst, err);
+	if (rc)
+		return rc;
+	thc_instance_set_data(a->inst, a);
+	mem = thc_instance_memory(a->inst);
+	th_cbor_enc_init(&e, NULL, 0);
+	th_cbor_put_array(&e, 1);
+	th_cbor_put_uint(&e, mem ? thw_memory_pages(mem) : 0);
+	rta_record(a, "actor.instantiated", &e, NULL);
+	return 0;
+}
+
+int rta_spawn(thr_runtime *rt, rtf_spec *spec, rta_actor *parent,
+	      uint64_t spawn_token, const uint8_t *init, size_t init_len,
+	      bool has_init, rta_actor **out, th_err *err)
+{
+	const thm_manifest *m = spec->m;
+	rta_actor *a;
+	thx_chain_opts copts = { 0 };
+	th_cbor_enc e;
+	rtc_code *code;
+	bool cached;
+	int rc;
+
+	*out = NULL;
+	a = th_calloc(1, sizeof *a);
+	if (!a)
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	a->rt = rt;
+	a->parent = parent;
+	a->spawn_token = parent ? spawn_token : 0;
+	a->spec = spec;
+	rts_task_init(&a->task, actor_run);
+	pthread_mutex_init(&a->lock, NULL);
+	rtt_timer_init(&a->timer, NULL, a);
+	rtm_init(&a->mb, m->limits.mailbox_capacity ? m->limits.mailbox_capacity
+						     : rt->opt.mailbox_capacity);
+	a->fuel_cap = m->limits.fuel_per_message ? m->limits.fuel_per_message
+						 : UINT64_MAX;
+	a->max_msg = m->limits.max_message_bytes &&
+		m->limits.max_message_bytes < UINT32_MAX
+		? (uint32_t)m->limits.max_message_bytes : THX_DATA_MAX / 2;
+	a->request_timeout_ms = m->limits.request_timeout_ms &&
+		m->limits.request_timeout_ms < UINT32_MAX
+		? (uint32_t)m->limits.request_timeout_ms
+		: rt->opt.request_timeout_ms;
+	atomic_init(&a->life, RTA_STARTING);
+	rtu_uuid4(a->id);
+
+	/* Step 1: the actor's chain, then the request is recorded. */
+	copts.durability = m->save_chain ? rt->opt.durability : THX_NONE;
+	rc = thx_chain_open(rt->chains, a->id, &copts, true, &a->chain, err);
+	if (!rc) {
+		rc = rtg_add(rt->reg, a);
+		if (rc)
+			th_err_set(err, rc, "registering actor %s", a->id);
+	}
+	if (rc) {
+		rtm_release(&a->mb);
+		pthread_mutex_destroy(&a->lock);
+		th_free(a);
+		return rc;
+	}
+	*out = a;
+	atomic_fetch_add(&rt->n_spawned, 1);
+	th_cbor_enc_init(&e, NULL, 0);
+	th_cbor_put_array(&e, 4);
+	th_cbor_put_cstr(&e, m->name);
+	th_cbor_put_cstr(&e, m->file ? m->file : "<string>");
+	th_cbor_put_cstr(&e, parent ? parent->id : "");
+	th_cbor_put_cstr(&e, m->version ? m->version : "");
+	rc = rta_record(a, "actor.spawning", &e, NULL);
+	if (rc) {
+		th_err_set(err, rc, "recording actor %s's creation failed", a->id);
+		return fail_early(a, "chain", err);
+	}
+
+	/* Step 2: effective permissions: never wider than the parent's. */
+	rc = thm_effective(parent ? &parent->perm : NULL, m, &a->perm, err);
+	if (rc)
+		return fail_early(a, "permissions", err);
+
+	/* Step 3: the Store returns the component's bytes by hash; loaded
+	 * once per hash and shared. */
+	rc = rtc_code_get(rt, spec, &code, &cached, err);
+	if (rc)
+		return fail_early(a, rc == TH_EINVAL ? "invalid-component"
+						     : "missing-component", err);
+	a->code = code;
+	th_cbor_enc_init(&e, NULL, 0);
+	th_cbor_put_array(&e, 4);
+	th_cbor_put_cstr(&e, code->hex);
+	th_cbor_put_uint(&e, code->size);
+	th_cbor_put_cstr(&e, thc_component_form(code->comp) == THC_FORM_CORE
+				     ? "core-module" : "component");
+	th_cbor_put_bool(&e, cached);
+	rta_record(a, "component.loaded", &e, NULL);
+
+	/* Step 4: the executor instantiates it in the actor's own realm. */
+	rc = instantiate(a, err);
+	if (rc)
+		return fail_early(a, "instantiate", err);
+
+	/* Step 5: init(state, (id)) runs as the actor's first turn. */
+	if (has_init || spec->has_init) {
+		const uint8_t *p = has_init ? init : spec->init_state;
+		size_t n = has_init ? init_len : spec->init_len;
+		a->state = th_malloc(n ? n : 1);
+		if (!a->state) {
+			th_err_set(err, TH_ENOMEM, "out of memory");
+			return fail_early(a, "instantiate", err);
+		}
+		memcpy(a->state, p, n);
+		a->state_len = n;
+		a->has_state = true;
+	}
+	if (parent)
+		add_child(parent, a);
+	send_control(a, RTA_CTL_INIT, parent ? parent->id : "", NULL, 0, 0, 0);
+	return 0;
+}
+
+int rta_reincarnate(rta_actor *a, th_err *err)
+{
+	th_cbor_enc e;
+	int rc;
+
+	if (!a->code)
+		return th_err_set(err, TH_ESTATE,
+				  "actor %s never loaded its component", a->id);
+	pthread_mutex_lock(&a->lock);
+	th_free(a->reason);
+	a->reason = NULL;
+	a->stop_external = false;
+	atomic_store(&a->stop_req, false);
+	pthread_mutex_unlock(&a->lock);
+	a->call.active = false;
+	a->call.msg = NULL;
+	th_cbor_enc_init(&e, NULL, 0);
+	th_cbor_put_array(&e, 1);
+	th_cbor_put_cstr(&e, a->code->hex);
+	rta_record(a, "actor.restarted", &e, NULL);
+	rc = instantiate(a, err);
+	if (rc) {
+		finalize_failed_restart(a, err);
+		return rc;
+	}
+	rtm_reopen(&a->mb);
+	set_life(a, RTA_STARTING);
+	rtr_runtime_event(a->rt, "actor.restarted", a->id, a->spec->m->name);
+	send_control(a, RTA_CTL_INIT, a->parent ? a->parent->id : "", NULL, 0,
+		     0, 0);
+	return 0;
+}
+
+/* ---- export calls --------------------------------------------------------- */
+
+static rta_export export_of(const rtm_msg *m)
+{
+	switch (m->kind) {
+	case RTM_SEND: return RTA_X_HANDLE_SEND;
+	case RTM_REQUEST: return RTA_X_HANDLE_REQUEST;
+	case RTM_CHANNEL_OPEN: return RTA_X_CHANNEL_OPEN;
+	case RTM_CHANNEL_MESSAGE: return RTA_X_CHANNEL_MESSAGE;
+	case RTM_CHANNEL_CLOSE: return RTA_X_CHANNEL_CLOSE;
+	default:
+		switch (m->flags & 0xff) {
+		case RTA_CTL_INIT: return RTA_X_INIT;
+		case RTA_CTL_CHILD_ERROR: return RTA_X_CHILD_ERROR;
+		case RTA_CTL_CHILD_EXIT: return RTA_X_CHILD_EXIT;
+		default: return RTA_X_CHILD_STOP;
+		}
+	}
+}
+
+static int str_val(const char *s, thc_val *out)
+{
+	return thc_val_string(s, strlen(s), out);
+}
+
+static int id_val(char prefix, uint64_t n, thc_val *out)
+{
+	char buf[32];
+	snprintf(buf, sizeof buf, "%c%llu", prefix, (unsigned long long)n);
+	return str_val(buf, out);
+}
+
+static int opt_bytes(bool has, const uint8_t *p, size_t n, thc_val *out)
+{
+	thc_val b = { 0 };
+	if (!has)
+		return thc_val_case(THC_OPTION, 0, NULL, out);
+	if (thc_val_bytes(p, n, &b))
+		return TH_ENOMEM;
+	if (thc_val_case(THC_OPTION, 1, &b, out)) {
+		thc_val_release(&b);
+		return TH_ENOMEM;
+	}
+	return 0;
+}
+
+/* The params tuple of export x for message m. */
+static int build_params(rta_actor *a, rta_export x, const rtm_msg *m,
+			thc_val *p)
+{
+	int rc;
+	switch (x) {
+	case RTA_X_INIT:
+		rc = thc_val_agg(THC_TUPLE, 1, p);
+		return rc ? rc : str_val(a->id, &p->of.agg.items[0]);
+	case RTA_X_HANDLE_SEND:
+		rc = thc_val_agg(THC_TUPLE, 1, p);
+		return rc ? rc : thc_val_bytes(m->data, m->len, &p->of.agg.items[0]);
+	case RTA_X_HANDLE_REQUEST:
+	case RTA_X_CHANNEL_OPEN:
+	case RTA_X_CHANNEL_MESSAGE:
+		rc = thc_val_agg(THC_TUPLE, 2, p);
+		if (!rc)
+			rc = id_val(x == RTA_X_HANDLE_REQUEST ? 'r' : 'c', m->ref,
+				    &p->of.agg.items[0]);
+		return rc ? rc : thc_val_bytes(m->data, m->len, &p->of.agg.items[1]);
+	case RTA_X_CHANNEL_CLOSE:
+		rc = thc_val_agg(THC_TUPLE, 1, p);
+		return rc ? rc : id_val('c', m->ref, &p->of.agg.items[0]);
+	case RTA_X_CHILD_ERROR: {
+		thc_val *it, rec = { 0 };
+		rc = thc_val_agg(THC_TUPLE, 2, p);
+		if (!rc)
+			rc = str_val(m->sender, &p->of.agg.items[0]);
+		if (!rc)
+			rc = thc_val_agg(THC_RECORD, 2, &rec);
+		if (rc) {
+			thc_val_release(&rec);
+			return rc;
+		}
+		it = rec.of.agg.items;
+		rc = thc_val_case(THC_ENUM, (uint32_t)m->ref, NULL, &it[0]);
+		if (!rc)
+			rc = opt_bytes(true, m->data, m->len, &it[1]);
+		p->of.agg.items[1] = rec;
+		return rc;
+	}
+	case RTA_X_CHILD_EXIT:
+		rc = thc_val_agg(THC_TUPLE, 2, p);
+		if (!rc)
+			rc = str_val(m->sender, &p->of.agg.items[0]);
+		return rc ? rc : opt_bytes(m->flags & RTA_MSGF_HAS_DATA, m->data,
+					   m->len, &p->of.agg.items[1]);
+	default:
+		rc = thc_val_agg(THC_TUPLE, 1, p);
+		return rc ? rc : str_val(m->sender, &p->of.agg.items[0]);
+	}
+}
+
+/* The parent's spawn call waiting for this actor's init gets its answer:
+ * ok(id) or err(reason). */
+static void answer_spawner(rta_actor *a, bool ok, const char *text)
+{
+	uint64_t token = a->spawn_token;
+	thc_val p = { 0 }, res = { 0 };
+	if (!token || !a->parent)
+		return;
+	a->spawn_token = 0;
+	if (thc_val_string(text, strlen(text), &p) ||
+	    thc_val_case(THC_RESULT, ok ? 0 : 1, &p, &res)) {
+		thc_val_release(&p);
+		rta_complete_trap(a->parent, token, "out of memory");
+		return;
+	}
+	if (!rta_complete(a->parent, token, &res))
+		thc_val_release(&res);
+}
+
+/* Acknowledge m: its outcome is recorded. */
+static void ack(rta_actor *a, rtm_msg *m)
+{
+	rtm_ack(&a->mb, m);
+	rtr_busy_add(a->rt, -1);
+}
+
+/* Record why m is dropped, tell its sender if it waits, acknowledge. */
+static void drop(rta_actor *a, rtm_msg *m, const char *why)
+{
+	th_cbor_enc e;
+	th_cbor_enc_init(&e, NULL, 0);
+	th_cbor_put_array(&e, 5);
+	put_msg_head(&e, m);
+	th_cbor_put_cstr(&e, why);
+	rta_record(a, "message.dropped", &e, NULL);
+	if (m->kind == RTM_REQUEST) {
+		char text[300];
+		snprintf(text, sizeof text, "actor %s: %s", a->id, why);
+		rtq_answer(a->rt, NULL, m->ref, false, text, strlen(text));
+	} else if (m->kind == RTM_CHANNEL_OPEN) {
+		rtq_channel_answer(a->rt, m->ref, false, NULL, 0, false);
+	}
+}
+
+enum { CALL_STARTED, CALL_NONE, CALL_FAILED };
+
+/* Begin handling m: start the export (CALL_STARTED), or deal with the
+ * message without a call (CALL_NONE: dropped, acknowledged), or fail. */
+static int start_call(rta_actor *a, rtm_msg *m)
+{
+	rta_export x = export_of(m);
+	int idx = a->code->exports[x];
+	thc_val args[2] = { { 0 } };
+	th_cbor_enc e;
+	th_err err = { 0 };
+	int rc;
+
+	if (idx < 0) {
+		char why[160];
+		if (x == RTA_X_CHILD_ERROR || x == RTA_X_CHILD_EXIT ||
+		    x == RTA_X_CHILD_STOP) {
+			/* A parent without supervisor-handlers: the notice is
+			 * recorded (message.received) and that is all. */
+			ack(a, m);
+			return CALL_NONE;
+		}
+		snprintf(why, sizeof why, "the actor does not export %s",
+			 rta_export_full[x]);
+		drop(a, m, why);
+		ack(a, m);
+		return CALL_NONE;
+	}
+	if (x == RTA_X_HANDLE_REQUEST)
+		rtq_mark_seen(a->rt, m->ref);
+
+	rc = build_params(a, x, m, &args[1]);
+	if (!rc) {
+		pthread_mutex_lock(&a->lock);
+		rc = opt_bytes(a->has_state, a->state, a->state_len, &args[0]);
+		pthread_mutex_unlock(&a->lock);
+	}
+	if (rc) {
+		thc_val_release(&args[0]);
+		thc_val_release(&args[1]);
+		a->call.active = true; /* so finalize drops m with the rest */
+		a->call.msg = m;
+		rta_fail(a, "out-of-memory", "out of memory building a call");
+		return CALL_FAILED;
+	}
+
+	th_cbor_enc_init(&e, NULL, 0);
+	th_cbor_put_array(&e, 3);
+	th_cbor_put_cstr(&e, rta_export_full[x]);
+	th_cbor_put_uint(&e, m->id);
+	rtv_encode(&e, &args[1]);
+	rta_record(a, "export.call", &e, NULL);
+
+	a->call.active = true;
+	a->call.x = x;
+	a->call.msg = m;
+	a->call.fuel_left = a->fuel_cap;
+	/* Lowering may run guest code (cabi_realloc): bounded by the cap. */
+	thw_exec_set_fuel(a->exec, a->fuel_cap, THW_FUEL_TRAP);
+	rc = thc_call_start(a->inst, a->exec, idx, args, 2, &err);
+	thc_val_release(&args[0]);
+	thc_val_release(&args[1]);
+	if (rc) {
+		rta_fail(a, "trap", err.msg);
+		return CALL_FAILED;
+	}
+	return CALL_STARTED;
+}
+
+/* The state in an export's ok payload: tuple<option<list<u8>>, ...>. */
+static int commit_state(rta_actor *a, const thc_val *tuple)
+{
+	const thc_val *opt;
+	uint8_t *copy = NULL;
+	size_t n = 0;
+	bool has = false;
+
+	if (tuple->kind != THC_TUPLE || tuple->of.agg.n < 1)
+		return TH_EINVAL;
+	opt = &tuple->of.agg.items[0];
+	if (opt->kind != THC_OPTION)
+		return TH_EINVAL;
+	if (opt->of.var.disc == 1 && opt->of.var.payload) {
+		const thc_val *b = opt->of.var.payload;
+		has = true;
+		if (b->kind == THC_BYTES) {
+			n = b->of.bytes.len;
+			copy = th_malloc(n ? n : 1);
+			if (!copy)
+				return TH_ENOMEM;
+			memcpy(copy, b->of.bytes.ptr, n);
+		} else if (b->kind == THC_LIST) {
+			n = b->of.agg.n;
+			copy = th_malloc(n ? n : 1);
+			if (!copy)
+				return TH_ENOMEM;
+			for (size_t i = 0; i < n; i++)
+				copy[i] = (uint8_t)b->of.agg.items[i].of.u;
+		} else {
+			return TH_EINVAL;
+		}
+	}
+	pthread_mutex_lock(&a->lock);
+	th_free(a->state);
+	a->state = copy;
+	a->state_len = n;
+	a->has_state = has;
+	pthread_mutex_unlock(&a->lock);
+	return 0;
+}
+
+/* Bytes of an option<list<u8>> value; false for none. */
+static bool opt_get(const thc_val *opt, const uint8_t **p, size_t *n,
+		    uint8_t **tmp)
+{
+	const thc_val *b;
+	*tmp = NULL;
+	if (opt->kind != THC_OPTION || opt->of.var.disc != 1 || !opt->of.var.payload)
+		return false;
+	b = opt->of.var.payload;
+	if (b->kind == THC_BYTES) {
+		*p = b->of.bytes.ptr;
+		*n = b->of.bytes.len;
+		return true;
+	}
+	*tmp = th_malloc(b->of.agg.n ? b->of.agg.n : 1);
+	if (!*tmp)
+		return false;
+	for (uint32_t i = 0; i < b->of.agg.n; i++)
+		(*tmp)[i] = (uint8_t)b->of.agg.items[i].of.u;
+	*p = *tmp;
+	*n = b->of.agg.n;
+	return true;
+}
+
+/* The export finished: record, commit, answer, acknowledge. */
+static void finish_call(rta_actor *a)
+{
+	thr_runtime *rt = a->rt;
+	rtm_msg *m = a->call.msg;
+	rta_export x = a->call.x;
+	thc_val res = { 0 };
+	th_cbor_enc e;
+	th_err err = { 0 };
+	const thc_val *ok;
+	int rc;
+
+	rc = thc_call_finish(a->inst, a->exec, &res, &err);
+	if (rc) {
+		rta_fail(a, "trap", err.msg);
+		return;
+	}
+	th_cbor_enc_init(&e, NULL, 0);
+	th_cbor_put_array(&e, 3);
+	th_cbor_put_cstr(&e, rta_export_full[x]);
+	th_cbor_put_uint(&e, m->id);
+	rtv_encode(&e, &res);
+	rc = rta_record(a, "export.result", &e, NULL);
+	if (rc) {
+		thc_val_release(&res);
+		rta_fail(a, "chain", "recording a handler's result failed");
+		return;
+	}
+
+	if (res.kind != THC_RESULT) {
+		thc_val_release(&res);
+		rta_fail(a, "type-mismatch", "export returned no result");
+		return;
+	}
+	if (res.of.var.disc == 1) {
+		char reason[TH_ERR_MSG_MAX];
+		const thc_val *s = res.of.var.payload;
+		snprintf(reason, sizeof reason, "%s returned an error: %.*s",
+			 rta_export_name[x],
+			 s && s->kind == THC_STRING ? (int)s->of.str.len : 0,
+			 s && s->kind == THC_STRING ? s->of.str.ptr : "");
+		thc_val_release(&res);
+		rta_fail(a, "handler-error", reason);
+		return;
+	}
+	ok = res.of.var.payload;
+	if (!ok || commit_state(a, ok)) {
+		thc_val_release(&res);
+		rta_fail(a, "type-mismatch", "export result is not (state, ...)");
+		return;
+	}
+
+	if (x == RTA_X_HANDLE_REQUEST && ok->of.agg.n >= 2 &&
+	    ok->of.agg.items[1].kind == THC_TUPLE &&
+	    ok->of.agg.items[1].of.agg.n == 1) {
+		const uint8_t *p = NULL;
+		size_t n = 0;
+		uint8_t *tmp;
+		if (opt_get(&ok->of.agg.items[1].of.agg.items[0], &p, &n, &tmp)) {
+			th_cbor_enc_init(&e, NULL, 0);
+			th_cbor_put_array(&e, 3);
+			th_cbor_put_uint(&e, m->id);
+			th_cbor_put_uint(&e, m->ref);
+			th_cbor_put_bytes(&e, p, n);
+			rta_record(a, "message.response", &e, NULL);
+			rtq_answer(rt, NULL, m->ref, true, p, n);
+			th_free(tmp);
+		}
+	} else if (x == RTA_X_CHANNEL_OPEN && ok->of.agg.n >= 2 &&
+		   ok->of.agg.items[1].kind == THC_TUPLE &&
+		   ok->of.agg.items[1].of.agg.n == 1 &&
+		   ok->of.agg.items[1].of.agg.items[0].kind == THC_RECORD) {
+		const thc_val *acc = &ok->of.agg.items[1].of.agg.items[0];
+		const uint8_t *p = NULL;
+		size_t n = 0;
+		uint8_t *tmp = NULL;
+		bool accepted = acc->of.agg.n == 2 &&
+			acc->of.agg.items[0].kind == THC_BOOL &&
+			acc->of.agg.items[0].of.b;
+		bool has = acc->of.agg.n == 2 &&
+			opt_get(&acc->of.agg.items[1], &p, &n, &tmp);
+		rtq_channel_answer(rt, m->ref, accepted, p, n, has);
+		th_free(tmp);
+	}
+	thc_val_release(&res);
+
+	a->call.active = false;
+	a->call.msg = NULL;
+	atomic_fetch_add(&a->handled, 1);
+	atomic_fetch_add(&rt->n_messages, 1);
+	if (x == RTA_X_INIT) {
+		char hexs[THS_HEX_LEN + 1] = "";
+		set_life(a, RTA_READY);
+		th_cbor_enc_init(&e, NULL, 0);
+		th_cbor_put_array(&e, 2);
+		th_cbor_put_cstr(&e, a->spec->m->name);
+		th_cbor_put_cstr(&e, a->code->hex);
+		rta_record(a, "actor.created", &e, NULL);
+		snprintf(hexs, sizeof hexs, "%s", a->spec->m->name);
+		rtr_runtime_event(rt, "actor.created", a->id, hexs);
+		answer_spawner(a, true, a->id);
+	}
+	ack(a, m);
+}
+
+/* ---- running ---------------------------------------------------------------- */
+
+/* Apply the answer of a suspended host call. Returns 1 while it is still
+ * pending, 0 when the exec can run again, -1 when the actor failed. */
+static int resume_pending(rta_actor *a)
+{
+	thc_val result = { 0 };
+	char *trap;
+	th_cbor_enc e;
+	th_err err = { 0 };
+	int rc;
+
+	pthread_mutex_lock(&a->lock);
+	if (!a->pend.done) {
+		pthread_mutex_unlock(&a->lock);
+		return 1;
+	}
+	if (a->pend.retry) {
+		a->pend.done = false;
+		pthread_mutex_unlock(&a->lock);
+		if (a->pend.retry(a) == 1)
+			return 1;
+		pthread_mutex_lock(&a->lock);
+	}
+	result = a->pend.result;
+	memset(&a->pend.result, 0, sizeof a->pend.result);
+	trap = a->pend.trap;
+	a->pend.trap = NULL;
+	a->pend.armed = false;
+	a->pend.done = false;
+	a->pend.retry = NULL;
+	void *ctx = a->pend.ctx;
+	a->pend.ctx = NULL;
+	pthread_mutex_unlock(&a->lock);
+	if (ctx && a->pend.ctx_free)
+		a->pend.ctx_free(ctx);
+	a->pend.ctx_free = NULL;
+
+	/* The host call, with its full arguments and result. */
+	th_cbor_enc_init(&e, NULL, 0);
+	th_cbor_put_array(&e, 2);
+	th_cbor_put_raw(&e, a->pend.args, a->pend.args_len);
+	if (trap) {
+		th_cbor_put_map(&e, 1);
+		th_cbor_put_cstr(&e, "trap");
+		th_cbor_put_cstr(&e, trap);
+	} else if (result.kind) {
+		rtv_encode(&e, &result);
+	} else {
+		th_cbor_put_null(&e);
+	}
+	rta_record(a, a->pend.event, &e, NULL);
+	th_free(a->pend.args);
+	a->pend.args = NULL;
+	a->pend.args_len = 0;
+	a->pend.event = NULL;
+
+	rc = thc_hostcall_complete(a->inst, a->exec, result.kind ? &result : NULL,
+				   trap, &err);
+	th_free(trap);
+	if (rc) {
+		thc_val_release(&result);
+		rta_fail(a, "trap", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static const char *trap_kind(const thw_trap *t)
+{
+	switch (t ? t->code : THW_TRAP_NONE) {
+	case THW_TRAP_OUT_OF_FUEL: return "out-of-fuel";
+	case THW_TRAP_STACK_EXHAUSTED: return "stack-exhausted";
+	case THW_TRAP_OOM: return "out-of-memory";
+	default: return "trap";
+	}
+}
+
+static rts_result actor_run(rts_task *t, int worker)
+{
+	rta_actor *a = (rta_actor *)t;
+	thr_runtime *rt = a->rt;
+	uint64_t slice = rt->opt.fuel_slice;
+	uint32_t taken = 0;
+	TH_UNUSED(worker);
+
+	if (atomic_load(&a->life) >= RTA_STOPPED)
+		return RTS_IDLE;
+	for (;;) {
+		if (atomic_load(&a->stop_req)) {
+			finalize(a, RTA_STOPPED, NULL, NULL);
+			return RTS_IDLE;
+		}
+		if (!a->call.active) {
+			rtm_msg *m;
+			if (taken >= rt->opt.batch || slice == 0)
+				return rtm_pending(&a->mb) ? RTS_YIELD : RTS_IDLE;
+			if (!rtm_take(&a->mb, &m, 1))
+				return RTS_IDLE;
+			taken++;
+			int r = start_call(a, m);
+			if (r == CALL_FAILED)
+				return RTS_IDLE;
+			if (r == CALL_NONE)
+				continue;
+		} else if (a->pend.armed) {
+			int r = resume_pending(a);
+			if (r > 0)
+				return RTS_PARKED;
+			if (r < 0)
+				return RTS_IDLE;
+		}
+
+		/* Run with the smaller of the turn's slice and the message's
+		 * remaining cap; only the cap traps. */
+		uint64_t give = slice;
+		thw_fuel_mode mode = THW_FUEL_YIELD;
+		if (a->call.fuel_left <= slice) {
+			give = a->call.fuel_left;
+			mode = THW_FUEL_TRAP;
+		}
+		thw_exec_set_fuel(a->exec, give, mode);
+		thw_state st = thw_exec_run(a->exec);
+		uint64_t left = thw_exec_fuel(a->exec);
+		uint64_t used = left <= give ? give - left : give;
+		slice -= used < slice ? used : slice;
+		if (a->call.fuel_left != UINT64_MAX)
+			a->call.fuel_left -= used < a->call.fuel_left ? used : a->call.fuel_left;
+
+		switch (st) {
+		case THW_STATE_DONE:
+			finish_call(a);
+			if (atomic_load(&a->life) >= RTA_STOPPED)
+				return RTS_IDLE;
+			continue;
+		case THW_STATE_YIELDED:
+			return RTS_YIELD;
+		case THW_STATE_PENDING:
+			if (!a->pend.armed) {
+				/* Defensive: a host function answered PENDING
+				 * without suspending through the runtime. */
+				rta_fail(a, "internal", "host call pending without a completer");
+				return RTS_IDLE;
+			}
+			continue; /* resume_pending parks it if not answered */
+		case THW_STATE_TRAPPED: {
+			const thw_trap *tr = thw_exec_trap(a->exec);
+			char reason[TH_ERR_MSG_MAX];
+			snprintf(reason, sizeof reason, "%s trapped: %s",
+				 rta_export_name[a->call.x],
+				 tr && tr->message ? tr->message : "trap");
+			rta_fail(a, trap_kind(tr), reason);
+			return RTS_IDLE;
+		}
+		default:
+			rta_fail(a, "internal", "unexpected engine state");
+			return RTS_IDLE;
+		}
+	}
+}
+
+/* ---- stopping and failing -------------------------------------------------- */
+
+void rta_request_stop(rta_actor *a, bool external)
+{
+	pthread_mutex_lock(&a->lock);
+	if (!atomic_load(&a->stop_req) && external)
+		a->stop_external = true;
+	atomic_store(&a->stop_req, true);
+	pthread_mutex_unlock(&a->lock);
+	rta_wake(a);
+}
+
+void rta_fail(rta_actor *a, const char *kind, const char *reason)
+{
+	finalize(a, RTA_FAILED, kind, reason);
+}
+
+/* End the actor: the one place where stops and failures are carried out
+ * and reported (the supervision layer hooks its policies here). */
+static void finalize(rta_actor *a, int life, const char *kind,
+		     const char *reason)
+{
+	thr_runtime *rt = a->rt;
+	int was = atomic_load(&a->life);
+	const char *what = life == RTA_FAILED ? "failed" : "stopped";
+	rtm_msg *list;
+	th_cbor_enc e;
+	bool external, has_exit;
+	uint8_t *exit_data;
+	size_t exit_len;
+
+	if (was >= RTA_STOPPED)
+		return;
+	abandon_pend(a);
+	a->call.active = false;
+	a->call.msg = NULL; /* in flight: rtm_drain returns it below */
+
+	/* No new messages; everything queued or in flight is dropped, and
+	 * whoever waits for an answer from this actor gets one. */
+	rtm_close(&a->mb);
+	list = rtm_drain(&a->mb);
+	while (list) {
+		rtm_msg *m = list;
+		list = m->next;
+		drop(a, m, life == RTA_FAILED ? "actor failed" : "actor stopped");
+		rtm_msg_free(m);
+		rtr_busy_add(rt, -1);
+	}
+	rtq_actor_gone(rt, a, what);
+
+	thc_instance_free(a->inst);
+	a->inst = NULL;
+	thw_exec_free(a->exec);
+	a->exec = NULL;
+	thw_realm_free(a->realm);
+	a->realm = NULL;
+
+	pthread_mutex_lock(&a->lock);
+	external = a->stop_external;
+	has_exit = a->exit_has_data;
+	exit_data = a->exit_data;
+	exit_len = a->exit_len;
+	a->exit_data = NULL;
+	if (life == RTA_FAILED && !a->reason)
+		a->reason = th_strdup(reason ? reason : "failed");
+	pthread_mutex_unlock(&a->lock);
+
+	th_cbor_enc_init(&e, NULL, 0);
+	if (life == RTA_FAILED) {
+		th_cbor_put_array(&e, 2);
+		th_cbor_put_cstr(&e, kind ? kind : "error");
+		th_cbor_put_cstr(&e, reason ? reason : "");
+		rta_record(a, "actor.failed", &e, reason);
+		rtr_runtime_event(rt, "actor.failed", a->id, reason);
+		atomic_fetch_add(&rt->n_failed, 1);
+	} else {
+		th_cbor_put_array(&e, 2);
+		th_cbor_put_cstr(&e, external ? "external" : "shutdown");
+		if (has_exit)
+			th_cbor_put_bytes(&e, exit_data, exit_len);
+		else
+			th_cbor_put_null(&e);
+		rta_record(a, "actor.stopped", &e, NULL);
+		rtr_runtime_event(rt, "actor.stopped", a->id,
+				  external ? "external" : "shutdown");
+		atomic_fetch_add(&rt->n_stopped, 1);
+	}
+	set_life(a, life);
+	if (was == RTA_STARTING) {
+		char text[TH_ERR_MSG_MAX + 64];
+		snprintf(text, sizeof text, "actor %s %s during init: %s", a->id,
+			 what, reason ? reason : (external ? "stopped" : "shut down"));
+		answer_spawner(a, false, text);
+	}
+
+	/* Tell the parent (its supervisor-handlers), unless it is the one
+	 * still waiting for this actor's init (it gets the error itself). */
+	if (a->parent && was == RTA_READY) {
+		if (life == RTA_FAILED)
+			send_control(a->parent, RTA_CTL_CHILD_ERROR, a->id, reason,
+				     reason ? strlen(reason) : 0, WIT_ERR_INTERNAL, 0);
+		else if (external)
+			send_control(a->parent, RTA_CTL_CHILD_STOP, a->id, NULL, 0, 0, 0);
+		else
+			send_control(a->parent, RTA_CTL_CHILD_EXIT, a->id, exit_data,
+				     has_exit ? exit_len : 0, 0,
+				     has_exit ? RTA_MSGF_HAS_DATA : 0);
+	}
+	th_free(exit_data);
+
+	/* Children end with their parent. */
+	pthread_mutex_lock(&a->lock);
+	for (uint32_t i = 0; i < a->nchildren; i++)
+		rta_request_stop(a->children[i], true);
+	pthread_mutex_unlock(&a->lock);
+}
+
+/* A restart whose instantiation failed: the actor stays failed. */
+static void finalize_failed_restart(rta_actor *a, th_err *err)
+{
+	th_cbor_enc e;
+	const char *why = err && err->msg[0] ? err->msg : "restart failed";
+	thc_instance_free(a->inst);
+	a->inst = NULL;
+	thw_exec_free(a->exec);
+	a->exec = NULL;
+	thw_realm_free(a->realm);
+	a->realm = NULL;
+	pthread_mutex_lock(&a->lock);
+	th_free(a->reason);
+	a->reason = th_strdup(why);
+	pthread_mutex_unlock(&a->lock);
+	th_cbor_enc_init(&e, NULL, 0);
+	th_cbor_put_array(&e, 2);
+	th_cbor_put_cstr(&e, "instantiate");
+	th_cbor_put_cstr(&e, why);
+	rta_record(a, "actor.failed", &e, why);
+	rtr_runtime_event(a->rt, "actor.failed", a->id, why);
+}

@@ -1,0 +1,351 @@
+/*
+ * rt.h (internal) - the runtime's shared structures: the runtime itself,
+ * actors, their calls and suspensions. Included by the files of src/runtime and by
+ * the handlers (src/handlers/). Prefixes: rtr_ runtime-wide helpers and
+ * recording, rta_ actors (actor.c), rtg_ registry, rtc_ component and
+ * manifest cache, rtq_ requests and channels, rto_ blocking-work pool.
+ *
+ * Lifetime rule that keeps the rest simple: an rta_actor struct is never
+ * freed before the runtime. When an actor stops or fails, its turn frees
+ * the heavy parts (realm, instance, exec, queued messages) and the small
+ * struct stays as a tombstone, so any thread holding an actor pointer
+ * (registry lookups, parents, requests, timers) can always look at its
+ * life state under its lock.
+ */
+#ifndef TH_RUNTIME_RT_H
+#define TH_RUNTIME_RT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "base/base.h"
+#include "base/cbor.h"
+#include "runtime/mailbox.h"
+#include "runtime/sched.h"
+#include "runtime/spec.h"
+#include "runtime/timer.h"
+#include "theater/chain.h"
+#include "theater/component.h"
+#include "theater/manifest.h"
+#include "theater/runtime.h"
+#include "theater/store.h"
+#include "theater/wasm.h"
+
+typedef struct rta_actor rta_actor;
+typedef struct rtg_registry rtg_registry;
+typedef struct rtc_cache rtc_cache;
+typedef struct rtq_table rtq_table;
+typedef struct rto_pool rto_pool;
+
+/* ---- The world's exports the runtime calls ------------------------------ */
+
+typedef enum rta_export {
+	RTA_X_INIT = 0,
+	RTA_X_HANDLE_SEND,
+	RTA_X_HANDLE_REQUEST,
+	RTA_X_CHANNEL_OPEN,
+	RTA_X_CHANNEL_MESSAGE,
+	RTA_X_CHANNEL_CLOSE,
+	RTA_X_CHILD_ERROR,
+	RTA_X_CHILD_EXIT,
+	RTA_X_CHILD_STOP,
+	RTA_NX
+} rta_export;
+
+/* "theater:simple/actor" and "init", ... */
+extern const char *const rta_export_iface[RTA_NX];
+extern const char *const rta_export_name[RTA_NX];
+/* "theater:simple/actor.init", ... (event data names the export) */
+extern const char *const rta_export_full[RTA_NX];
+
+/* ---- Component cache ---------------------------------------------------- */
+
+/* A loaded component, shared by every actor of the same hash; lives until
+ * the runtime is freed. */
+typedef struct rtc_code {
+	ths_hash hash;
+	char hex[THS_HEX_LEN + 1];
+	size_t size;
+	thc_component *comp;
+	int exports[RTA_NX]; /* thc export index, -1 when not exported */
+} rtc_code;
+
+/* ---- Actors --------------------------------------------------------------- */
+
+typedef enum rta_life {
+	RTA_STARTING = 0, /* registered, init queued or running      */
+	RTA_READY = 1,    /* handling messages                        */
+	RTA_STOPPED = 2,  /* final                                    */
+	RTA_FAILED = 3    /* final                                    */
+} rta_life;
+
+/* Control messages (rtm kind RTM_CONTROL; the flag says which). */
+enum {
+	RTA_CTL_INIT = 1,
+	RTA_CTL_CHILD_ERROR = 2,  /* sender = child id, data = reason      */
+	RTA_CTL_CHILD_EXIT = 3,   /* sender = child id, data = exit data   */
+	RTA_CTL_CHILD_STOP = 4    /* sender = child id                     */
+};
+/* rtm_msg.flags bit for a CHILD_EXIT carrying data (option some). */
+#define RTA_MSGF_HAS_DATA 0x100
+
+/* A suspended host call. The completer (any thread) fills result or trap
+ * under the actor's lock, checking token, then wakes the actor; the
+ * actor's own turn applies it. retry, when set, is called by the turn
+ * instead (backpressure: try the send again); it returns 0 once it has
+ * put the answer in result, 1 to stay suspended. */
+typedef struct rta_pend {
+	bool armed;             /* a host call is suspended               */
+	bool done;              /* result or trap is ready (under lock)   */
+	uint64_t token;         /* identifies this suspension             */
+	thc_val result;
+	char *trap;             /* owned                                  */
+	const char *event;      /* "host.<iface>.<fn>" to record          */
+	uint8_t *args;          /* CBOR of the arguments (owned)          */
+	size_t args_len;
+	int (*retry)(rta_actor *a);
+	void *ctx;              /* for retry and the handler              */
+	void (*ctx_free)(void *ctx);
+} rta_pend;
+
+/* The export call in progress (owned by the actor's turn). */
+typedef struct rta_call {
+	bool active;
+	rta_export x;
+	rtm_msg *msg;           /* the message being handled (in flight)  */
+	uint64_t fuel_left;     /* per-message cap remaining              */
+} rta_call;
+
+struct rta_actor {
+	rts_task task;               /* scheduler link (first)           */
+	thr_runtime *rt;
+	char id[THR_ID_LEN + 1];
+	rta_actor *parent;           /* NULL for top-level actors        */
+	uint64_t spawn_token;        /* parent's spawn call waiting for
+				      * init (0 = none)                  */
+	uint64_t seq;                /* spawn order                      */
+
+	/* Set at spawn, read-only afterwards. */
+	rtf_spec *spec;
+	rtc_code *code;
+	thm_perms perm;              /* effective permissions            */
+	uint64_t fuel_cap;           /* per message; UINT64_MAX = none   */
+	uint32_t max_msg;            /* bytes                            */
+	uint32_t request_timeout_ms;
+	thx_chain *chain;
+
+	/* Owned by the actor's turn (one worker at a time). */
+	thw_realm *realm;
+	thc_instance *inst;
+	thw_exec *exec;
+	rta_call call;
+	uint32_t turn_msgs;
+	rtt_timer timer;             /* timing.sleep / deadline          */
+	uint64_t timer_token;        /* the suspension the timer answers */
+	uint64_t rng[4];             /* seeded random stream             */
+	bool rng_init;
+	rtm_waiter room;             /* waiting for room in a mailbox    */
+	rta_actor *room_target;
+
+	rtm_mailbox mb;
+
+	/* Under lock. */
+	pthread_mutex_t lock;
+	_Atomic int life;            /* rta_life                         */
+	_Atomic bool stop_req;
+	bool stop_external;          /* thr_stop / stop-child (vs shutdown) */
+	bool exit_has_data;
+	uint8_t *exit_data;          /* runtime.shutdown(data)           */
+	size_t exit_len;
+	rta_pend pend;
+	uint8_t *state;              /* last committed state             */
+	size_t state_len;
+	bool has_state;
+	char *reason;                /* failure reason                   */
+	rta_actor **children;
+	uint32_t nchildren, capchildren;
+	_Atomic uint64_t handled;
+};
+
+/* ---- Runtime --------------------------------------------------------------- */
+
+struct thr_runtime {
+	thr_options opt;
+	char *home;
+	ths_store *store;
+	thx_store *chains;
+	thx_chain *rchain;          /* the runtime's own chain            */
+	rts_sched *sched;
+	rtt_service *timers;
+	rto_pool *io;
+	rtg_registry *reg;
+	rtc_cache *cache;
+	rtq_table *rq;
+	thc_host_import *imports;   /* every import of the world         */
+	size_t nimports;
+
+	_Atomic uint64_t next_msg;  /* message ids                        */
+	_Atomic uint64_t next_token;
+
+	/* Life changes and quiescence (external waiters only). */
+	pthread_mutex_t wait_lock;
+	pthread_cond_t wait_cond;
+	_Atomic int64_t busy;       /* queued messages + calls in progress */
+
+	_Atomic uint64_t n_spawned, n_stopped, n_failed, n_messages,
+		n_host_calls, n_denied;
+	_Atomic bool closing;
+};
+
+/* ---- Recording (record.c) ---------------------------------------------- */
+
+/* Append one event to c. Failures to record are reported (a runtime that
+ * cannot record must not pretend it did): returns the thx error. */
+int rtr_event(thx_chain *c, const char *actor, const char *type,
+	      const void *data, size_t len, const char *desc, th_err *err);
+/* Append an event built by an encoder (released here). */
+int rtr_event_enc(thx_chain *c, const char *actor, const char *type,
+		  th_cbor_enc *e, const char *desc);
+/* The runtime chain: one event about actor id. */
+void rtr_runtime_event(thr_runtime *rt, const char *type, const char *id,
+		       const char *detail);
+
+/* Busy accounting for thr_quiesce. */
+void rtr_busy_add(thr_runtime *rt, int64_t n);
+/* Broadcast to external waiters (life changes). */
+void rtr_notify(thr_runtime *rt);
+
+/* ---- Registry (registry.c) ------------------------------------------- */
+
+int rtg_new(rtg_registry **out);
+void rtg_free(rtg_registry *g); /* does not free the actors */
+/* Insert a; TH_EEXIST on a duplicate id. Gives it its spawn seq. */
+int rtg_add(rtg_registry *g, rta_actor *a);
+rta_actor *rtg_find(rtg_registry *g, const char *id);
+/* Snapshot of every actor in spawn order; *out freed with th_free. */
+int rtg_all(rtg_registry *g, rta_actor ***out, size_t *n);
+
+/* ---- Component and manifest cache (cache.c) --------------------------- */
+
+int rtc_new(rtc_cache **out);
+void rtc_free(rtc_cache *c, ths_store *store);
+/* The manifest named by opt (path or text), parsed once per distinct
+ * text. *out stays valid until rtc_free. */
+int rtc_spec(thr_runtime *rt, const char *path, const char *text,
+	     const char *base_dir, rtf_spec **out, th_err *err);
+/* The component a spec names: put in the Store and pinned (path), or taken
+ * from it (hash), loaded once per hash. *cached tells whether it was
+ * already loaded. */
+int rtc_code_get(thr_runtime *rt, const rtf_spec *spec, rtc_code **out,
+		 bool *cached, th_err *err);
+
+/* ---- Actors (actor.c) ------------------------------------------------- */
+
+/* Build, record and register an actor; queue its init. On success *out is
+ * registered and runnable. parent may be NULL; with spawn_token, the
+ * parent's suspended call is completed when init ends (ok(id) or the
+ * error). When the actor got an id
+ * before failing, *out is set too (failed, registered, recorded). */
+int rta_spawn(thr_runtime *rt, rtf_spec *spec, rta_actor *parent,
+	      uint64_t spawn_token, const uint8_t *init, size_t init_len,
+	      bool has_init, rta_actor **out, th_err *err);
+/* Give a stopped or failed actor a new instance under the same id, from
+ * its last committed state; its init runs again. The caller makes sure
+ * the actor has ended (life final). Records actor.restarted. */
+int rta_reincarnate(rta_actor *a, th_err *err);
+/* Make a runnable (any thread). */
+void rta_wake(rta_actor *a);
+/* Push a message to a's mailbox, recording its arrival first. Takes m
+ * (freed on failure too). TH_EBUSY full, TH_ESTATE stopped. */
+int rta_deliver(rta_actor *to, rtm_msg *m, th_err *err);
+/* Ask a to stop (any thread). external: thr_stop / stop-child. */
+void rta_request_stop(rta_actor *a, bool external);
+/* Fail the actor with a reason (its own turn only). */
+void rta_fail(rta_actor *a, const char *kind, const char *reason);
+int rta_life_get(rta_actor *a);
+/* Copy of the committed state (any thread). */
+int rta_state_copy(rta_actor *a, uint8_t **out, size_t *len, bool *has);
+
+/* Suspensions, used by the handlers (from the actor's own turn):
+ * rta_suspend marks the current host call pending and returns its token;
+ * rta_complete (any thread) answers it, taking ownership of *result
+ * (may be NULL for none); rta_complete_trap makes it trap instead.
+ * Both return false when the token is stale (call abandoned). */
+uint64_t rta_suspend(rta_actor *a);
+bool rta_complete(rta_actor *a, uint64_t token, thc_val *result);
+bool rta_complete_trap(rta_actor *a, uint64_t token, const char *msg);
+/* Mark the pending call for a retry callback when woken (backpressure);
+ * ctx_free (may be NULL) releases ctx when the call ends either way. */
+void rta_retry_on_wake(rta_actor *a, int (*retry)(rta_actor *), void *ctx,
+		       void (*ctx_free)(void *));
+/* Wake the suspended call for its retry (e.g. room appeared). */
+void rta_poke(rta_actor *a);
+/* Give up the suspension rta_suspend started (answered at once). */
+void rta_unsuspend(rta_actor *a);
+/* Set the answer of the suspended call from its own retry callback. */
+void rta_set_result(rta_actor *a, thc_val *result);
+/* Current actor of a host call. */
+rta_actor *rta_of_call(thc_hostcall *call);
+
+/* Event helpers for one actor. */
+int rta_record(rta_actor *a, const char *type, th_cbor_enc *e,
+	       const char *desc);
+
+/* ---- Requests and channels (request.c) --------------------------------- */
+
+typedef struct rtq_req rtq_req;
+
+int rtq_new(thr_runtime *rt, rtq_table **out);
+void rtq_free(rtq_table *q);
+
+/* A request from actor `from` (NULL: external, then wait with
+ * rtq_wait) to actor `to`. Its id is "r<n>". For an actor requester the
+ * reply completes from's pending host call (token). */
+int rtq_request(thr_runtime *rt, rta_actor *from, uint64_t token,
+		rta_actor *to, const void *msg, size_t len,
+		uint32_t timeout_ms, rtq_req **out, th_err *err);
+/* External requester: wait for the answer (consumes req). */
+int rtq_wait(rtq_req *r, uint8_t **reply, size_t *len, th_err *err);
+/* Answer request n: ok (data) or error (msg); by, when not NULL, must be
+ * its target. False when the request is not outstanding (answered, timed
+ * out, cancelled, or not sent to by). */
+bool rtq_answer(thr_runtime *rt, rta_actor *by, uint64_t n, bool ok,
+		const void *data, size_t len);
+/* The target's handler has seen request n (it is now "outstanding"). */
+void rtq_mark_seen(thr_runtime *rt, uint64_t n);
+/* The request ids actor a received and has not answered. */
+int rtq_outstanding(thr_runtime *rt, rta_actor *a, uint64_t **ns, size_t *n);
+/* Requests `a` made: fail them (a stops); requests to a: answer with an
+ * error (a stops). */
+void rtq_actor_gone(thr_runtime *rt, rta_actor *a, const char *why);
+/* Parse "r<n>" / "c<n>". */
+bool rtq_parse_id(const char *s, size_t len, char prefix, uint64_t *n);
+
+/* Channels: open from actor `from` to `to`; the open completes from's
+ * pending call with result<channel-id, string>. */
+int rtq_channel_open(thr_runtime *rt, rta_actor *from, uint64_t token,
+		     rta_actor *to, const void *msg, size_t len, th_err *err);
+/* The target's answer to an open (from handle-channel-open). */
+void rtq_channel_answer(thr_runtime *rt, uint64_t n, bool accepted,
+			const uint8_t *msg, size_t len, bool has_msg);
+/* The other party of open channel n, if a is one of its two; else NULL. */
+rta_actor *rtq_channel_peer(thr_runtime *rt, rta_actor *a, uint64_t n);
+/* Close channel n from actor a (the other party gets channel-close). */
+int rtq_channel_close(thr_runtime *rt, rta_actor *a, uint64_t n, th_err *err);
+
+/* ---- Blocking work (offload.c) ----------------------------------------- */
+
+typedef void (*rto_fn)(void *ctx);
+int rto_new(int nthreads, rto_pool **out, th_err *err);
+void rto_free(rto_pool *p); /* runs what is queued, then joins */
+/* Run fn(ctx) on a pool thread. TH_ENOMEM. */
+int rto_run(rto_pool *p, rto_fn fn, void *ctx);
+
+/* ---- Ids (ids.c) --------------------------------------------------------- */
+
+/* A random (version 4) UUID in text form. */
+void rtu_uuid4(char out[THR_ID_LEN + 1]);
+/* Random bytes from the kernel's CSPRNG, buffered per thread. */
+void rtu_random(void *buf, size_t n);
+
+#endif

@@ -1,0 +1,167 @@
+/*
+ * rtest.h - helpers for the runtime's white-box tests: a fresh home
+ * directory per test, manifests and actors written to it, and the event
+ * types of a chain as one comma-separated string, so that a test can
+ * assert the exact sequence the runtime recorded.
+ */
+#ifndef TH_RTEST_H
+#define TH_RTEST_H
+
+#include <stdarg.h>
+#include <sys/stat.h>
+
+#include "base/base.h"
+#include "runtime/rt.h"
+#include "test.h"
+#include "theater/runtime.h"
+
+static char rtest_dir[256];
+
+/* A new temporary directory for this test (removed at exit). */
+static const char *rtest_home(void)
+{
+	snprintf(rtest_dir, sizeof rtest_dir, "/tmp/theater-rt-XXXXXX");
+	REQUIRE(mkdtemp(rtest_dir) != NULL);
+	return rtest_dir;
+}
+
+static void rtest_cleanup(void)
+{
+	char cmd[300];
+	if (rtest_dir[0]) {
+		snprintf(cmd, sizeof cmd, "rm -rf '%s'", rtest_dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", rtest_dir);
+	}
+}
+
+static void rtest_write(const char *name, const void *data, size_t len)
+{
+	char path[512];
+	FILE *f;
+	snprintf(path, sizeof path, "%s/%s", rtest_dir, name);
+	f = fopen(path, "wb");
+	REQUIRE(f != NULL);
+	REQUIRE(fwrite(data, 1, len, f) == len);
+	fclose(f);
+}
+
+static void rtest_writef(const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void rtest_writef(const char *name, const char *fmt, ...)
+{
+	char buf[8192];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	REQUIRE(n > 0 && (size_t)n < sizeof buf);
+	rtest_write(name, buf, (size_t)n);
+}
+
+/* Assemble tests/runtime/actors/NAME.wat into the home as NAME.wasm. */
+static void rtest_wat(const char *name)
+{
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd,
+		 "wat2wasm tests/runtime/actors/%s.wat -o '%s/%s.wasm'", name,
+		 rtest_dir, name);
+	REQUIRE(system(cmd) == 0);
+}
+
+static thr_runtime *rtest_runtime(int workers)
+{
+	thr_options o = { 0 };
+	thr_runtime *rt = NULL;
+	th_err err = { 0 };
+	char home[300];
+	snprintf(home, sizeof home, "%s/home", rtest_dir);
+	o.home = home;
+	o.workers = workers;
+	o.durability = THX_NONE;
+	o.store_no_sync = true;
+	if (thr_runtime_new(&o, &rt, &err))
+		fprintf(stderr, "thr_runtime_new: %s\n", err.msg);
+	REQUIRE(rt != NULL);
+	atexit(rtest_cleanup);
+	return rt;
+}
+
+/* "type1,type2,..." of chain name (the caller frees). */
+static char *rtest_types(thr_runtime *rt, const char *chain)
+{
+	thx_chain *c;
+	size_t cap = 4096, len = 0;
+	char *out = malloc(cap);
+	REQUIRE(out != NULL);
+	out[0] = 0;
+	REQUIRE(thx_chain_open(thr_runtime_chains(rt), chain, NULL, false, &c, NULL) == 0);
+	uint64_t n = thx_chain_count(c);
+	for (uint64_t i = 0; i < n; i++) {
+		thx_event ev = { 0 };
+		REQUIRE(thx_get(c, i, &ev, NULL) == 0);
+		size_t k = strlen(ev.type);
+		while (len + k + 2 > cap) {
+			cap *= 2;
+			out = realloc(out, cap);
+			REQUIRE(out != NULL);
+		}
+		if (len)
+			out[len++] = ',';
+		memcpy(out + len, ev.type, k + 1);
+		len += k;
+		thx_event_release(&ev);
+	}
+	return out;
+}
+
+/* The data of the first event of that type in chain (copied; NULL if
+ * none). */
+static uint8_t *rtest_event(thr_runtime *rt, const char *chain,
+			    const char *type, size_t *len)
+{
+	thx_chain *c;
+	uint8_t *out = NULL;
+	REQUIRE(thx_chain_open(thr_runtime_chains(rt), chain, NULL, false, &c, NULL) == 0);
+	uint64_t n = thx_chain_count(c);
+	for (uint64_t i = 0; i < n && !out; i++) {
+		thx_event ev = { 0 };
+		REQUIRE(thx_get(c, i, &ev, NULL) == 0);
+		if (!strcmp(ev.type, type)) {
+			out = malloc(ev.len + 1);
+			REQUIRE(out != NULL);
+			memcpy(out, ev.data, ev.len);
+			out[ev.len] = 0;
+			*len = ev.len;
+		}
+		thx_event_release(&ev);
+	}
+	return out;
+}
+
+/* Count events of a type in a chain. */
+static int rtest_count(thr_runtime *rt, const char *chain, const char *type)
+{
+	char *t = rtest_types(rt, chain), *p = t;
+	int n = 0;
+	size_t k = strlen(type);
+	while ((p = strstr(p, type))) {
+		if ((p == t || p[-1] == ',') && (p[k] == ',' || p[k] == 0))
+			n++;
+		p += k;
+	}
+	free(t);
+	return n;
+}
+
+/* True when the bytes contain the C string s. */
+static bool rtest_has(const uint8_t *data, size_t len, const char *s)
+{
+	size_t k = strlen(s);
+	for (size_t i = 0; data && i + k <= len; i++)
+		if (!memcmp(data + i, s, k))
+			return true;
+	return false;
+}
+
+#endif
