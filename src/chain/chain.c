@@ -331,8 +331,11 @@ static void chain_free(thx_chain *c)
 {
 	if (!c)
 		return;
-	for (uint64_t i = 0; i < c->n; i++)
-		th_free(c->ents[i].mem);
+	while (c->mhead) {
+		thx__memchunk *k = c->mhead;
+		c->mhead = k->next;
+		th_free(k);
+	}
 	th_free(c->ents);
 	th_free(c->blocks);
 	pmap_release(&c->types);
@@ -457,15 +460,33 @@ static int chain_record(const thx_chain *c, uint8_t **out, size_t *len, th_err *
 	return 0;
 }
 
+/* Whether an appender must write the log buffer itself: when it is large,
+ * the background thread is asked to (so appending and writing overlap on
+ * two cores); only past the hard limit, or with no background thread, does
+ * the appender write (backpressure). */
+static bool must_write(thx_store *s, int flush)
+{
+	if (flush == 0)
+		return false;
+	if (flush == 2 || !s->bg_running)
+		return true;
+	if (!atomic_exchange(&s->bg_kicked, true)) {
+		pthread_mutex_lock(&s->bg_mu);
+		pthread_cond_signal(&s->bg_cv);
+		pthread_mutex_unlock(&s->bg_mu);
+	}
+	return false;
+}
+
 /* Insert one framed record and, if sync, wait until it is durable. */
 static int put_one(thx_store *s, const uint8_t *rec, size_t len, bool sync,
 		   th_err *err)
 {
 	uint32_t slot;
 	uint64_t off, lsn;
-	bool flush;
+	int flush;
 	int rc = thx__log_put(&s->log, rec, &len, 1, &slot, &off, &lsn, &flush, err);
-	if (!rc && (sync || flush))
+	if (!rc && (sync || must_write(s, flush)))
 		rc = thx__log_commit(&s->log, lsn, sync, err);
 	return rc;
 }
@@ -663,12 +684,17 @@ static bool grow_arr(void **p, uint64_t *cap, uint64_t need, size_t elem)
 /* Append one event with c->mu held. *lsn gets the log position to wait for
  * (0 for memory chains). */
 static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t *seq_out,
-			 uint8_t *hash_out, uint64_t *lsn, bool *flush, th_err *err)
+			 uint8_t *hash_out, uint64_t *lsn, int *flush, th_err *err)
 {
 	thx_store *s = c->s;
 	size_t alen, tlen, dlen = 0;
-	if (!name_ok(in->actor, err, "actor id") || !name_ok(in->type, err, "event type"))
-		return TH_EINVAL;
+	/* Names equal to the last interned ones were validated then. */
+	if (!in->actor || !c->last_actor || strcmp(in->actor, c->last_actor))
+		if (!name_ok(in->actor, err, "actor id"))
+			return TH_EINVAL;
+	if (!in->type || !c->last_type || strcmp(in->type, c->last_type))
+		if (!name_ok(in->type, err, "event type"))
+			return TH_EINVAL;
 	alen = strlen(in->actor);
 	tlen = strlen(in->type);
 	if (in->description) {
@@ -708,8 +734,35 @@ static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t *seq_out
 	uint8_t *buf = scratch_get(bound + bbound + nleaves * 32);
 	if (!buf)
 		return th_err_set(err, TH_ENOMEM, "out of memory");
+	/* Memory chains encode straight into their chunk (no copy later). */
+	uint8_t *dst = buf + 52;
+	thx__memchunk *k = NULL;
+	if (c->opts.durability == THX_NONE) {
+		size_t need = bound - 52;
+		k = c->mtail;
+		if (!k || k->cap - k->used < need) {
+			size_t cap = k ? k->cap * 2 : 4096;
+			if (cap > (1u << 20))
+				cap = 1u << 20;
+			if (cap < need)
+				cap = need;
+			thx__memchunk *nk = th_malloc(sizeof *nk + cap);
+			if (!nk)
+				return th_err_set(err, TH_ENOMEM, "out of memory");
+			nk->next = NULL;
+			nk->used = 0;
+			nk->cap = cap;
+			nk->last_seq = seq;
+			if (k)
+				k->next = nk;
+			else
+				c->mhead = nk;
+			c->mtail = k = nk;
+		}
+		dst = k->data + k->used;
+	}
 	th_cbor_enc e;
-	th_cbor_enc_init(&e, buf + 52, bound - 52);
+	th_cbor_enc_init(&e, dst, bound - 52);
 	thx__enc_event(&e, seq ? c->ents[seq - 1].hash : NULL, in->actor, alen, seq, ts,
 		       in->type, tlen, in->data, in->len, in->description, dlen);
 	if (e.err)
@@ -743,10 +796,9 @@ static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t *seq_out
 		thx__put_le32(b + 16, c->no);
 		memcpy(b + 20, blk.h.hash, 32);
 		blen = 52 + be.len;
-		thx__frame(b, THX__REC_BLOCK, (uint32_t)(blen - THX__REC_HDR));
+		if (c->opts.durability != THX_NONE)
+			thx__frame(b, THX__REC_BLOCK, (uint32_t)(blen - THX__REC_HDR));
 	}
-	thx__frame(buf, THX__REC_EVENT, (uint32_t)(elen - THX__REC_HDR));
-
 	thx__ent ent = { 0 };
 	memcpy(ent.hash, hash, 32);
 	ent.ts = ts;
@@ -756,13 +808,13 @@ static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t *seq_out
 	*lsn = 0;
 	if (c->opts.durability == THX_NONE) {
 		ent.slot = UINT32_MAX;
-		ent.mem = th_malloc(e.len);
-		if (!ent.mem)
-			return th_err_set(err, TH_ENOMEM, "out of memory");
-		memcpy(ent.mem, e.buf, e.len);
+		ent.mem = dst;
+		k->used += e.len;
+		k->last_seq = seq;
 		ent.mem_len = (uint32_t)e.len;
 		blk.slot = UINT32_MAX;
 	} else {
+		thx__frame(buf, THX__REC_EVENT, (uint32_t)(elen - THX__REC_HDR));
 		size_t lens[2] = { elen, blen };
 		uint32_t slots[2];
 		uint64_t offs[2];
@@ -799,7 +851,7 @@ int thx_append_batch(thx_chain *c, const thx_event_in *evs, size_t n,
 		     uint64_t *first_seq, size_t *done, th_err *err)
 {
 	uint64_t lsn = 0, l, seq;
-	bool flush = false, f;
+	int flush = 0, f;
 	size_t k = 0;
 	int rc = 0;
 	pthread_mutex_lock(&c->mu);
@@ -810,13 +862,14 @@ int thx_append_batch(thx_chain *c, const thx_event_in *evs, size_t n,
 		if (k == 0 && first_seq)
 			*first_seq = seq;
 		lsn = l;
-		flush |= f;
+		if (f > flush)
+			flush = f;
 	}
 	uint64_t end = c->n;
 	pthread_mutex_unlock(&c->mu);
 	if (done)
 		*done = k;
-	if (k > 0 && dur != THX_NONE && (dur == THX_ALWAYS || flush)) {
+	if (k > 0 && dur != THX_NONE && (dur == THX_ALWAYS || must_write(c->s, flush))) {
 		th_err e2 = { 0 };
 		int crc = thx__log_commit(&c->s->log, lsn, dur == THX_ALWAYS, &e2);
 		if (crc && !rc) {
@@ -842,7 +895,7 @@ int thx_append(thx_chain *c, const thx_event_in *ev, uint64_t *seq,
 	       uint8_t hash[THX_HASH_LEN], th_err *err)
 {
 	uint64_t lsn, s;
-	bool flush;
+	int flush;
 	pthread_mutex_lock(&c->mu);
 	thx_durability dur = c->opts.durability;
 	int rc = append_locked(c, ev, &s, hash, &lsn, &flush, err);
@@ -850,7 +903,7 @@ int thx_append(thx_chain *c, const thx_event_in *ev, uint64_t *seq,
 	pthread_mutex_unlock(&c->mu);
 	if (rc)
 		return rc;
-	if (dur == THX_ALWAYS || (dur == THX_BATCH && flush)) {
+	if (dur == THX_ALWAYS || (dur == THX_BATCH && must_write(c->s, flush))) {
 		if ((rc = thx__log_commit(&c->s->log, lsn, dur == THX_ALWAYS, err)))
 			return rc;
 		if (dur == THX_ALWAYS) {
@@ -914,9 +967,11 @@ int thx_seal_block(thx_chain *c, th_err *err)
 	thx_durability dur = c->opts.durability;
 	blk.slot = UINT32_MAX;
 	if (dur != THX_NONE) {
-		bool flush;
+		int flush;
 		rc = thx__log_put(&c->s->log, buf, &blen, 1, &blk.slot, &blk.off, &lsn,
 				  &flush, err);
+		if (!rc && dur != THX_ALWAYS && must_write(c->s, flush))
+			dur = THX_ALWAYS; /* write (and sync) below, outside c->mu */
 	}
 	if (!rc) {
 		c->blocks[c->nblocks++] = blk;
@@ -1299,7 +1354,6 @@ static int prune_locked(thx_chain *c, uint64_t below, uint64_t *count, th_err *e
 		e->flags |= THX__E_PRUNED;
 		c->kept_bytes -= e->size;
 		if (e->mem) {
-			th_free(e->mem);
 			e->mem = NULL;
 			e->mem_len = 0;
 		} else if (e->slot != UINT32_MAX) {
@@ -1311,6 +1365,13 @@ static int prune_locked(thx_chain *c, uint64_t below, uint64_t *count, th_err *e
 			(*count)++;
 	}
 	c->prune_below = below;
+	/* Free memory chunks that hold only pruned events (the last chunk
+	 * stays: appends continue there). */
+	while (c->mhead && c->mhead != c->mtail && c->mhead->last_seq < below) {
+		thx__memchunk *k = c->mhead;
+		c->mhead = k->next;
+		th_free(k);
+	}
 	return 0;
 }
 
@@ -1646,6 +1707,13 @@ static int apply_prune_rec(thx_store *s, const uint8_t *p, size_t n, th_err *err
 	thx_chain *c = thx__chain_by_no(s, (uint32_t)no);
 	if (c && below > c->prune_below)
 		c->prune_below = below;
+	/* Free memory chunks that hold only pruned events (the last chunk
+	 * stays: appends continue there). */
+	while (c->mhead && c->mhead != c->mtail && c->mhead->last_seq < below) {
+		thx__memchunk *k = c->mhead;
+		c->mhead = k->next;
+		th_free(k);
+	}
 	return 0;
 }
 
@@ -1961,10 +2029,12 @@ static void *bg_main(void *arg)
 		uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)ms * 1000000u;
 		ts.tv_sec += (time_t)(ns / 1000000000u);
 		ts.tv_nsec = (long)(ns % 1000000000u);
-		pthread_cond_timedwait(&s->bg_cv, &s->bg_mu, &ts);
+		if (!atomic_load(&s->bg_kicked))
+			pthread_cond_timedwait(&s->bg_cv, &s->bg_mu, &ts);
 		if (s->bg_stop)
 			break;
 		pthread_mutex_unlock(&s->bg_mu);
+		atomic_store(&s->bg_kicked, false);
 		thx__log_commit(&s->log, thx__log_ins_lsn(&s->log), true, NULL);
 		if (th_now_ns() - last_ret >= (uint64_t)s->opts.retention_ms * 1000000u) {
 			last_ret = th_now_ns();

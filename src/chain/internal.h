@@ -175,11 +175,12 @@ void thx__log_release(thx__log *l);
 int thx__log_adopt(thx__log *l, uint32_t segno, uint32_t version, int fd,
 		   uint64_t size, thx__seg **out, th_err *err);
 /* Insert records: n records of lens[i] bytes back to back in recs. Fills
- * slot[i], off[i] and *lsn (end of the last one). *flush_now is set when the
- * buffer is large and the caller should write it out. */
+ * slot[i], off[i] and *lsn (end of the last one). *flush_now is 1 when the
+ * buffer holds 4 MiB (time to wake the writer thread), 2 at 64 MiB (the
+ * caller must write it itself: backpressure). */
 int thx__log_put(thx__log *l, const uint8_t *recs, const size_t *lens,
 		 size_t n, uint32_t *slot, uint64_t *off, uint64_t *lsn,
-		 bool *flush_now, th_err *err);
+		 int *flush_now, th_err *err);
 /* Make everything inserted up to lsn written (sync: and fsynced). */
 int thx__log_commit(thx__log *l, uint64_t lsn, bool sync, th_err *err);
 uint64_t thx__log_ins_lsn(thx__log *l);
@@ -210,7 +211,7 @@ typedef struct thx__ent {
 	uint32_t slot;  /* segment slot; UINT32_MAX for memory */
 	uint32_t flags;
 	uint64_t off;   /* record offset in its segment */
-	uint8_t *mem;   /* memory chains: the event's encoding (owned) */
+	uint8_t *mem;   /* memory chains: the event's encoding (in a memchunk) */
 	uint32_t mem_len;
 	uint32_t size;  /* data + description bytes (retention) */
 } thx__ent;
@@ -242,6 +243,15 @@ typedef struct thx__sub {
 	void *arg;
 } thx__sub;
 
+/* Memory chains keep event encodings in chunks appended in seq order;
+ * pruning (always a prefix) frees whole chunks from the front. */
+typedef struct thx__memchunk {
+	struct thx__memchunk *next;
+	size_t used, cap;
+	uint64_t last_seq; /* of the last event stored here */
+	uint8_t data[];
+} thx__memchunk;
+
 struct thx_chain {
 	thx_store *s;
 	uint32_t no;
@@ -256,6 +266,7 @@ struct thx_chain {
 	thx__blk *blocks;
 	uint64_t nblocks, capblocks;
 	uint64_t block_start; /* first seq of the open block */
+	thx__memchunk *mhead, *mtail; /* memory chains */
 	bool damaged;
 	uint64_t damaged_seq;
 	char damage[200];
@@ -294,6 +305,7 @@ struct thx_store {
 	pthread_cond_t bg_cv;
 	bool bg_stop;
 	_Atomic uint32_t batch_ms; /* smallest batch_ms of any batch chain */
+	_Atomic bool bg_kicked;    /* the writer was asked to write now */
 	_Atomic uint64_t compactions;
 };
 

@@ -178,7 +178,7 @@ static int failed_err(thx__log *l, th_err *err)
 }
 
 int thx__log_put(thx__log *l, const uint8_t *recs, const size_t *lens, size_t n,
-		 uint32_t *slot, uint64_t *off, uint64_t *lsn, bool *flush_now,
+		 uint32_t *slot, uint64_t *off, uint64_t *lsn, int *flush_now,
 		 th_err *err)
 {
 	thx__seg *fresh[4] = { 0 };
@@ -256,7 +256,7 @@ int thx__log_put(thx__log *l, const uint8_t *recs, const size_t *lens, size_t n,
 		}
 		l->ins_lsn += total;
 		*lsn = l->ins_lsn;
-		*flush_now = l->len >= (4u << 20);
+		*flush_now = l->len >= (64u << 20) ? 2 : l->len >= (4u << 20) ? 1 : 0;
 	}
 	pthread_mutex_unlock(&l->mu);
 	return 0;

@@ -179,7 +179,7 @@ static int scan(vstate *st, thx__seg *seg, uint64_t size, bool last,
 {
 	if (size <= THX__SEG_HDR)
 		return 0;
-	const uint8_t *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, seg->fd, 0);
+	const uint8_t *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, seg->fd, 0);
 	if (m == MAP_FAILED)
 		return TH_EIO;
 	madvise((void *)m, size, MADV_SEQUENTIAL);
