@@ -1,0 +1,225 @@
+/*
+ * test_run.c - the counter actor (built by the SDK recipe, run by
+ * test_component's constructor or here) instantiated on the engine in both
+ * forms, init and handle-send called through thc_* with the runtime.log
+ * import answered by the host; and a log answered later (PENDING).
+ */
+#include <sys/stat.h>
+
+#include "test.h"
+
+#include "theater/component.h"
+
+#define OUT "build/test-component-run"
+
+static void sh(const char *cmd)
+{
+	int rc = system(cmd);
+	if (rc != 0) {
+		fprintf(stderr, "FAILED (exit %d): %s\n", rc, cmd);
+		exit(1);
+	}
+}
+
+__attribute__((constructor)) static void build_first(void)
+{
+	sh("mkdir -p " OUT);
+	sh("sh sdk/c/build.sh examples/counter/counter.c " OUT " >/dev/null");
+}
+
+static uint8_t *slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	REQUIRE(f);
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	uint8_t *b = malloc((size_t)n + 1);
+	REQUIRE(b && fread(b, 1, (size_t)n, f) == (size_t)n);
+	fclose(f);
+	*len = (size_t)n;
+	return b;
+}
+
+static char logged[8][128];
+static int nlogged;
+
+static thc_hostret host_log(thc_hostcall *call, void *ctx, const thc_val *args, uint32_t n,
+			    thc_val *result)
+{
+	(void)call;
+	(void)ctx;
+	(void)result;
+	REQUIRE(n == 1 && args[0].kind == THC_STRING);
+	if (nlogged < 8)
+		snprintf(logged[nlogged++], 128, "%s", args[0].of.str.ptr);
+	return THC_HOST_OK;
+}
+
+static thc_hostret host_log_later(thc_hostcall *call, void *ctx, const thc_val *args,
+				  uint32_t n, thc_val *result)
+{
+	host_log(call, ctx, args, n, result);
+	return THC_HOST_PENDING;
+}
+
+static thc_val opt_state(const char *s)
+{
+	thc_val v, b;
+	if (!s) {
+		thc_val_case(THC_OPTION, 0, NULL, &v);
+		return v;
+	}
+	thc_val_bytes((const uint8_t *)s, strlen(s), &b);
+	thc_val_case(THC_OPTION, 1, &b, &v);
+	return v;
+}
+
+/* The new state inside result<tuple<option<list<u8>>>, string>. */
+static void expect_state(const thc_val *r, const char *want)
+{
+	REQUIRE(r->kind == THC_RESULT);
+	if (r->of.var.disc != 0)
+		fprintf(stderr, "actor error: %s\n", r->of.var.payload->of.str.ptr);
+	REQUIRE(r->of.var.disc == 0);
+	const thc_val *tup = r->of.var.payload;
+	REQUIRE(tup->kind == THC_TUPLE && tup->of.agg.n == 1);
+	const thc_val *opt = &tup->of.agg.items[0];
+	REQUIRE(opt->kind == THC_OPTION && opt->of.var.disc == 1);
+	const thc_val *bytes = opt->of.var.payload;
+	REQUIRE(bytes->kind == THC_BYTES);
+	CHECK(bytes->of.bytes.len == strlen(want) &&
+	      memcmp(bytes->of.bytes.ptr, want, strlen(want)) == 0);
+}
+
+static void run_counter(const char *file, thc_form form)
+{
+	size_t n;
+	uint8_t *b = slurp(file, &n);
+	thc_component *c;
+	th_err err = { 0 };
+	int rc = thc_component_load(b, n, &c, &err);
+	if (rc)
+		fprintf(stderr, "load: %s\n", err.msg);
+	REQUIRE(rc == 0);
+	CHECK_EQ_INT(thc_component_form(c), form);
+	thw_realm *r;
+	thw_exec *e;
+	REQUIRE(thw_realm_new(NULL, &r, &err) == 0);
+	REQUIRE(thw_exec_new(r, &e, &err) == 0);
+	thw_exec_set_fuel(e, UINT64_MAX, THW_FUEL_TRAP);
+	thc_host_import imps[] = { { "theater:simple/runtime", "log", host_log, NULL } };
+	thc_instance *inst;
+	rc = thc_instantiate(r, c, imps, 1, e, &inst, &err);
+	if (rc)
+		fprintf(stderr, "instantiate: %s\n", err.msg);
+	REQUIRE(rc == 0);
+	int init = thc_component_find_export(c, "theater:simple/actor", "init");
+	int send = thc_component_find_export(c, "theater:simple/message-server-client", "handle-send");
+	REQUIRE(init >= 0 && send >= 0);
+	thc_val args[2], res;
+	args[0] = opt_state(NULL);
+	thc_val_agg(THC_TUPLE, 1, &args[1]);
+	thc_val_string("actor-1", 7, &args[1].of.agg.items[0]);
+	rc = thc_call(inst, e, init, args, 2, &res, &err);
+	if (rc)
+		fprintf(stderr, "init: %s\n", err.msg);
+	REQUIRE(rc == 0);
+	expect_state(&res, "0");
+	CHECK_EQ_STR(logged[0], "counter actor-1 starting");
+	thc_val_release(&res);
+	thc_val_release(&args[0]);
+	thc_val_release(&args[1]);
+	for (int i = 1; i <= 3; i++) {
+		char st[8];
+		snprintf(st, sizeof st, "%d", i - 1);
+		args[0] = opt_state(st);
+		thc_val_agg(THC_TUPLE, 1, &args[1]);
+		thc_val_bytes((const uint8_t *)"tick", 4, &args[1].of.agg.items[0]);
+		rc = thc_call(inst, e, send, args, 2, &res, &err);
+		if (rc)
+			fprintf(stderr, "handle-send: %s\n", err.msg);
+		REQUIRE(rc == 0);
+		snprintf(st, sizeof st, "%d", i);
+		expect_state(&res, st);
+		thc_val_release(&res);
+		thc_val_release(&args[0]);
+		thc_val_release(&args[1]);
+	}
+	CHECK_EQ_INT(nlogged, 4);
+	CHECK_EQ_STR(logged[3], "count = 3");
+	/* Wrong argument types are refused before the guest runs. */
+	args[0] = thc_val_uint(THC_U32, 1);
+	CHECK(thc_call(inst, e, init, args, 1, &res, &err) == TH_EINVAL);
+	thc_instance_free(inst);
+	thw_exec_free(e);
+	thw_realm_free(r);
+	thc_component_free(c);
+	free(b);
+}
+
+TEST(counter_component_runs)
+{
+	run_counter(OUT "/counter.component.wasm", THC_FORM_COMPONENT);
+}
+
+TEST(counter_core_module_runs)
+{
+	run_counter(OUT "/counter.core.wasm", THC_FORM_CORE);
+}
+
+TEST(missing_host_import_is_named)
+{
+	size_t n;
+	uint8_t *b = slurp(OUT "/counter.component.wasm", &n);
+	thc_component *c;
+	th_err err = { 0 };
+	REQUIRE(thc_component_load(b, n, &c, &err) == 0);
+	thw_realm *r;
+	REQUIRE(thw_realm_new(NULL, &r, &err) == 0);
+	thc_instance *inst;
+	CHECK(thc_instantiate(r, c, NULL, 0, NULL, &inst, &err) == TH_ENOTFOUND);
+	CHECK_EQ_STR(err.msg, "unresolved import theater:simple/runtime#log: no host function");
+	thw_realm_free(r);
+	thc_component_free(c);
+	free(b);
+}
+
+TEST(pending_host_call_completed_later)
+{
+	size_t n;
+	uint8_t *b = slurp(OUT "/counter.component.wasm", &n);
+	thc_component *c;
+	th_err err = { 0 };
+	REQUIRE(thc_component_load(b, n, &c, &err) == 0);
+	thw_realm *r;
+	thw_exec *e;
+	REQUIRE(thw_realm_new(NULL, &r, &err) == 0);
+	REQUIRE(thw_exec_new(r, &e, &err) == 0);
+	thw_exec_set_fuel(e, UINT64_MAX, THW_FUEL_TRAP);
+	thc_host_import imps[] = { { "theater:simple/runtime", "log", host_log_later, NULL } };
+	thc_instance *inst;
+	REQUIRE(thc_instantiate(r, c, imps, 1, e, &inst, &err) == 0);
+	int init = thc_component_find_export(c, "theater:simple/actor", "init");
+	thc_val args[2], res, none = { 0 };
+	args[0] = opt_state(NULL);
+	thc_val_agg(THC_TUPLE, 1, &args[1]);
+	thc_val_string("late", 4, &args[1].of.agg.items[0]);
+	REQUIRE(thc_call_start(inst, e, init, args, 2, &err) == 0);
+	CHECK_EQ_INT(thw_exec_run(e), THW_STATE_PENDING);
+	CHECK_EQ_STR(logged[0], "counter late starting");
+	REQUIRE(thc_hostcall_complete(inst, e, &none, NULL, &err) == 0);
+	CHECK_EQ_INT(thw_exec_run(e), THW_STATE_DONE);
+	REQUIRE(thc_call_finish(inst, e, &res, &err) == 0);
+	expect_state(&res, "0");
+	thc_val_release(&res);
+	thc_val_release(&args[0]);
+	thc_val_release(&args[1]);
+	thc_instance_free(inst);
+	thw_exec_free(e);
+	thw_realm_free(r);
+	thc_component_free(c);
+	free(b);
+}
+
+TEST_MAIN()
