@@ -122,6 +122,32 @@ TEST(hash_test_vector_matches_docs)
 	th_cbor_enc_release(&e);
 }
 
+TEST(block_test_vector_matches_docs)
+{
+	/* the two events of the event vector, sealed as block 0 */
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 0);
+	thx_chain *c = chain(s, "counter-1", THX_ALWAYS, 0);
+	thx_event_in a = { .actor = "counter-1", .type = "actor.created", .data = "hello",
+			   .len = 5, .timestamp_ns = 1700000000000000000ull };
+	thx_event_in b = { .actor = "counter-1", .type = "message.received", .data = "\x01\x02",
+			   .len = 2, .description = "a message",
+			   .timestamp_ns = 1700000000000000001ull };
+	REQUIRE(thx_append(c, &a, NULL, NULL, NULL) == 0);
+	REQUIRE(thx_append(c, &b, NULL, NULL, NULL) == 0);
+	REQUIRE(thx_seal_block(c, NULL) == 0);
+	thx_block blk;
+	REQUIRE(thx_block_get(c, 0, &blk, NULL) == 0);
+	char hex[65];
+	th_hex(blk.merkle_root, 32, hex);
+	CHECK_EQ_STR(hex, "46550278b2bf4646c049a21f829860a0e26ccc9e0a9fe66258af60c35df4aa4d");
+	th_hex(blk.hash, 32, hex);
+	CHECK_EQ_STR(hex, "51fd36f0baf15b9ffa3d741bc9750e938bb6bd50d266618a98a23927aa75c465");
+	CHECK(!blk.has_prev && blk.count == 2 && blk.first_seq == 0);
+	thx_store_close(s);
+	rmrf(dir);
+}
+
 TEST(append_computes_the_documented_hash)
 {
 	char *dir = tmpdir();
