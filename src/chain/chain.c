@@ -72,20 +72,24 @@
  *   s->lk (rwlock): chain tables, interned strings, subscribers.
  *   c->mu: one chain's index (entries, blocks, postings, options).
  *   l->mu (log.c): the insert buffer and the leader election.
- *   Lock order: c->dmu -> c->mu -> s->lk -> l->mu -> seg->lk (an append
- *   interns new strings under c->mu; code that walks all chains copies
- *   the list first and never holds s->lk while taking c->mu). An append
- *   holds c->mu while it
- *   encodes and hashes (so seq order = log order for that chain) and
- *   l->mu only for the memcpy into the buffer; durability waits and
- *   subscriber calls happen with no lock held. c->dmu serialises delivery
- *   to subscribers (in seq order) and is never held during a callback.
+ *   Lock order: c->dmu -> c->mu -> s->lk -> l->mu -> seg->lk. An append
+ *   interns new strings under c->mu, so code that walks all chains copies
+ *   the list first and never holds s->lk while taking c->mu. An append
+ *   holds c->mu while it encodes and hashes (so seq order = log order for
+ *   that chain) and l->mu only for the memcpy into the buffer; durability
+ *   waits and subscriber calls happen with no lock held. c->dmu serialises
+ *   delivery to subscribers (in seq order) and is never held during a
+ *   callback. The background thread (bg_main) fsyncs batch chains every
+ *   batch_ms, writes the buffer when an appender asks (4 MiB), and runs
+ *   retention and compaction every retention_ms.
+ *
+ * FILES: this one (store, chains, appends, reads, subscriptions), index.c,
+ * retain.c, recover.c, log.c, codec.c, hash.c, verify.c, compact.c,
+ * proof.c; internal.h lists what each holds.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -136,190 +140,9 @@ static uint8_t *scratch_get(size_t need)
 	return s->p;
 }
 
-/* ---- interned strings (actor ids, event types) ---- */
-
-static uint64_t fnv(const char *s, size_t n)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
-	return h;
-}
-
-const char *thx__str(thx_store *s, uint32_t id)
-{
-	pthread_rwlock_rdlock(&s->lk);
-	const char *r = id < s->nstrs ? s->strs[id] : "";
-	pthread_rwlock_unlock(&s->lk);
-	return r;
-}
-
-/* Lookup without inserting; s->lk held. */
-static bool str_find(thx_store *s, const char *str, size_t n, uint32_t *id)
-{
-	if (!s->strmap_cap)
-		return false;
-	size_t mask = s->strmap_cap - 1;
-	for (size_t i = fnv(str, n) & mask;; i = (i + 1) & mask) {
-		uint32_t v = s->strmap[i];
-		if (!v)
-			return false;
-		const char *c = s->strs[v - 1];
-		if (strlen(c) == n && memcmp(c, str, n) == 0) {
-			*id = v - 1;
-			return true;
-		}
-	}
-}
-
-static int str_intern(thx_store *s, const char *str, size_t n, uint32_t *id,
-		      const char **interned)
-{
-	pthread_rwlock_rdlock(&s->lk);
-	bool found = str_find(s, str, n, id);
-	if (found)
-		*interned = s->strs[*id];
-	pthread_rwlock_unlock(&s->lk);
-	if (found)
-		return 0;
-	pthread_rwlock_wrlock(&s->lk);
-	int rc = 0;
-	if (str_find(s, str, n, id)) {
-		*interned = s->strs[*id];
-		goto out;
-	}
-	if ((s->nstrs + 1) * 2 > s->strmap_cap) {
-		size_t cap = s->strmap_cap ? s->strmap_cap * 2 : 256;
-		uint32_t *m = th_calloc(cap, sizeof *m);
-		if (!m) {
-			rc = TH_ENOMEM;
-			goto out;
-		}
-		for (size_t k = 0; k < s->nstrs; k++) {
-			const char *c = s->strs[k];
-			size_t i = fnv(c, strlen(c)) & (cap - 1);
-			while (m[i])
-				i = (i + 1) & (cap - 1);
-			m[i] = (uint32_t)k + 1;
-		}
-		th_free(s->strmap);
-		s->strmap = m;
-		s->strmap_cap = cap;
-	}
-	if (s->nstrs == s->capstrs) {
-		size_t cap = s->capstrs ? s->capstrs * 2 : 64;
-		char **a = th_realloc(s->strs, cap * sizeof *a);
-		if (!a) {
-			rc = TH_ENOMEM;
-			goto out;
-		}
-		s->strs = a;
-		s->capstrs = cap;
-	}
-	char *copy = th_strndup(str, n);
-	if (!copy) {
-		rc = TH_ENOMEM;
-		goto out;
-	}
-	size_t i = fnv(str, n) & (s->strmap_cap - 1);
-	while (s->strmap[i])
-		i = (i + 1) & (s->strmap_cap - 1);
-	s->strs[s->nstrs] = copy;
-	s->strmap[i] = (uint32_t)s->nstrs + 1;
-	*id = (uint32_t)s->nstrs++;
-	*interned = copy;
-out:
-	pthread_rwlock_unlock(&s->lk);
-	return rc;
-}
-
-/* ---- posting lists: id -> seqs, for type and actor lookups ---- */
-
-static thx__post *pmap_find(thx__pmap *m, uint32_t id)
-{
-	if (!m->nslots)
-		return NULL;
-	size_t mask = m->nslots - 1;
-	for (size_t i = (id * 2654435761u) & mask;; i = (i + 1) & mask) {
-		uint32_t v = m->slots[i];
-		if (!v)
-			return NULL;
-		if (m->posts[v - 1].id == id)
-			return &m->posts[v - 1];
-	}
-}
-
-/* Make room so that pmap_add(m, id, seq) cannot fail. */
-static bool pmap_reserve(thx__pmap *m, uint32_t id)
-{
-	thx__post *p = pmap_find(m, id);
-	if (p) {
-		if (p->n < p->cap)
-			return true;
-		size_t cap = p->cap ? p->cap * 2 : 8;
-		uint64_t *a = th_realloc(p->seqs, cap * sizeof *a);
-		if (!a)
-			return false;
-		p->seqs = a;
-		p->cap = cap;
-		return true;
-	}
-	if (m->n == m->cap) {
-		size_t cap = m->cap ? m->cap * 2 : 4;
-		thx__post *a = th_realloc(m->posts, cap * sizeof *a);
-		if (!a)
-			return false;
-		m->posts = a;
-		m->cap = cap;
-	}
-	if ((m->n + 1) * 2 > m->nslots) {
-		size_t cap = m->nslots ? m->nslots * 2 : 8;
-		uint32_t *sl = th_calloc(cap, sizeof *sl);
-		if (!sl)
-			return false;
-		for (size_t k = 0; k < m->n; k++) {
-			size_t i = (m->posts[k].id * 2654435761u) & (cap - 1);
-			while (sl[i])
-				i = (i + 1) & (cap - 1);
-			sl[i] = (uint32_t)k + 1;
-		}
-		th_free(m->slots);
-		m->slots = sl;
-		m->nslots = cap;
-	}
-	uint64_t *a = th_malloc(8 * sizeof *a);
-	if (!a)
-		return false;
-	thx__post *np = &m->posts[m->n];
-	np->id = id;
-	np->seqs = a;
-	np->n = 0;
-	np->cap = 8;
-	size_t i = (id * 2654435761u) & (m->nslots - 1);
-	while (m->slots[i])
-		i = (i + 1) & (m->nslots - 1);
-	m->slots[i] = (uint32_t)++m->n;
-	return true;
-}
-
-static void pmap_add(thx__pmap *m, uint32_t id, uint64_t seq)
-{
-	thx__post *p = pmap_find(m, id);
-	p->seqs[p->n++] = seq;
-}
-
-static void pmap_release(thx__pmap *m)
-{
-	for (size_t i = 0; i < m->n; i++)
-		th_free(m->posts[i].seqs);
-	th_free(m->posts);
-	th_free(m->slots);
-	memset(m, 0, sizeof *m);
-}
-
 /* ---- chains ---- */
 
-static void opts_fill(thx_chain_opts *o)
+void thx__opts_fill(thx_chain_opts *o)
 {
 	if (!o->batch_ms)
 		o->batch_ms = 10;
@@ -338,8 +161,8 @@ static void chain_free(thx_chain *c)
 	}
 	th_free(c->ents);
 	th_free(c->blocks);
-	pmap_release(&c->types);
-	pmap_release(&c->actors);
+	thx__pmap_release(&c->types);
+	thx__pmap_release(&c->actors);
 	pthread_mutex_destroy(&c->mu);
 	pthread_mutex_destroy(&c->dmu);
 	th_free(c->name);
@@ -372,7 +195,7 @@ static size_t chain_pos(thx_store *s, const char *name, bool *found)
 }
 
 /* Create the in-memory chain (s->lk held for writing). */
-static int chain_new(thx_store *s, uint32_t no, const char *name,
+int thx__chain_new(thx_store *s, uint32_t no, const char *name,
 		     const thx_chain_opts *opts, thx_chain **out, th_err *err)
 {
 	bool found;
@@ -404,7 +227,7 @@ static int chain_new(thx_store *s, uint32_t no, const char *name,
 	c->s = s;
 	c->no = no;
 	c->opts = *opts;
-	opts_fill(&c->opts);
+	thx__opts_fill(&c->opts);
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_mutex_init(&c->dmu, NULL);
 	memmove(s->chains + pos + 1, s->chains + pos,
@@ -479,7 +302,7 @@ static bool must_write(thx_store *s, int flush)
 }
 
 /* Insert one framed record and, if sync, wait until it is durable. */
-static int put_one(thx_store *s, const uint8_t *rec, size_t len, bool sync,
+int thx__put_one(thx_store *s, const uint8_t *rec, size_t len, bool sync,
 		   th_err *err)
 {
 	uint32_t slot;
@@ -522,7 +345,7 @@ int thx_chain_open(thx_store *s, const char *name, const thx_chain_opts *opts,
 		return 0;
 	}
 	thx_chain *c;
-	int rc = chain_new(s, s->next_no, name, &o, &c, err);
+	int rc = thx__chain_new(s, s->next_no, name, &o, &c, err);
 	if (rc) {
 		pthread_rwlock_unlock(&s->lk);
 		return rc;
@@ -532,7 +355,7 @@ int thx_chain_open(thx_store *s, const char *name, const thx_chain_opts *opts,
 		size_t len;
 		rc = chain_record(c, &rec, &len, err);
 		if (!rc) {
-			rc = put_one(s, rec, len, false, err);
+			rc = thx__put_one(s, rec, len, false, err);
 			th_free(rec);
 		}
 		if (rc) {
@@ -587,7 +410,7 @@ void thx_chain_opts_get(thx_chain *c, thx_chain_opts *out)
 int thx_chain_configure(thx_chain *c, const thx_chain_opts *opts, th_err *err)
 {
 	thx_chain_opts o = *opts;
-	opts_fill(&o);
+	thx__opts_fill(&o);
 	pthread_mutex_lock(&c->mu);
 	if ((o.durability == THX_NONE) != (c->opts.durability == THX_NONE)) {
 		pthread_mutex_unlock(&c->mu);
@@ -603,7 +426,7 @@ int thx_chain_configure(thx_chain *c, const thx_chain_opts *opts, th_err *err)
 		size_t len;
 		rc = chain_record(c, &rec, &len, err);
 		if (!rc) {
-			rc = put_one(c->s, rec, len, false, err);
+			rc = thx__put_one(c->s, rec, len, false, err);
 			th_free(rec);
 		}
 		if (rc)
@@ -658,7 +481,7 @@ static int intern_cached(thx_chain *c, const char *str, const char **cache,
 		return 0;
 	}
 	const char *interned;
-	int rc = str_intern(c->s, str, strlen(str), id, &interned);
+	int rc = thx__intern(c->s, str, strlen(str), id, &interned);
 	if (!rc) {
 		*cache = interned;
 		*cache_id = *id;
@@ -666,7 +489,7 @@ static int intern_cached(thx_chain *c, const char *str, const char **cache,
 	return rc;
 }
 
-static bool grow_arr(void **p, uint64_t *cap, uint64_t need, size_t elem)
+bool thx__grow(void **p, uint64_t *cap, uint64_t need, size_t elem)
 {
 	if (need <= *cap)
 		return true;
@@ -720,9 +543,9 @@ static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t *seq_out
 	    intern_cached(c, in->actor, &c->last_actor, &c->last_actor_id, &aid))
 		return th_err_set(err, TH_ENOMEM, "out of memory");
 	bool seal = seq + 1 - c->block_start >= c->opts.block_events;
-	if (!grow_arr((void **)&c->ents, &c->cap, seq + 1, sizeof *c->ents) ||
-	    !pmap_reserve(&c->types, tid) || !pmap_reserve(&c->actors, aid) ||
-	    (seal && !grow_arr((void **)&c->blocks, &c->capblocks, c->nblocks + 1,
+	if (!thx__grow((void **)&c->ents, &c->cap, seq + 1, sizeof *c->ents) ||
+	    !thx__pmap_reserve(&c->types, tid) || !thx__pmap_reserve(&c->actors, aid) ||
+	    (seal && !thx__grow((void **)&c->blocks, &c->capblocks, c->nblocks + 1,
 			       sizeof *c->blocks)))
 		return th_err_set(err, TH_ENOMEM, "out of memory");
 
@@ -832,8 +655,8 @@ static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t *seq_out
 	c->n = seq + 1;
 	c->last_ts = ts;
 	c->kept_bytes += ent.size;
-	pmap_add(&c->types, tid, seq);
-	pmap_add(&c->actors, aid, seq);
+	thx__pmap_add(&c->types, tid, seq);
+	thx__pmap_add(&c->actors, aid, seq);
 	if (seal) {
 		c->blocks[c->nblocks++] = blk;
 		c->block_start = seq + 1;
@@ -932,7 +755,7 @@ int thx_seal_block(thx_chain *c, th_err *err)
 		pthread_mutex_unlock(&c->mu);
 		return th_err_set(err, TH_ECORRUPT, "chain '%s' is damaged", c->name);
 	}
-	if (!grow_arr((void **)&c->blocks, &c->capblocks, c->nblocks + 1, sizeof *c->blocks)) {
+	if (!thx__grow((void **)&c->blocks, &c->capblocks, c->nblocks + 1, sizeof *c->blocks)) {
 		pthread_mutex_unlock(&c->mu);
 		return th_err_set(err, TH_ENOMEM, "out of memory");
 	}
@@ -1178,261 +1001,6 @@ int thx_event_hash(const uint8_t *parent, const char *actor, uint64_t seq,
 	return 0;
 }
 
-/* ---- queries ---- */
-
-/* First seq with ts >= t (timestamps never decrease). */
-static uint64_t ts_lower(thx_chain *c, uint64_t t)
-{
-	uint64_t lo = 0, hi = c->n;
-	while (lo < hi) {
-		uint64_t mid = lo + (hi - lo) / 2;
-		if (c->ents[mid].ts < t)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-/* First index in a sorted seq list with value >= v. */
-static size_t seq_lower(const uint64_t *a, size_t n, uint64_t v)
-{
-	size_t lo = 0, hi = n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (a[mid] < v)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-int thx_query_run(thx_chain *c, const thx_query *q, thx_event_fn fn, void *arg,
-		  th_err *err)
-{
-	thx_query none = { 0 };
-	uint32_t tid = 0, aid = 0;
-	if (!q)
-		q = &none;
-	pthread_rwlock_rdlock(&c->s->lk);
-	bool tfound = q->type && str_find(c->s, q->type, strlen(q->type), &tid);
-	bool afound = q->actor && str_find(c->s, q->actor, strlen(q->actor), &aid);
-	pthread_rwlock_unlock(&c->s->lk);
-	if ((q->type && !tfound) || (q->actor && !afound))
-		return 0;
-
-	pthread_mutex_lock(&c->mu);
-	uint64_t lo = q->from_seq, hi = c->n;
-	if (q->since_ns) {
-		uint64_t t = ts_lower(c, q->since_ns);
-		if (t > lo)
-			lo = t;
-	}
-	if (q->until_ns) {
-		uint64_t t = ts_lower(c, q->until_ns);
-		if (t < hi)
-			hi = t;
-	}
-	/* Drive the walk by the shortest posting list that applies. */
-	const uint64_t *list = NULL;
-	size_t ln = 0;
-	thx__post *tp = q->type ? pmap_find(&c->types, tid) : NULL;
-	thx__post *ap = q->actor ? pmap_find(&c->actors, aid) : NULL;
-	if ((q->type && !tp) || (q->actor && !ap) || lo >= hi) {
-		pthread_mutex_unlock(&c->mu);
-		return 0;
-	}
-	if (tp && (!ap || tp->n <= ap->n)) {
-		list = tp->seqs;
-		ln = tp->n;
-	} else if (ap) {
-		list = ap->seqs;
-		ln = ap->n;
-	}
-	size_t cap = 64, n = 0;
-	uint64_t *hits = th_malloc(cap * sizeof *hits);
-	if (!hits) {
-		pthread_mutex_unlock(&c->mu);
-		return th_err_set(err, TH_ENOMEM, "out of memory");
-	}
-	size_t i = list ? seq_lower(list, ln, lo) : 0;
-	for (uint64_t seq = list ? 0 : lo;; ) {
-		if (list) {
-			if (i >= ln)
-				break;
-			seq = list[i++];
-		} else if (seq >= hi) {
-			break;
-		}
-		if (seq >= hi)
-			break;
-		const thx__ent *e = &c->ents[seq];
-		if ((!q->type || e->type_id == tid) && (!q->actor || e->actor_id == aid) &&
-		    !(e->flags & THX__E_MISSING)) {
-			if (n == cap) {
-				uint64_t *a = th_realloc(hits, cap * 2 * sizeof *a);
-				if (!a) {
-					th_free(hits);
-					pthread_mutex_unlock(&c->mu);
-					return th_err_set(err, TH_ENOMEM, "out of memory");
-				}
-				hits = a;
-				cap *= 2;
-			}
-			hits[n++] = seq;
-			if (q->limit && n >= q->limit)
-				break;
-		}
-		if (!list)
-			seq++;
-	}
-	pthread_mutex_unlock(&c->mu);
-
-	int rc = 0;
-	for (size_t k = 0; k < n && !rc; k++) {
-		thx_event ev;
-		th_err e2 = { 0 };
-		if ((rc = thx_get(c, hits[k], &ev, &e2))) {
-			if (rc != TH_ECORRUPT) {
-				if (err)
-					*err = e2;
-				break;
-			}
-			ev.damaged = true; /* index fields only; the walk goes on */
-		}
-		rc = fn(&ev, arg);
-		thx_event_release(&ev);
-	}
-	th_free(hits);
-	return rc;
-}
-
-/* Copy the chain list (chains live until the store closes), so that
- * c->mu can be taken without s->lk held (lock order: c->mu before s->lk). */
-static int chains_snapshot(thx_store *s, thx_chain ***out, size_t *n, th_err *err)
-{
-	pthread_rwlock_rdlock(&s->lk);
-	thx_chain **a = th_malloc((s->nchains ? s->nchains : 1) * sizeof *a);
-	if (a) {
-		memcpy(a, s->chains, s->nchains * sizeof *a);
-		*n = s->nchains;
-	}
-	pthread_rwlock_unlock(&s->lk);
-	if (!a)
-		return th_err_set(err, TH_ENOMEM, "out of memory");
-	*out = a;
-	return 0;
-}
-
-/* ---- retention ---- */
-
-/* Prune seqs below `below` with c->mu held; writes a prune record. */
-static int prune_locked(thx_chain *c, uint64_t below, uint64_t *count, th_err *err)
-{
-	if (below > c->n)
-		below = c->n;
-	if (below <= c->prune_below)
-		return 0;
-	if (c->opts.durability != THX_NONE) {
-		th_cbor_enc e;
-		uint8_t buf[64];
-		th_cbor_enc_init(&e, buf, sizeof buf);
-		th_cbor_put_raw(&e, (uint8_t[THX__REC_HDR]){ 0 }, THX__REC_HDR);
-		th_cbor_put_array(&e, 2);
-		th_cbor_put_uint(&e, c->no);
-		th_cbor_put_uint(&e, below);
-		thx__frame(buf, THX__REC_PRUNE, (uint32_t)(e.len - THX__REC_HDR));
-		int rc = put_one(c->s, buf, e.len, false, err);
-		if (rc)
-			return rc;
-	}
-	for (uint64_t i = c->prune_below; i < below; i++) {
-		thx__ent *e = &c->ents[i];
-		if (e->flags & (THX__E_PRUNED | THX__E_MISSING))
-			continue;
-		e->flags |= THX__E_PRUNED;
-		c->kept_bytes -= e->size;
-		if (e->mem) {
-			e->mem = NULL;
-			e->mem_len = 0;
-		} else if (e->slot != UINT32_MAX) {
-			thx__seg *sg = thx__log_seg(&c->s->log, e->slot);
-			if (sg)
-				atomic_fetch_add(&sg->garbage, e->size ? e->size : 1);
-		}
-		if (count)
-			(*count)++;
-	}
-	c->prune_below = below;
-	/* Free memory chunks that hold only pruned events (the last chunk
-	 * stays: appends continue there). */
-	while (c->mhead && c->mhead != c->mtail && c->mhead->last_seq < below) {
-		thx__memchunk *k = c->mhead;
-		c->mhead = k->next;
-		th_free(k);
-	}
-	return 0;
-}
-
-int thx_prune_below(thx_chain *c, uint64_t seq, th_err *err)
-{
-	pthread_mutex_lock(&c->mu);
-	int rc = prune_locked(c, seq, NULL, err);
-	pthread_mutex_unlock(&c->mu);
-	return rc;
-}
-
-static int retention_apply(thx_chain *c, uint64_t now, uint64_t *count, th_err *err)
-{
-	pthread_mutex_lock(&c->mu);
-	const thx_retention *r = &c->opts.retention;
-	if (!r->max_age_ns && !r->max_events && !r->max_bytes) {
-		pthread_mutex_unlock(&c->mu);
-		return 0;
-	}
-	uint64_t below = c->prune_below;
-	if (r->max_events && c->n > r->max_events && c->n - r->max_events > below)
-		below = c->n - r->max_events;
-	if (r->max_age_ns && now > r->max_age_ns) {
-		uint64_t t = ts_lower(c, now - r->max_age_ns);
-		if (t > below)
-			below = t;
-	}
-	if (r->max_bytes) {
-		uint64_t kept = c->kept_bytes;
-		uint64_t i = c->prune_below;
-		for (; i < below; i++)
-			if (!(c->ents[i].flags & (THX__E_PRUNED | THX__E_MISSING)))
-				kept -= c->ents[i].size;
-		while (kept > r->max_bytes && i < c->n) {
-			if (!(c->ents[i].flags & (THX__E_PRUNED | THX__E_MISSING)))
-				kept -= c->ents[i].size;
-			i++;
-		}
-		if (i > below)
-			below = i;
-	}
-	int rc = prune_locked(c, below, count, err);
-	pthread_mutex_unlock(&c->mu);
-	return rc;
-}
-
-
-int thx_prune(thx_store *s, uint64_t *pruned, th_err *err)
-{
-	uint64_t now = th_wall_ns(), count = 0;
-	thx_chain **all;
-	size_t n;
-	int rc = chains_snapshot(s, &all, &n, err);
-	for (size_t i = 0; i < n && !rc; i++)
-		rc = retention_apply(all[i], now, &count, err);
-	th_free(all);
-	if (pruned)
-		*pruned = count;
-	return rc;
-}
-
 /* ---- subscriptions ---- */
 
 int thx_subscribe(thx_store *s, const char *chain, thx_event_fn fn, void *arg,
@@ -1445,7 +1013,7 @@ int thx_subscribe(thx_store *s, const char *chain, thx_event_fn fn, void *arg,
 	if (atomic_load(&s->nsubs_live) == 0) {
 		thx_chain **all;
 		size_t n;
-		if (chains_snapshot(s, &all, &n, err)) {
+		if (thx__chains_snapshot(s, &all, &n, err)) {
 			th_free(name);
 			return TH_ENOMEM;
 		}
@@ -1545,445 +1113,6 @@ static void deliver(thx_chain *c)
 	}
 	c->delivering = false;
 	pthread_mutex_unlock(&c->dmu);
-}
-
-/* ---- recovery ---- */
-
-static void damage(thx_chain *c, uint64_t seq, const char *fmt, ...) TH_PRINTF(3, 4);
-static void damage(thx_chain *c, uint64_t seq, const char *fmt, ...)
-{
-	if (c->damaged && c->damaged_seq <= seq)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(c->damage, sizeof c->damage, fmt, ap);
-	va_end(ap);
-	c->damaged = true;
-	c->damaged_seq = seq;
-}
-
-static int apply_chain_rec(thx_store *s, const uint8_t *p, size_t n, th_err *err)
-{
-	th_cbor_dec d;
-	uint64_t cnt, no, v[6];
-	const char *name;
-	size_t nl;
-	th_cbor_dec_init(&d, p, n);
-	if (th_cbor_get_array(&d, &cnt, err) || cnt != 8 || th_cbor_get_uint(&d, &no, err) ||
-	    th_cbor_get_text(&d, &name, &nl, err) || nl == 0 || nl > THX_NAME_MAX ||
-	    no > UINT32_MAX - 1)
-		return th_err_set(err, TH_EINVAL, "malformed chain record");
-	for (int i = 0; i < 6; i++)
-		if (th_cbor_get_uint(&d, &v[i], err))
-			return th_err_set(err, TH_EINVAL, "malformed chain record");
-	thx_chain_opts o = { 0 };
-	o.durability = v[0] <= THX_BATCH ? (thx_durability)v[0] : THX_ALWAYS;
-	o.batch_ms = (uint32_t)v[1];
-	o.block_events = v[2] ? (uint32_t)v[2] : 256;
-	o.retention.max_age_ns = v[3];
-	o.retention.max_events = v[4];
-	o.retention.max_bytes = v[5];
-	thx_chain *c = thx__chain_by_no(s, (uint32_t)no);
-	if (c) {
-		c->opts = o;
-		opts_fill(&c->opts);
-		return 0;
-	}
-	char nm[THX_NAME_MAX + 1];
-	memcpy(nm, name, nl);
-	nm[nl] = '\0';
-	return chain_new(s, (uint32_t)no, nm, &o, &c, err);
-}
-
-static int apply_event_rec(thx_store *s, uint8_t type, const uint8_t *p, size_t n,
-			   uint32_t slot, uint64_t off, bool bad, const char *file,
-			   th_err *err)
-{
-	if (n < 36)
-		return th_err_set(err, TH_EINVAL, "short event record");
-	thx_chain *c = thx__chain_by_no(s, thx__le32(p));
-	if (!c)
-		return th_err_set(err, TH_EINVAL, "event of unknown chain %u", thx__le32(p));
-	thx__ev ev;
-	int rc = type == THX__REC_EVENT ? thx__dec_event(p + 36, n - 36, &ev, err)
-					: thx__dec_stub(p + 36, n - 36, &ev, err);
-	if (rc)
-		return rc;
-	if (ev.seq < c->n) {
-		if (!(c->ents[ev.seq].flags & THX__E_MISSING))
-			damage(c, ev.seq, "%s offset %llu: duplicate event", file,
-			       (unsigned long long)off);
-		return 0;
-	}
-	if (!grow_arr((void **)&c->ents, &c->cap, ev.seq + 1, sizeof *c->ents))
-		return th_err_set(err, TH_ENOMEM, "out of memory");
-	if (ev.seq > c->n) {
-		damage(c, c->n, "events %llu..%llu lost before %s offset %llu",
-		       (unsigned long long)c->n, (unsigned long long)ev.seq - 1, file,
-		       (unsigned long long)off);
-		for (uint64_t i = c->n; i < ev.seq; i++) {
-			memset(&c->ents[i], 0, sizeof c->ents[i]);
-			c->ents[i].flags = THX__E_MISSING;
-			c->ents[i].slot = UINT32_MAX;
-			c->ents[i].ts = c->last_ts;
-		}
-	} else if (ev.seq > 0 && !(c->ents[ev.seq - 1].flags & THX__E_MISSING) &&
-		   (!ev.has_parent || memcmp(ev.parent, c->ents[ev.seq - 1].hash, 32))) {
-		damage(c, ev.seq, "%s offset %llu: parent link broken", file,
-		       (unsigned long long)off);
-	}
-	uint32_t tid, aid;
-	const char *is;
-	if (str_intern(s, ev.type, ev.type_len, &tid, &is) ||
-	    str_intern(s, ev.actor, ev.actor_len, &aid, &is) ||
-	    !pmap_reserve(&c->types, tid) || !pmap_reserve(&c->actors, aid))
-		return th_err_set(err, TH_ENOMEM, "out of memory");
-	thx__ent *e = &c->ents[ev.seq];
-	memset(e, 0, sizeof *e);
-	memcpy(e->hash, p + 4, 32);
-	e->ts = ev.ts < c->last_ts ? c->last_ts : ev.ts;
-	e->type_id = tid;
-	e->actor_id = aid;
-	e->slot = slot;
-	e->off = off;
-	e->size = (uint32_t)ev.data_len;
-	if (type == THX__REC_STUB)
-		e->flags |= THX__E_PRUNED;
-	else
-		c->kept_bytes += e->size;
-	if (bad) {
-		e->flags |= THX__E_BAD;
-		damage(c, ev.seq, "%s offset %llu: record checksum mismatch", file,
-		       (unsigned long long)off);
-	}
-	pmap_add(&c->types, tid, ev.seq);
-	pmap_add(&c->actors, aid, ev.seq);
-	c->last_ts = e->ts;
-	c->n = ev.seq + 1;
-	return 0;
-}
-
-static int apply_block_rec(thx_store *s, const uint8_t *p, size_t n, uint32_t slot,
-			   uint64_t off, const char *file, th_err *err)
-{
-	if (n < 36)
-		return th_err_set(err, TH_EINVAL, "short block record");
-	thx_chain *c = thx__chain_by_no(s, thx__le32(p));
-	if (!c)
-		return th_err_set(err, TH_EINVAL, "block of unknown chain");
-	thx__blk b = { 0 };
-	const char *nm;
-	size_t nl;
-	if (thx__dec_block(p + 36, n - 36, &b.h, &nm, &nl, err))
-		return TH_EINVAL;
-	memcpy(b.h.hash, p + 4, 32);
-	b.slot = slot;
-	b.off = off;
-	if (b.h.index != c->nblocks || b.h.first_seq != c->block_start ||
-	    b.h.first_seq + b.h.count > c->n ||
-	    b.h.has_prev != (c->nblocks > 0) ||
-	    (c->nblocks && memcmp(b.h.prev, c->blocks[c->nblocks - 1].h.hash, 32))) {
-		damage(c, b.h.first_seq, "%s offset %llu: block %llu does not follow block %llu",
-		       file, (unsigned long long)off, (unsigned long long)b.h.index,
-		       (unsigned long long)c->nblocks);
-		if (b.h.index != c->nblocks)
-			return 0;
-	}
-	if (!grow_arr((void **)&c->blocks, &c->capblocks, c->nblocks + 1, sizeof *c->blocks))
-		return th_err_set(err, TH_ENOMEM, "out of memory");
-	c->blocks[c->nblocks++] = b;
-	c->block_start = b.h.first_seq + b.h.count;
-	return 0;
-}
-
-static int apply_prune_rec(thx_store *s, const uint8_t *p, size_t n, th_err *err)
-{
-	th_cbor_dec d;
-	uint64_t cnt, no, below;
-	th_cbor_dec_init(&d, p, n);
-	if (th_cbor_get_array(&d, &cnt, err) || cnt != 2 || th_cbor_get_uint(&d, &no, err) ||
-	    th_cbor_get_uint(&d, &below, err) || no > UINT32_MAX)
-		return th_err_set(err, TH_EINVAL, "malformed prune record");
-	thx_chain *c = thx__chain_by_no(s, (uint32_t)no);
-	if (c && below > c->prune_below)
-		c->prune_below = below;
-	/* Free memory chunks that hold only pruned events (the last chunk
-	 * stays: appends continue there). */
-	while (c->mhead && c->mhead != c->mtail && c->mhead->last_seq < below) {
-		thx__memchunk *k = c->mhead;
-		c->mhead = k->next;
-		th_free(k);
-	}
-	return 0;
-}
-
-/* Whether a complete, valid record starts at p (n bytes available). */
-static bool rec_at(const uint8_t *p, size_t n, size_t *len)
-{
-	if (n < THX__REC_HDR)
-		return false;
-	long pl = thx__hdr_len(p);
-	if (pl < 0 || (size_t)pl > n - THX__REC_HDR)
-		return false;
-	if (!thx__rec_crc_ok(p, (uint32_t)pl))
-		return false;
-	*len = THX__REC_HDR + (size_t)pl;
-	return true;
-}
-
-static size_t next_valid(const uint8_t *m, size_t size, size_t from)
-{
-	size_t len;
-	for (size_t q = from; q + THX__REC_HDR <= size; q++) {
-		const uint8_t *f = memchr(m + q, 'T', size - THX__REC_HDR + 1 - q);
-		if (!f)
-			break;
-		q = (size_t)(f - m);
-		if (rec_at(m + q, size - q, &len))
-			return q;
-	}
-	return SIZE_MAX;
-}
-
-static int apply_rec(thx_store *s, const uint8_t *r, size_t len, uint32_t slot,
-		     uint64_t off, bool bad, const char *file, th_err *err)
-{
-	const uint8_t *p = r + THX__REC_HDR;
-	size_t n = len - THX__REC_HDR;
-	switch (r[8]) {
-	case THX__REC_CHAIN:
-		return apply_chain_rec(s, p, n, err);
-	case THX__REC_EVENT:
-	case THX__REC_STUB:
-		return apply_event_rec(s, r[8], p, n, slot, off, bad, file, err);
-	case THX__REC_BLOCK:
-		return bad ? 0 : apply_block_rec(s, p, n, slot, off, file, err);
-	case THX__REC_PRUNE:
-		return apply_prune_rec(s, p, n, err);
-	default:
-		return th_err_set(err, TH_EINVAL, "unknown record type %u", r[8]);
-	}
-}
-
-/* Scan one segment file and apply its records. */
-static int scan_segment(thx_store *s, thx__seg *seg, bool last, th_err *err)
-{
-	uint64_t size = atomic_load(&seg->size);
-	if (size <= THX__SEG_HDR)
-		return 0;
-	uint8_t *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, seg->fd, 0);
-	if (m == MAP_FAILED)
-		return th_err_set(err, TH_EIO, "mmap %s/%s: %s", s->dir, seg->name,
-				  strerror(errno));
-	int rc = 0;
-	size_t pos = THX__SEG_HDR, len;
-	while (pos < size) {
-		if (rec_at(m + pos, size - pos, &len)) {
-			th_err e2 = { 0 };
-			if (apply_rec(s, m + pos, len, seg->slot, pos, false, seg->name, &e2)) {
-				if (e2.code == TH_ENOMEM) {
-					rc = th_err_set(err, TH_ENOMEM, "out of memory");
-					break;
-				}
-				/* A valid CRC over nonsense: remember and go on. */
-				if (!s->opts.read_only)
-					fprintf(stderr, "theater: chain store %s/%s offset %zu: %s\n",
-						s->dir, seg->name, pos, e2.msg);
-			}
-			pos += len;
-			continue;
-		}
-		size_t q = next_valid(m, size, pos + 1);
-		if (q == SIZE_MAX && last) {
-			/* torn tail */
-			if (!s->opts.read_only) {
-				if (ftruncate(seg->fd, (off_t)pos) != 0 || fdatasync(seg->fd) != 0) {
-					rc = th_err_set(err, TH_EIO, "truncating %s/%s: %s", s->dir,
-							seg->name, strerror(errno));
-					break;
-				}
-				atomic_store(&seg->size, pos);
-			}
-			break;
-		}
-		/* Damage in the middle: try to attribute the broken record. */
-		long pl = thx__hdr_len(m + pos);
-		size_t end = q == SIZE_MAX ? size : q;
-		if (pl >= 0 && pos + THX__REC_HDR + (size_t)pl <= end) {
-			th_err e2 = { 0 };
-			if (apply_rec(s, m + pos, THX__REC_HDR + (size_t)pl, seg->slot, pos, true,
-				      seg->name, &e2) == TH_ENOMEM) {
-				rc = th_err_set(err, TH_ENOMEM, "out of memory");
-				break;
-			}
-		}
-		pos = end;
-	}
-	munmap(m, size);
-	return rc;
-}
-
-struct segfile {
-	uint32_t segno, version;
-	char name[64];
-};
-
-static int segfile_cmp(const void *a, const void *b)
-{
-	const struct segfile *x = a, *y = b;
-	if (x->segno != y->segno)
-		return x->segno < y->segno ? -1 : 1;
-	return x->version < y->version ? -1 : x->version > y->version;
-}
-
-/* Re-hash the last two blocks and the open block of c. */
-static void check_tail(thx_chain *c)
-{
-	uint64_t from = c->nblocks >= 2 ? c->blocks[c->nblocks - 2].h.first_seq
-		      : 0;
-	uint64_t bfirst = c->nblocks >= 2 ? c->nblocks - 2 : 0;
-	for (uint64_t seq = from; seq < c->n; seq++) {
-		thx__ent *e = &c->ents[seq];
-		if (e->flags & (THX__E_PRUNED | THX__E_MISSING | THX__E_BAD))
-			continue;
-		uint8_t *rec = NULL, h[32], stored[32];
-		const uint8_t *cb;
-		size_t cbl;
-		thx__ev ev;
-		if (thx__read_event(c, seq, &rec, &ev, stored, &cb, &cbl, NULL) == 0) {
-			thx__sha256(cb, cbl, h);
-			if (memcmp(h, stored, 32)) {
-				thx__seg *sg = thx__log_seg(&c->s->log, e->slot);
-				damage(c, seq, "%s offset %llu: event hash mismatch",
-				       sg ? sg->name : "?", (unsigned long long)e->off);
-			}
-		}
-		th_free(rec);
-	}
-	for (uint64_t b = bfirst; b < c->nblocks; b++) {
-		thx__blk *bl = &c->blocks[b];
-		uint8_t (*leaves)[32] = th_malloc((size_t)bl->h.count * 32);
-		if (!leaves)
-			return;
-		for (uint64_t i = 0; i < bl->h.count; i++)
-			memcpy(leaves[i], c->ents[bl->h.first_seq + i].hash, 32);
-		uint8_t root[32];
-		thx__merkle_root((const uint8_t (*)[32])leaves, (size_t)bl->h.count, root);
-		th_free(leaves);
-		thx_block h = bl->h;
-		thx__block_hash(&h, c->name);
-		if (memcmp(root, bl->h.merkle_root, 32) || memcmp(h.hash, bl->h.hash, 32)) {
-			thx__seg *sg = thx__log_seg(&c->s->log, bl->slot);
-			damage(c, bl->h.first_seq, "%s offset %llu: block %llu does not match its events",
-			       sg ? sg->name : "?", (unsigned long long)bl->off,
-			       (unsigned long long)b);
-		}
-	}
-}
-
-static int recover(thx_store *s, th_err *err)
-{
-	DIR *d = opendir(s->dir);
-	if (!d)
-		return th_err_set(err, TH_EIO, "opendir %s: %s", s->dir, strerror(errno));
-	struct segfile *files = NULL;
-	size_t nf = 0, capf = 0;
-	int rc = 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		struct segfile f;
-		int used = 0;
-		if (sscanf(de->d_name, "seg-%8u.%u.log%n", &f.segno, &f.version, &used) == 2 &&
-		    used == (int)strlen(de->d_name)) {
-			if (nf == capf) {
-				size_t cap = capf ? capf * 2 : 16;
-				struct segfile *a = th_realloc(files, cap * sizeof *a);
-				if (!a) {
-					rc = th_err_set(err, TH_ENOMEM, "out of memory");
-					break;
-				}
-				files = a;
-				capf = cap;
-			}
-			snprintf(f.name, sizeof f.name, "%s", de->d_name);
-			files[nf++] = f;
-		} else if (!s->opts.read_only && strncmp(de->d_name, "seg-", 4) == 0 &&
-			   strstr(de->d_name, ".tmp")) {
-			unlinkat(s->log.dirfd, de->d_name, 0); /* unfinished compaction */
-		}
-	}
-	closedir(d);
-	if (rc)
-		goto out;
-	if (nf > 1)
-		qsort(files, nf, sizeof *files, segfile_cmp);
-	thx__seg *lastseg = NULL;
-	for (size_t i = 0; i < nf; i++) {
-		if (i + 1 < nf && files[i + 1].segno == files[i].segno) {
-			/* superseded by a compacted version */
-			if (!s->opts.read_only)
-				unlinkat(s->log.dirfd, files[i].name, 0);
-			continue;
-		}
-		int fd = openat(s->log.dirfd, files[i].name,
-				(s->opts.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
-		if (fd < 0) {
-			rc = th_err_set(err, TH_EIO, "open %s/%s: %s", s->dir, files[i].name,
-					strerror(errno));
-			goto out;
-		}
-		struct stat st = { 0 };
-		uint8_t hdr[THX__SEG_HDR];
-		uint32_t segno, version;
-		bool last = i + 1 == nf;
-		if (fstat(fd, &st) != 0 ||
-		    pread(fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr ||
-		    !thx__seg_header_ok(hdr, &segno, &version) || segno != files[i].segno) {
-			close(fd);
-			if (last && !s->opts.read_only && st.st_size < 4096) {
-				/* created but its header never made it: torn */
-				unlinkat(s->log.dirfd, files[i].name, 0);
-				continue;
-			}
-			rc = th_err_set(err, TH_ECORRUPT, "%s/%s: bad segment header", s->dir,
-					files[i].name);
-			goto out;
-		}
-		thx__seg *seg;
-		if ((rc = thx__log_adopt(&s->log, files[i].segno, files[i].version, fd,
-					 (uint64_t)st.st_size, &seg, err))) {
-			close(fd);
-			goto out;
-		}
-		/* Single-threaded here: no background thread yet. */
-		rc = scan_segment(s, seg, last, err);
-		if (rc)
-			goto out;
-		lastseg = seg;
-	}
-	/* Apply prunes, then re-check the tails. */
-	for (size_t i = 0; i < s->nchains; i++) {
-		thx_chain *c = s->chains[i];
-		if (c->prune_below > c->n)
-			c->prune_below = c->n;
-		for (uint64_t k = 0; k < c->prune_below; k++) {
-			thx__ent *e = &c->ents[k];
-			if (e->flags & (THX__E_PRUNED | THX__E_MISSING))
-				continue;
-			e->flags |= THX__E_PRUNED;
-			c->kept_bytes -= e->size;
-			thx__seg *sg = thx__log_seg(&s->log, e->slot);
-			if (sg)
-				atomic_fetch_add(&sg->garbage, e->size ? e->size : 1);
-		}
-		c->durable_n = c->n;
-		check_tail(c);
-	}
-	if (lastseg)
-		thx__log_resume(&s->log, lastseg);
-out:
-	th_free(files);
-	return rc;
 }
 
 int thx__live_segs(thx_store *s, thx__seg ***out, size_t *n, th_err *err)
@@ -2091,7 +1220,7 @@ int thx_store_open(const char *dir, const thx_store_opts *opts, thx_store **out,
 			goto fail;
 		}
 	}
-	if ((rc = recover(s, err)))
+	if ((rc = thx__recover(s, err)))
 		goto fail;
 	if (!o.read_only && !o.no_background) {
 		if (pthread_create(&s->bg, NULL, bg_main, s) != 0) {

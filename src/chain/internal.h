@@ -4,8 +4,11 @@
  *   hash.c     SHA-256 (OpenSSL EVP, fetched once), CRC32C, Merkle trees
  *   codec.c    canonical event / block encodings and log record framing
  *   log.c      segment files and group commit (one writer at a time)
- *   chain.c    the store: chains, recovery, append, reads, indexes,
- *              retention, subscriptions, background thread (design essay)
+ *   chain.c    the store: chains, append, reads, subscriptions, background
+ *              thread, open/close (design essay)
+ *   index.c    interned strings, posting lists, queries
+ *   retain.c   retention and pruning
+ *   recover.c  rebuilding the index from the segments at open
  *   verify.c   full verification by sequential segment scans
  *   compact.c  rewriting sealed segments without pruned data
  *   proof.c    Merkle inclusion proofs
@@ -196,7 +199,7 @@ void thx__log_resume(thx__log *l, thx__seg *seg);
  * bytes have been written (a short write first, like a full disk). */
 extern _Atomic long long thx__fault_write_budget;
 
-/* ---- chain.c ---- */
+/* ---- chain.c, index.c, retain.c, recover.c ---- */
 
 enum {
 	THX__E_PRUNED = 1, /* data dropped */
@@ -310,6 +313,30 @@ struct thx_store {
 };
 
 thx_chain *thx__chain_by_no(thx_store *s, uint32_t no);
+/* chain.c */
+void thx__opts_fill(thx_chain_opts *o);
+/* Create a chain in memory (single-threaded or s->lk held for writing). */
+int thx__chain_new(thx_store *s, uint32_t no, const char *name,
+		   const thx_chain_opts *opts, thx_chain **out, th_err *err);
+/* Grow *p (of *cap elements) to hold need; false on overflow/no memory. */
+bool thx__grow(void **p, uint64_t *cap, uint64_t need, size_t elem);
+/* Insert one framed record; with sync, wait until it is durable. */
+int thx__put_one(thx_store *s, const uint8_t *rec, size_t len, bool sync,
+		 th_err *err);
+/* index.c: interning (takes s->lk) and posting lists (c->mu held) */
+bool thx__str_find(thx_store *s, const char *str, size_t n, uint32_t *id);
+int thx__intern(thx_store *s, const char *str, size_t n, uint32_t *id,
+		const char **interned);
+thx__post *thx__pmap_find(thx__pmap *m, uint32_t id);
+bool thx__pmap_reserve(thx__pmap *m, uint32_t id);
+void thx__pmap_add(thx__pmap *m, uint32_t id, uint64_t seq); /* reserved */
+void thx__pmap_release(thx__pmap *m);
+/* First seq of c with timestamp >= t (c->mu held). */
+uint64_t thx__ts_lower(thx_chain *c, uint64_t t);
+/* retain.c: copy of the chain list, so c->mu can be taken without s->lk */
+int thx__chains_snapshot(thx_store *s, thx_chain ***out, size_t *n, th_err *err);
+/* recover.c: rebuild the index from the segments (in thx_store_open) */
+int thx__recover(thx_store *s, th_err *err);
 const char *thx__str(thx_store *s, uint32_t id);
 /* Read and decode event seq of c into *rec (th_free it) and *ev (pointers
  * into *rec); also returns its stored hash. Takes c->mu itself. Pruned or
