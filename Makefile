@@ -165,6 +165,17 @@ bench-chain: $(BUILD)/bench/chain/bench_chain
 
 bench: bench-chain
 
+# Runtime benchmarks, Savina-style, against Erlang/OTP (docs/runtime.md).
+.PHONY: bench-runtime
+$(BUILD)/bench/runtime/bench_runtime: bench/runtime/bench_runtime.c $(call libs_of,runtime)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP $< -o $@ $(call libs_of,runtime) $(LDFLAGS_ALL) $(call extlibs_of,runtime)
+
+bench-runtime: $(BUILD)/bench/runtime/bench_runtime
+	sh bench/runtime/run.sh $(BUILD) $(BENCH_ARGS)
+
+bench: bench-runtime
+
 clean:
 	rm -rf build build-san
 

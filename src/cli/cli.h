@@ -15,6 +15,7 @@
 int cli_wasm(int argc, char **argv);  /* cmd_wasm.c:  theater wasm ...  */
 int cli_store(int argc, char **argv); /* cmd_store.c: theater store ... */
 int cli_chain(int argc, char **argv); /* cmd_chain.c: theater chain ... */
+int cli_run(int argc, char **argv);   /* cmd_run.c:   theater run ...   */
 
 /* $THEATER_HOME, else ~/.theater; created if missing. Static buffer. */
 const char *cli_home(void);

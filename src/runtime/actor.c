@@ -954,15 +954,14 @@ static void finish_call(rta_actor *a)
 	atomic_fetch_add(&a->handled, 1);
 	atomic_fetch_add(&rt->n_messages, 1);
 	if (x == RTA_X_INIT) {
-		char hexs[THS_HEX_LEN + 1] = "";
-		set_life(a, RTA_READY);
+		/* Recorded before anyone waiting for the spawn is told. */
 		th_cbor_enc_init(&e, NULL, 0);
 		th_cbor_put_array(&e, 2);
 		th_cbor_put_cstr(&e, a->spec->m->name);
 		th_cbor_put_cstr(&e, a->code->hex);
 		rta_record(a, "actor.created", &e, NULL);
-		snprintf(hexs, sizeof hexs, "%s", a->spec->m->name);
-		rtr_runtime_event(rt, "actor.created", a->id, hexs);
+		rtr_runtime_event(rt, "actor.created", a->id, a->spec->m->name);
+		set_life(a, RTA_READY);
 		answer_spawner(a, true, a->id);
 	}
 	ack(a, m);
@@ -1159,32 +1158,13 @@ static void finalize(rta_actor *a, int life, const char *kind,
 	bool external, has_exit;
 	uint8_t *exit_data;
 	size_t exit_len;
+	int64_t dropped = 0;
 
 	if (was >= RTA_STOPPED)
 		return;
 	abandon_pend(a);
 	a->call.active = false;
 	a->call.msg = NULL; /* in flight: rtm_drain returns it below */
-
-	/* No new messages; everything queued or in flight is dropped, and
-	 * whoever waits for an answer from this actor gets one. */
-	rtm_close(&a->mb);
-	list = rtm_drain(&a->mb);
-	while (list) {
-		rtm_msg *m = list;
-		list = m->next;
-		drop(a, m, life == RTA_FAILED ? "actor failed" : "actor stopped");
-		rtm_msg_free(m);
-		rtr_busy_add(rt, -1);
-	}
-	rtq_actor_gone(rt, a, what);
-
-	thc_instance_free(a->inst);
-	a->inst = NULL;
-	thw_exec_free(a->exec);
-	a->exec = NULL;
-	thw_realm_free(a->realm);
-	a->realm = NULL;
 
 	pthread_mutex_lock(&a->lock);
 	external = a->stop_external;
@@ -1196,6 +1176,7 @@ static void finalize(rta_actor *a, int life, const char *kind,
 		a->reason = th_strdup(reason ? reason : "failed");
 	pthread_mutex_unlock(&a->lock);
 
+	/* The failure (or stop) is recorded first, then what it implies. */
 	th_cbor_enc_init(&e, NULL, 0);
 	if (life == RTA_FAILED) {
 		th_cbor_put_array(&e, 2);
@@ -1216,7 +1197,31 @@ static void finalize(rta_actor *a, int life, const char *kind,
 				  external ? "external" : "shutdown");
 		atomic_fetch_add(&rt->n_stopped, 1);
 	}
+
+	/* No new messages; everything queued or in flight is dropped, and
+	 * whoever waits for an answer from this actor gets one. */
+	rtm_close(&a->mb);
+	list = rtm_drain(&a->mb);
+	while (list) {
+		rtm_msg *m = list;
+		list = m->next;
+		drop(a, m, life == RTA_FAILED ? "actor failed" : "actor stopped");
+		rtm_msg_free(m);
+		dropped++;
+	}
+	rtq_actor_gone(rt, a, what);
+
+	thc_instance_free(a->inst);
+	a->inst = NULL;
+	thw_exec_free(a->exec);
+	a->exec = NULL;
+	thw_realm_free(a->realm);
+	a->realm = NULL;
+
+	/* Final only once all of the above is recorded; the dropped messages
+	 * stop counting as work after that (thr_quiesce). */
 	set_life(a, life);
+	rtr_busy_add(rt, -dropped);
 	if (was == RTA_STARTING) {
 		char text[TH_ERR_MSG_MAX + 64];
 		snprintf(text, sizeof text, "actor %s %s during init: %s", a->id,

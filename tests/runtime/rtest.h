@@ -18,14 +18,14 @@
 static char rtest_dir[256];
 
 /* A new temporary directory for this test (removed at exit). */
-static const char *rtest_home(void)
+static __attribute__((unused)) const char *rtest_home(void)
 {
 	snprintf(rtest_dir, sizeof rtest_dir, "/tmp/theater-rt-XXXXXX");
 	REQUIRE(mkdtemp(rtest_dir) != NULL);
 	return rtest_dir;
 }
 
-static void rtest_cleanup(void)
+static __attribute__((unused)) void rtest_cleanup(void)
 {
 	char cmd[300];
 	if (rtest_dir[0]) {
@@ -35,7 +35,7 @@ static void rtest_cleanup(void)
 	}
 }
 
-static void rtest_write(const char *name, const void *data, size_t len)
+static __attribute__((unused)) void rtest_write(const char *name, const void *data, size_t len)
 {
 	char path[512];
 	FILE *f;
@@ -46,9 +46,9 @@ static void rtest_write(const char *name, const void *data, size_t len)
 	fclose(f);
 }
 
-static void rtest_writef(const char *name, const char *fmt, ...)
+static __attribute__((unused)) void rtest_writef(const char *name, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-static void rtest_writef(const char *name, const char *fmt, ...)
+static __attribute__((unused)) void rtest_writef(const char *name, const char *fmt, ...)
 {
 	char buf[8192];
 	va_list ap;
@@ -60,7 +60,7 @@ static void rtest_writef(const char *name, const char *fmt, ...)
 }
 
 /* Assemble tests/runtime/actors/NAME.wat into the home as NAME.wasm. */
-static void rtest_wat(const char *name)
+static __attribute__((unused)) void rtest_wat(const char *name)
 {
 	char cmd[1024];
 	snprintf(cmd, sizeof cmd,
@@ -69,7 +69,7 @@ static void rtest_wat(const char *name)
 	REQUIRE(system(cmd) == 0);
 }
 
-static thr_runtime *rtest_runtime(int workers)
+static __attribute__((unused)) thr_runtime *rtest_runtime(int workers)
 {
 	thr_options o = { 0 };
 	thr_runtime *rt = NULL;
@@ -88,7 +88,7 @@ static thr_runtime *rtest_runtime(int workers)
 }
 
 /* "type1,type2,..." of chain name (the caller frees). */
-static char *rtest_types(thr_runtime *rt, const char *chain)
+static __attribute__((unused)) char *rtest_types(thr_runtime *rt, const char *chain)
 {
 	thx_chain *c;
 	size_t cap = 4096, len = 0;
@@ -117,7 +117,7 @@ static char *rtest_types(thr_runtime *rt, const char *chain)
 
 /* The data of the first event of that type in chain (copied; NULL if
  * none). */
-static uint8_t *rtest_event(thr_runtime *rt, const char *chain,
+static __attribute__((unused)) uint8_t *rtest_event(thr_runtime *rt, const char *chain,
 			    const char *type, size_t *len)
 {
 	thx_chain *c;
@@ -140,7 +140,7 @@ static uint8_t *rtest_event(thr_runtime *rt, const char *chain,
 }
 
 /* Count events of a type in a chain. */
-static int rtest_count(thr_runtime *rt, const char *chain, const char *type)
+static __attribute__((unused)) int rtest_count(thr_runtime *rt, const char *chain, const char *type)
 {
 	char *t = rtest_types(rt, chain), *p = t;
 	int n = 0;
@@ -155,7 +155,7 @@ static int rtest_count(thr_runtime *rt, const char *chain, const char *type)
 }
 
 /* True when the bytes contain the C string s. */
-static bool rtest_has(const uint8_t *data, size_t len, const char *s)
+static __attribute__((unused)) bool rtest_has(const uint8_t *data, size_t len, const char *s)
 {
 	size_t k = strlen(s);
 	for (size_t i = 0; data && i + k <= len; i++)

@@ -5,6 +5,7 @@
 ;;     '!' traps (unreachable), '~' loops forever (fuel), 'e' returns an
 ;;     error, 'x' calls runtime.shutdown(some("bye")), 'l' logs.
 ;;   handle-request: answers the count (8 bytes).
+;;   init traps when the initial state starts with '!'.
 ;; Memory: a bump allocator for cabi_realloc, reset by every post-return.
 (module
   (import "theater:simple/runtime" "log" (func $log (param i32 i32)))
@@ -15,17 +16,6 @@
   (data (i32.const 32) "bad message")
   (data (i32.const 48) "bye")
   (data (i32.const 52) "log line")
-
-  (func (export "cabi_realloc") (param $old i32) (param $osz i32) (param $al i32) (param $nsz i32) (result i32)
-    (local $p i32) (local $need i32)
-    (local.set $p (i32.and (i32.add (global.get $bump) (i32.sub (local.get $al) (i32.const 1)))
-                           (i32.sub (i32.const 0) (local.get $al))))
-    (global.set $bump (i32.add (local.get $p) (local.get $nsz)))
-    (local.set $need (i32.sub (global.get $bump) (i32.mul (memory.size) (i32.const 65536))))
-    (if (i32.gt_s (local.get $need) (i32.const 0))
-      (then (if (i32.lt_s (memory.grow (i32.add (i32.shr_u (local.get $need) (i32.const 16)) (i32.const 1))) (i32.const 0))
-        (then unreachable))))
-    (local.get $p))
 
   (func $count (param $disc i32) (param $ptr i32) (param $len i32) (result i64)
     (if (result i64) (i32.and (local.get $disc) (i32.ge_u (local.get $len) (i32.const 8)))
@@ -42,6 +32,8 @@
     (i32.const 64))
 
   (func (export "theater:simple/actor#init") (param i32 i32 i32 i32 i32) (result i32)
+    (if (i32.and (local.get 0) (i32.gt_u (local.get 2) (i32.const 0)))
+      (then (if (i32.eq (i32.load8_u (local.get 1)) (i32.const 33)) (then unreachable))))
     (call $log (i32.const 16) (i32.const 15))
     (call $ret_state (call $count (local.get 0) (local.get 1) (local.get 2))))
 
@@ -76,4 +68,15 @@
   (func (export "cabi_post_theater:simple/actor#init") (param i32) (global.set $bump (i32.const 4096)))
   (func (export "cabi_post_theater:simple/message-server-client#handle-send") (param i32) (global.set $bump (i32.const 4096)))
   (func (export "cabi_post_theater:simple/message-server-client#handle-request") (param i32) (global.set $bump (i32.const 4096)))
+
+  (func (export "cabi_realloc") (param $old i32) (param $osz i32) (param $al i32) (param $nsz i32) (result i32)
+    (local $p i32) (local $need i32)
+    (local.set $p (i32.and (i32.add (global.get $bump) (i32.sub (local.get $al) (i32.const 1)))
+                           (i32.sub (i32.const 0) (local.get $al))))
+    (global.set $bump (i32.add (local.get $p) (local.get $nsz)))
+    (local.set $need (i32.sub (global.get $bump) (i32.mul (memory.size) (i32.const 65536))))
+    (if (i32.gt_s (local.get $need) (i32.const 0))
+      (then (if (i32.lt_s (memory.grow (i32.add (i32.shr_u (local.get $need) (i32.const 16)) (i32.const 1))) (i32.const 0))
+        (then unreachable))))
+    (local.get $p))
 )
