@@ -31,6 +31,9 @@
 #include "code.h"
 #include "wasm_internal.h"
 
+static int skip_imm(thw__rd *r, uint8_t b, int *depth);
+static bool known_opcode(uint8_t b);
+
 #define SLOT_CONST UINT32_MAX
 #define NONE UINT32_MAX
 
@@ -77,6 +80,8 @@ typedef struct cx {
 	uint32_t last_dst, last_end;
 	uint32_t fuel_cell, fuel_n;
 	const uint8_t *at; /* start of the current instruction */
+	uint8_t cur_op;    /* its opcode */
+	uint32_t ch0;      /* control depth before it */
 } cx;
 
 static int verr(cx *c, const char *fmt, ...) TH_PRINTF(2, 3);
@@ -367,6 +372,8 @@ static uint32_t label_arity(ctrl *f, const uint8_t **types)
 /* Move the top n operands to the label's slots; false if nothing moves. */
 static int emit_label_moves(cx *c, ctrl *f, uint32_t n)
 {
+	if (c->dead)
+		return 0;
 	uint32_t base = natural(c, f->height);
 	uint32_t first = c->sh - n;
 	for (uint32_t i = 0; i < n; i++) {
@@ -396,6 +403,8 @@ static int emit_label_moves(cx *c, ctrl *f, uint32_t n)
 
 static bool label_needs_moves(cx *c, ctrl *f, uint32_t n)
 {
+	if (c->dead)
+		return false;
 	uint32_t base = natural(c, f->height);
 	uint32_t first = c->sh - n;
 	for (uint32_t i = 0; i < n; i++)
@@ -733,6 +742,20 @@ static int ref_type_ok(uint8_t t)
 	return t == THW_FUNCREF || t == THW_EXTERNREF || t == THW__UNKNOWN;
 }
 
+/* A data segment index. Without a data count section the segments are
+ * unknown here; the decoder turns this into the malformed "data count
+ * section required" if a data section follows. */
+static int data_index(cx *c, uint32_t seg)
+{
+	if (!c->m->has_datacount) {
+		c->m->needs_datacount = true;
+		return verr(c, "unknown data segment %u", seg);
+	}
+	if (seg >= c->m->datacount)
+		return verr(c, "unknown data segment %u", seg);
+	return 0;
+}
+
 static int table_of(cx *c, uint32_t t)
 {
 	if (t >= c->m->ntables)
@@ -750,6 +773,8 @@ static int body(cx *c)
 		uint8_t b;
 		if ((rc = thw__rd_u8(r, &b)))
 			return rc;
+		c->cur_op = b;
+		c->ch0 = c->ch;
 		c->fuel_n++;
 		switch (b) {
 		case 0x00: /* unreachable */
@@ -967,7 +992,9 @@ static int body(cx *c)
 					rc = verr(c, "type mismatch");
 					break;
 				}
-				rc = retype_top(c, arity, ty);
+				/* as the spec's pop/push of the actual
+				 * operands: the stack is dropped after */
+				rc = check_top(c, arity, ty);
 			}
 			if (!rc && !c->dead) {
 				rc = materialise_from(c, c->sh - arity);
@@ -1315,16 +1342,16 @@ static int body(cx *c)
 				return rc;
 			break;
 		}
-		case 0xac: /* i64.extend_i32_u: slots hold i32 zero-extended */
+		case 0xad: /* i64.extend_i32_u: slots hold i32 zero-extended */
 		case 0xbc: case 0xbd: case 0xbe: case 0xbf: { /* reinterpret */
-			static const uint8_t from[] = { THW_I32, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+			static const uint8_t from[] = { THW_I32, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 							THW_F32, THW_F64, THW_I32, THW_I64 };
-			static const uint8_t to[] = { THW_I64, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+			static const uint8_t to[] = { THW_I64, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 						      THW_I32, THW_I64, THW_F32, THW_F64 };
 			ventry e;
-			if ((rc = pop_raw(c, from[b - 0xac], &e)))
+			if ((rc = pop_raw(c, from[b - 0xad], &e)))
 				return rc;
-			if ((rc = push_k(c, to[b - 0xac], e.slot, e.k)))
+			if ((rc = push_k(c, to[b - 0xad], e.slot, e.k)))
 				return rc;
 			break;
 		}
@@ -1388,12 +1415,10 @@ static int body(cx *c)
 				uint32_t seg, n, s, dd;
 				if ((rc = rd_idx(c, &seg)) || (rc = zero_byte(c)))
 					return rc;
-				if (!m->has_datacount)
-					return thw__rd_fail(r, c->at, "data count section required");
 				if (!m->nmems)
 					return verr(c, "unknown memory 0");
-				if (seg >= m->datacount)
-					return verr(c, "unknown data segment %u", seg);
+				if ((rc = data_index(c, seg)))
+					return rc;
 				if ((rc = pop_slot(c, THW_I32, &n, NULL)) ||
 				    (rc = pop_slot(c, THW_I32, &s, NULL)) ||
 				    (rc = pop_slot(c, THW_I32, &dd, NULL)))
@@ -1411,10 +1436,8 @@ static int body(cx *c)
 				uint32_t seg;
 				if ((rc = rd_idx(c, &seg)))
 					return rc;
-				if (!m->has_datacount)
-					return thw__rd_fail(r, c->at, "data count section required");
-				if (seg >= m->datacount)
-					return verr(c, "unknown data segment %u", seg);
+				if ((rc = data_index(c, seg)))
+					return rc;
 				if ((rc = op(c, THW__OP_DATA_DROP)))
 					return rc;
 				imm(c, seg);
@@ -1568,6 +1591,34 @@ static int body(cx *c)
 	return 0;
 }
 
+/* After a validation error: decode the rest of the body (depth open
+ * blocks) without validating, so that a later malformed instruction is
+ * still reported as such. Returns TH_ENOTFOUND (keeping the validation
+ * error in r->err) when the rest is well formed. */
+static int skip_rest(thw__rd *r, int depth)
+{
+	th_err saved = *r->err;
+	while (depth > 0) {
+		uint8_t b;
+		const uint8_t *at = r->p;
+		int rc = thw__rd_u8(r, &b);
+		if (rc)
+			return rc;
+		if (b == 0x0b) {
+			depth--;
+			continue;
+		}
+		if (b == 0xfd)
+			return thw__rd_fail(r, at, "unsupported feature: simd");
+		if (!known_opcode(b))
+			return thw__rd_fail(r, at, "illegal opcode 0x%02x", b);
+		if ((rc = skip_imm(r, b, &depth)))
+			return rc;
+	}
+	*r->err = saved;
+	return TH_ENOTFOUND;
+}
+
 int thw__compile_func(thw_module *m, uint32_t fi, thw__rd *r, thw__cbuf *cb)
 {
 	pthread_once(&tables_once, tables_init);
@@ -1624,8 +1675,18 @@ int thw__compile_func(thw_module *m, uint32_t fi, thw__rd *r, thw__cbuf *cb)
 		goto out;
 	fuel_point(&c);
 	c.at = r->p;
-	if ((rc = body(&c)))
+	if ((rc = body(&c))) {
+		if (rc == TH_ENOTFOUND) {
+			/* blocks still open after the failed instruction */
+			int depth = (int)c.ch0;
+			if (c.cur_op >= 0x02 && c.cur_op <= 0x04)
+				depth++;
+			else if (c.cur_op == 0x0b)
+				depth--;
+			rc = skip_rest(r, depth);
+		}
 		goto out;
+	}
 	if (c.fuel_cell != NONE)
 		cb->c[c.fuel_cell] = c.fuel_n;
 	if (r->p != r->end) {
@@ -1637,7 +1698,7 @@ int thw__compile_func(thw_module *m, uint32_t fi, thw__rd *r, thw__cbuf *cb)
 		code->nslots = (uint32_t)slots;
 	}
 out:
-	if (rc == 0 && r->p != r->end)
+	if ((rc == 0 || rc == TH_ENOTFOUND) && r->p != r->end)
 		rc = thw__rd_fail(r, r->p, "section size mismatch");
 	if (rc == TH_EINVAL && c.ch && strstr(r->err->msg, "unexpected end") &&
 	    r->p >= r->end)
@@ -1659,21 +1720,115 @@ static bool known_opcode(uint8_t b)
 	       (b >= 0xd0 && b <= 0xd2) || b == 0xfc || b == 0xfd;
 }
 
+/* Skip the immediates of a non-constant instruction, so that decoding can
+ * go on after a validation error in a constant expression. */
+static int skip_imm(thw__rd *r, uint8_t b, int *depth)
+{
+	uint32_t u;
+	int32_t s32;
+	int64_t s64;
+	uint8_t byte;
+	switch (b) {
+	case 0x02: case 0x03: case 0x04:
+		(*depth)++;
+		return thw__rd_s33(r, &s64);
+	case 0x0c: case 0x0d: case 0x10: case 0x20: case 0x21: case 0x22:
+	case 0x23: case 0x24: case 0x25: case 0x26: case 0xd2:
+		return thw__rd_u32(r, &u);
+	case 0x11:
+		return thw__rd_u32(r, &u) || thw__rd_u32(r, &u) ? TH_EINVAL : 0;
+	case 0x0e:
+		if (thw__rd_u32(r, &u))
+			return TH_EINVAL;
+		for (uint64_t i = 0; i <= u; i++) {
+			uint32_t l;
+			if (thw__rd_u32(r, &l))
+				return TH_EINVAL;
+		}
+		return 0;
+	case 0x1c:
+		if (thw__rd_u32(r, &u))
+			return TH_EINVAL;
+		for (uint32_t i = 0; i < u; i++)
+			if (thw__rd_u8(r, &byte))
+				return TH_EINVAL;
+		return 0;
+	case 0x3f: case 0x40: case 0xd0:
+		return thw__rd_u8(r, &byte);
+	case 0x41:
+		return thw__rd_s32(r, &s32);
+	case 0x42:
+		return thw__rd_s64(r, &s64);
+	case 0x43: case 0x44:
+		if (r->end - r->p < (b == 0x43 ? 4 : 8))
+			return thw__rd_eof(r);
+		r->p += b == 0x43 ? 4 : 8;
+		return 0;
+	case 0xfc: {
+		/* immediates of 0xfc n: u32 indices (i) and zero bytes (z) */
+		static const char *const imms[18] = { "", "", "", "", "", "", "", "",
+			"iz", "i", "zz", "z", "ii", "i", "ii", "i", "i", "i" };
+		if (thw__rd_u32(r, &u))
+			return TH_EINVAL;
+		if (u >= 18)
+			return thw__rd_fail(r, r->p, "illegal opcode 0xfc %u", u);
+		for (const char *k = imms[u]; *k; k++)
+			if (*k == 'i' ? thw__rd_u32(r, &u) : thw__rd_u8(r, &byte))
+				return TH_EINVAL;
+		return 0;
+	}
+	default:
+		if (b >= 0x28 && b <= 0x3e)
+			return thw__rd_u32(r, &u) || thw__rd_u32(r, &u) ? TH_EINVAL : 0;
+		return 0;
+	}
+}
+
 int thw__const_expr(thw_module *m, thw__rd *r, uint8_t type, uint32_t nvisible)
 {
 	uint8_t st[64];
 	uint32_t sh = 0;
 	int rc;
+	bool bad = false;
+	int depth = 0;
+	th_err first = { 0 };
 	for (;;) {
 		const uint8_t *at = r->p;
 		uint8_t b;
 		if ((rc = thw__rd_u8(r, &b)))
 			return rc;
-#define INVALID(...) do { thw__rd_fail(r, at, __VA_ARGS__); return TH_ENOTFOUND; } while (0)
+		/* An invalid expression: remember the first reason, decode on. */
+#define INVALID(...) {                                                      \
+		if (!bad) {                                                 \
+			thw__rd_fail(r, at, __VA_ARGS__);                   \
+			first = *r->err;                                    \
+			bad = true;                                         \
+		}                                                           \
+		if (b == 0x0b) {                                            \
+			*r->err = first;                                    \
+			return TH_ENOTFOUND;                                \
+		}                                                           \
+		continue;                                                   \
+	}
+		if (bad && b != 0x0b) {
+			if (!known_opcode(b))
+				return thw__rd_fail(r, at, "illegal opcode 0x%02x", b);
+			if ((rc = skip_imm(r, b, &depth)))
+				return rc;
+			continue;
+		}
 		if (sh >= sizeof st - 1 && b != 0x0b)
 			INVALID("constant expression too deep");
 		switch (b) {
 		case 0x0b:
+			if (depth > 0) {
+				depth--;
+				break;
+			}
+			if (bad) {
+				*r->err = first;
+				return TH_ENOTFOUND;
+			}
 			if (sh != 1 || st[0] != type)
 				INVALID("type mismatch");
 			return 0;
@@ -1681,13 +1836,13 @@ int thw__const_expr(thw_module *m, thw__rd *r, uint8_t type, uint32_t nvisible)
 		case 0x42: { int64_t v; if ((rc = thw__rd_s64(r, &v))) return rc; st[sh++] = THW_I64; break; }
 		case 0x43:
 			if (r->end - r->p < 4)
-				return thw__rd_fail(r, r->p, "unexpected end");
+				return thw__rd_eof(r);
 			r->p += 4;
 			st[sh++] = THW_F32;
 			break;
 		case 0x44:
 			if (r->end - r->p < 8)
-				return thw__rd_fail(r, r->p, "unexpected end");
+				return thw__rd_eof(r);
 			r->p += 8;
 			st[sh++] = THW_F64;
 			break;
@@ -1733,6 +1888,8 @@ int thw__const_expr(thw_module *m, thw__rd *r, uint8_t type, uint32_t nvisible)
 		default:
 			if (!known_opcode(b))
 				return thw__rd_fail(r, at, "illegal opcode 0x%02x", b);
+			if ((rc = skip_imm(r, b, &depth)))
+				return rc;
 			INVALID("constant expression required");
 		}
 #undef INVALID

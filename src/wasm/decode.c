@@ -121,6 +121,7 @@ typedef struct dec {
 	uint32_t nfunc_decl; /* function section count */
 	bool has_funcsec, has_codesec;
 	uint32_t ncode;
+	const uint8_t *sec_end; /* the declared end of the current section */
 	thw__cbuf cb;
 } dec;
 
@@ -152,8 +153,10 @@ static int rd_count(dec *d, uint32_t *n)
 	int rc = thw__rd_u32(&d->r, n);
 	if (rc)
 		return rc;
+	/* Each item takes at least a byte: a larger count is cut short. */
+	TH_UNUSED(at);
 	if (*n > (size_t)(d->r.end - d->r.p))
-		return thw__rd_fail(&d->r, at, "length out of bounds");
+		return thw__rd_fail(&d->r, d->r.end, "unexpected end of section or function");
 	return 0;
 }
 
@@ -250,11 +253,10 @@ static int rd_limits(dec *d, thw_limits_range *l, bool memory)
 	int rc = thw__rd_u8(&d->r, &flag);
 	if (rc)
 		return rc;
-	if (flag > 1) {
-		if (memory && (flag == 2 || flag == 3))
-			return thw__rd_fail(&d->r, at, "threads: shared memory is not supported");
+	if (flag & 0x80)
+		return thw__rd_fail(&d->r, at, "integer representation too long");
+	if (flag > 1)
 		return thw__rd_fail(&d->r, at, "integer too large");
-	}
 	l->has_max = flag == 1;
 	if ((rc = thw__rd_u32(&d->r, &l->min)))
 		return rc;
@@ -327,6 +329,8 @@ static int sec_type(dec *d)
 		const uint8_t *at = d->r.p;
 		if ((rc = thw__rd_u8(&d->r, &form)))
 			return rc;
+		if (form & 0x80)
+			return thw__rd_fail(&d->r, at, "integer representation too long");
 		if (form != 0x60)
 			return thw__rd_fail(&d->r, at, "malformed function type 0x%02x", form);
 		uint32_t np, nr;
@@ -768,7 +772,7 @@ static int sec_code(dec *d)
 		body.sec = "code";
 		th_err e = { 0 };
 		body.err = &e;
-		if (!d->invalid || true) {
+		if (c->type < m->ntypes) {
 			rc = thw__compile_func(m, i, &body, &d->cb);
 			if (rc == TH_ENOTFOUND) {
 				/* invalid: remember, continue decoding */
@@ -779,6 +783,15 @@ static int sec_code(dec *d)
 				}
 			} else if (rc) {
 				*d->err = e;
+				if (rc == TH_EINVAL && body.p >= body.end &&
+				    strstr(e.msg, "unexpected end")) {
+					/* A body without its final `end`: worded as
+					 * the reference decoder words it. */
+					const char *why = body.end < d->sec_end ? "END opcode expected"
+						: d->sec_end < d->r.base + d->m->len ? "section size mismatch"
+						: "unexpected end of section or function";
+					thw__rd_fail(&d->r, body.end, "%s", why);
+				}
 				return rc;
 			}
 		}
@@ -913,7 +926,7 @@ int thw__decode(thw_module *m, th_err *err)
 	int rc = 0;
 	static const uint8_t magic[4] = { 0, 'a', 's', 'm' };
 	static const uint8_t version[4] = { 1, 0, 0, 0 };
-	if (m->len < 4 && !memcmp(m->bin, magic, m->len))
+	if (m->len < 4)
 		return thw__rd_fail(&d.r, m->bin + m->len, "unexpected end");
 	if (m->len < 4 || memcmp(m->bin, magic, 4))
 		return thw__rd_fail(&d.r, m->bin, "magic header not detected");
@@ -955,15 +968,19 @@ int thw__decode(thw_module *m, th_err *err)
 			/* Everything before code is known now: size the
 			 * declared-function bitmap for ref.func checks. */
 		}
-		if (!m->declared && id >= 7 && id != 0) {
+		if (!m->declared && id >= 4) {
 			m->declared = th_calloc(m->nfuncs / 8 + 1, 1);
 			if (!m->declared) {
 				rc = oom(&d);
 				goto out;
 			}
 		}
+		/* Sections are read against the end of the binary, not their
+		 * declared size (checked afterwards), as the reference
+		 * decoder does: errors then read the same. */
 		d.r.sec = sec_names[id];
-		d.r.end = d.r.p + size;
+		d.sec_end = d.r.p + size;
+		d.r.end = id == 0 ? d.sec_end : file_end;
 		const uint8_t *payload = d.r.p;
 		switch (id) {
 		case 0: rc = sec_custom(&d); break;
@@ -1003,6 +1020,10 @@ int thw__decode(thw_module *m, th_err *err)
 	}
 	if (m->has_datacount && m->datacount != m->ndatas) {
 		rc = thw__rd_fail(&d.r, file_end, "data count and data section have inconsistent lengths");
+		goto out;
+	}
+	if (m->needs_datacount && m->ndatas) {
+		rc = thw__rd_fail(&d.r, file_end, "data count section required");
 		goto out;
 	}
 	if (!m->declared && !(m->declared = th_calloc(m->nfuncs / 8 + 1, 1))) {

@@ -352,8 +352,11 @@ L_CALL_INDIRECT: {
 	if (i >= t->size)
 		TRAP(THW_TRAP_UNDEFINED_ELEMENT);
 	callee = t->e[i];
-	if (!callee)
-		TRAP(THW_TRAP_UNINITIALIZED_ELEMENT);
+	if (!callee) {
+		snprintf(e->trap_msg, sizeof e->trap_msg, "uninitialized element %u", i);
+		tcode = THW_TRAP_UNINITIALIZED_ELEMENT;
+		goto trap_keep_msg;
+	}
 	if (!thw__types_equal(callee->type, &inst->m->types[pc[1]]))
 		TRAP(THW_TRAP_INDIRECT_TYPE);
 	newfp = fp + pc[3];
@@ -742,10 +745,11 @@ L_I64_REM_U: {
 
 	UN(F32_ABS, I32(2) & 0x7fffffffu)
 	UN(F32_NEG, I32(2) ^ 0x80000000u)
-	UN(F32_CEIL, of_f32(ceilf(F32(2))))
-	UN(F32_FLOOR, of_f32(floorf(F32(2))))
-	UN(F32_TRUNC, of_f32(truncf(F32(2))))
-	UN(F32_NEAREST, of_f32(nearbyintf(F32(2))))
+	/* Rounding returns a NaN operand quieted (x + x), never as is. */
+	UN(F32_CEIL, of_f32(F32(2) != F32(2) ? F32(2) + F32(2) : ceilf(F32(2))))
+	UN(F32_FLOOR, of_f32(F32(2) != F32(2) ? F32(2) + F32(2) : floorf(F32(2))))
+	UN(F32_TRUNC, of_f32(F32(2) != F32(2) ? F32(2) + F32(2) : truncf(F32(2))))
+	UN(F32_NEAREST, of_f32(F32(2) != F32(2) ? F32(2) + F32(2) : nearbyintf(F32(2))))
 	UN(F32_SQRT, of_f32(sqrtf(F32(2))))
 	BIN(F32_ADD, of_f32(F32(2) + F32(3)))
 	BIN(F32_SUB, of_f32(F32(2) - F32(3)))
@@ -756,10 +760,10 @@ L_I64_REM_U: {
 	BIN(F32_COPYSIGN, (I32(2) & 0x7fffffffu) | (I32(3) & 0x80000000u))
 	UN(F64_ABS, I64(2) & 0x7fffffffffffffffull)
 	UN(F64_NEG, I64(2) ^ 0x8000000000000000ull)
-	UN(F64_CEIL, of_f64(ceil(F64(2))))
-	UN(F64_FLOOR, of_f64(floor(F64(2))))
-	UN(F64_TRUNC, of_f64(trunc(F64(2))))
-	UN(F64_NEAREST, of_f64(nearbyint(F64(2))))
+	UN(F64_CEIL, of_f64(F64(2) != F64(2) ? F64(2) + F64(2) : ceil(F64(2))))
+	UN(F64_FLOOR, of_f64(F64(2) != F64(2) ? F64(2) + F64(2) : floor(F64(2))))
+	UN(F64_TRUNC, of_f64(F64(2) != F64(2) ? F64(2) + F64(2) : trunc(F64(2))))
+	UN(F64_NEAREST, of_f64(F64(2) != F64(2) ? F64(2) + F64(2) : nearbyint(F64(2))))
 	UN(F64_SQRT, of_f64(sqrt(F64(2))))
 	BIN(F64_ADD, of_f64(F64(2) + F64(3)))
 	BIN(F64_SUB, of_f64(F64(2) - F64(3)))

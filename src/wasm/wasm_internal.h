@@ -127,6 +127,7 @@ struct thw_module {
 	uint32_t nelems;
 	thw__elem *elems;
 	bool has_datacount;
+	bool needs_datacount; /* code used a data index without the section */
 	uint32_t datacount;
 	uint32_t ndatas;
 	thw__data *datas;
