@@ -120,9 +120,11 @@ static double t_write(const char *dir, const uint8_t *p, size_t n, bool sync)
 	return t;
 }
 
+static bool single;
+
 static ths_store *open_store(const char *root, int sync)
 {
-	ths_options opt = { .sync = sync };
+	ths_options opt = { .sync = sync, .single_thread = single };
 	ths_store *s;
 	th_err err = { 0 };
 	if (ths_open(root, &opt, &s, &err))
@@ -177,10 +179,11 @@ static void bench_dir(const char *dir, const uint8_t *buf, size_t n)
 	/* Each operation is timed right after its own SHA-256 reference, and
 	 * the ratio is taken per pair: on a shared, noisy machine the pairs
 	 * see similar load, whole runs do not. */
-	enum { SHA, CDC, WR, WRS, PUT, PUTS, REPUT, GET, NOPS };
+	enum { SHA, CDC, WR, WRS, PUT1, PUT, PUTS, REPUT, GET, NOPS };
 	static const char *const names[NOPS] = {
 		"raw SHA-256 (reference)", "CDC boundaries only",
-		"raw write, one file", "raw write + fsync", "put (sync none)",
+		"raw write, one file", "raw write + fsync",
+		"put (sync none, 1 thread)", "put (sync none)",
 		"put (sync full)", "re-put (all present)", "get (fresh handle)",
 	};
 	double t[NOPS][16], ratio[NOPS][16];
@@ -194,6 +197,12 @@ static void bench_dir(const char *dir, const uint8_t *buf, size_t n)
 			case CDC: x = t_cdc(buf, n); break;
 			case WR: x = t_write(base, buf, n, false); break;
 			case WRS: x = t_write(base, buf, n, true); break;
+			case PUT1:
+				rm_rf(root);
+				single = true;
+				x = t_put(root, buf, n, THS_SYNC_NONE, &h);
+				single = false;
+				break;
 			case PUT:
 				rm_rf(root);
 				x = t_put(root, buf, n, THS_SYNC_NONE, &h);

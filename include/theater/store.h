@@ -67,6 +67,8 @@ typedef struct ths_options {
 	int sync;             /* enum ths_sync */
 	unsigned readahead;   /* chunks prefetched ahead of a sequential
 			       * reader; 0 = 4 */
+	bool single_thread;   /* never hash a big put's chunks on a helper
+			       * thread (default: do, from 4 MiB up) */
 } ths_options;
 
 /* Progress callback for long operations: done and total (0 if unknown)

@@ -89,6 +89,7 @@
 #include <unistd.h>
 
 #include "store/cdc.h"
+#include "store/hasher.h"
 #include "store/store_int.h"
 
 #define DEFAULT_CACHE (64u << 20)
@@ -198,6 +199,7 @@ int ths_open(const char *root, const ths_options *opt, ths_store **out,
 	s->sync = opt ? opt->sync : THS_SYNC_FULL;
 	s->readahead = opt && opt->readahead ? opt->readahead
 					       : DEFAULT_READAHEAD;
+	s->single_thread = opt && opt->single_thread;
 	ths__cache_init(&s->cache, opt && opt->cache_bytes ? opt->cache_bytes
 							   : DEFAULT_CACHE);
 	pthread_mutex_init(&s->mu, NULL);
@@ -365,12 +367,46 @@ static int src_fill(struct put_src *src, th_err *err)
 	return 0;
 }
 
+/* Takes back one hashed chunk and stores it: 1 if there was one, 0 if
+ * none was ready, negative on error. */
+static int put_take_one(struct put_ctx *c, ths__hasher *hs,
+			ths__mf_builder *mf, struct put_src *src, bool wait,
+			ths_progress_fn progress, void *ud, uint64_t total)
+{
+	struct ths__hjob j;
+	if (!ths__hasher_take(hs, wait, &j))
+		return 0;
+	int rc;
+	if (j.rc)
+		return th_err_set(c->err, j.rc, "out of memory (hashing)");
+	if ((rc = put_object(c, &j.hash, j.p, j.n, false)) != 0)
+		return rc;
+	if (ths__mf_builder_add(mf, &j.hash, (uint32_t)j.n) != 0)
+		return th_err_set(c->err, TH_ENOMEM, "out of memory (manifest)");
+	src->consumed += j.n;
+	if (progress)
+		progress(ud, src->consumed, total);
+	return 1;
+}
+
+/* Stores every hashed chunk (with wait: every submitted chunk). */
+static int put_take(struct put_ctx *c, ths__hasher *hs, ths__mf_builder *mf,
+		    struct put_src *src, bool wait, ths_progress_fn progress,
+		    void *ud, uint64_t total)
+{
+	int rc;
+	while ((rc = put_take_one(c, hs, mf, src, wait, progress, ud, total)) > 0)
+		;
+	return rc;
+}
+
 static int put_run(ths_store *s, struct put_src *src, uint64_t total_hint,
 		   ths_progress_fn progress, void *ud, ths_hash *out,
 		   uint64_t *size_out, th_err *err)
 {
 	struct put_ctx c = { .s = s, .err = err };
 	ths__mf_builder mf = { 0 };
+	ths__hasher *hs = NULL;
 	int lockfd = -1;
 	int rc;
 	ths__hmap_init(&c.staged);
@@ -403,31 +439,38 @@ static int put_run(ths_store *s, struct put_src *src, uint64_t total_hint,
 		rc = th_err_set(err, TH_ENOMEM, "out of memory (manifest)");
 		goto out;
 	}
+	/* Hash on a helper thread when the content is big enough to pay for
+	 * starting one (at least a full window). */
+	hs = ths__hasher_new(avail >= PUT_WINDOW && !s->single_thread);
+	if (!hs) {
+		rc = th_err_set(err, TH_ENOMEM, "out of memory (hasher)");
+		goto out;
+	}
 	for (;;) {
-		if (!src->eof && src->end - src->start < THS_CHUNK_MAX &&
-		    (rc = src_fill(src, err)) != 0)
-			goto out;
+		if (!src->eof && src->end - src->start < THS_CHUNK_MAX) {
+			/* src_fill moves the window: finish what points into it. */
+			if ((rc = put_take(&c, hs, &mf, src, true, progress, ud,
+					   total_hint)) != 0 ||
+			    (rc = src_fill(src, err)) != 0)
+				goto out;
+		}
 		avail = src->end - src->start;
 		if (avail == 0)
 			break;
 		p = src->base + src->start;
 		size_t cut = ths__cdc_cut(p, avail);
-		ths_hash h;
-		if ((rc = ths__sha256(p, cut, &h)) != 0) {
-			th_err_set(err, rc, "out of memory (hashing)");
+		if (ths__hasher_pending(hs) == THS__HASHER_RING &&
+		    (rc = put_take_one(&c, hs, &mf, src, true, progress, ud,
+				       total_hint)) < 0)
 			goto out;
-		}
-		if ((rc = put_object(&c, &h, p, cut, false)) != 0)
-			goto out;
-		if (ths__mf_builder_add(&mf, &h, (uint32_t)cut) != 0) {
-			rc = th_err_set(err, TH_ENOMEM, "out of memory (manifest)");
-			goto out;
-		}
+		ths__hasher_submit(hs, p, cut);
 		src->start += cut;
-		src->consumed += cut;
-		if (progress)
-			progress(ud, src->consumed, total_hint);
+		if ((rc = put_take(&c, hs, &mf, src, false, progress, ud,
+				   total_hint)) != 0)
+			goto out;
 	}
+	if ((rc = put_take(&c, hs, &mf, src, true, progress, ud, total_hint)))
+		goto out;
 	/* I2: the chunks are durable and visible before the manifest is. */
 	if ((rc = put_commit(&c)) != 0)
 		goto out;
@@ -444,6 +487,7 @@ static int put_run(ths_store *s, struct put_src *src, uint64_t total_hint,
 	if (size_out)
 		*size_out = mf.total;
 out:
+	ths__hasher_free(hs); /* before the window it reads can go away */
 	if (c.batch)
 		s->be->ops->batch_abort(c.batch);
 	ths__hmap_release(&c.staged);

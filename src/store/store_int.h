@@ -21,6 +21,7 @@ struct ths_store {
 	ths__cache cache;
 	int sync;
 	unsigned readahead;
+	bool single_thread;
 	pthread_mutex_t mu; /* guards pins */
 	ths__hmap pins;     /* hash -> pin count */
 	_Atomic uint64_t n_readahead, n_written, b_written;

@@ -42,6 +42,13 @@ TEST(allocation_failure_fails_cleanly)
 	size_t nl = 0;
 	FAIL_EACH_ALLOCATION(ths_put(s, x, n, &h, &err_), (void)0);
 	FAIL_EACH_ALLOCATION(ths_put(s, "tiny", 4, &small, &err_), (void)0);
+	/* Big enough for the helper hashing thread. */
+	size_t nb = 5 << 20;
+	uint8_t *xb = st_random(nb, 22);
+	ths_hash hb;
+	FAIL_EACH_ALLOCATION(ths_put(s, xb, nb, &hb, &err_),
+			     CHECK_EQ_INT(ths_size(s, &hb, &(uint64_t){ 0 }, NULL), 0));
+	free(xb);
 	FAIL_EACH_ALLOCATION(ths_get(s, &h, n, &d, &len, &err_),
 			     CHECK(len == n && !memcmp(d, x, n)));
 	ths_buf_free(d);
