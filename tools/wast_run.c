@@ -2,13 +2,15 @@
  * wast_run.c - runs one WebAssembly spec-test script, as converted by wabt's
  * wast2json, against the engine's public API (include/theater/wasm.h).
  *
- *   wast_run [-v] [-n MAX_SHOWN] SCRIPT.json LABEL
+ *   wast_run [-v] [-n MAX_SHOWN] [-s LINE]... SCRIPT.json LABEL
  *
  * The JSON file lists commands (module, register, action, assert_return,
  * assert_trap, assert_exhaustion, assert_invalid, assert_malformed,
  * assert_unlinkable, assert_uninstantiable); the .wasm files it names sit next
  * to it. Every command counts as one test: passed, failed, or skipped (text
- * format modules, which only the reference interpreter's parser can judge).
+ * format modules, which only the reference interpreter's parser can judge,
+ * and the commands at the lines given with -s: tests/spec/skip-commands.txt
+ * says why each one is excused).
  *
  * Output: one line "PASS LABEL p/t" or "FAIL LABEL p/t" (t = run commands,
  * skipped ones mentioned in parentheses), then the first few failures as
@@ -1104,7 +1106,7 @@ static void install_crash_handlers(void)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: wast_run [-v] [-n MAX_SHOWN] SCRIPT.json LABEL\n"
+	fprintf(stderr, "usage: wast_run [-v] [-n MAX_SHOWN] [-s LINE]... SCRIPT.json LABEL\n"
 			"  runs one wast2json script against the engine; see the\n"
 			"  comment atop tools/wast_run.c\n");
 }
@@ -1114,12 +1116,18 @@ int main(int argc, char **argv)
 	harness h;
 	jdoc d;
 	int shown_max = 5, argi = 1;
+	long skip_lines[64];
+	int nskip = 0;
 	memset(&h, 0, sizeof h);
 	memset(&d, 0, sizeof d);
 	while (argi < argc && argv[argi][0] == '-') {
 		if (!strcmp(argv[argi], "-v")) {
 			h.verbose = true;
 			argi++;
+		} else if (!strcmp(argv[argi], "-s") && argi + 1 < argc &&
+			   nskip < (int)TH_ARRAY_LEN(skip_lines)) {
+			skip_lines[nskip++] = atol(argv[argi + 1]);
+			argi += 2;
 		} else if (!strcmp(argv[argi], "-n") && argi + 1 < argc) {
 			shown_max = atoi(argv[argi + 1]);
 			argi += 2;
@@ -1189,7 +1197,12 @@ int main(int argc, char **argv)
 		long line = j_int(&d, c, "line");
 		g_line = (sig_atomic_t)line;
 		h.why[0] = 0;
-		int r = type ? run_command(&h, &d, c, type) : (fail(&h, "no type"), R_FAIL);
+		bool excused = false;
+		for (int k = 0; k < nskip; k++)
+			excused |= skip_lines[k] == line;
+		int r = excused ? R_SKIP
+			: type  ? run_command(&h, &d, c, type)
+				: (fail(&h, "no type"), R_FAIL);
 		if (r == R_PASS) {
 			passed++;
 		} else if (r == R_SKIP) {
