@@ -31,6 +31,7 @@ static const struct command commands[] = {
 	{ "version", cli_version, "print the version" },
 	{ "store", cli_store, "content-addressed store: put, get, label, ls, gc, verify" },
 	{ "chain", cli_chain, "event chains: ls, show, verify" },
+	{ "wasm", cli_wasm, "WebAssembly modules: run a WASI command or an export, validate" },
 	{ "run", cli_run, "run an actor from its manifest and print its events" },
 };
 
