@@ -165,6 +165,17 @@ bench-chain: $(BUILD)/bench/chain/bench_chain
 
 bench: bench-chain
 
+# Component layer benchmark (results in docs/component.md).
+.PHONY: bench-component
+$(BUILD)/bench/component/bench_call: bench/component/bench_call.c $(call libs_of,component)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP $< -o $@ $(call libs_of,component) $(LDFLAGS_ALL) $(call extlibs_of,component)
+
+bench-component: $(BUILD)/bench/component/bench_call
+	$(BUILD)/bench/component/bench_call
+
+bench: bench-component
+
 # Runtime benchmarks, Savina-style, against Erlang/OTP (docs/runtime.md).
 .PHONY: bench-runtime
 $(BUILD)/bench/runtime/bench_runtime: bench/runtime/bench_runtime.c $(call libs_of,runtime)
