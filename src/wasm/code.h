@@ -99,16 +99,22 @@
 	X(I64_SHL_K, I64_SHL) X(I64_SHR_S_K, I64_SHR_S) X(I64_SHR_U_K, I64_SHR_U)
 
 /* Compare-and-branch fusions: X(NAME, compare op). Jumps when the
- * comparison holds: [op][a][b][rel]. */
+ * comparison holds: [op][a][b][rel][fuel], or [op][a][k][rel][fuel]. */
 #define THW__BRCMP(X) \
 	X(BR_I32_EQ, I32_EQ) X(BR_I32_NE, I32_NE) X(BR_I32_LT_S, I32_LT_S) \
 	X(BR_I32_LT_U, I32_LT_U) X(BR_I32_GT_S, I32_GT_S) X(BR_I32_GT_U, I32_GT_U) \
 	X(BR_I32_LE_S, I32_LE_S) X(BR_I32_LE_U, I32_LE_U) X(BR_I32_GE_S, I32_GE_S) \
 	X(BR_I32_GE_U, I32_GE_U)
 
+#define THW__BRCMPK(X) \
+	X(BR_I32_EQ_K, I32_EQ_K) X(BR_I32_NE_K, I32_NE_K) X(BR_I32_LT_S_K, I32_LT_S_K) \
+	X(BR_I32_LT_U_K, I32_LT_U_K) X(BR_I32_GT_S_K, I32_GT_S_K) X(BR_I32_GT_U_K, I32_GT_U_K) \
+	X(BR_I32_LE_S_K, I32_LE_S_K) X(BR_I32_LE_U_K, I32_LE_U_K) X(BR_I32_GE_S_K, I32_GE_S_K) \
+	X(BR_I32_GE_U_K, I32_GE_U_K)
+
 /* Everything else: control, data movement, variables, memory, tables. */
 #define THW__CTLOPS(X) \
-	X(UNREACHABLE) X(FUEL) X(BR) X(BR_IF) X(BR_UNLESS) X(BR_TABLE) \
+	X(UNREACHABLE) X(BR) X(BR_IF) X(BR_UNLESS) X(BR_TABLE) \
 	X(RETURN) X(CALL) X(CALL_INDIRECT) X(COPY) X(MOVEN) X(SELECT) \
 	X(CONST32) X(CONST64) X(GLOBAL_GET) X(GLOBAL_SET) \
 	X(MEMORY_SIZE) X(MEMORY_GROW) X(MEMORY_INIT) X(DATA_DROP) \
@@ -128,6 +134,7 @@ enum thw__op {
 	THW__STORES(THW__X_MEM)
 	THW__IMMOPS(THW__X_IMM)
 	THW__BRCMP(THW__X_IMM)
+	THW__BRCMPK(THW__X_IMM)
 	THW__OP_COUNT
 #undef THW__X_NUM
 #undef THW__X_MEM

@@ -56,6 +56,7 @@ typedef struct ctrl {
 	uint32_t patches; /* head of the pending forward-branch list */
 	uint32_t if_cell; /* if: the BR_UNLESS to patch at else/end */
 	uint32_t if_instr;
+	uint32_t fuel_start; /* loop: fuel_total at its header */
 } ctrl;
 
 typedef struct patch {
@@ -78,7 +79,11 @@ typedef struct cx {
 	uint32_t npt, ptcap;
 	bool dead; /* current code is unreachable: emit nothing */
 	uint32_t last_dst, last_end;
-	uint32_t fuel_cell, fuel_n;
+	uint32_t fuel_total;   /* instructions read so far */
+	uint32_t fuel_outside; /* ... of them outside any loop */
+	uint32_t loops;        /* loops open */
+	uint32_t last_start;   /* the last instruction emitted, for fusion */
+	int last_op;
 	const uint8_t *at; /* start of the current instruction */
 	uint8_t cur_op;    /* its opcode */
 	uint32_t ch0;      /* control depth before it */
@@ -136,6 +141,8 @@ static int op(cx *c, int o)
 	int rc = reserve(c, EMIT_MAX);
 	if (rc)
 		return rc;
+	c->last_start = here(c);
+	c->last_op = o;
 	c->cb->c[c->cb->n++] = (uint32_t)c->H[o];
 	return 0;
 }
@@ -344,19 +351,30 @@ static void resolve_patches(cx *c, ctrl *f, uint32_t target)
 	f->patches = NONE;
 }
 
-static void fuel_point(cx *c)
+/* The fuel a taken branch to f charges: a back-edge pays for the loop
+ * body read so far; forward branches pay nothing (the function entry and
+ * the back-edges bound all execution). */
+static uint32_t branch_fuel(cx *c, ctrl *f)
 {
-	if (c->fuel_cell != NONE)
-		c->cb->c[c->fuel_cell] = c->fuel_n;
-	c->fuel_n = 0;
-	c->fuel_cell = NONE;
-	if (c->dead)
-		return;
-	if (op(c, THW__OP_FUEL))
-		return;
-	c->fuel_cell = here(c);
-	imm(c, 0);
-	end_instr(c);
+	if (f->kind != K_LOOP)
+		return 0;
+	uint32_t n = c->fuel_total - f->fuel_start;
+	return n ? n : 1;
+}
+
+/* Target cells of a branch to f at instruction `instr`: rel, fuel. */
+static int branch_target(cx *c, ctrl *f, uint32_t instr)
+{
+	int rc;
+	if (f->kind == K_LOOP) {
+		imm(c, (uint32_t)(int32_t)(f->target - instr));
+	} else {
+		if ((rc = add_patch(c, f, here(c), instr)))
+			return rc;
+		imm(c, 0);
+	}
+	imm(c, branch_fuel(c, f));
+	return 0;
 }
 
 static uint32_t label_arity(ctrl *f, const uint8_t **types)
@@ -419,15 +437,7 @@ static int emit_jump(cx *c, ctrl *f)
 	int rc;
 	if ((rc = op(c, THW__OP_BR)))
 		return rc;
-	uint32_t instr = here(c) - 1;
-	if (f->kind == K_LOOP) {
-		imm(c, (uint32_t)(int32_t)(f->target - instr));
-	} else {
-		if ((rc = add_patch(c, f, here(c), instr)))
-			return rc;
-		imm(c, 0);
-	}
-	return 0;
+	return branch_target(c, f, here(c) - 1);
 }
 
 static int read_blocktype(cx *c, ctrl *f)
@@ -539,6 +549,7 @@ static numop num_main[256];
 static numop num_fc[8];
 static int16_t imm_form[THW__OP_COUNT];   /* op -> _K op, or -1 */
 static int16_t brcmp_form[THW__OP_COUNT]; /* compare op -> BR_ op, or -1 */
+static int16_t neg_cmp[THW__OP_COUNT];    /* compare op -> its negation */
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
 
 static void tables_init(void)
@@ -557,7 +568,23 @@ static void tables_init(void)
 #undef X
 #define X(n, base) brcmp_form[THW__OP_##base] = THW__OP_##n;
 	THW__BRCMP(X)
+	THW__BRCMPK(X)
 #undef X
+	static const int16_t pairs[][2] = {
+		{ THW__OP_I32_EQ, THW__OP_I32_NE }, { THW__OP_I32_LT_S, THW__OP_I32_GE_S },
+		{ THW__OP_I32_LT_U, THW__OP_I32_GE_U }, { THW__OP_I32_GT_S, THW__OP_I32_LE_S },
+		{ THW__OP_I32_GT_U, THW__OP_I32_LE_U },
+		{ THW__OP_I32_EQ_K, THW__OP_I32_NE_K }, { THW__OP_I32_LT_S_K, THW__OP_I32_GE_S_K },
+		{ THW__OP_I32_LT_U_K, THW__OP_I32_GE_U_K }, { THW__OP_I32_GT_S_K, THW__OP_I32_LE_S_K },
+		{ THW__OP_I32_GT_U_K, THW__OP_I32_LE_U_K },
+		{ THW__OP_I32_EQZ, THW__OP_BR_I32_NEZ }, { THW__OP_I64_EQZ, THW__OP_BR_I64_NEZ },
+	};
+	for (size_t i = 0; i < TH_ARRAY_LEN(pairs); i++) {
+		neg_cmp[pairs[i][0]] = pairs[i][1];
+		neg_cmp[pairs[i][1]] = pairs[i][0];
+	}
+	brcmp_form[THW__OP_I32_EQZ] = THW__OP_BR_I32_EQZ;
+	brcmp_form[THW__OP_I64_EQZ] = THW__OP_BR_I64_EQZ;
 }
 
 /* ---- Body ------------------------------------------------------------------ */
@@ -615,6 +642,39 @@ static int numeric(cx *c, const numop *n)
 	imm(c, sa);
 	end_instr(c);
 	return push(c, n->r);
+}
+
+/* Emit the opcode and condition operands of a branch taken when slot
+ * `cond` is non-zero (zero when `negate`); the caller appends [rel][fuel].
+ * A comparison emitted just before that produced `cond` is fused into the
+ * branch (BR_I32_LT_S a b ..., BR_I32_EQZ a ...). */
+static int cond_branch(cx *c, uint32_t cond, bool negate)
+{
+	int rc;
+	if (!c->dead && c->last_dst != NONE && c->last_end == here(c) &&
+	    cond == natural(c, c->sh) && c->cb->c[c->last_dst] == cond &&
+	    brcmp_form[c->last_op] >= 0) {
+		int lo = c->last_op;
+		uint32_t st = c->last_start;
+		bool unary = lo == THW__OP_I32_EQZ || lo == THW__OP_I64_EQZ;
+		uint32_t a = c->cb->c[st + 2], b = unary ? 0 : c->cb->c[st + 3];
+		int fused;
+		if (unary)
+			fused = negate ? neg_cmp[lo] : brcmp_form[lo];
+		else
+			fused = brcmp_form[negate ? neg_cmp[lo] : lo];
+		c->cb->n = st;
+		if ((rc = op(c, fused)))
+			return rc;
+		imm(c, a);
+		if (!unary)
+			imm(c, b);
+		return 0;
+	}
+	if ((rc = op(c, negate ? THW__OP_BR_UNLESS : THW__OP_BR_IF)))
+		return rc;
+	imm(c, cond);
+	return 0;
 }
 
 /* Is this the instruction that produced the top operand, just emitted?
@@ -775,7 +835,9 @@ static int body(cx *c)
 			return rc;
 		c->cur_op = b;
 		c->ch0 = c->ch;
-		c->fuel_n++;
+		c->fuel_total++;
+		if (!c->loops)
+			c->fuel_outside++;
 		switch (b) {
 		case 0x00: /* unreachable */
 			if ((rc = op(c, THW__OP_UNREACHABLE)))
@@ -795,8 +857,9 @@ static int body(cx *c)
 			if ((rc = push_ctrl(c, &nf)))
 				return rc;
 			if (b == 0x03) {
-				fuel_point(c);
-				top(c)->target = c->dead ? 0 : here(c) - 2;
+				top(c)->target = here(c);
+				top(c)->fuel_start = c->fuel_total;
+				c->loops++;
 				c->last_dst = NONE;
 			}
 			break;
@@ -812,11 +875,11 @@ static int body(cx *c)
 				return rc;
 			if ((rc = materialise_from(c, 0)))
 				return rc;
-			if ((rc = op(c, THW__OP_BR_UNLESS)))
+			if ((rc = cond_branch(c, cond, true)))
 				return rc;
-			nf.if_instr = here(c) - 1;
-			imm(c, cond);
+			nf.if_instr = c->last_start;
 			nf.if_cell = c->dead ? NONE : here(c);
+			imm(c, 0);
 			imm(c, 0);
 			end_instr(c);
 			if ((rc = push_ctrl(c, &nf)))
@@ -873,6 +936,8 @@ static int body(cx *c)
 			if (f->if_cell != NONE)
 				c->cb->c[f->if_cell] = (uint32_t)(int32_t)(here(c) - f->if_instr);
 			resolve_patches(c, f, here(c));
+			if (f->kind == K_LOOP)
+				c->loops--;
 			uint32_t h = f->height;
 			uint32_t nr = f->nr;
 			const uint8_t *res = f->results;
@@ -924,34 +989,28 @@ static int body(cx *c)
 				/* br_if to the function label: conditional return */
 				if ((rc = materialise_from(c, c->sh - n)))
 					return rc;
-				if ((rc = op(c, THW__OP_BR_UNLESS)))
+				if ((rc = cond_branch(c, cond, true)))
 					return rc;
-				uint32_t instr = here(c) - 1;
-				imm(c, cond);
-				imm(c, 6);
+				uint32_t instr = c->last_start;
+				uint32_t skip = here(c);
+				imm(c, 0);
+				imm(c, 0);
 				if ((rc = op(c, THW__OP_RETURN)))
 					return rc;
 				imm(c, natural(c, c->sh - n));
 				imm(c, n);
-				c->cb->c[instr + 2] = here(c) - instr;
+				c->cb->c[skip] = here(c) - instr;
 			} else if (!label_needs_moves(c, f, n)) {
-				if ((rc = op(c, THW__OP_BR_IF)))
+				if ((rc = cond_branch(c, cond, false)))
 					return rc;
-				uint32_t instr = here(c) - 1;
-				imm(c, cond);
-				if (f->kind == K_LOOP) {
-					imm(c, (uint32_t)(int32_t)(f->target - instr));
-				} else {
-					if ((rc = add_patch(c, f, here(c), instr)))
-						return rc;
-					imm(c, 0);
-				}
+				if ((rc = branch_target(c, f, c->last_start)))
+					return rc;
 			} else {
-				if ((rc = op(c, THW__OP_BR_UNLESS)))
+				if ((rc = cond_branch(c, cond, true)))
 					return rc;
-				uint32_t instr = here(c) - 1;
-				imm(c, cond);
+				uint32_t instr = c->last_start;
 				uint32_t skip = here(c);
+				imm(c, 0);
 				imm(c, 0);
 				if ((rc = emit_label_moves(c, f, n)) || (rc = emit_jump(c, f)))
 					return rc;
@@ -1014,13 +1073,11 @@ static int body(cx *c)
 								imm(c, natural(c, c->sh - arity));
 								imm(c, arity);
 							}
-						} else if (label_needs_moves(c, f, arity)) {
+						} else if (f->kind == K_LOOP || label_needs_moves(c, f, arity)) {
 							c->cb->c[tab + i] = here(c) - instr;
 							rc = emit_label_moves(c, f, arity);
 							if (!rc)
 								rc = emit_jump(c, f);
-						} else if (f->kind == K_LOOP) {
-							c->cb->c[tab + i] = (uint32_t)(int32_t)(f->target - instr);
 						} else {
 							rc = add_patch(c, f, tab + i, instr);
 						}
@@ -1625,7 +1682,7 @@ int thw__compile_func(thw_module *m, uint32_t fi, thw__rd *r, thw__cbuf *cb)
 	thw__code *code = &m->codes[fi];
 	const thw__ftype *ft = &m->types[code->type];
 	cx c = { .m = m, .r = r, .cb = cb, .H = thw__interp_handlers(),
-		 .last_dst = NONE, .fuel_cell = NONE };
+		 .last_dst = NONE };
 	int rc = 0;
 	/* Locals. */
 	uint32_t ngroups;
@@ -1673,7 +1730,6 @@ int thw__compile_func(thw_module *m, uint32_t fi, thw__rd *r, thw__cbuf *cb)
 	ctrl fn = { .kind = K_FUNC, .nr = ft->nr, .results = ft->p + ft->np };
 	if ((rc = push_ctrl(&c, &fn)))
 		goto out;
-	fuel_point(&c);
 	c.at = r->p;
 	if ((rc = body(&c))) {
 		if (rc == TH_ENOTFOUND) {
@@ -1687,8 +1743,7 @@ int thw__compile_func(thw_module *m, uint32_t fi, thw__rd *r, thw__cbuf *cb)
 		}
 		goto out;
 	}
-	if (c.fuel_cell != NONE)
-		cb->c[c.fuel_cell] = c.fuel_n;
+	code->fuel = c.fuel_outside ? c.fuel_outside : 1;
 	if (r->p != r->end) {
 		rc = thw__rd_fail(r, r->p, "section size mismatch");
 		goto out;

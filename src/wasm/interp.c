@@ -234,6 +234,7 @@ thw_state thw__interp_run(thw_exec *e)
 		THW__STORES(X)
 		THW__IMMOPS(X)
 		THW__BRCMP(X)
+		THW__BRCMPK(X)
 #undef X
 #undef XC
 		return THW_STATE_IDLE;
@@ -269,49 +270,43 @@ L_base:
 	/* ---- control ---- */
 L_UNREACHABLE:
 	TRAP(THW_TRAP_UNREACHABLE);
-L_FUEL: {
-	uint32_t n = pc[1];
-	if (__builtin_expect(fuel < n, 0)) {
-		if (e->fuel_mode == THW_FUEL_YIELD) {
-			e->pc = pc;
-			e->fp = (size_t)(fp - stack);
-			e->cur = cur;
-			e->fuel = 0;
-			return THW_STATE_YIELDED;
-		}
-		fuel = 0;
-		TRAP(THW_TRAP_OUT_OF_FUEL);
-	}
-	fuel -= n;
-	NEXT(2);
-}
+	/* A taken branch: jump by the rel cell at pc[r], charging the fuel
+	 * cell at pc[r + 1] (non-zero on loop back-edges). When fuel runs
+	 * out the branch stays unexecuted: pc remains at it, so a yielded
+	 * invocation re-evaluates it on resumption. */
+#define TAKE(r) do {                                                        \
+		if (__builtin_expect(fuel < pc[(r) + 1], 0))                \
+			goto out_of_fuel;                                   \
+		fuel -= pc[(r) + 1];                                        \
+		pc += (int32_t)pc[r];                                       \
+		DISPATCH();                                                 \
+	} while (0)
 L_BR:
-	pc += (int32_t)pc[1];
-	DISPATCH();
+	TAKE(1);
 L_BR_IF:
-	if (I32(1)) {
-		pc += (int32_t)pc[2];
-		DISPATCH();
-	}
-	NEXT(3);
+	if (I32(1))
+		TAKE(2);
+	NEXT(4);
 L_BR_UNLESS:
-	if (!I32(1)) {
-		pc += (int32_t)pc[2];
-		DISPATCH();
-	}
-	NEXT(3);
+	if (!I32(1))
+		TAKE(2);
+	NEXT(4);
 L_BR_I32_EQZ:
-	if (!I32(1)) { pc += (int32_t)pc[2]; DISPATCH(); }
-	NEXT(3);
+	if (!I32(1))
+		TAKE(2);
+	NEXT(4);
 L_BR_I32_NEZ:
-	if (I32(1)) { pc += (int32_t)pc[2]; DISPATCH(); }
-	NEXT(3);
+	if (I32(1))
+		TAKE(2);
+	NEXT(4);
 L_BR_I64_EQZ:
-	if (!I64(1)) { pc += (int32_t)pc[2]; DISPATCH(); }
-	NEXT(3);
+	if (!I64(1))
+		TAKE(2);
+	NEXT(4);
 L_BR_I64_NEZ:
-	if (I64(1)) { pc += (int32_t)pc[2]; DISPATCH(); }
-	NEXT(3);
+	if (I64(1))
+		TAKE(2);
+	NEXT(4);
 L_BR_TABLE: {
 	uint32_t i = I32(1), n = pc[2];
 	if (i > n)
@@ -391,6 +386,9 @@ do_call: {
 		DISPATCH();
 	}
 	const thw__code *cc = callee->code;
+	if (__builtin_expect(fuel < cc->fuel, 0))
+		goto out_of_fuel; /* pc is still at the call: it is redone */
+	fuel -= cc->fuel;
 	if (__builtin_expect(e->nframes >= cfg->max_call_depth, 0))
 		TRAP(THW_TRAP_STACK_EXHAUSTED);
 	size_t base = (size_t)(newfp - stack);
@@ -616,7 +614,9 @@ L_ELEM_DROP:
 	L_I32_##N: { T a = (T)I32(2), b = (T)I32(3); R(1) = (expr); NEXT(4); } \
 	L_I32_##N##_K: { T a = (T)I32(2), b = (T)pc[3]; R(1) = (expr); NEXT(4); } \
 	L_BR_I32_##N: { T a = (T)I32(1), b = (T)I32(2);           \
-		if (expr) { pc += (int32_t)pc[3]; DISPATCH(); } NEXT(4); }
+		if (expr) { TAKE(3); } NEXT(5); }                         \
+	L_BR_I32_##N##_K: { T a = (T)I32(1), b = (T)pc[2];        \
+		if (expr) { TAKE(3); } NEXT(5); }
 
 	CMP32(EQ, uint32_t, a == b)
 	CMP32(NE, uint32_t, a != b)
@@ -822,6 +822,16 @@ L_##N: {                                                           \
 #undef UN
 #undef BIN
 
+out_of_fuel:
+	if (e->fuel_mode == THW_FUEL_YIELD) {
+		e->pc = pc;
+		e->fp = (size_t)(fp - stack);
+		e->cur = cur;
+		e->fuel = 0;
+		return THW_STATE_YIELDED;
+	}
+	fuel = 0;
+	tcode = THW_TRAP_OUT_OF_FUEL;
 trap:
 	thw__trap(e, tcode, NULL, cur, pc);
 	goto trapped;

@@ -96,6 +96,7 @@ typedef struct thw__code {
 	uint32_t entry;     /* offset of its first instruction in m->code */
 	uint32_t body;      /* byte offset of the body in the binary */
 	uint32_t body_len;
+	uint32_t fuel;      /* charged on entry: instructions outside loops */
 } thw__code;
 
 typedef struct thw__custom {
