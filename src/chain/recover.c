@@ -147,14 +147,13 @@ static int apply_block_rec(thx_store *s, const uint8_t *p, size_t n, uint32_t sl
 	b.slot = slot;
 	b.off = off;
 	if (b.h.index != c->nblocks || b.h.first_seq != c->block_start ||
-	    b.h.first_seq + b.h.count > c->n ||
+	    b.h.count > c->n - c->block_start ||
 	    b.h.has_prev != (c->nblocks > 0) ||
 	    (c->nblocks && memcmp(b.h.prev, c->blocks[c->nblocks - 1].h.hash, 32))) {
 		damage(c, b.h.first_seq, "%s offset %llu: block %llu does not follow block %llu",
 		       file, (unsigned long long)off, (unsigned long long)b.h.index,
 		       (unsigned long long)c->nblocks);
-		if (b.h.index != c->nblocks)
-			return 0;
+		return 0; /* not indexed: verification reports it in place */
 	}
 	if (!thx__grow((void **)&c->blocks, &c->capblocks, c->nblocks + 1, sizeof *c->blocks))
 		return th_err_set(err, TH_ENOMEM, "out of memory");
@@ -174,13 +173,6 @@ static int apply_prune_rec(thx_store *s, const uint8_t *p, size_t n, th_err *err
 	thx_chain *c = thx__chain_by_no(s, (uint32_t)no);
 	if (c && below > c->prune_below)
 		c->prune_below = below;
-	/* Free memory chunks that hold only pruned events (the last chunk
-	 * stays: appends continue there). */
-	while (c->mhead && c->mhead != c->mtail && c->mhead->last_seq < below) {
-		thx__memchunk *k = c->mhead;
-		c->mhead = k->next;
-		th_free(k);
-	}
 	return 0;
 }
 
