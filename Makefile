@@ -129,7 +129,16 @@ FUZZ_SEEDS_fuzz_toml := ../shared/testdata/toml-test/valid
 FUZZ_DEPS_fuzz_frame := net chain store base
 FUZZ_SEEDS_fuzz_frame := tests/net/frames
 FUZZ_DEPS_fuzz_component := component wasm base
+FUZZ_DEPS_fuzz_chain := chain base
+FUZZ_SEEDS_fuzz_chain := tests/chain/fuzz-seeds
 FUZZ_SEEDS_fuzz_component := build/test-component
+FUZZ_DEPS_fuzz_wasm := wasm base
+FUZZ_SEEDS_fuzz_wasm := $(BUILD)/fuzz/seeds-wasm
+# The engine's seeds: the spec suite's modules (converted by tests/spec/run.sh).
+$(BUILD)/fuzz/fuzz_wasm: | $(BUILD)/fuzz/seeds-wasm
+$(BUILD)/fuzz/seeds-wasm:
+	SPEC_CONVERT_ONLY=1 sh tests/spec/run.sh $(BUILD)
+	mkdir -p $@ && find $(BUILD)/spec -name '*.wasm' -size -64k -exec cp {} $@/ \;
 
 $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c
 	@mkdir -p $(dir $@)
@@ -153,6 +162,14 @@ bench-store: $(BUILD)/bench/store/bench_store
 	$(BUILD)/bench/store/bench_store
 
 bench: bench-store
+
+# Engine benchmarks: C programs natively, on the engine, V8 and wasm-interp,
+# plus micro-benchmarks (results in docs/engine-bench.md).
+.PHONY: bench-engine
+bench-engine: $(THEATER) $(BUILD)/tools/bench_engine
+	@sh bench/engine/run.sh $(BUILD)
+
+bench: bench-engine
 
 # Event Chain benchmark (results in docs/chain.md).
 .PHONY: bench-chain
