@@ -79,6 +79,16 @@ expect "missing argument" 2 "takes 1 argument" "$T" store get
 expect "bad --grace" 2 "number of seconds" "$T" store gc --grace soon
 check "--help exits 0" sh -c "'$T' store --help | grep -q usage"
 
+# Progress bar: drawn only when stderr is a terminal (script(1) gives one).
+head -c 20000000 /dev/urandom >"$W/long"
+"$T" store put "$W/long" >"$W/out" 2>"$W/err"
+check "no progress bar when stderr is not a terminal" [ ! -s "$W/err" ]
+if command -v script >/dev/null 2>&1; then
+	script -qc "'$T' store put '$W/long'" /dev/null >"$W/tty" 2>&1
+	check "progress bar on a terminal reaches 100%" grep -q "100%" "$W/tty"
+	check "and the hash is still printed" grep -q "$(cat "$W/out")" "$W/tty"
+fi
+
 # A flipped byte: get refuses, verify names the file, the rest is readable.
 p=$(object_path "$h")
 chmod u+w "$p"

@@ -63,6 +63,27 @@ partial=$(find "$S/objects" -type f | while read -r p; do
 	[ "$(sha256sum "$p" | cut -d' ' -f1)" = "$n" ] || echo "$p"
 done | wc -l)
 check "no object file differs from its name (sha256sum)" [ "$partial" -eq 0 ]
+# GC killed at random moments: unlabel every other put, then start
+# `gc --grace 0` and kill it, 10 times. Manifests go before their chunks,
+# so whatever the moment, verify must still pass.
+n=0
+for l in $("$T" store ls | cut -d' ' -f1); do
+	n=$((n + 1))
+	[ $((n % 2)) -eq 0 ] && "$T" store rm-label "$l"
+done
+k=0
+while [ "$k" -lt 10 ]; do
+	k=$((k + 1))
+	"$T" store gc --grace 0 >/dev/null 2>&1 &
+	gpid=$!
+	ms=$(( $(od -An -N2 -tu2 /dev/urandom) % 60 ))
+	sleep "$(printf '0.%03d' "$ms")"
+	kill -9 "$gpid" 2>/dev/null
+	wait "$gpid" 2>/dev/null
+done
+"$T" store verify >"$W/verify2" 2>&1
+check "verify passes after 10 killed GCs" [ $? -eq 0 ]
+grep BAD "$W/verify2" | head -n 5
 echo "# $(find "$S/tmp" -type f | wc -l) temporary files left by the kills"
 "$T" store gc >"$W/gc" 2>&1
 check "gc runs after the kills" [ $? -eq 0 ]
