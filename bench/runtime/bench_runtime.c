@@ -266,12 +266,11 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	snprintf(counter_manifest, sizeof counter_manifest,
-		 "name = \"counter\"\nversion = \"1\"\ncomponent = \"%s/counter.wasm\"\n"
-		 "[[handler]]\ntype = \"runtime\"\n[limits]\nmemory_pages = 2\n", dir);
+		 "name = \"counter\"\nversion = \"1\"\ncomponent = \"counter.wasm\"\n"
+		 "[[handler]]\ntype = \"runtime\"\n[limits]\nmemory_pages = 2\n");
 	snprintf(node_manifest, sizeof node_manifest,
-		 "name = \"node\"\nversion = \"1\"\ncomponent = \"%s/node.wasm\"\n"
-		 "[[handler]]\ntype = \"runtime\"\n[[handler]]\ntype = \"message-server\"\n",
-		 dir);
+		 "name = \"node\"\nversion = \"1\"\ncomponent = \"node.wasm\"\n"
+		 "[[handler]]\ntype = \"runtime\"\n[[handler]]\ntype = \"message-server\"\n");
 
 	printf("runtime benchmarks: %ld messages, %d live actors, median of %d runs,\n"
 	       "every message recorded in the chain (in-memory durability), %ld CPUs\n\n",

@@ -273,6 +273,7 @@ static thc_hostret dispatch(thc_hostcall *hc, void *ctx, const thc_val *args,
 	bool denied = false;
 
 	atomic_fetch_add(&a->rt->n_host_calls, 1);
+	rta_call_flush(a); /* the handler's call precedes its host calls */
 	/* The runtime interface is every actor's own: always available. */
 	if (f->kind != THM_H_RUNTIME && !a->perm.enabled[f->kind]) {
 		snprintf(c.msg, sizeof c.msg, "%s requires a \"%s\" handler, which %s",

@@ -132,6 +132,7 @@ static rts_result actor_run(rts_task *t, int worker);
 static void finalize(rta_actor *a, int life, const char *kind,
 		     const char *reason);
 static void finalize_failed_restart(rta_actor *a, th_err *err);
+static void call_release(rta_actor *a);
 
 /* ---- small helpers ------------------------------------------------------ */
 
@@ -566,8 +567,7 @@ int rta_reincarnate(rta_actor *a, th_err *err)
 	a->stop_external = false;
 	atomic_store(&a->stop_req, false);
 	pthread_mutex_unlock(&a->lock);
-	a->call.active = false;
-	a->call.msg = NULL;
+	call_release(a);
 	th_cbor_enc_init(&e, NULL, 0);
 	th_cbor_put_array(&e, 1);
 	th_cbor_put_cstr(&e, a->code->hex);
@@ -728,6 +728,30 @@ static void drop(rta_actor *a, rtm_msg *m, const char *why)
 	}
 }
 
+void rta_call_flush(rta_actor *a)
+{
+	th_cbor_enc e;
+	if (!a->call.active || a->call.recorded || !a->call.params)
+		return;
+	th_cbor_enc_init(&e, NULL, 0);
+	th_cbor_put_array(&e, 3);
+	th_cbor_put_cstr(&e, rta_export_full[a->call.x]);
+	th_cbor_put_uint(&e, a->call.msg->id);
+	th_cbor_put_raw(&e, a->call.params, a->call.params_len);
+	rta_record(a, "export.call", &e, NULL);
+	a->call.recorded = true;
+}
+
+static void call_release(rta_actor *a)
+{
+	th_free(a->call.params);
+	a->call.params = NULL;
+	a->call.params_len = 0;
+	a->call.recorded = false;
+	a->call.active = false;
+	a->call.msg = NULL;
+}
+
 enum { CALL_STARTED, CALL_NONE, CALL_FAILED };
 
 /* Begin handling m: start the export (CALL_STARTED), or deal with the
@@ -774,13 +798,23 @@ static int start_call(rta_actor *a, rtm_msg *m)
 		return CALL_FAILED;
 	}
 
+	/* export.call is recorded lazily (rta_call_flush): before the
+	 * handler's first host call, or never when it makes none - then
+	 * export.result carries the params. */
 	th_cbor_enc_init(&e, NULL, 0);
-	th_cbor_put_array(&e, 3);
-	th_cbor_put_cstr(&e, rta_export_full[x]);
-	th_cbor_put_uint(&e, m->id);
 	rtv_encode(&e, &args[1]);
-	rta_record(a, "export.call", &e, NULL);
-
+	if (e.err) {
+		th_cbor_enc_release(&e);
+		thc_val_release(&args[0]);
+		thc_val_release(&args[1]);
+		a->call.active = true;
+		a->call.msg = m;
+		rta_fail(a, "out-of-memory", "out of memory recording a call");
+		return CALL_FAILED;
+	}
+	a->call.params = e.buf;
+	a->call.params_len = e.len;
+	a->call.recorded = false;
 	a->call.active = true;
 	a->call.x = x;
 	a->call.msg = m;
@@ -881,11 +915,16 @@ static void finish_call(rta_actor *a)
 		return;
 	}
 	th_cbor_enc_init(&e, NULL, 0);
-	th_cbor_put_array(&e, 3);
+	th_cbor_put_array(&e, 4);
 	th_cbor_put_cstr(&e, rta_export_full[x]);
 	th_cbor_put_uint(&e, m->id);
+	if (a->call.recorded)
+		th_cbor_put_null(&e);
+	else
+		th_cbor_put_raw(&e, a->call.params, a->call.params_len);
 	rtv_encode(&e, &res);
 	rc = rta_record(a, "export.result", &e, NULL);
+	a->call.recorded = true; /* the result holds the call now */
 	if (rc) {
 		thc_val_release(&res);
 		rta_fail(a, "chain", "recording a handler's result failed");
@@ -949,8 +988,7 @@ static void finish_call(rta_actor *a)
 	}
 	thc_val_release(&res);
 
-	a->call.active = false;
-	a->call.msg = NULL;
+	call_release(a);
 	atomic_fetch_add(&a->handled, 1);
 	atomic_fetch_add(&rt->n_messages, 1);
 	if (x == RTA_X_INIT) {
@@ -1163,8 +1201,8 @@ static void finalize(rta_actor *a, int life, const char *kind,
 	if (was >= RTA_STOPPED)
 		return;
 	abandon_pend(a);
-	a->call.active = false;
-	a->call.msg = NULL; /* in flight: rtm_drain returns it below */
+	rta_call_flush(a); /* the call that failed or was cut short */
+	call_release(a);   /* its message is in flight: dropped below */
 
 	pthread_mutex_lock(&a->lock);
 	external = a->stop_external;

@@ -166,12 +166,17 @@ void rtm_push_front(rtm_mailbox *mb, rtm_msg *m)
 }
 
 /* Detach the waiters that the current room lets through; the caller calls
- * them after unlocking. Each freed slot lets one waiter go. */
+ * them after unlocking. Each freed slot lets one waiter go, once an eighth
+ * of the capacity is free (hysteresis: a sender waiting on a busy actor is
+ * not woken, and switched to, for every single message taken). */
 static rtm_waiter *release_waiters_locked(rtm_mailbox *mb, bool all)
 {
 	rtm_waiter *ready = NULL, **tail = &ready;
 	uint32_t used = mb->queued + mb->reserved;
 	uint32_t room = used < mb->capacity ? mb->capacity - used : 0;
+	uint32_t low = mb->capacity >= 8 ? mb->capacity / 8 : 1;
+	if (!all && room < low)
+		return NULL;
 	while (mb->waiters && (all || room > 0)) {
 		rtm_waiter *w = mb->waiters;
 		mb->waiters = w->next;

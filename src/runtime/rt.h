@@ -114,6 +114,9 @@ typedef struct rta_call {
 	rta_export x;
 	rtm_msg *msg;           /* the message being handled (in flight)  */
 	uint64_t fuel_left;     /* per-message cap remaining              */
+	uint8_t *params;        /* CBOR of the params (owned)             */
+	size_t params_len;
+	bool recorded;          /* export.call is in the chain            */
 } rta_call;
 
 struct rta_actor {
@@ -286,6 +289,9 @@ void rta_unsuspend(rta_actor *a);
 void rta_set_result(rta_actor *a, thc_val *result);
 /* Current actor of a host call. */
 rta_actor *rta_of_call(thc_hostcall *call);
+/* Record the call in progress (export.call) if it is not yet: called
+ * before anything else the handler causes is recorded. */
+void rta_call_flush(rta_actor *a);
 
 /* Event helpers for one actor. */
 int rta_record(rta_actor *a, const char *type, th_cbor_enc *e,

@@ -40,6 +40,9 @@ enum { RTS_TS_IDLE, RTS_TS_QUEUED, RTS_TS_RUNNING, RTS_TS_RUNNING_WOKEN };
 /* Every this many tasks a worker looks at the injector before its own deque,
  * so tasks waiting there are not starved by a worker busy with local work. */
 #define INJECTOR_CHECK_EVERY 61
+/* Rounds of checking for work (each about 32 pause instructions, roughly
+ * a microsecond) before a worker sleeps. */
+#define SPIN_ROUNDS 50
 
 typedef struct ring {
 	int64_t mask;
@@ -326,12 +329,29 @@ static bool any_work(rts_sched *s)
 	return false;
 }
 
-/* Sleep until there may be work. Returns false when the pool stops. */
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
+
+/* Sleep until there may be work. Returns false when the pool stops.
+ * A worker first spins for a few microseconds: a producer that finds no
+ * sleeper then needs no futex wake, and the worker no context switch,
+ * which is most of the cost of a message that arrives just after the
+ * previous one was handled. */
 static bool wait_for_work(worker *w)
 {
 	rts_sched *s = w->sched;
 	bool go_on = true;
 
+	for (int i = 0; i < SPIN_ROUNDS; i++) {
+		if (any_work(s))
+			return true;
+		for (int k = 0; k < 32; k++)
+			cpu_relax();
+	}
 	pthread_mutex_lock(&s->lock);
 	atomic_fetch_add(&s->sleepers, 1);
 	while (!any_work(s)) {
