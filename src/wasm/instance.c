@@ -3,11 +3,17 @@
  * (functions, memories, tables, globals, instances), instantiation, and the
  * execution API around the interpreter loop (interp.c).
  *
- * Linear memory is a plain heap buffer grown with realloc: no address-space
- * reservation, so a process can hold a very large number of instances.
+ * Linear memory is an anonymous mapping of exactly its current size, grown
+ * with mremap: no address-space reservation beyond the pages the module
+ * asked for, and the kernel's zero pages cost nothing until touched, so a
+ * process holds very many idle instances (a calloc'd heap buffer would be
+ * zeroed, i.e. touched, in full at instantiation). Allocation failure
+ * injection (th_alloc_fail_after) is honoured by probing the seam first.
  * Every access is bounds-checked by the interpreter; anything that keeps a
  * pointer into memory re-reads it after a call that can grow it.
  */
+#include <sys/mman.h>
+
 #include "code.h"
 #include "wasm_internal.h"
 
@@ -153,6 +159,8 @@ int thw_realm_new(const thw_config *config, thw_realm **out, th_err *err)
 	return 0;
 }
 
+static void mem_unmap(thw_memory *m);
+
 static void link_obj(thw_realm *r, thw__obj *o, uint8_t kind, size_t size)
 {
 	o->kind = kind;
@@ -179,7 +187,7 @@ void thw_realm_free(thw_realm *r)
 			th_free(((thw_table *)o)->e);
 			break;
 		case THW__OBJ_MEMORY:
-			th_free(((thw_memory *)o)->data);
+			mem_unmap((thw_memory *)o);
 			break;
 		case THW__OBJ_INSTANCE:
 			thw_module_release(((thw_instance *)o)->m);
@@ -335,6 +343,25 @@ thw_hostret thw__call_host(thw_exec *e, thw_func *f, thw_instance *caller,
 
 /* ---- Memories ----------------------------------------------------------- */
 
+/* Map or remap a linear memory's bytes; NULL on failure. */
+static uint8_t *mem_map(uint8_t *old, size_t oldsize, size_t size)
+{
+	void *probe = th_malloc(1); /* the allocator seam decides failures */
+	if (!probe)
+		return NULL;
+	th_free(probe);
+	void *p = old ? mremap(old, oldsize, size, MREMAP_MAYMOVE)
+		      : mmap(NULL, size, PROT_READ | PROT_WRITE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void mem_unmap(thw_memory *m)
+{
+	if (m->data)
+		munmap(m->data, (size_t)m->size);
+}
+
 int thw_memory_new(thw_realm *r, thw_limits_range limits, thw_memory **out,
 		   th_err *err)
 {
@@ -350,7 +377,7 @@ int thw_memory_new(thw_realm *r, thw_limits_range limits, thw_memory **out,
 		return th_err_set(err, TH_ENOMEM, "memory: out of memory");
 	m->size = (uint64_t)limits.min * THW__PAGE;
 	if (m->size) {
-		m->data = th_calloc(1, (size_t)m->size);
+		m->data = mem_map(NULL, 0, (size_t)m->size);
 		if (!m->data) {
 			th_free(m);
 			return th_err_set(err, TH_ENOMEM, "memory: cannot allocate %u pages", limits.min);
@@ -402,10 +429,9 @@ int64_t thw_memory_grow(thw_memory *m, uint32_t delta)
 	uint64_t nsize = ((uint64_t)old + delta) * THW__PAGE;
 	if (nsize > SIZE_MAX)
 		return -1;
-	uint8_t *p = th_realloc(m->data, (size_t)nsize);
+	uint8_t *p = mem_map(m->data, (size_t)m->size, (size_t)nsize);
 	if (!p)
 		return -1;
-	memset(p + m->size, 0, (size_t)(nsize - m->size));
 	m->data = p;
 	m->size = nsize;
 	m->pages = old + delta;
@@ -680,6 +706,7 @@ int thw_instantiate(thw_realm *r, thw_module *m, const thw_extern *imports,
 		f->type = thw__func_type(m, m->nfunc_imports + i);
 		f->inst = inst;
 		f->code = &m->codes[i];
+		f->entry = m->code + m->codes[i].entry;
 		inst->funcs[nf++] = f;
 	}
 	/* Own globals: initialisers see imported globals and functions. */

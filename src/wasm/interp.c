@@ -38,13 +38,14 @@
  *   load                 [op][d][addr][offset]
  *   store                [op][addr][value][offset]
  *   GLOBAL_GET           [op][d][global]     GLOBAL_SET  [op][a][global]
- *   BR                   [op][rel]           BR_IF/BR_UNLESS [op][c][rel]
- *   BR_<cmp>             [op][a][b][rel]     BR_I32_EQZ... [op][a][rel]
- *   BR_TABLE             [op][index slot][n][rel 0]..[rel n]   (n = default)
+ *   BR                   [op][rel][fuel]     BR_IF/BR_UNLESS [op][c][rel][fuel]
+ *   BR_I32_EQZ...        [op][a][rel][fuel]
+ *   BR_<cmp>             [op][a][b][rel][fuel]   BR_<cmp>_K [op][a][k][rel][fuel]
+ *   BR_TABLE             [op][index slot][n][rel 0]..[rel n]   (n = default;
+ *                        targets that need moves or are loops get a stub)
  *   CALL                 [op][function][argument base slot]
  *   CALL_INDIRECT        [op][type][table][argument base slot][index slot]
  *   RETURN               [op][first result slot][count]
- *   FUEL                 [op][instructions in the region it starts]
  *   MEMORY_SIZE [op][d]  MEMORY_GROW [op][d][a]   and the bulk/table
  *   instructions with their indices first, then their operand slots.
  *
@@ -60,10 +61,19 @@
  * recursion per WebAssembly call, so an invocation can stop at a FUEL
  * instruction (yield) or a host call (pending) and resume on any thread.
  *
- * Fuel: FUEL starts every function and every loop body and charges the
- * number of WebAssembly instructions up to the next charge point in code
- * order. Every back-edge and call passes one, so a bounded budget bounds
- * execution.
+ * Fuel costs no dispatch of its own. A call charges the callee's
+ * thw__code.fuel (its instructions outside loops); a taken branch charges
+ * its [fuel] cell, which is non-zero only on loop back-edges (the loop's
+ * instructions up to that branch). Every unbounded execution passes calls
+ * or back-edges, so a bounded budget bounds execution. When the budget
+ * runs out the branch or call is not executed: pc stays on it, so a
+ * yielded invocation simply re-executes it when resumed.
+ *
+ * Fusions made by the translator: a comparison feeding br_if/if becomes
+ * one BR_<cmp> (negated for if); an i32/i64 constant as the right operand
+ * of add/sub/mul/and/or/xor/shifts/comparisons becomes an immediate (_K);
+ * local.get becomes a direct slot operand; local.set/tee after an
+ * instruction rewrites that instruction's destination.
  */
 #include <math.h>
 
@@ -389,11 +399,12 @@ do_call: {
 	if (__builtin_expect(fuel < cc->fuel, 0))
 		goto out_of_fuel; /* pc is still at the call: it is redone */
 	fuel -= cc->fuel;
-	if (__builtin_expect(e->nframes >= cfg->max_call_depth, 0))
-		TRAP(THW_TRAP_STACK_EXHAUSTED);
 	size_t base = (size_t)(newfp - stack);
 	size_t need = base + cc->nslots;
-	if (__builtin_expect(need > e->stack_cap, 0)) {
+	if (__builtin_expect(need > e->stack_cap || e->nframes == e->frames_cap, 0)) {
+		/* Slow path: limits, and growing the stacks. */
+		if (e->nframes >= cfg->max_call_depth)
+			TRAP(THW_TRAP_STACK_EXHAUSTED);
 		size_t fpo = (size_t)(fp - stack);
 		if (need > cfg->max_value_stack)
 			TRAP(THW_TRAP_STACK_EXHAUSTED);
@@ -402,26 +413,29 @@ do_call: {
 		stack = e->stack;
 		fp = stack + fpo;
 		newfp = stack + base;
-	}
-	if (__builtin_expect(e->nframes == e->frames_cap, 0)) {
-		uint32_t cap = e->frames_cap ? e->frames_cap * 2 : 64;
-		thw__frame *nf = th_realloc(e->frames, cap * sizeof *nf);
-		if (!nf)
-			TRAP(THW_TRAP_OOM);
-		e->frames = nf;
-		e->frames_cap = cap;
+		if (e->nframes == e->frames_cap) {
+			/* capacity never exceeds the depth limit, so that
+			 * the fast path's one compare covers both */
+			uint32_t cap = e->frames_cap ? e->frames_cap * 2 : 64;
+			if (cap > cfg->max_call_depth)
+				cap = cfg->max_call_depth;
+			thw__frame *nf = th_realloc(e->frames, cap * sizeof *nf);
+			if (!nf)
+				TRAP(THW_TRAP_OOM);
+			e->frames = nf;
+			e->frames_cap = cap;
+		}
 	}
 	e->frames[e->nframes++] = (thw__frame){ ret, (size_t)(fp - stack), cur };
 	fp = newfp;
-	uint32_t np = callee->type->np;
-	if (cc->nlocals > np)
-		memset(fp + np, 0, (size_t)(cc->nlocals - np) * 8);
+	for (uint32_t i = callee->type->np; i < cc->nlocals; i++)
+		fp[i] = 0;
 	cur = callee;
 	if (callee->inst != inst) {
 		inst = callee->inst;
 		LOAD_MEM();
 	}
-	pc = inst->m->code + cc->entry;
+	pc = callee->entry;
 	DISPATCH();
 }
 

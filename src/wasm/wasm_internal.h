@@ -217,6 +217,7 @@ struct thw_func {
 	const thw__ftype *type;
 	thw_instance *inst;    /* wasm: owner instance */
 	const thw__code *code; /* wasm */
+	const uint32_t *entry; /* wasm: its first instruction */
 	thw_hostfn fn;         /* host */
 	void *ctx;
 	char *name;
