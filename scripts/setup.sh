@@ -5,7 +5,8 @@
 set -eu
 
 PKGS="build-essential make pkg-config clang lld wasi-libc libclang-rt-14-dev-wasm32
-wabt libssl-dev libzstd-dev libevent-dev libwslay-dev openssl erlang-base"
+wabt libssl-dev libzstd-dev libevent-dev libwslay-dev openssl erlang-base
+libclang-rt-14-dev"
 # Node.js may come from elsewhere with its own npm; Debian's are only a fallback.
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 ||
 	PKGS="$PKGS nodejs npm"
