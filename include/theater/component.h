@@ -119,7 +119,9 @@ typedef enum thc_form {
 	THC_FORM_CORE = 2       /* core module, lowered names   */
 } thc_form;
 
-/* Decode bytes (either form), check them against the theater:simple world.
+/* Decode bytes (either form), check them against the theater:simple world
+ * (a core module may also import wasi_snapshot_preview1 functions: see
+ * thc_instantiate_wasi).
  * The bytes are copied as needed. Errors: "component: <section> section at
  * offset 0x1a: <reason>" for malformed binaries; "world mismatch: export
  * theater:simple/actor#init: expected func(...) -> ..., found func(...)"
@@ -191,6 +193,15 @@ TH_API thc_instance *thc_hostcall_instance(thc_hostcall *call);
 TH_API int thc_instantiate(thw_realm *r, thc_component *c,
 			   const thc_host_import *imports, size_t nimports,
 			   thw_exec *exec, thc_instance **out, th_err *err);
+/* The same, for core-module actors that also import WASI preview1
+ * (wasi_snapshot_preview1, e.g. through wasi-libc's stdio): those imports
+ * are satisfied from wasi (thw_wasi_import; it must outlive the instance).
+ * With wasi == NULL such imports fail with TH_ENOTFOUND naming them. */
+struct thw_wasi;
+TH_API int thc_instantiate_wasi(thw_realm *r, thc_component *c,
+				const thc_host_import *imports, size_t nimports,
+				struct thw_wasi *wasi, thw_exec *exec,
+				thc_instance **out, th_err *err);
 TH_API void thc_instance_free(thc_instance *inst); /* NULL ok */
 TH_API const thc_component *thc_instance_component(const thc_instance *i);
 TH_API void thc_instance_set_data(thc_instance *inst, void *data);

@@ -7,6 +7,8 @@
 # (wasm-ld), wasi-libc and libclang-rt-14-dev-wasm32 (scripts/setup.sh) and
 # node/npm; jco is installed on first use into build/npm (npm registry).
 # Fails loudly (exit 1) when a tool is missing: nothing is skipped.
+# CORE_ONLY=1 stops after the core module (actors that import WASI, e.g.
+# through stdio, load only as core modules: Theater gives them WASI).
 set -eu
 SRC=$1
 OUT=$2
@@ -28,6 +30,10 @@ clang --target=wasm32-wasi -O2 -std=c11 -Wall -Wextra -Werror \
 	-nostartfiles -Wl,--no-entry -Wl,--export=cabi_realloc \
 	-I"$ROOT/sdk/c" -o "$OUT/$NAME.core.wasm" "$SRC" "$ROOT/sdk/c/theater.c"
 
+if [ "${CORE_ONLY:-0}" = 1 ]; then
+	echo "$OUT/$NAME.core.wasm"
+	exit 0
+fi
 if [ ! -f "$NPM_DIR/node_modules/@bytecodealliance/jco/package.json" ]; then
 	mkdir -p "$NPM_DIR"
 	npm install --silent --no-save --no-audit --no-fund --prefix "$NPM_DIR" \

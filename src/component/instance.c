@@ -16,6 +16,7 @@
  * never disturb the exec running the export.
  */
 #include "component/comp.h"
+#include "theater/wasi.h"
 
 typedef struct tramp {
 	thc_instance *inst;
@@ -44,6 +45,7 @@ struct thc_instance {
 	xfn *xf;
 	const thc_host_import *himports;
 	size_t nhimports;
+	thw_wasi *wasi; /* while instantiating */
 	int calling; /* export index in progress, or -1 */
 	/* A host call answered THC_HOST_PENDING: its trampoline and flat args
 	 * (the return pointer is the last of them). */
@@ -394,6 +396,17 @@ static int instantiate_core(thc_instance *inst, thw_exec *exec, th_err *err)
 	for (uint32_t i = 0; i < ni && !rc; i++) {
 		tramp *t;
 		ext[i].kind = THW_EXTERN_FUNC;
+		if (c->core_import_map[i] == UINT32_MAX) {
+			thw_importdesc d;
+			thw_module_import(m, i, &d);
+			if (!inst->wasi)
+				rc = th_err_set(err, TH_ENOTFOUND,
+						"unresolved import %.*s.%.*s: no WASI context",
+						(int)d.module_len, d.module, (int)d.name_len, d.name);
+			else
+				rc = thw_wasi_import(inst->wasi, inst->realm, &d, &ext[i], err);
+			continue;
+		}
 		rc = make_tramp(inst, &c->imports[c->core_import_map[i]], &t, &ext[i].of.func, err);
 	}
 	thw_instance *wi = NULL;
@@ -437,6 +450,13 @@ static int instantiate_core(thc_instance *inst, thw_exec *exec, th_err *err)
 int thc_instantiate(thw_realm *r, thc_component *c, const thc_host_import *imports,
 		    size_t nimports, thw_exec *exec, thc_instance **out, th_err *err)
 {
+	return thc_instantiate_wasi(r, c, imports, nimports, NULL, exec, out, err);
+}
+
+int thc_instantiate_wasi(thw_realm *r, thc_component *c, const thc_host_import *imports,
+			 size_t nimports, thw_wasi *wasi, thw_exec *exec, thc_instance **out,
+			 th_err *err)
+{
 	*out = NULL;
 	thc_instance *inst = th_calloc(1, sizeof(*inst));
 	if (!inst)
@@ -446,6 +466,7 @@ int thc_instantiate(thw_realm *r, thc_component *c, const thc_host_import *impor
 	inst->himports = imports;
 	inst->nhimports = nimports;
 	inst->calling = -1;
+	inst->wasi = wasi;
 	int rc = 0;
 	/* Check every import up front so the error names the first missing one. */
 	for (uint32_t i = 0; i < c->nimports && !rc; i++)
@@ -461,6 +482,7 @@ int thc_instantiate(thw_realm *r, thc_component *c, const thc_host_import *impor
 					      : instantiate_component(inst, exec, err);
 	inst->himports = NULL; /* only needed while instantiating */
 	inst->nhimports = 0;
+	inst->wasi = NULL;
 	if (rc) {
 		thc_instance_free(inst);
 		return rc;

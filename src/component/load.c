@@ -14,6 +14,7 @@
  * for imports, lifted for exports).
  */
 #include "component/comp.h"
+#include "theater/wasi.h"
 
 #define CM32 "cm32p2|"
 
@@ -101,6 +102,11 @@ static int load_core(thc_component *c, const thcw_world *w, th_err *err)
 		thw_module_import(m, i, &d);
 		const char *mod = d.module;
 		size_t ml = d.module_len;
+		if (ml == strlen(THW_WASI_MODULE) && memcmp(mod, THW_WASI_MODULE, ml) == 0 &&
+		    d.type.kind == THW_EXTERN_FUNC) {
+			c->core_import_map[i] = UINT32_MAX; /* WASI, resolved at instantiation */
+			continue;
+		}
 		if (ml > 7 && memcmp(mod, CM32, 7) == 0) {
 			mod += 7;
 			ml -= 7;

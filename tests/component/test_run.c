@@ -9,6 +9,7 @@
 #include "test.h"
 
 #include "theater/component.h"
+#include "theater/wasi.h"
 
 #define OUT "build/test-component-run"
 
@@ -25,6 +26,7 @@ __attribute__((constructor)) static void build_first(void)
 {
 	sh("mkdir -p " OUT);
 	sh("sh sdk/c/build.sh examples/counter/counter.c " OUT " >/dev/null");
+	sh("CORE_ONLY=1 sh sdk/c/build.sh tests/component/wasi_actor.c " OUT " >/dev/null");
 }
 
 static uint8_t *slurp(const char *path, size_t *len)
@@ -263,6 +265,63 @@ TEST(core_form_world_mismatch)
 			      "option<list<u8>>, params: tuple<string>) -> "
 			      "result<tuple<option<list<u8>>>, string>), found (i32) -> (i32)");
 	CHECK(c == NULL);
+}
+
+/* A core-module actor that also imports WASI (stdio) runs with a WASI
+ * context; without one, the WASI import is named as unresolved. */
+TEST(core_module_with_wasi_imports)
+{
+	size_t n;
+	uint8_t *b = slurp(OUT "/wasi_actor.core.wasm", &n);
+	thc_component *c;
+	th_err err = { 0 };
+	int rc = thc_component_load(b, n, &c, &err);
+	if (rc)
+		fprintf(stderr, "load: %s\n", err.msg);
+	REQUIRE(rc == 0);
+	thw_realm *r;
+	thw_exec *e;
+	REQUIRE(thw_realm_new(NULL, &r, &err) == 0);
+	REQUIRE(thw_exec_new(r, &e, &err) == 0);
+	thw_exec_set_fuel(e, UINT64_MAX, THW_FUEL_TRAP);
+	thc_host_import imps[] = { { "theater:simple/runtime", "log", host_log, NULL } };
+	thc_instance *inst;
+	CHECK(thc_instantiate(r, c, imps, 1, e, &inst, &err) == TH_ENOTFOUND);
+	CHECK(strstr(err.msg, "wasi_snapshot_preview1.") != NULL);
+	int fds[2];
+	REQUIRE(pipe(fds) == 0);
+	thw_wasi_config cfg = { .stdin_fd = 0, .stdout_fd = fds[1], .stderr_fd = 2,
+				.custom_stdio = true };
+	thw_wasi *w;
+	REQUIRE(thw_wasi_new(&cfg, &w, &err) == 0);
+	rc = thc_instantiate_wasi(r, c, imps, 1, w, e, &inst, &err);
+	if (rc)
+		fprintf(stderr, "instantiate: %s\n", err.msg);
+	REQUIRE(rc == 0);
+	int init = thc_component_find_export(c, "theater:simple/actor", "init");
+	thc_val args[2], res;
+	args[0] = opt_state(NULL);
+	thc_val_agg(THC_TUPLE, 1, &args[1]);
+	thc_val_string("w-1", 3, &args[1].of.agg.items[0]);
+	rc = thc_call(inst, e, init, args, 2, &res, &err);
+	if (rc)
+		fprintf(stderr, "init: %s\n", err.msg);
+	REQUIRE(rc == 0);
+	CHECK(res.kind == THC_RESULT && res.of.var.disc == 0);
+	CHECK_EQ_STR(logged[0], "wasi actor w-1, 42");
+	close(fds[1]);
+	char out[64] = { 0 };
+	CHECK(read(fds[0], out, sizeof out - 1) > 0);
+	CHECK_EQ_STR(out, "stdout from w-1\n");
+	thc_val_release(&res);
+	thc_val_release(&args[0]);
+	thc_val_release(&args[1]);
+	thc_instance_free(inst);
+	thw_exec_free(e);
+	thw_realm_free(r);
+	thw_wasi_free(w);
+	thc_component_free(c);
+	free(b);
 }
 
 TEST_MAIN()
