@@ -71,7 +71,9 @@
 	X(I64_TRUNC_SAT_F32_S, 0xfc04, F, 0, L) X(I64_TRUNC_SAT_F32_U, 0xfc05, F, 0, L) \
 	X(I64_TRUNC_SAT_F64_S, 0xfc06, D, 0, L) X(I64_TRUNC_SAT_F64_U, 0xfc07, D, 0, L)
 
-/* Memory accesses: X(NAME, wasm opcode, value type, log2 of the width). */
+/* Memory accesses: X(NAME, wasm opcode, value type, log2 of the width).
+ * Loads also come as NAME_RR [d][a][b][offset] (address a + b, fused from
+ * i32.add) and NAME_A [d][address][offset] (a constant address). */
 #define THW__LOADS(X) \
 	X(I32_LOAD, 0x28, I, 2) X(I64_LOAD, 0x29, L, 3) X(F32_LOAD, 0x2a, F, 2) \
 	X(F64_LOAD, 0x2b, D, 3) X(I32_LOAD8_S, 0x2c, I, 0) X(I32_LOAD8_U, 0x2d, I, 0) \
@@ -126,11 +128,15 @@
 enum thw__op {
 #define THW__X_NUM(n, o, a, b, r) THW__OP_##n,
 #define THW__X_MEM(n, o, t, w) THW__OP_##n,
+#define THW__X_MEM_RR(n, o, t, w) THW__OP_##n##_RR,
+#define THW__X_MEM_A(n, o, t, w) THW__OP_##n##_A,
 #define THW__X_CTL(n) THW__OP_##n,
 #define THW__X_IMM(n, base) THW__OP_##n,
 	THW__CTLOPS(THW__X_CTL)
 	THW__NUMOPS(THW__X_NUM)
 	THW__LOADS(THW__X_MEM)
+	THW__LOADS(THW__X_MEM_RR)
+	THW__LOADS(THW__X_MEM_A)
 	THW__STORES(THW__X_MEM)
 	THW__IMMOPS(THW__X_IMM)
 	THW__BRCMP(THW__X_IMM)
@@ -138,6 +144,8 @@ enum thw__op {
 	THW__OP_COUNT
 #undef THW__X_NUM
 #undef THW__X_MEM
+#undef THW__X_MEM_RR
+#undef THW__X_MEM_A
 #undef THW__X_CTL
 #undef THW__X_IMM
 };

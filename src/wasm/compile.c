@@ -1289,21 +1289,45 @@ static int body(cx *c)
 		case 0x28: case 0x29: case 0x2a: case 0x2b: case 0x2c: case 0x2d:
 		case 0x2e: case 0x2f: case 0x30: case 0x31: case 0x32: case 0x33:
 		case 0x34: case 0x35: {
-			static const struct { uint16_t op; uint8_t t, w; } lt[] = {
-#define X(n, o, t, w) { THW__OP_##n, THW__T_##t, w },
+			static const struct { uint16_t op, rr, ab; uint8_t t, w; } lt[] = {
+#define X(n, o, t, w) { THW__OP_##n, THW__OP_##n##_RR, THW__OP_##n##_A, THW__T_##t, w },
 				THW__LOADS(X)
 #undef X
 			};
-			uint32_t off, a;
+			uint32_t off;
 			if ((rc = memarg(c, lt[b - 0x28].w, &off)))
 				return rc;
-			if ((rc = pop_slot(c, THW_I32, &a, NULL)))
+			/* the address: a pending constant, the sum just
+			 * computed by an i32.add, or any slot */
+			bool fuse_add = !c->dead && c->last_op == THW__OP_I32_ADD &&
+					c->last_dst != NONE && c->last_end == here(c) &&
+					c->sh > top(c)->height &&
+					c->st[c->sh - 1].slot == natural(c, c->sh - 1) &&
+					c->cb->c[c->last_dst] == natural(c, c->sh - 1);
+			ventry ea;
+			if ((rc = pop_raw(c, THW_I32, &ea)))
 				return rc;
 			uint32_t d = natural(c, c->sh);
-			if ((rc = op(c, lt[b - 0x28].op)))
-				return rc;
-			dst_imm(c, d);
-			imm(c, a);
+			if (ea.slot == SLOT_CONST) {
+				if ((rc = op(c, lt[b - 0x28].ab)))
+					return rc;
+				dst_imm(c, d);
+				imm(c, (uint32_t)ea.k);
+			} else if (fuse_add) {
+				uint32_t sa = c->cb->c[c->last_start + 2];
+				uint32_t sb = c->cb->c[c->last_start + 3];
+				c->cb->n = c->last_start;
+				if ((rc = op(c, lt[b - 0x28].rr)))
+					return rc;
+				dst_imm(c, d);
+				imm(c, sa);
+				imm(c, sb);
+			} else {
+				if ((rc = op(c, lt[b - 0x28].op)))
+					return rc;
+				dst_imm(c, d);
+				imm(c, ea.slot);
+			}
 			imm(c, off);
 			end_instr(c);
 			if ((rc = push(c, lt[b - 0x28].t)))

@@ -35,7 +35,8 @@
  *   binary, i32 imm      [op_K][d][a][k]     i64 imm     [op_K][d][a][klo][khi]
  *   CONST32              [op][d][k]          CONST64     [op][d][klo][khi]
  *   COPY                 [op][d][a]          SELECT      [op][d][a][b][c]
- *   load                 [op][d][addr][offset]
+ *   load                 [op][d][addr][offset]   _RR [op][d][a][b][offset]
+ *                        (address a + b)         _A  [op][d][address][offset]
  *   store                [op][addr][value][offset]
  *   GLOBAL_GET           [op][d][global]     GLOBAL_SET  [op][a][global]
  *   BR                   [op][rel][fuel]     BR_IF/BR_UNLESS [op][c][rel][fuel]
@@ -238,15 +239,21 @@ thw_state thw__interp_run(thw_exec *e)
 	if (!e) {
 #define X(n, ...) handler_offsets[THW__OP_##n] = (int32_t)((char *)&&L_##n - (char *)&&L_base);
 #define XC(n) X(n)
+#define XRR(n, ...) X(n##_RR)
+#define XA(n, ...) X(n##_A)
 		THW__CTLOPS(XC)
 		THW__NUMOPS(X)
 		THW__LOADS(X)
+		THW__LOADS(XRR)
+		THW__LOADS(XA)
 		THW__STORES(X)
 		THW__IMMOPS(X)
 		THW__BRCMP(X)
 		THW__BRCMPK(X)
 #undef X
 #undef XC
+#undef XRR
+#undef XA
 		return THW_STATE_IDLE;
 	}
 
@@ -475,6 +482,24 @@ L_REF_FUNC:
 #define LOAD(N, T, CONV, W)                          \
 L_##N: {                                             \
 	EA(2, 3, W);                                 \
+	T v_;                                        \
+	memcpy(&v_, mem + ea, W);                    \
+	R(1) = CONV;                                 \
+	NEXT(4);                                     \
+}                                                    \
+L_##N##_RR: {                                        \
+	uint64_t ea = (uint64_t)(uint32_t)(I32(2) + I32(3)) + pc[4]; \
+	if (__builtin_expect(ea + (W) > memsize, 0)) \
+		TRAP(THW_TRAP_MEMORY_OOB);           \
+	T v_;                                        \
+	memcpy(&v_, mem + ea, W);                    \
+	R(1) = CONV;                                 \
+	NEXT(5);                                     \
+}                                                    \
+L_##N##_A: {                                         \
+	uint64_t ea = (uint64_t)pc[2] + pc[3];       \
+	if (__builtin_expect(ea + (W) > memsize, 0)) \
+		TRAP(THW_TRAP_MEMORY_OOB);           \
 	T v_;                                        \
 	memcpy(&v_, mem + ea, W);                    \
 	R(1) = CONV;                                 \
