@@ -114,6 +114,17 @@
 	X(BR_I32_LE_S_K, I32_LE_S_K) X(BR_I32_LE_U_K, I32_LE_U_K) X(BR_I32_GE_S_K, I32_GE_S_K) \
 	X(BR_I32_GE_U_K, I32_GE_U_K)
 
+/* Binary operations whose right operand is loaded from memory, fused from
+ * a load followed by the operation: X(NAME, operation, load).
+ * [op][d][a][address][offset]. */
+#define THW__LOADOPS(X) \
+	X(I32_ADD_L, I32_ADD, I32_LOAD) X(I32_SUB_L, I32_SUB, I32_LOAD) \
+	X(I32_AND_L, I32_AND, I32_LOAD) X(I32_OR_L, I32_OR, I32_LOAD) \
+	X(I32_XOR_L, I32_XOR, I32_LOAD) X(I64_ADD_L, I64_ADD, I64_LOAD) \
+	X(F32_ADD_L, F32_ADD, F32_LOAD) X(F32_SUB_L, F32_SUB, F32_LOAD) \
+	X(F32_MUL_L, F32_MUL, F32_LOAD) X(F64_ADD_L, F64_ADD, F64_LOAD) \
+	X(F64_SUB_L, F64_SUB, F64_LOAD) X(F64_MUL_L, F64_MUL, F64_LOAD)
+
 /* Everything else: control, data movement, variables, memory, tables. */
 #define THW__CTLOPS(X) \
 	X(UNREACHABLE) X(BR) X(BR_IF) X(BR_UNLESS) X(BR_TABLE) \
@@ -132,6 +143,7 @@ enum thw__op {
 #define THW__X_MEM_A(n, o, t, w) THW__OP_##n##_A,
 #define THW__X_CTL(n) THW__OP_##n,
 #define THW__X_IMM(n, base) THW__OP_##n,
+#define THW__X_LOP(n, base, ld) THW__OP_##n,
 	THW__CTLOPS(THW__X_CTL)
 	THW__NUMOPS(THW__X_NUM)
 	THW__LOADS(THW__X_MEM)
@@ -141,6 +153,7 @@ enum thw__op {
 	THW__IMMOPS(THW__X_IMM)
 	THW__BRCMP(THW__X_IMM)
 	THW__BRCMPK(THW__X_IMM)
+	THW__LOADOPS(THW__X_LOP)
 	THW__OP_COUNT
 #undef THW__X_NUM
 #undef THW__X_MEM
@@ -148,6 +161,7 @@ enum thw__op {
 #undef THW__X_MEM_A
 #undef THW__X_CTL
 #undef THW__X_IMM
+#undef THW__X_LOP
 };
 
 #endif

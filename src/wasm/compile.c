@@ -550,6 +550,8 @@ static numop num_fc[8];
 static int16_t imm_form[THW__OP_COUNT];   /* op -> _K op, or -1 */
 static int16_t brcmp_form[THW__OP_COUNT]; /* compare op -> BR_ op, or -1 */
 static int16_t neg_cmp[THW__OP_COUNT];    /* compare op -> its negation */
+static int16_t lop_form[THW__OP_COUNT];   /* op -> load-operand form, or -1 */
+static int16_t lop_load[THW__OP_COUNT];   /* op -> the load it fuses */
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
 
 static void tables_init(void)
@@ -562,7 +564,10 @@ static void tables_init(void)
 	THW__NUMOPS(X)
 #undef X
 	for (int i = 0; i < THW__OP_COUNT; i++)
-		imm_form[i] = brcmp_form[i] = -1;
+		imm_form[i] = brcmp_form[i] = lop_form[i] = lop_load[i] = -1;
+#define X(n, base, ld) lop_form[THW__OP_##base] = THW__OP_##n; lop_load[THW__OP_##base] = THW__OP_##ld;
+	THW__LOADOPS(X)
+#undef X
 #define X(n, base) imm_form[THW__OP_##base] = THW__OP_##n;
 	THW__IMMOPS(X)
 #undef X
@@ -610,6 +615,27 @@ static int numeric(cx *c, const numop *n)
 			imm(c, (uint32_t)eb.k);
 			if (wide)
 				imm(c, (uint32_t)(eb.k >> 32));
+			end_instr(c);
+			return push(c, n->r);
+		}
+		/* Load-operand form when b was just loaded by a plain load. */
+		if (lop_form[n->op] >= 0 && !c->dead && c->last_op == lop_load[n->op] &&
+		    c->last_dst != NONE && c->last_end == here(c) &&
+		    eb.slot == natural(c, c->sh) && c->cb->c[c->last_dst] == eb.slot) {
+			uint32_t addr = c->cb->c[c->last_start + 2];
+			uint32_t off = c->cb->c[c->last_start + 3];
+			c->cb->n = c->last_start;
+			c->last_dst = NONE;
+			uint32_t sa;
+			if ((rc = pop_slot(c, n->a, &sa, NULL)))
+				return rc;
+			uint32_t d = natural(c, c->sh);
+			if ((rc = op(c, lop_form[n->op])))
+				return rc;
+			dst_imm(c, d);
+			imm(c, sa);
+			imm(c, addr);
+			imm(c, off);
 			end_instr(c);
 			return push(c, n->r);
 		}

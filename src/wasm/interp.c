@@ -33,6 +33,7 @@
  *
  *   numeric unary        [op][d][a]          binary      [op][d][a][b]
  *   binary, i32 imm      [op_K][d][a][k]     i64 imm     [op_K][d][a][klo][khi]
+ *   binary, loaded b     [op_L][d][a][address][offset]   (b = memory[...])
  *   CONST32              [op][d][k]          CONST64     [op][d][klo][khi]
  *   COPY                 [op][d][a]          SELECT      [op][d][a][b][c]
  *   load                 [op][d][addr][offset]   _RR [op][d][a][b][offset]
@@ -250,6 +251,7 @@ thw_state thw__interp_run(thw_exec *e)
 		THW__IMMOPS(X)
 		THW__BRCMP(X)
 		THW__BRCMPK(X)
+		THW__LOADOPS(X)
 #undef X
 #undef XC
 #undef XRR
@@ -858,6 +860,30 @@ L_##N: {                                                           \
 	UN(I64_TRUNC_SAT_F32_U, sat_u64(F32(2)))
 	UN(I64_TRUNC_SAT_F64_S, sat_i64(F64(2)))
 	UN(I64_TRUNC_SAT_F64_U, sat_u64(F64(2)))
+	/* Load-operand forms: b = memory[address slot + offset]. */
+#define BINL(N, T, W, A, B, expr)                                   \
+L_##N: {                                                            \
+	EA(3, 4, W);                                                \
+	T b_;                                                       \
+	memcpy(&b_, mem + ea, W);                                   \
+	A a = (A)(T)R(2);                                           \
+	B b = (B)b_;                                                \
+	R(1) = (expr);                                              \
+	NEXT(5);                                                    \
+}
+	BINL(I32_ADD_L, uint32_t, 4, uint32_t, uint32_t, (uint32_t)(a + b))
+	BINL(I32_SUB_L, uint32_t, 4, uint32_t, uint32_t, (uint32_t)(a - b))
+	BINL(I32_AND_L, uint32_t, 4, uint32_t, uint32_t, a & b)
+	BINL(I32_OR_L, uint32_t, 4, uint32_t, uint32_t, a | b)
+	BINL(I32_XOR_L, uint32_t, 4, uint32_t, uint32_t, a ^ b)
+	BINL(I64_ADD_L, uint64_t, 8, uint64_t, uint64_t, a + b)
+	BINL(F32_ADD_L, uint32_t, 4, uint32_t, uint32_t, of_f32(f32_of(a) + f32_of(b)))
+	BINL(F32_SUB_L, uint32_t, 4, uint32_t, uint32_t, of_f32(f32_of(a) - f32_of(b)))
+	BINL(F32_MUL_L, uint32_t, 4, uint32_t, uint32_t, of_f32(f32_of(a) * f32_of(b)))
+	BINL(F64_ADD_L, uint64_t, 8, uint64_t, uint64_t, of_f64(f64_of(a) + f64_of(b)))
+	BINL(F64_SUB_L, uint64_t, 8, uint64_t, uint64_t, of_f64(f64_of(a) - f64_of(b)))
+	BINL(F64_MUL_L, uint64_t, 8, uint64_t, uint64_t, of_f64(f64_of(a) * f64_of(b)))
+#undef BINL
 #undef UN
 #undef BIN
 
