@@ -174,34 +174,80 @@ thx_chain *thx__chain_by_no(thx_store *s, uint32_t no)
 	return no < s->nnos ? s->by_no[no] : NULL;
 }
 
-/* Binary search by name; s->lk held. Returns the insertion index. */
-static size_t chain_pos(thx_store *s, const char *name, bool *found)
+/* Chains by name: open addressing with linear probing; s->lk held. */
+static thx_chain *name_get(thx_store *s, const char *name)
 {
-	size_t lo = 0, hi = s->nchains;
-	*found = false;
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-		int c = strcmp(s->chains[mid]->name, name);
-		if (c == 0) {
-			*found = true;
-			return mid;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
+	if (!s->namecap)
+		return NULL;
+	size_t mask = s->namecap - 1;
+	for (size_t i = thx__hash_str(name, strlen(name)) & mask;; i = (i + 1) & mask) {
+		thx_chain *c = s->names[i];
+		if (!c || strcmp(c->name, name) == 0)
+			return c;
 	}
-	return lo;
+}
+
+/* Room for one more name (so that name_put cannot fail). */
+static bool name_reserve(thx_store *s)
+{
+	if ((s->nchains + 1) * 2 <= s->namecap)
+		return true;
+	size_t cap = s->namecap ? s->namecap * 2 : 64;
+	thx_chain **t = th_calloc(cap, sizeof *t);
+	if (!t)
+		return false;
+	for (size_t k = 0; k < s->namecap; k++) {
+		thx_chain *c = s->names[k];
+		if (!c)
+			continue;
+		size_t i = thx__hash_str(c->name, strlen(c->name)) & (cap - 1);
+		while (t[i])
+			i = (i + 1) & (cap - 1);
+		t[i] = c;
+	}
+	th_free(s->names);
+	s->names = t;
+	s->namecap = cap;
+	return true;
+}
+
+static void name_put(thx_store *s, thx_chain *c)
+{
+	size_t mask = s->namecap - 1;
+	size_t i = thx__hash_str(c->name, strlen(c->name)) & mask;
+	while (s->names[i])
+		i = (i + 1) & mask;
+	s->names[i] = c;
+}
+
+/* Remove c, shifting later members of its probe run back. */
+static void name_del(thx_store *s, thx_chain *c)
+{
+	size_t mask = s->namecap - 1;
+	size_t i = thx__hash_str(c->name, strlen(c->name)) & mask;
+	while (s->names[i] != c)
+		i = (i + 1) & mask;
+	s->names[i] = NULL;
+	for (size_t j = (i + 1) & mask; s->names[j]; j = (j + 1) & mask) {
+		thx_chain *m = s->names[j];
+		size_t home = thx__hash_str(m->name, strlen(m->name)) & mask;
+		/* m may move to the hole at i if i lies between home and j */
+		if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+			s->names[i] = m;
+			s->names[j] = NULL;
+			i = j;
+		}
+	}
 }
 
 /* Create the in-memory chain (s->lk held for writing). */
 int thx__chain_new(thx_store *s, uint32_t no, const char *name,
 		     const thx_chain_opts *opts, thx_chain **out, th_err *err)
 {
-	bool found;
-	size_t pos = chain_pos(s, name, &found);
-	if (found)
+	if (name_get(s, name))
 		return th_err_set(err, TH_EEXIST, "chain '%s' exists", name);
+	if (!name_reserve(s))
+		return th_err_set(err, TH_ENOMEM, "out of memory");
 	if (s->nchains == s->capchains) {
 		size_t cap = s->capchains ? s->capchains * 2 : 16;
 		thx_chain **a = th_realloc(s->chains, cap * sizeof *a);
@@ -230,10 +276,8 @@ int thx__chain_new(thx_store *s, uint32_t no, const char *name,
 	thx__opts_fill(&c->opts);
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_mutex_init(&c->dmu, NULL);
-	memmove(s->chains + pos + 1, s->chains + pos,
-		(s->nchains - pos) * sizeof *s->chains);
-	s->chains[pos] = c;
-	s->nchains++;
+	s->chains[s->nchains++] = c;
+	name_put(s, c);
 	s->by_no[no] = c;
 	if (no + 1 > s->next_no)
 		s->next_no = no + 1;
@@ -317,16 +361,15 @@ int thx__put_one(thx_store *s, const uint8_t *rec, size_t len, bool sync,
 int thx_chain_open(thx_store *s, const char *name, const thx_chain_opts *opts,
 		   bool create, thx_chain **out, th_err *err)
 {
-	bool found;
 	if (!name_ok(name, err, "chain name"))
 		return TH_EINVAL;
 	pthread_rwlock_rdlock(&s->lk);
-	size_t pos = chain_pos(s, name, &found);
-	if (found)
-		*out = s->chains[pos];
+	thx_chain *found = name_get(s, name);
 	pthread_rwlock_unlock(&s->lk);
-	if (found)
+	if (found) {
+		*out = found;
 		return 0;
+	}
 	if (!create)
 		return th_err_set(err, TH_ENOTFOUND, "no chain '%s' in %s", name, s->dir);
 	thx_chain_opts o = { 0 };
@@ -338,9 +381,8 @@ int thx_chain_open(thx_store *s, const char *name, const thx_chain_opts *opts,
 		return th_err_set(err, TH_ESTATE, "chain store %s is open read-only", s->dir);
 
 	pthread_rwlock_wrlock(&s->lk);
-	pos = chain_pos(s, name, &found);
-	if (found) {
-		*out = s->chains[pos];
+	if ((found = name_get(s, name))) {
+		*out = found;
 		pthread_rwlock_unlock(&s->lk);
 		return 0;
 	}
@@ -360,10 +402,8 @@ int thx_chain_open(thx_store *s, const char *name, const thx_chain_opts *opts,
 		}
 		if (rc) {
 			/* undo: it never reached the log */
-			size_t p = chain_pos(s, name, &found);
-			memmove(s->chains + p, s->chains + p + 1,
-				(s->nchains - p - 1) * sizeof *s->chains);
-			s->nchains--;
+			name_del(s, c);
+			s->nchains--; /* it was appended last, under this lock */
 			s->by_no[c->no] = NULL;
 			chain_free(c);
 			pthread_rwlock_unlock(&s->lk);
@@ -442,6 +482,11 @@ int thx_chain_configure(thx_chain *c, const thx_chain_opts *opts, th_err *err)
 	return rc;
 }
 
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 int thx_store_list(thx_store *s, char ***names, size_t *n, th_err *err)
 {
 	pthread_rwlock_rdlock(&s->lk);
@@ -463,6 +508,7 @@ int thx_store_list(thx_store *s, char ***names, size_t *n, th_err *err)
 	*n = s->nchains;
 	*names = a;
 	pthread_rwlock_unlock(&s->lk);
+	qsort(a, *n, sizeof *a, name_cmp);
 	return 0;
 }
 
@@ -493,7 +539,7 @@ bool thx__grow(void **p, uint64_t *cap, uint64_t need, size_t elem)
 {
 	if (need <= *cap)
 		return true;
-	uint64_t c = *cap ? *cap * 2 : 64;
+	uint64_t c = *cap ? *cap * 2 : 8;
 	while (c < need)
 		c *= 2;
 	void *n = th_realloc(*p, (size_t)c * elem);
@@ -1257,6 +1303,7 @@ void thx_store_close(thx_store *s)
 	for (size_t i = 0; i < s->nchains; i++)
 		chain_free(s->chains[i]);
 	th_free(s->chains);
+	th_free(s->names);
 	th_free(s->by_no);
 	for (size_t i = 0; i < s->nstrs; i++)
 		th_free(s->strs[i]);

@@ -10,7 +10,7 @@
 
 /* ---- interned strings (actor ids, event types) ---- */
 
-static uint64_t fnv(const char *s, size_t n)
+uint64_t thx__hash_str(const char *s, size_t n)
 {
 	uint64_t h = 1469598103934665603ull;
 	for (size_t i = 0; i < n; i++)
@@ -32,7 +32,7 @@ bool thx__str_find(thx_store *s, const char *str, size_t n, uint32_t *id)
 	if (!s->strmap_cap)
 		return false;
 	size_t mask = s->strmap_cap - 1;
-	for (size_t i = fnv(str, n) & mask;; i = (i + 1) & mask) {
+	for (size_t i = thx__hash_str(str, n) & mask;; i = (i + 1) & mask) {
 		uint32_t v = s->strmap[i];
 		if (!v)
 			return false;
@@ -69,7 +69,7 @@ int thx__intern(thx_store *s, const char *str, size_t n, uint32_t *id,
 		}
 		for (size_t k = 0; k < s->nstrs; k++) {
 			const char *c = s->strs[k];
-			size_t i = fnv(c, strlen(c)) & (cap - 1);
+			size_t i = thx__hash_str(c, strlen(c)) & (cap - 1);
 			while (m[i])
 				i = (i + 1) & (cap - 1);
 			m[i] = (uint32_t)k + 1;
@@ -93,7 +93,7 @@ int thx__intern(thx_store *s, const char *str, size_t n, uint32_t *id,
 		rc = TH_ENOMEM;
 		goto out;
 	}
-	size_t i = fnv(str, n) & (s->strmap_cap - 1);
+	size_t i = thx__hash_str(str, n) & (s->strmap_cap - 1);
 	while (s->strmap[i])
 		i = (i + 1) & (s->strmap_cap - 1);
 	s->strs[s->nstrs] = copy;

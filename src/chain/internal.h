@@ -288,8 +288,10 @@ struct thx_store {
 	int lockfd;
 	thx__log log;
 	pthread_rwlock_t lk; /* chain tables, interned strings, subscribers */
-	thx_chain **chains;  /* sorted by name */
+	thx_chain **chains;  /* in creation order */
 	size_t nchains, capchains;
+	thx_chain **names;   /* hash table by name (open addressing) */
+	size_t namecap;
 	thx_chain **by_no;   /* by chain number */
 	uint32_t nnos;       /* capacity of by_no */
 	uint32_t next_no;    /* 1 + the largest chain number in use */
@@ -324,6 +326,7 @@ bool thx__grow(void **p, uint64_t *cap, uint64_t need, size_t elem);
 int thx__put_one(thx_store *s, const uint8_t *rec, size_t len, bool sync,
 		 th_err *err);
 /* index.c: interning (takes s->lk) and posting lists (c->mu held) */
+uint64_t thx__hash_str(const char *s, size_t n); /* FNV-1a */
 bool thx__str_find(thx_store *s, const char *str, size_t n, uint32_t *id);
 int thx__intern(thx_store *s, const char *str, size_t n, uint32_t *id,
 		const char **interned);

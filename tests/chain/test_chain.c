@@ -264,6 +264,61 @@ TEST(many_chains_and_segments)
 	rmrf(dir);
 }
 
+TEST(thousands_of_chains_by_name_with_failed_creations)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 1u << 20);
+	enum { N = 3000 };
+	static bool made[N];
+	char name[32];
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof name, "actor-%08x", (unsigned)(i * 2654435761u));
+		thx_chain *c = NULL;
+		int rc;
+		if (i % 7 == 3) {
+			/* creation may fail part-way: nothing of it may remain */
+			th_alloc_fail_after(i % 5);
+			rc = thx_chain_open(s, name, &(thx_chain_opts){ .durability = THX_BATCH },
+					    true, &c, NULL);
+			th_alloc_fail_after(-1);
+			CHECK(rc == 0 || rc == TH_ENOMEM);
+		} else {
+			rc = thx_chain_open(s, name, &(thx_chain_opts){ .durability = THX_BATCH },
+					    true, &c, NULL);
+			CHECK_EQ_INT(rc, 0);
+		}
+		made[i] = rc == 0;
+		if (rc == 0 && i % 10 == 0)
+			add(c, "actor.created", "x");
+	}
+	size_t want = 0;
+	for (int i = 0; i < N; i++)
+		want += made[i];
+	CHECK(want < N);
+	for (int pass = 0; pass < 2; pass++) {
+		for (int i = 0; i < N; i++) {
+			snprintf(name, sizeof name, "actor-%08x", (unsigned)(i * 2654435761u));
+			thx_chain *c = NULL;
+			int rc = thx_chain_open(s, name, NULL, false, &c, NULL);
+			CHECK_EQ_INT(rc, made[i] ? 0 : TH_ENOTFOUND);
+			if (rc == 0)
+				CHECK_EQ_STR(thx_chain_name(c), name);
+		}
+		char **names;
+		size_t n;
+		REQUIRE(thx_store_list(s, &names, &n, NULL) == 0);
+		CHECK_EQ_INT(n, want);
+		for (size_t k = 1; k < n; k++)
+			CHECK(strcmp(names[k - 1], names[k]) < 0);
+		thx_free(names);
+		CHECK(verify_ok(s, NULL));
+		thx_store_close(s);
+		s = open_store(dir, 1u << 20);
+	}
+	thx_store_close(s);
+	rmrf(dir);
+}
+
 TEST(memory_chain_is_not_persisted)
 {
 	char *dir = tmpdir();
