@@ -565,6 +565,7 @@ int rta_reincarnate(rta_actor *a, th_err *err)
 	th_free(a->reason);
 	a->reason = NULL;
 	a->stop_external = false;
+	a->ending = false;
 	atomic_store(&a->stop_req, false);
 	pthread_mutex_unlock(&a->lock);
 	call_release(a);
@@ -1170,11 +1171,21 @@ static rts_result actor_run(rts_task *t, int worker)
 
 void rta_request_stop(rta_actor *a, bool external)
 {
+	bool count = false;
 	pthread_mutex_lock(&a->lock);
 	if (!atomic_load(&a->stop_req) && external)
 		a->stop_external = true;
 	atomic_store(&a->stop_req, true);
+	/* Until the actor has stopped, the stop is work in progress (a
+	 * quiescent runtime has carried it out). */
+	if (!a->stop_counted && !a->ending &&
+	    atomic_load(&a->life) < RTA_STOPPED) {
+		a->stop_counted = true;
+		count = true;
+	}
 	pthread_mutex_unlock(&a->lock);
+	if (count)
+		rtr_busy_add(a->rt, 1);
 	rta_wake(a);
 }
 
@@ -1205,6 +1216,11 @@ static void finalize(rta_actor *a, int life, const char *kind,
 	call_release(a);   /* its message is in flight: dropped below */
 
 	pthread_mutex_lock(&a->lock);
+	a->ending = true;
+	if (a->stop_counted) {
+		a->stop_counted = false;
+		dropped++;
+	}
 	external = a->stop_external;
 	has_exit = a->exit_has_data;
 	exit_data = a->exit_data;
@@ -1257,9 +1273,8 @@ static void finalize(rta_actor *a, int life, const char *kind,
 	a->realm = NULL;
 
 	/* Final only once all of the above is recorded; the dropped messages
-	 * stop counting as work after that (thr_quiesce). */
+	 * stop counting as work at the very end (thr_quiesce). */
 	set_life(a, life);
-	rtr_busy_add(rt, -dropped);
 	if (was == RTA_STARTING) {
 		char text[TH_ERR_MSG_MAX + 64];
 		snprintf(text, sizeof text, "actor %s %s during init: %s", a->id,
@@ -1287,6 +1302,10 @@ static void finalize(rta_actor *a, int life, const char *kind,
 	for (uint32_t i = 0; i < a->nchildren; i++)
 		rta_request_stop(a->children[i], true);
 	pthread_mutex_unlock(&a->lock);
+
+	/* Last: the notices above are queued work already, so a quiescent
+	 * runtime has handled them. */
+	rtr_busy_add(rt, -dropped);
 }
 
 /* A restart whose instantiation failed: the actor stays failed. */

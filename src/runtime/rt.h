@@ -157,6 +157,8 @@ struct rta_actor {
 	_Atomic int life;            /* rta_life                         */
 	_Atomic bool stop_req;
 	bool stop_external;          /* thr_stop / stop-child (vs shutdown) */
+	bool stop_counted;           /* the pending stop counts as busy  */
+	bool ending;                 /* finalize has taken the count     */
 	bool exit_has_data;
 	uint8_t *exit_data;          /* runtime.shutdown(data)           */
 	size_t exit_len;

@@ -732,4 +732,127 @@ TEST(quiesce_and_stats)
 	thr_runtime_free(rt);
 }
 
+TEST(channels_open_send_and_close)
+{
+	char a[THR_ID_LEN + 1], b[THR_ID_LEN + 1];
+	thr_runtime *rt = setup(2);
+	spawn_ok(rt, manifest("relay", relay_path, NULL), a);
+	spawn_ok(rt, manifest("relay", relay_path, NULL), b);
+	command(rt, a, 'o', b, "hi");
+	char *sa = state_str(rt, a), *sb = state_str(rt, b);
+	CHECK(sa[0] == 'c');
+	CHECK_EQ_STR(sa, sb); /* both sides hold the channel id */
+	free(sa);
+	free(sb);
+	command(rt, a, 'c', NULL, "x1");
+	sb = state_str(rt, b);
+	CHECK_EQ_STR(sb, "x1");
+	free(sb);
+	command(rt, a, 'o', b, "again");
+	command(rt, a, 'C', NULL, NULL);
+	sa = state_str(rt, a);
+	sb = state_str(rt, b);
+	CHECK_EQ_STR(sa, "ok");
+	CHECK_EQ_STR(sb, "closed");
+	free(sa);
+	free(sb);
+	/* Closed: sending on it is an error now. */
+	command(rt, a, 'c', NULL, "late");
+	sa = state_str(rt, a);
+	CHECK(strstr(sa, "channel") != NULL);
+	free(sa);
+	CHECK_EQ_INT(rtest_count(rt, a, "host.theater:simple/message-server-host.open-channel"), 2);
+	CHECK_EQ_INT(rtest_count(rt, b, "message.received"), 5); /* init, 2 opens, 1 msg, close */
+	thr_runtime_free(rt);
+}
+
+TEST(outstanding_requests_can_be_listed_and_cancelled)
+{
+	char r[THR_ID_LEN + 1];
+	pthread_t th;
+	thr_runtime *rt = setup(2);
+	spawn_ok(rt, manifest("relay", relay_path, NULL), r);
+	struct ext_req x = { .rt = rt, .id = r };
+	REQUIRE(pthread_create(&th, NULL, do_request, &x) == 0);
+	for (int i = 0; i < 1000; i++) {
+		char *st = state_str(rt, r);
+		bool seen = st[0] == 'r';
+		free(st);
+		if (seen)
+			break;
+		usleep(2000);
+	}
+	char *id = state_str(rt, r);
+	command(rt, r, 'L', NULL, NULL);
+	char *listed = state_str(rt, r);
+	CHECK_EQ_STR(listed, id);
+	free(listed);
+	/* Put the id back as the state, then cancel it. */
+	struct ext_req y = { .rt = rt, .id = r };
+	pthread_t th2;
+	REQUIRE(pthread_create(&th2, NULL, do_request, &y) == 0);
+	for (int i = 0; i < 1000; i++) {
+		char *st = state_str(rt, r);
+		bool seen = st[0] == 'r' && strcmp(st, id) != 0;
+		free(st);
+		if (seen)
+			break;
+		usleep(2000);
+	}
+	command(rt, r, 'X', NULL, NULL);
+	pthread_join(th2, NULL);
+	CHECK(y.rc != 0);
+	command(rt, r, 'L', NULL, NULL);
+	listed = state_str(rt, r);
+	CHECK_EQ_STR(listed, id); /* the first is still outstanding */
+	free(listed);
+	thr_stop(rt, r, NULL); /* answers it with an error */
+	pthread_join(th, NULL);
+	CHECK(x.rc != 0);
+	free(id);
+	thr_runtime_free(rt);
+}
+
+TEST(supervisor_sees_child_failures_and_restarts_it)
+{
+	char p[THR_ID_LEN + 1], cmd[1024];
+	thr_runtime *rt = setup(2);
+	spawn_ok(rt, manifest("parent", relay_path, "[[handler]]\ntype = \"supervisor\"\n"), p);
+	snprintf(cmd, sizeof cmd, "S%s", manifest("child", counter_path, NULL));
+	send_str(rt, p, cmd);
+	quiesce(rt);
+	char *child = state_str(rt, p);
+	REQUIRE(strlen(child) == THR_ID_LEN);
+	send_str(rt, child, "+");
+	quiesce(rt);
+	command(rt, p, 'G', NULL, child);
+	CHECK_EQ_INT(count_of(rt, p), 1);
+	/* The child fails: the parent's handle-child-error gets the reason. */
+	send_str(rt, child, "!");
+	quiesce(rt);
+	CHECK_EQ_INT(status_of(rt, child, NULL), THR_FAILED);
+	char *st = state_str(rt, p);
+	CHECK(strstr(st, "unreachable") != NULL);
+	free(st);
+	CHECK(rtest_count(rt, p, "export.result") >= 4);
+	/* restart-child: same id, last committed state, init again. */
+	command(rt, p, 'T', NULL, child);
+	st = state_str(rt, p);
+	CHECK_EQ_STR(st, "ok");
+	free(st);
+	CHECK_EQ_INT(status_of(rt, child, NULL), THR_RUNNING);
+	CHECK_EQ_INT(count_of(rt, child), 1);
+	CHECK_EQ_INT(rtest_count(rt, child, "actor.restarted"), 1);
+	CHECK_EQ_INT(rtest_count(rt, child, "actor.created"), 2);
+	/* stop-child: the parent hears of it. */
+	command(rt, p, 'K', NULL, child);
+	quiesce(rt);
+	CHECK_EQ_INT(status_of(rt, child, NULL), THR_STOPPED);
+	st = state_str(rt, p);
+	CHECK_EQ_STR(st, "stopped");
+	free(st);
+	free(child);
+	thr_runtime_free(rt);
+}
+
 TEST_MAIN()

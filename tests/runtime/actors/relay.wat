@@ -18,8 +18,20 @@
 ;;   S  supervisor.spawn(payload as manifest text, none) -> child id | error
 ;;   R  respond-to-request(state as request id, payload) -> "ok" | error
 ;;   l  runtime.log(payload)                             -> "ok"
+;;   o  open-channel(target, payload)                    -> channel id | error
+;;   c  send-on-channel(state as channel id, payload)    -> "ok" | error
+;;   C  close-channel(state as channel id)               -> "ok" | error
+;;   L  list-outstanding-requests()                      -> first id | "none"
+;;   X  cancel-request(state as request id)              -> "ok" | error
+;;   K  supervisor.stop-child(payload)                   -> "ok" | error
+;;   G  supervisor.get-child-state(payload)              -> state | "none" | error
+;;   T  supervisor.restart-child(payload)                -> "ok" | error
 ;; handle-request answers later: its state becomes the request id and its
-;; response none (a later R answers it).
+;; response none (a later R answers it). handle-channel-open accepts (state:
+;; the channel id), handle-channel-message makes the message the state,
+;; handle-channel-close makes it "closed". handle-child-error makes the
+;; error's data the state, handle-child-exit "exit", handle-child-external-stop
+;; "stopped".
 (module
   (import "theater:simple/runtime" "log" (func $log (param i32 i32)))
   (import "theater:simple/message-server-host" "send" (func $send (param i32 i32 i32 i32 i32)))
@@ -32,11 +44,22 @@
   (import "theater:simple/filesystem" "write-file" (func $wfile (param i32 i32 i32 i32 i32)))
   (import "theater:simple/filesystem" "read-file" (func $rfile (param i32 i32 i32)))
   (import "theater:simple/supervisor" "spawn" (func $spawn (param i32 i32 i32 i32 i32 i32)))
+  (import "theater:simple/message-server-host" "open-channel" (func $open (param i32 i32 i32 i32 i32)))
+  (import "theater:simple/message-server-host" "send-on-channel" (func $chsend (param i32 i32 i32 i32 i32)))
+  (import "theater:simple/message-server-host" "close-channel" (func $chclose (param i32 i32 i32)))
+  (import "theater:simple/message-server-host" "list-outstanding-requests" (func $outstanding (param i32)))
+  (import "theater:simple/message-server-host" "cancel-request" (func $cancel (param i32 i32 i32)))
+  (import "theater:simple/supervisor" "stop-child" (func $stopchild (param i32 i32 i32)))
+  (import "theater:simple/supervisor" "get-child-state" (func $childstate (param i32 i32 i32)))
+  (import "theater:simple/supervisor" "restart-child" (func $restartchild (param i32 i32 i32)))
   (memory (export "memory") 1)
   (global $bump (mut i32) (i32.const 4096))
   (data (i32.const 16) "ok")
   (data (i32.const 24) "none")
   (data (i32.const 32) "hello")
+  (data (i32.const 40) "closed")
+  (data (i32.const 48) "exit")
+  (data (i32.const 56) "stopped")
 
   (func (export "cabi_realloc") (param $old i32) (param $osz i32) (param $al i32) (param $nsz i32) (result i32)
     (local $p i32) (local $need i32)
@@ -75,7 +98,8 @@
     (local.set $op (i32.load8_u (local.get $mp)))
     (local.set $tp (i32.add (local.get $mp) (i32.const 1)))
     ;; payload after the target id (for s, r) or right after the op
-    (if (i32.or (i32.eq (local.get $op) (i32.const 115)) (i32.eq (local.get $op) (i32.const 114)))
+    (if (i32.or (i32.or (i32.eq (local.get $op) (i32.const 115)) (i32.eq (local.get $op) (i32.const 114)))
+                (i32.eq (local.get $op) (i32.const 111)))
       (then (local.set $pp (i32.add (local.get $mp) (i32.const 37)))
             (local.set $pl (i32.sub (local.get $ml) (i32.const 37))))
       (else (local.set $pp (i32.add (local.get $mp) (i32.const 1)))
@@ -118,7 +142,69 @@
     (if (i32.eq (local.get $op) (i32.const 108)) ;; l
       (then (call $log (local.get $pp) (local.get $pl))
             (return (call $ret (i32.const 16) (i32.const 2)))))
+    (if (i32.eq (local.get $op) (i32.const 111)) ;; o
+      (then (call $open (local.get $tp) (i32.const 36) (local.get $pp) (local.get $pl) (i32.const 256))
+            (return (call $from (i32.const 0)))))
+    (if (i32.eq (local.get $op) (i32.const 99)) ;; c
+      (then (call $chsend (local.get $sp) (local.get $sl) (local.get $pp) (local.get $pl) (i32.const 256))
+            (return (call $from (i32.const 1)))))
+    (if (i32.eq (local.get $op) (i32.const 67)) ;; C
+      (then (call $chclose (local.get $sp) (local.get $sl) (i32.const 256))
+            (return (call $from (i32.const 1)))))
+    (if (i32.eq (local.get $op) (i32.const 76)) ;; L: list<string> at 256 (ptr, len)
+      (then (call $outstanding (i32.const 256))
+            (if (i32.eqz (i32.load (i32.const 260)))
+              (then (return (call $ret (i32.const 24) (i32.const 4)))))
+            (return (call $ret (i32.load (i32.load (i32.const 256)))
+                               (i32.load (i32.add (i32.load (i32.const 256)) (i32.const 4)))))))
+    (if (i32.eq (local.get $op) (i32.const 88)) ;; X
+      (then (call $cancel (local.get $sp) (local.get $sl) (i32.const 256))
+            (return (call $from (i32.const 1)))))
+    (if (i32.eq (local.get $op) (i32.const 75)) ;; K
+      (then (call $stopchild (local.get $pp) (local.get $pl) (i32.const 256))
+            (return (call $from (i32.const 1)))))
+    (if (i32.eq (local.get $op) (i32.const 84)) ;; T
+      (then (call $restartchild (local.get $pp) (local.get $pl) (i32.const 256))
+            (return (call $from (i32.const 1)))))
+    (if (i32.eq (local.get $op) (i32.const 71)) ;; G: result<option<list<u8>>, string>
+      (then (call $childstate (local.get $pp) (local.get $pl) (i32.const 256))
+            (if (i32.load8_u (i32.const 256))
+              (then (return (call $ret (i32.load (i32.const 260)) (i32.load (i32.const 264))))))
+            (if (i32.eqz (i32.load8_u (i32.const 260)))
+              (then (return (call $ret (i32.const 24) (i32.const 4)))))
+            (return (call $ret (i32.load (i32.const 264)) (i32.load (i32.const 268))))))
     unreachable)
+
+  ;; Accept every channel: state = its id; accept {true, none}.
+  (func (export "theater:simple/message-server-client#handle-channel-open")
+        (param i32 i32 i32) (param $cp i32) (param $cl i32) (param i32 i32) (result i32)
+    (drop (call $ret (local.get $cp) (local.get $cl)))
+    (i32.store8 (i32.const 80) (i32.const 1))
+    (i32.store8 (i32.const 84) (i32.const 0))
+    (i32.const 64))
+
+  (func (export "theater:simple/message-server-client#handle-channel-message")
+        (param i32 i32 i32) (param i32 i32) (param $mp i32) (param $ml i32) (result i32)
+    (call $ret (local.get $mp) (local.get $ml)))
+
+  (func (export "theater:simple/message-server-client#handle-channel-close")
+        (param i32 i32 i32) (param i32 i32) (result i32)
+    (call $ret (i32.const 40) (i32.const 6)))
+
+  ;; (state, (child-id, {error-type, data: option<list<u8>>}))
+  (func (export "theater:simple/supervisor-handlers#handle-child-error")
+        (param i32 i32 i32) (param i32 i32) (param i32) (param $dd i32) (param $dp i32) (param $dl i32) (result i32)
+    (if (result i32) (local.get $dd)
+      (then (call $ret (local.get $dp) (local.get $dl)))
+      (else (call $ret (i32.const 24) (i32.const 4)))))
+
+  (func (export "theater:simple/supervisor-handlers#handle-child-exit")
+        (param i32 i32 i32) (param i32 i32) (param i32 i32 i32) (result i32)
+    (call $ret (i32.const 48) (i32.const 4)))
+
+  (func (export "theater:simple/supervisor-handlers#handle-child-external-stop")
+        (param i32 i32 i32) (param i32 i32) (result i32)
+    (call $ret (i32.const 56) (i32.const 7)))
 
   ;; Defer the answer: state = the request id, response none.
   (func (export "theater:simple/message-server-client#handle-request")
@@ -130,4 +216,10 @@
   (func (export "cabi_post_theater:simple/actor#init") (param i32) (global.set $bump (i32.const 4096)))
   (func (export "cabi_post_theater:simple/message-server-client#handle-send") (param i32) (global.set $bump (i32.const 4096)))
   (func (export "cabi_post_theater:simple/message-server-client#handle-request") (param i32) (global.set $bump (i32.const 4096)))
+  (func (export "cabi_post_theater:simple/message-server-client#handle-channel-open") (param i32) (global.set $bump (i32.const 4096)))
+  (func (export "cabi_post_theater:simple/message-server-client#handle-channel-message") (param i32) (global.set $bump (i32.const 4096)))
+  (func (export "cabi_post_theater:simple/message-server-client#handle-channel-close") (param i32) (global.set $bump (i32.const 4096)))
+  (func (export "cabi_post_theater:simple/supervisor-handlers#handle-child-error") (param i32) (global.set $bump (i32.const 4096)))
+  (func (export "cabi_post_theater:simple/supervisor-handlers#handle-child-exit") (param i32) (global.set $bump (i32.const 4096)))
+  (func (export "cabi_post_theater:simple/supervisor-handlers#handle-child-external-stop") (param i32) (global.set $bump (i32.const 4096)))
 )
