@@ -610,7 +610,7 @@ static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t *seq_out
 		size_t need = bound - 52;
 		k = c->mtail;
 		if (!k || k->cap - k->used < need) {
-			size_t cap = k ? k->cap * 2 : 4096;
+			size_t cap = k ? k->cap * 2 : 512;
 			if (cap > (1u << 20))
 				cap = 1u << 20;
 			if (cap < need)
@@ -1224,8 +1224,8 @@ static void *bg_main(void *arg)
 
 /* ---- open / close ---- */
 
-int thx_store_open(const char *dir, const thx_store_opts *opts, thx_store **out,
-		   th_err *err)
+static int store_open(const char *dir, const thx_store_opts *opts, thx_store **out,
+		      th_err *err)
 {
 	thx_store_opts o = { 0 };
 	int rc;
@@ -1279,6 +1279,17 @@ int thx_store_open(const char *dir, const thx_store_opts *opts, thx_store **out,
 	return 0;
 fail:
 	thx_store_close(s);
+	return rc;
+}
+
+int thx_store_open(const char *dir, const thx_store_opts *opts, thx_store **out,
+		   th_err *err)
+{
+	int rc = store_open(dir, opts, out, err);
+	/* A read-only open can lose a race with the writer's compaction (a
+	 * segment it listed was replaced): look again. */
+	for (int i = 0; i < 10 && rc == TH_EBUSY && opts && opts->read_only; i++)
+		rc = store_open(dir, opts, out, err);
 	return rc;
 }
 

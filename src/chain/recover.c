@@ -387,8 +387,11 @@ int thx__recover(thx_store *s, th_err *err)
 		int fd = openat(s->log.dirfd, files[i].name,
 				(s->opts.read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC);
 		if (fd < 0) {
-			rc = th_err_set(err, TH_EIO, "open %s/%s: %s", s->dir, files[i].name,
-					strerror(errno));
+			/* A reader racing with the writer's compaction: the caller
+			 * (thx_store_open) starts over. */
+			int e = errno;
+			rc = th_err_set(err, e == ENOENT && s->opts.read_only ? TH_EBUSY : TH_EIO,
+					"open %s/%s: %s", s->dir, files[i].name, strerror(e));
 			goto out;
 		}
 		struct stat st = { 0 };
