@@ -103,6 +103,17 @@ static void summary(FILE *f, const thx_event *ev)
 		}
 		return;
 	}
+	if (!strcmp(ev->type, "export.call") || !strcmp(ev->type, "export.result")) {
+		/* [export, msg-id, ...]: the function's short name */
+		if (!th_cbor_get_array(&d, &n, NULL) && !th_cbor_get_text(&d, &s, &len, NULL)) {
+			const char *dot = memchr(s, '.', len);
+			size_t k = dot ? len - (size_t)(dot + 1 - s) : len;
+			fprintf(f, " %.*s", (int)k, dot ? dot + 1 : s);
+			if (!th_cbor_get_uint(&d, &u, NULL))
+				fprintf(f, " #%llu", (unsigned long long)u);
+		}
+		return;
+	}
 	if (!strcmp(ev->type, "component.loaded")) {
 		if (!th_cbor_get_array(&d, &n, NULL) && !th_cbor_get_text(&d, &s, &len, NULL))
 			fprintf(f, " %.12s...", s);
