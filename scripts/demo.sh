@@ -21,3 +21,32 @@ else
 	echo "  unexpected exit $rc"
 	exit 1
 fi
+
+# An actor: the counter (tests/runtime/actors/counter.wat) run in-process by
+# `theater run`, every step recorded in its hash-linked Event Chain; then a
+# message that makes it trap: the failure is recorded and contained.
+wat2wasm tests/runtime/actors/counter.wat -o "$BUILD/demo/counter.wasm"
+cat >"$BUILD/demo/counter.toml" <<'TOML'
+name = "counter"
+version = "0.1.0"
+component = "counter.wasm"
+save_chain = true
+[[handler]]
+type = "runtime"
+TOML
+export THEATER_HOME="$BUILD/demo/home"
+rm -rf "$THEATER_HOME"
+echo "== theater run counter.toml --send + --send l --request '?'   (events, then the reply)"
+"$T" run "$BUILD/demo/counter.toml" --send + --send l --request '?'
+echo "== theater run counter.toml --send '!'   (a trap in a handler)"
+rc=0
+"$T" run "$BUILD/demo/counter.toml" --send '!' || rc=$?
+if [ "$rc" -eq 1 ]; then
+	echo "  the actor failed alone (exit $rc); its chain says why"
+else
+	echo "  unexpected exit $rc"
+	exit 1
+fi
+echo "== theater chain ls ; theater chain verify"
+"$T" chain ls
+"$T" chain verify

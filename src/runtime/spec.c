@@ -87,7 +87,9 @@ int rtf_from_manifest(thm_manifest *m, const char *base_dir, ths_store *store,
 		      rtf_spec **out, th_err *err)
 {
 	rtf_spec *s = th_calloc(1, sizeof *s);
-	const char *dir = m->dir && *m->dir ? m->dir : base_dir;
+	/* thm_load already resolved paths against the manifest's directory;
+	 * a manifest given as text has its paths resolved here. */
+	const char *dir = m->dir && *m->dir ? NULL : base_dir;
 	int rc = 0;
 
 	*out = NULL;

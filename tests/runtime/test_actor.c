@@ -855,4 +855,27 @@ TEST(supervisor_sees_child_failures_and_restarts_it)
 	thr_runtime_free(rt);
 }
 
+TEST(manifest_file_resolves_paths_against_its_directory)
+{
+	char id[THR_ID_LEN + 1], path[600], cmd[1400];
+	th_err err = { 0 };
+	uint64_t start = 7;
+	thr_runtime *rt = setup(1);
+	snprintf(cmd, sizeof cmd, "mkdir -p '%s/sub' && cp '%s' '%s/sub/c.wasm'",
+		 rtest_dir, counter_path, rtest_dir);
+	REQUIRE(system(cmd) == 0);
+	snprintf(path, sizeof path, "sub/s.bin");
+	rtest_write(path, &start, 8);
+	rtest_writef("sub/m.toml", "name = \"c\"\nversion = \"1\"\ncomponent = \"c.wasm\"\n"
+		     "init_state = \"s.bin\"\n[[handler]]\ntype = \"runtime\"\n");
+	snprintf(path, sizeof path, "%s/sub/m.toml", rtest_dir);
+	thr_spawn_opts so = { .manifest_path = path };
+	if (thr_spawn(rt, &so, id, &err))
+		fprintf(stderr, "spawn: %s\n", err.msg);
+	REQUIRE(id[0] != 0);
+	CHECK_EQ_INT(status_of(rt, id, NULL), THR_RUNNING);
+	CHECK_EQ_INT(count_of(rt, id), 7); /* init_state from the file */
+	thr_runtime_free(rt);
+}
+
 TEST_MAIN()
