@@ -161,6 +161,7 @@ typedef struct thx__log {
 	size_t nsplits, splitcap;
 	struct thx__split *wsplits; /* the same for wbuf */
 	size_t wsplitcap;
+	uint32_t next_segno; /* number of the next new segment */
 	thx__seg *ins;      /* segment receiving inserts */
 	uint64_t ins_off;   /* its logical size */
 	thx__seg *wr;       /* segment the leader writes to */

@@ -42,6 +42,7 @@ int thx__log_init(thx__log *l, const char *dir, bool read_only,
 	l->dirfd = -1;
 	l->read_only = read_only;
 	l->seg_max = seg_max;
+	l->next_segno = 1;
 	l->dir = th_strdup(dir);
 	if (!l->dir)
 		return th_err_set(err, TH_ENOMEM, "out of memory");
@@ -113,6 +114,8 @@ static void seg_publish(thx__log *l, thx__seg *s)
 {
 	l->segs[s->slot] = s;
 	atomic_store(&l->nslots, s->slot + 1);
+	if (s->segno >= l->next_segno)
+		l->next_segno = s->segno + 1;
 }
 
 int thx__log_adopt(thx__log *l, uint32_t segno, uint32_t version, int fd,
@@ -200,10 +203,7 @@ int thx__log_put(thx__log *l, const uint8_t *recs, const size_t *lens, size_t n,
 	 * before inserting anything, so a failure leaves no trace. */
 	uint64_t o = l->ins ? l->ins_off : 0;
 	bool have = l->ins != NULL;
-	uint32_t next_segno = 1;
-	for (uint32_t i = atomic_load(&l->nslots); i-- > 0;)
-		if (l->segs[i] && l->segs[i]->segno >= next_segno)
-			next_segno = l->segs[i]->segno + 1;
+	uint32_t next_segno = l->next_segno;
 	for (size_t i = 0; i < n; i++) {
 		if (!have || (o + lens[i] > l->seg_max && o > THX__SEG_HDR)) {
 			thx__seg *s = seg_new(l, next_segno++, 0, err);
