@@ -36,10 +36,11 @@ EXTRA_LDFLAGS += -fsanitize=address,undefined
 endif
 
 # Areas in link order (a library before the ones it uses).
-AREAS := net runtime handlers component toml chain store wasm base
+AREAS := replay net runtime handlers component toml chain store wasm base
 # External libraries by area.
 LIBS_store := -lcrypto
 LIBS_chain := -lcrypto
+LIBS_replay := -lcrypto
 LIBS_base := -lm
 LIBS_net := -levent -levent_openssl -lssl -lcrypto -lzstd -lwslay
 # Areas each area's tests link against (itself first).
@@ -51,6 +52,7 @@ DEPS_toml := toml base
 DEPS_component := component wasm base
 DEPS_net := net chain store base
 DEPS_runtime := runtime handlers runtime component wasm toml chain store base
+DEPS_replay := replay runtime handlers runtime component wasm toml chain store base
 DEPS_cli := $(AREAS)
 
 area_srcs = $(wildcard src/$(1)/*.c)

@@ -16,6 +16,9 @@ int cli_wasm(int argc, char **argv);  /* cmd_wasm.c:  theater wasm ...  */
 int cli_store(int argc, char **argv); /* cmd_store.c: theater store ... */
 int cli_chain(int argc, char **argv); /* cmd_chain.c: theater chain ... */
 int cli_run(int argc, char **argv);   /* cmd_run.c:   theater run ...   */
+int cli_replay(int argc, char **argv); /* cmd_replay.c: theater replay  */
+/* cmd_replay.c: theater chain export|import|prove|check-proof (argv[0]) */
+int cli_chain_replay(int argc, char **argv);
 
 /* $THEATER_HOME, else ~/.theater; created if missing. Static buffer. */
 const char *cli_home(void);

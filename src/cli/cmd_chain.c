@@ -670,6 +670,9 @@ int cli_chain(int argc, char **argv)
 		chain_usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? CLI_USAGE : CLI_OK;
 	}
+	if (!strcmp(argv[1], "export") || !strcmp(argv[1], "import") ||
+	    !strcmp(argv[1], "prove") || !strcmp(argv[1], "check-proof"))
+		return cli_chain_replay(argc - 1, argv + 1); /* cmd_replay.c */
 	for (int i = 2; i < argc; i++)
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			chain_usage(stdout);

@@ -33,6 +33,7 @@ static const struct command commands[] = {
 	{ "chain", cli_chain, "event chains: ls, show, verify" },
 	{ "wasm", cli_wasm, "WebAssembly modules: run a WASI command or an export, validate" },
 	{ "run", cli_run, "run an actor from its manifest and print its events" },
+	{ "replay", cli_replay, "re-run an actor from its chain and check it step by step" },
 };
 
 static void usage(FILE *f)

@@ -1,0 +1,444 @@
+/*
+ * Replay tests: actors are run on the real runtime (thr_ API, chains on
+ * disk), then their chains are replayed with thrp_replay: every actor
+ * replays to the end; a changed component is caught at the first event
+ * where it behaves differently, with the explanation; a crash is
+ * reproduced with the same trap; a tampered chain is refused by verify and
+ * by replay; export -> import into a fresh home -> verify -> replay.
+ * The actors are tests/runtime/actors/{counter,relay}.wat (core-module
+ * form); counter_v2 is counter with handle-send adding 2.
+ */
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include "base/base.h"
+#include "test.h"
+#include "theater/replay.h"
+#include "theater/runtime.h"
+
+static char dir[256];
+static char home[300];
+
+static void cleanup(void)
+{
+	char cmd[300];
+	if (dir[0]) {
+		snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not remove %s\n", dir);
+	}
+}
+
+static void setup(void)
+{
+	char cmd[1024];
+	snprintf(dir, sizeof dir, "/tmp/theater-replay-XXXXXX");
+	REQUIRE(mkdtemp(dir) != NULL);
+	atexit(cleanup);
+	snprintf(home, sizeof home, "%s/home", dir);
+	snprintf(cmd, sizeof cmd,
+		 "wat2wasm tests/runtime/actors/counter.wat -o '%s/counter.wasm' && "
+		 "wat2wasm tests/runtime/actors/relay.wat -o '%s/relay.wasm' && "
+		 "sed 's/(i64.add (call $count (local.get $sd) (local.get $sp) "
+		 "(local.get $sl)) (i64.const 1))/(i64.add (call $count (local.get $sd) "
+		 "(local.get $sp) (local.get $sl)) (i64.const 2))/' "
+		 "tests/runtime/actors/counter.wat > '%s/counter_v2.wat' && "
+		 "! cmp -s tests/runtime/actors/counter.wat '%s/counter_v2.wat' && "
+		 "wat2wasm '%s/counter_v2.wat' -o '%s/counter_v2.wasm'",
+		 dir, dir, dir, dir, dir, dir);
+	REQUIRE(system(cmd) == 0);
+}
+
+static thr_runtime *runtime(void)
+{
+	thr_options o = { 0 };
+	thr_runtime *rt = NULL;
+	th_err err = { 0 };
+	o.home = home;
+	o.workers = 2;
+	o.durability = THX_BATCH;
+	o.store_no_sync = true;
+	if (thr_runtime_new(&o, &rt, &err))
+		fprintf(stderr, "thr_runtime_new: %s\n", err.msg);
+	REQUIRE(rt != NULL);
+	return rt;
+}
+
+static void spawn(thr_runtime *rt, const char *wasm, const char *extra,
+		  char id[THR_ID_LEN + 1])
+{
+	char text[2048];
+	th_err err = { 0 };
+	snprintf(text, sizeof text,
+		 "name = \"t\"\nversion = \"0.1.0\"\nsave_chain = true\ncomponent = \"%s/%s\"\n"
+		 "[[handler]]\ntype = \"runtime\"\n"
+		 "[[handler]]\ntype = \"message-server\"\n%s", dir, wasm,
+		 extra ? extra : "");
+	thr_spawn_opts so = { .manifest_text = text, .base_dir = dir };
+	if (thr_spawn(rt, &so, id, &err))
+		fprintf(stderr, "spawn: %s\n", err.msg);
+	REQUIRE(id[0] != 0);
+}
+
+static void send(thr_runtime *rt, const char *id, const char *m)
+{
+	th_err err = { 0 };
+	if (thr_send(rt, id, m, strlen(m), THR_SEND_WAIT, &err))
+		fprintf(stderr, "send: %s\n", err.msg);
+}
+
+static void quiesce(thr_runtime *rt)
+{
+	REQUIRE(thr_quiesce(rt, 60000, NULL) == 0);
+}
+
+/* Open the home's store and chains, replay chain id. */
+static int replay(const char *h, const char *id, const thrp_opts *opt,
+		  thrp_report *rep, th_err *err)
+{
+	char p[400];
+	ths_store *st = NULL;
+	thx_store *cs = NULL;
+	thx_chain *c = NULL;
+	thx_store_opts so = { .read_only = true, .no_background = true };
+	int rc;
+	snprintf(p, sizeof p, "%s/store", h);
+	REQUIRE(ths_open(p, NULL, &st, NULL) == 0);
+	snprintf(p, sizeof p, "%s/chains", h);
+	REQUIRE(thx_store_open(p, &so, &cs, NULL) == 0);
+	rc = thx_chain_open(cs, id, NULL, false, &c, err);
+	if (!rc)
+		rc = thrp_replay(st, c, opt, rep, err);
+	thx_store_close(cs);
+	ths_close(st);
+	return rc;
+}
+
+/* Sequence number of the nth (0-based) event of a type in chain id. */
+static uint64_t seq_of(const char *h, const char *id, const char *type, int nth)
+{
+	char p[400];
+	thx_store *cs = NULL;
+	thx_chain *c = NULL;
+	thx_store_opts so = { .read_only = true, .no_background = true };
+	uint64_t found = UINT64_MAX;
+	snprintf(p, sizeof p, "%s/chains", h);
+	REQUIRE(thx_store_open(p, &so, &cs, NULL) == 0);
+	REQUIRE(thx_chain_open(cs, id, NULL, false, &c, NULL) == 0);
+	for (uint64_t s = 0; s < thx_chain_count(c) && found == UINT64_MAX; s++) {
+		thx_event ev = { 0 };
+		REQUIRE(thx_get(c, s, &ev, NULL) == 0);
+		if (!strcmp(ev.type, type) && nth-- == 0)
+			found = s;
+		thx_event_release(&ev);
+	}
+	thx_store_close(cs);
+	return found;
+}
+
+static uint8_t *read_all(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	REQUIRE(f != NULL);
+	REQUIRE(fseek(f, 0, SEEK_END) == 0);
+	long n = ftell(f);
+	REQUIRE(n >= 0);
+	rewind(f);
+	uint8_t *b = malloc((size_t)n + 1);
+	REQUIRE(b != NULL);
+	REQUIRE(fread(b, 1, (size_t)n, f) == (size_t)n);
+	fclose(f);
+	*len = (size_t)n;
+	return b;
+}
+
+/* A counter run: 20 sends (every 4th logs), a request, stop. */
+static void counter_run(char id[THR_ID_LEN + 1])
+{
+	thr_runtime *rt = runtime();
+	uint8_t *reply = NULL;
+	size_t rl = 0;
+	spawn(rt, "counter.wasm", NULL, id);
+	for (int i = 0; i < 20; i++)
+		send(rt, id, i % 4 == 3 ? "l" : "+");
+	quiesce(rt);
+	REQUIRE(thr_request(rt, id, "?", 1, 0, &reply, &rl, NULL) == 0);
+	thr_free(reply);
+	thr_runtime_free(rt);
+}
+
+TEST(counter_replays_to_the_end)
+{
+	char id[THR_ID_LEN + 1];
+	thrp_report rep;
+	th_err err = { 0 };
+	setup();
+	counter_run(id);
+	int rc = replay(home, id, NULL, &rep, &err);
+	if (rc || !rep.ok) {
+		fprintf(stderr, "%s\n", err.msg);
+		thrp_report_print(&rep, id, false, stderr);
+	}
+	CHECK_EQ_INT(rc, 0);
+	CHECK(rep.ok);
+	CHECK_EQ_INT((int)rep.calls, 22); /* init, 20 sends, 1 request */
+	CHECK_EQ_INT((int)rep.host_calls, 1 + 5); /* init's log + 5 'l' logs */
+	CHECK(!rep.crashed);
+	CHECK_EQ_INT((int)rep.last_seq, (int)seq_of(home, id, "actor.stopped", 0));
+}
+
+TEST(relay_time_random_env_sleep_replay_from_the_chain)
+{
+	char id[THR_ID_LEN + 1];
+	thrp_report rep;
+	th_err err = { 0 };
+	setup();
+	setenv("RP_TEST_VAR", "visible", 1);
+	thr_runtime *rt = runtime();
+	spawn(rt, "relay.wasm",
+	      "[[handler]]\ntype = \"timing\"\n"
+	      "[[handler]]\ntype = \"random\"\n"
+	      "[[handler]]\ntype = \"environment\"\nallowed_prefixes = [\"RP_TEST_\"]\n", id);
+	const char *cmds[] = { "n", "b", "vRP_TEST_VAR", "z", "n", "b", "vHOME", "lhello" };
+	for (size_t i = 0; i < TH_ARRAY_LEN(cmds); i++) {
+		send(rt, id, cmds[i]);
+		quiesce(rt);
+	}
+	thr_runtime_free(rt);
+	/* The environment changes: replay still sees what the actor saw. */
+	setenv("RP_TEST_VAR", "changed", 1);
+	int rc = replay(home, id, NULL, &rep, &err);
+	if (rc || !rep.ok) {
+		fprintf(stderr, "%s\n", err.msg);
+		thrp_report_print(&rep, id, false, stderr);
+	}
+	CHECK_EQ_INT(rc, 0);
+	CHECK(rep.ok);
+	CHECK_EQ_INT((int)rep.calls, 9);
+	CHECK_EQ_INT((int)rep.host_calls, 8);
+}
+
+TEST(changed_component_diverges_at_the_first_different_result)
+{
+	char id[THR_ID_LEN + 1], path[400];
+	thrp_report rep;
+	th_err err = { 0 };
+	size_t len;
+	setup();
+	counter_run(id);
+	snprintf(path, sizeof path, "%s/counter_v2.wasm", dir);
+	uint8_t *v2 = read_all(path, &len);
+	thrp_opts o = { .component = v2, .component_len = len };
+	int rc = replay(home, id, &o, &rep, &err);
+	CHECK_EQ_INT(rc, 0);
+	CHECK(!rep.ok);
+	/* init is the same; the first handle-send's result differs. */
+	uint64_t first = seq_of(home, id, "export.result", 1);
+	CHECK_EQ_INT((int)rep.seq, (int)first);
+	CHECK_EQ_STR(rep.type, "export.result");
+	CHECK(strstr(rep.what, "different result") != NULL);
+	CHECK(strstr(rep.expected, "state 8 bytes") != NULL);
+	CHECK(strstr(rep.actual, "state 8 bytes") != NULL);
+	CHECK(strcmp(rep.expected, rep.actual) != 0);
+	/* count 1 vs count 2, little-endian in the state */
+	CHECK(strstr(rep.expected, "h'0100000000000000'") != NULL);
+	CHECK(strstr(rep.actual, "h'0200000000000000'") != NULL);
+	CHECK(rep.has_last_match);
+	CHECK(rep.last_match_seq < rep.seq);
+	CHECK_EQ_INT((int)rep.calls, 2);
+	free(v2);
+}
+
+TEST(changed_component_diverges_at_a_host_call)
+{
+	char id[THR_ID_LEN + 1], path[400], cmd[1200];
+	thrp_report rep;
+	th_err err = { 0 };
+	size_t len;
+	setup();
+	counter_run(id);
+	/* v3 logs "LOG line" instead of "log line". */
+	snprintf(cmd, sizeof cmd, "sed 's/\"log line\"/\"LOG line\"/' "
+		 "tests/runtime/actors/counter.wat > '%s/v3.wat' && "
+		 "wat2wasm '%s/v3.wat' -o '%s/v3.wasm'", dir, dir, dir);
+	REQUIRE(system(cmd) == 0);
+	snprintf(path, sizeof path, "%s/v3.wasm", dir);
+	uint8_t *v3 = read_all(path, &len);
+	thrp_opts o = { .component = v3, .component_len = len };
+	CHECK_EQ_INT(replay(home, id, &o, &rep, &err), 0);
+	CHECK(!rep.ok);
+	CHECK_EQ_INT((int)rep.seq, (int)seq_of(home, id, "host.theater:simple/runtime.log", 1));
+	CHECK(strstr(rep.what, "different arguments") != NULL);
+	CHECK(strstr(rep.expected, "\"log line\"") != NULL);
+	CHECK(strstr(rep.actual, "\"LOG line\"") != NULL);
+	free(v3);
+}
+
+TEST(crash_is_reproduced_with_the_same_trap)
+{
+	char id[THR_ID_LEN + 1];
+	thr_actor_info info;
+	thrp_report rep;
+	th_err err = { 0 };
+	setup();
+	thr_runtime *rt = runtime();
+	spawn(rt, "counter.wasm", NULL, id);
+	send(rt, id, "+");
+	send(rt, id, "l");
+	send(rt, id, "!");
+	REQUIRE(thr_wait(rt, id, 60000, NULL) == 0);
+	REQUIRE(thr_actor_info_get(rt, id, &info, NULL) == 0);
+	REQUIRE(info.status == THR_FAILED);
+	thr_runtime_free(rt);
+	int rc = replay(home, id, NULL, &rep, &err);
+	if (rc)
+		fprintf(stderr, "%s\n", err.msg);
+	CHECK_EQ_INT(rc, 0);
+	CHECK(rep.ok);
+	CHECK(rep.crashed);
+	CHECK_EQ_STR(rep.crash_kind, "trap");
+	CHECK_EQ_STR(rep.crash_reason, info.reason);
+	CHECK(strstr(rep.crash_reason, "unreachable") != NULL);
+	CHECK(rep.backtrace[0] != 0);
+	CHECK_EQ_INT((int)rep.crash_seq, (int)seq_of(home, id, "actor.failed", 0));
+}
+
+TEST(until_stops_early)
+{
+	char id[THR_ID_LEN + 1];
+	thrp_report rep;
+	setup();
+	counter_run(id);
+	thrp_opts o = { .has_until = true, .until = 9 };
+	CHECK_EQ_INT(replay(home, id, &o, &rep, NULL), 0);
+	CHECK(rep.ok);
+	CHECK_EQ_INT((int)rep.events, 10);
+	CHECK_EQ_INT((int)rep.last_seq, 9);
+}
+
+/* Flip the first occurrence of `from` into `to` in any file under d. */
+static bool tamper(const char *d, const char *from, const char *to)
+{
+	DIR *dh = opendir(d);
+	struct dirent *de;
+	bool done = false;
+	REQUIRE(dh != NULL);
+	while (!done && (de = readdir(dh))) {
+		char p[600];
+		size_t len;
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof p, "%s/%s", d, de->d_name);
+		struct stat sb;
+		if (stat(p, &sb) || !S_ISREG(sb.st_mode))
+			continue;
+		uint8_t *b = read_all(p, &len);
+		uint8_t *hit = memmem(b, len, from, strlen(from));
+		if (hit) {
+			FILE *f = fopen(p, "r+b");
+			REQUIRE(f != NULL);
+			REQUIRE(fseek(f, (long)(hit - b), SEEK_SET) == 0);
+			REQUIRE(fwrite(to, 1, strlen(to), f) == strlen(to));
+			fclose(f);
+			done = true;
+		}
+		free(b);
+	}
+	closedir(dh);
+	return done;
+}
+
+TEST(tampered_event_is_caught_by_verify_and_refused_by_replay)
+{
+	char id[THR_ID_LEN + 1], p[400];
+	thrp_report rep;
+	thx_verify_report vr;
+	thx_store *cs = NULL;
+	th_err err = { 0 };
+	setup();
+	counter_run(id);
+	snprintf(p, sizeof p, "%s/chains", home);
+	REQUIRE(tamper(p, "log line", "LOG line"));
+	thx_store_opts so = { .read_only = true, .no_background = true };
+	REQUIRE(thx_store_open(p, &so, &cs, NULL) == 0);
+	CHECK_EQ_INT(thx_verify(cs, id, NULL, NULL, &vr, NULL), 0);
+	CHECK(!vr.ok);
+	thx_store_close(cs);
+	int rc = replay(home, id, NULL, &rep, &err);
+	CHECK(rc != 0);
+	CHECK(!rep.ok);
+	CHECK(err.msg[0] != 0);
+}
+
+TEST(export_import_into_a_fresh_home_verifies_and_replays)
+{
+	char id[THR_ID_LEN + 1], p[400], home2[400];
+	thrp_report rep, rep2;
+	thrp_import_info info;
+	thx_verify_report vr;
+	th_err err = { 0 };
+	ths_store *st = NULL, *st2 = NULL;
+	thx_store *cs = NULL, *cs2 = NULL;
+	thx_chain *c = NULL;
+	thx_store_opts so = { .read_only = true, .no_background = true };
+	size_t len;
+	setup();
+	counter_run(id);
+	CHECK_EQ_INT(replay(home, id, NULL, &rep, NULL), 0);
+
+	snprintf(p, sizeof p, "%s/store", home);
+	REQUIRE(ths_open(p, NULL, &st, NULL) == 0);
+	snprintf(p, sizeof p, "%s/chains", home);
+	REQUIRE(thx_store_open(p, &so, &cs, NULL) == 0);
+	REQUIRE(thx_chain_open(cs, id, NULL, false, &c, NULL) == 0);
+	snprintf(p, sizeof p, "%s/x.thx", dir);
+	FILE *f = fopen(p, "wb");
+	REQUIRE(f != NULL);
+	int rc = thrp_export(c, st, f, &err);
+	if (rc)
+		fprintf(stderr, "export: %s\n", err.msg);
+	CHECK_EQ_INT(rc, 0);
+	fclose(f);
+	thx_store_close(cs);
+	ths_close(st);
+
+	uint8_t *b = read_all(p, &len);
+	snprintf(home2, sizeof home2, "%s/home2", dir);
+	REQUIRE(mkdir(home2, 0700) == 0);
+	snprintf(p, sizeof p, "%s/store", home2);
+	REQUIRE(ths_open(p, NULL, &st2, NULL) == 0);
+	snprintf(p, sizeof p, "%s/chains", home2);
+	REQUIRE(thx_store_open(p, NULL, &cs2, NULL) == 0);
+
+	/* Malformed files: a clear error with an offset, nothing imported. */
+	CHECK_EQ_INT(thrp_import(b, len - 10, cs2, st2, &info, &err), TH_EINVAL);
+	CHECK(strstr(err.msg, "byte ") != NULL);
+	b[len / 2] ^= 0x40;
+	CHECK_EQ_INT(thrp_import(b, len, cs2, st2, &info, &err), TH_EINVAL);
+	CHECK(strstr(err.msg, "checksum") != NULL);
+	b[len / 2] ^= 0x40;
+	CHECK_EQ_INT(thrp_import(b, 5, cs2, st2, &info, &err), TH_EINVAL);
+	CHECK(strstr(err.msg, "magic") != NULL);
+
+	rc = thrp_import(b, len, cs2, st2, &info, &err);
+	if (rc)
+		fprintf(stderr, "import: %s\n", err.msg);
+	CHECK_EQ_INT(rc, 0);
+	CHECK_EQ_STR(info.chain, id);
+	CHECK_EQ_INT((int)info.objects, 1);
+	CHECK_EQ_INT((int)info.events, (int)rep.events);
+	/* A second import of the same chain is refused. */
+	CHECK_EQ_INT(thrp_import(b, len, cs2, st2, &info, &err), TH_EEXIST);
+	CHECK_EQ_INT(thx_verify(cs2, id, NULL, NULL, &vr, NULL), 0);
+	CHECK(vr.ok);
+	thx_store_close(cs2);
+	ths_close(st2);
+	free(b);
+
+	CHECK_EQ_INT(replay(home2, id, NULL, &rep2, &err), 0);
+	CHECK(rep2.ok);
+	CHECK_EQ_INT((int)rep2.events, (int)rep.events);
+	CHECK_EQ_INT((int)rep2.calls, (int)rep.calls);
+}
+
+TEST_MAIN()
