@@ -5,6 +5,11 @@
  * "cabi_realloc", import module "theater:simple/runtime"), which both
  * `jco new` and Theater's core-module loader accept.
  *
+ * Imports whose results flatten to more than one value take a return
+ * pointer as their last parameter. Every `result<T, string>` with T one of
+ * _, string, list<u8> or a record of one string (content-ref) has the same
+ * layout: [0] discriminant, [4] ptr, [8] len.
+ *
  * Return areas (CanonicalABI.md layout, wasm32):
  *   result<tuple<option<list<u8>>>, string>                       16 bytes
  *     [0] disc; ok: [4] opt disc, [8] ptr, [12] len; err: [4] ptr, [8] len
@@ -329,4 +334,275 @@ bool theater_send(const char *id, size_t idl, const uint8_t *m, size_t ml, theat
 		err->len = get32(r + 8);
 	}
 	return false;
+}
+
+/* ---- more imports -------------------------------------------------------- */
+
+#define I_(iface, name) IMPORT("theater:simple/" iface, name)
+typedef const char *cstr;
+typedef const uint8_t *cbytes;
+
+I_("runtime", "shutdown") extern void imp_shutdown(int32_t, cbytes, size_t, uint8_t *);
+I_("message-server-host", "request") extern void imp_request(cstr, size_t, cbytes, size_t, uint8_t *);
+I_("message-server-host", "open-channel") extern void imp_open_channel(cstr, size_t, cbytes, size_t, uint8_t *);
+I_("message-server-host", "send-on-channel") extern void imp_send_on_channel(cstr, size_t, cbytes, size_t, uint8_t *);
+I_("message-server-host", "close-channel") extern void imp_close_channel(cstr, size_t, uint8_t *);
+I_("message-server-host", "list-outstanding-requests") extern void imp_list_outstanding(uint8_t *);
+I_("message-server-host", "respond-to-request") extern void imp_respond(cstr, size_t, cbytes, size_t, uint8_t *);
+I_("message-server-host", "cancel-request") extern void imp_cancel(cstr, size_t, uint8_t *);
+I_("store", "new") extern void imp_store_new(uint8_t *);
+I_("store", "store") extern void imp_store_store(cstr, size_t, cbytes, size_t, uint8_t *);
+I_("store", "get") extern void imp_store_get(cstr, size_t, cstr, size_t, uint8_t *);
+I_("store", "label") extern void imp_store_label(cstr, size_t, cstr, size_t, cstr, size_t, uint8_t *);
+I_("store", "get-by-label") extern void imp_store_get_by_label(cstr, size_t, cstr, size_t, uint8_t *);
+I_("store", "store-at-label") extern void imp_store_at_label(cstr, size_t, cstr, size_t, cbytes, size_t, uint8_t *);
+I_("timing", "now") extern uint64_t imp_now(void);
+I_("timing", "sleep") extern void imp_sleep(uint64_t, uint8_t *);
+I_("random", "random-bytes") extern void imp_random_bytes(uint32_t, uint8_t *);
+I_("random", "random-range") extern void imp_random_range(uint64_t, uint64_t, uint8_t *);
+I_("random", "generate-uuid") extern void imp_uuid(uint8_t *);
+I_("environment", "get-var") extern void imp_get_var(cstr, size_t, uint8_t *);
+I_("filesystem", "read-file") extern void imp_read_file(cstr, size_t, uint8_t *);
+I_("filesystem", "write-file") extern void imp_write_file(cstr, size_t, cbytes, size_t, uint8_t *);
+I_("supervisor", "spawn") extern void imp_spawn(cstr, size_t, int32_t, cbytes, size_t, uint8_t *);
+I_("supervisor", "stop-child") extern void imp_stop_child(cstr, size_t, uint8_t *);
+I_("supervisor", "restart-child") extern void imp_restart_child(cstr, size_t, uint8_t *);
+
+/* result<T, string> with T's payload (if any) as (ptr, len) at offset 4. */
+static bool take(const uint8_t *r, void *okp, theater_string *err)
+{
+	void *ptr = (void *)(uintptr_t)get32(r + 4);
+	size_t len = get32(r + 8);
+	if (r[0] == 0) {
+		if (okp) {
+			theater_bytes *b = okp; /* same layout as theater_string */
+			b->ptr = ptr;
+			b->len = len;
+		}
+		return true;
+	}
+	if (err) {
+		err->ptr = ptr;
+		err->len = len;
+	} else {
+		free(ptr);
+	}
+	return false;
+}
+
+
+
+bool theater_shutdown(const theater_opt_bytes *d, theater_string *err)
+{
+	_Alignas(8) uint8_t r[16];
+	imp_shutdown(d && d->is_some, d && d->is_some ? d->val.ptr : NULL,
+		     d && d->is_some ? d->val.len : 0, r);
+	return take(r, NULL, err);
+}
+
+bool theater_request(cstr id, size_t idl, cbytes m, size_t ml, theater_bytes *reply,
+		     theater_string *err)
+{
+	_Alignas(8) uint8_t r[16];
+	imp_request(id, idl, m, ml, r);
+	return take(r, reply, err);
+}
+
+bool theater_open_channel(cstr id, size_t idl, cbytes m, size_t ml, theater_string *cid,
+			  theater_string *err)
+{
+	_Alignas(8) uint8_t r[16];
+	imp_open_channel(id, idl, m, ml, r);
+	return take(r, cid, err);
+}
+
+bool theater_send_on_channel(cstr cid, size_t cl, cbytes m, size_t ml, theater_string *err)
+{
+	_Alignas(8) uint8_t r[16];
+	imp_send_on_channel(cid, cl, m, ml, r);
+	return take(r, NULL, err);
+}
+
+bool theater_close_channel(cstr cid, size_t cl, theater_string *err)
+{
+	_Alignas(8) uint8_t r[16];
+	imp_close_channel(cid, cl, r);
+	return take(r, NULL, err);
+}
+
+bool theater_respond_to_request(cstr rid, size_t rl, cbytes m, size_t ml, theater_string *err)
+{
+	_Alignas(8) uint8_t r[16];
+	imp_respond(rid, rl, m, ml, r);
+	return take(r, NULL, err);
+}
+
+bool theater_cancel_request(cstr rid, size_t rl, theater_string *err)
+{
+	_Alignas(8) uint8_t r[16];
+	imp_cancel(rid, rl, r);
+	return take(r, NULL, err);
+}
+
+void theater_list_outstanding_requests(theater_string **ids, size_t *n)
+{
+	_Alignas(8) uint8_t r[16];
+	imp_list_outstanding(r);
+	uint8_t *p = (uint8_t *)(uintptr_t)get32(r);
+	*n = get32(r + 4);
+	*ids = malloc(*n ? *n * sizeof(theater_string) : 1);
+	if (!*ids)
+		__builtin_trap();
+	for (size_t i = 0; i < *n; i++) {
+		(*ids)[i].ptr = (char *)(uintptr_t)get32(p + 8 * i);
+		(*ids)[i].len = get32(p + 8 * i + 4);
+	}
+	free(p);
+}
+
+bool theater_store_new(theater_string *sid, theater_string *err)
+{
+	_Alignas(8) uint8_t r[16];
+	imp_store_new(r);
+	return take(r, sid, err);
+}
+
+bool theater_store_put(cstr sid, size_t sl, cbytes c, size_t len, theater_string *hash,
+		       theater_string *err)
+{
+	_Alignas(8) uint8_t r[16];
+	imp_store_store(sid, sl, c, len, r);
+	return take(r, hash, err);
+}
+
+bool theater_store_get(cstr sid, size_t sl, cstr h, size_t hl, theater_bytes *content,
+		       theater_string *err)
+{
+	_Alignas(8) uint8_t r[16];
+	imp_store_get(sid, sl, h, hl, r);
+	return take(r, content, err);
+}
+
+bool theater_store_label(cstr sid, size_t sl, cstr label, size_t ll, cstr h, size_t hl,
+			 theater_string *err)
+{
+	_Alignas(8) uint8_t r[16];
+	imp_store_label(sid, sl, label, ll, h, hl, r);
+	return take(r, NULL, err);
+}
+
+/* result<option<content-ref>, string>: [0] disc; ok: [4] option disc,
+ * [8] ptr, [12] len; error: [4] ptr, [8] len. */
+bool theater_store_get_by_label(cstr sid, size_t sl, cstr label, size_t ll, bool *found,
+				theater_string *hash, theater_string *err)
+{
+	_Alignas(8) uint8_t r[16];
+	imp_store_get_by_label(sid, sl, label, ll, r);
+	if (r[0] != 0)
+		return take(r, NULL, err);
+	*found = r[4] != 0;
+	if (*found) {
+		hash->ptr = (char *)(uintptr_t)get32(r + 8);
+		hash->len = get32(r + 12);
+	}
+	return true;
+}
+
+bool theater_store_at_label(cstr sid, size_t sl, cstr label, size_t ll, cbytes c, size_t len,
+			    theater_string *hash, theater_string *err)
+{
+	_Alignas(8) uint8_t r[16];
+	imp_store_at_label(sid, sl, label, ll, c, len, r);
+	return take(r, hash, err);
+}
+
+uint64_t theater_now(void)
+{
+	return imp_now();
+}
+
+bool theater_sleep(uint64_t ms, theater_string *err)
+{
+	_Alignas(8) uint8_t r[16];
+	imp_sleep(ms, r);
+	return take(r, NULL, err);
+}
+
+bool theater_random_bytes(uint32_t n, theater_bytes *out, theater_string *err)
+{
+	_Alignas(8) uint8_t r[16];
+	imp_random_bytes(n, r);
+	return take(r, out, err);
+}
+
+/* result<u64, string>: payload at 8 (u64 alignment). */
+bool theater_random_range(uint64_t min, uint64_t max, uint64_t *out, theater_string *err)
+{
+	_Alignas(8) uint8_t r[16];
+	imp_random_range(min, max, r);
+	if (r[0] == 0) {
+		memcpy(out, r + 8, 8);
+		return true;
+	}
+	if (err) {
+		err->ptr = (char *)(uintptr_t)get32(r + 8);
+		err->len = get32(r + 12);
+	}
+	return false;
+}
+
+bool theater_generate_uuid(theater_string *out, theater_string *err)
+{
+	_Alignas(8) uint8_t r[16];
+	imp_uuid(r);
+	return take(r, out, err);
+}
+
+/* option<string>: [0] disc, [4] ptr, [8] len. */
+bool theater_get_var(cstr name, size_t nl, theater_string *value)
+{
+	_Alignas(8) uint8_t r[16];
+	imp_get_var(name, nl, r);
+	if (!r[0])
+		return false;
+	value->ptr = (char *)(uintptr_t)get32(r + 4);
+	value->len = get32(r + 8);
+	return true;
+}
+
+bool theater_read_file(cstr path, size_t pl, theater_bytes *content, theater_string *err)
+{
+	_Alignas(8) uint8_t r[16];
+	imp_read_file(path, pl, r);
+	return take(r, content, err);
+}
+
+bool theater_write_file(cstr path, size_t pl, cbytes c, size_t len, theater_string *err)
+{
+	_Alignas(8) uint8_t r[16];
+	imp_write_file(path, pl, c, len, r);
+	return take(r, NULL, err);
+}
+
+bool theater_spawn(cstr manifest, size_t ml, const theater_opt_bytes *init,
+		   theater_string *child, theater_string *err)
+{
+	_Alignas(8) uint8_t r[16];
+	imp_spawn(manifest, ml, init && init->is_some, init && init->is_some ? init->val.ptr : NULL,
+		  init && init->is_some ? init->val.len : 0, r);
+	return take(r, child, err);
+}
+
+bool theater_stop_child(cstr id, size_t idl, theater_string *err)
+{
+	_Alignas(8) uint8_t r[16];
+	imp_stop_child(id, idl, r);
+	return take(r, NULL, err);
+}
+
+bool theater_restart_child(cstr id, size_t idl, theater_string *err)
+{
+	_Alignas(8) uint8_t r[16];
+	imp_restart_child(id, idl, r);
+	return take(r, NULL, err);
 }

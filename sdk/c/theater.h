@@ -67,6 +67,70 @@ theater_opt_bytes theater_get_state(void);
 bool theater_send(const char *actor_id, size_t id_len, const uint8_t *msg, size_t msg_len,
 		  theater_string *err);
 
+/* Every function below returns true on ok. On an error result, *err (when
+ * not NULL) receives the host's message (malloc'ed; the caller frees);
+ * ok payloads (theater_bytes / theater_string out parameters) are malloc'ed
+ * too. Strings passed in need not be NUL-terminated: they come with their
+ * length. */
+
+/* runtime.shutdown */
+bool theater_shutdown(const theater_opt_bytes *data, theater_string *err);
+
+/* message-server-host */
+bool theater_request(const char *actor_id, size_t id_len, const uint8_t *msg, size_t msg_len,
+		     theater_bytes *reply, theater_string *err);
+bool theater_open_channel(const char *actor_id, size_t id_len, const uint8_t *msg,
+			  size_t msg_len, theater_string *channel_id, theater_string *err);
+bool theater_send_on_channel(const char *channel_id, size_t cid_len, const uint8_t *msg,
+			     size_t msg_len, theater_string *err);
+bool theater_close_channel(const char *channel_id, size_t cid_len, theater_string *err);
+bool theater_respond_to_request(const char *request_id, size_t rid_len, const uint8_t *msg,
+				size_t msg_len, theater_string *err);
+bool theater_cancel_request(const char *request_id, size_t rid_len, theater_string *err);
+/* list-outstanding-requests: *ids is a malloc'ed array of *n strings. */
+void theater_list_outstanding_requests(theater_string **ids, size_t *n);
+
+/* store (a content reference is its hash string) */
+bool theater_store_new(theater_string *store_id, theater_string *err);
+bool theater_store_put(const char *store_id, size_t sid_len, const uint8_t *content,
+		       size_t len, theater_string *hash, theater_string *err);
+bool theater_store_get(const char *store_id, size_t sid_len, const char *hash,
+		       size_t hash_len, theater_bytes *content, theater_string *err);
+bool theater_store_label(const char *store_id, size_t sid_len, const char *label,
+			 size_t label_len, const char *hash, size_t hash_len,
+			 theater_string *err);
+/* get-by-label: *found is false when the label is not set. */
+bool theater_store_get_by_label(const char *store_id, size_t sid_len, const char *label,
+				size_t label_len, bool *found, theater_string *hash,
+				theater_string *err);
+bool theater_store_at_label(const char *store_id, size_t sid_len, const char *label,
+			    size_t label_len, const uint8_t *content, size_t len,
+			    theater_string *hash, theater_string *err);
+
+/* timing */
+uint64_t theater_now(void); /* ms since the Unix epoch */
+bool theater_sleep(uint64_t ms, theater_string *err);
+
+/* random */
+bool theater_random_bytes(uint32_t n, theater_bytes *out, theater_string *err);
+bool theater_random_range(uint64_t min, uint64_t max, uint64_t *out, theater_string *err);
+bool theater_generate_uuid(theater_string *out, theater_string *err);
+
+/* environment.get-var: false when unset or not permitted. */
+bool theater_get_var(const char *name, size_t name_len, theater_string *value);
+
+/* filesystem (paths inside the configured root) */
+bool theater_read_file(const char *path, size_t path_len, theater_bytes *content,
+		       theater_string *err);
+bool theater_write_file(const char *path, size_t path_len, const uint8_t *content,
+			size_t len, theater_string *err);
+
+/* supervisor */
+bool theater_spawn(const char *manifest, size_t manifest_len, const theater_opt_bytes *init,
+		   theater_string *child_id, theater_string *err);
+bool theater_stop_child(const char *child_id, size_t id_len, theater_string *err);
+bool theater_restart_child(const char *child_id, size_t id_len, theater_string *err);
+
 /* Helpers */
 theater_string theater_string_dup(const char *s);
 theater_status theater_ok(void);

@@ -27,6 +27,7 @@ __attribute__((constructor)) static void build_first(void)
 	sh("mkdir -p " OUT);
 	sh("sh sdk/c/build.sh examples/counter/counter.c " OUT " >/dev/null");
 	sh("CORE_ONLY=1 sh sdk/c/build.sh tests/component/wasi_actor.c " OUT " >/dev/null");
+	sh("CORE_ONLY=1 sh sdk/c/build.sh tests/component/sdk_actor.c " OUT " >/dev/null");
 }
 
 static uint8_t *slurp(const char *path, size_t *len)
@@ -321,6 +322,89 @@ TEST(core_module_with_wasi_imports)
 	thw_realm_free(r);
 	thw_wasi_free(w);
 	thc_component_free(c);
+	free(b);
+}
+
+/* Host side for sdk_actor: canned answers of each result layout. */
+static thc_hostret canned(thc_hostcall *call, void *ctx, const thc_val *args, uint32_t n,
+			  thc_val *result)
+{
+	const char *name = ctx;
+	thc_val p, q;
+	(void)args;
+	(void)n;
+	if (strcmp(name, "request") == 0) {
+		thc_val_bytes((const uint8_t *)"pong", 4, &p);
+		thc_val_case(THC_RESULT, 0, &p, result);
+	} else if (strcmp(name, "random-range") == 0) {
+		p = thc_val_uint(THC_U64, 17);
+		thc_val_case(THC_RESULT, 0, &p, result);
+	} else if (strcmp(name, "get-by-label") == 0) {
+		thc_val_agg(THC_RECORD, 1, &q);
+		thc_val_string("abc123", 6, &q.of.agg.items[0]);
+		thc_val_case(THC_OPTION, 1, &q, &p);
+		thc_val_case(THC_RESULT, 0, &p, result);
+	} else if (strcmp(name, "get-var") == 0) {
+		thc_val_string("/home/a", 7, &p);
+		thc_val_case(THC_OPTION, 1, &p, result);
+	} else if (strcmp(name, "list-outstanding-requests") == 0) {
+		thc_val_agg(THC_LIST, 2, result);
+		thc_val_string("r1", 2, &result->of.agg.items[0]);
+		thc_val_string("r22", 3, &result->of.agg.items[1]);
+	} else if (strcmp(name, "now") == 0) {
+		*result = thc_val_uint(THC_U64, 1700000000123ull);
+	} else if (strcmp(name, "sleep") == 0) {
+		thc_val_string("denied", 6, &p);
+		thc_val_case(THC_RESULT, 1, &p, result);
+	} else {
+		return thc_hostcall_trap(call, "unexpected import");
+	}
+	return THC_HOST_OK;
+}
+
+TEST(sdk_imports_match_world_and_lower_results)
+{
+	size_t n;
+	uint8_t *b = slurp(OUT "/sdk_actor.core.wasm", &n);
+	thc_component *c;
+	th_err err = { 0 };
+	int rc = thc_component_load(b, n, &c, &err);
+	if (rc)
+		fprintf(stderr, "load: %s\n", err.msg);
+	REQUIRE(rc == 0);
+	uint32_t ni = thc_component_import_count(c);
+	CHECK_EQ_INT(ni, 28);
+	thc_host_import *imps = calloc(ni, sizeof(*imps));
+	for (uint32_t i = 0; i < ni; i++) {
+		thc_funcref f;
+		thc_component_import(c, i, &f);
+		imps[i] = (thc_host_import){ f.iface, f.name, canned, (void *)f.name };
+	}
+	thw_realm *r;
+	thw_exec *e;
+	REQUIRE(thw_realm_new(NULL, &r, &err) == 0);
+	REQUIRE(thw_exec_new(r, &e, &err) == 0);
+	thw_exec_set_fuel(e, UINT64_MAX, THW_FUEL_TRAP);
+	thc_instance *inst;
+	REQUIRE(thc_instantiate(r, c, imps, ni, e, &inst, &err) == 0);
+	int send = thc_component_find_export(c, "theater:simple/message-server-client", "handle-send");
+	thc_val args[2], res;
+	args[0] = opt_state(NULL);
+	thc_val_agg(THC_TUPLE, 1, &args[1]);
+	thc_val_bytes((const uint8_t *)"go", 2, &args[1].of.agg.items[0]);
+	rc = thc_call(inst, e, send, args, 2, &res, &err);
+	if (rc)
+		fprintf(stderr, "handle-send: %s\n", err.msg);
+	REQUIRE(rc == 0);
+	expect_state(&res, "pong|17|abc123|/home/a|2,r1,r22|1700000000123|denied");
+	thc_val_release(&res);
+	thc_val_release(&args[0]);
+	thc_val_release(&args[1]);
+	thc_instance_free(inst);
+	thw_exec_free(e);
+	thw_realm_free(r);
+	thc_component_free(c);
+	free(imps);
 	free(b);
 }
 
