@@ -319,6 +319,46 @@ TEST(thousands_of_chains_by_name_with_failed_creations)
 	rmrf(dir);
 }
 
+TEST(background_thread_flushes_batches_and_applies_retention)
+{
+	char *dir = tmpdir();
+	thx_store_opts o = { .segment_bytes = 4096, .retention_ms = 20 };
+	thx_store *s;
+	REQUIRE(thx_store_open(dir, &o, &s, NULL) == 0);
+	thx_chain_opts co = { .durability = THX_BATCH, .batch_ms = 5,
+			      .retention = { .max_events = 10 } };
+	thx_chain *c;
+	REQUIRE(thx_chain_open(s, "bg", &co, true, &c, NULL) == 0);
+	for (int i = 0; i < 200; i++)
+		add(c, "message.received", "some bytes that retention will drop later");
+	/* Polled with a generous bound: this checks that it happens, not how
+	 * fast. */
+	thx_stats st = { 0 };
+	bool pruned = false;
+	for (int i = 0; i < 1000 && !(pruned && st.compactions > 0 && st.fsyncs > 0); i++) {
+		usleep(10000);
+		thx_store_stats(s, &st);
+		thx_event ev;
+		REQUIRE(thx_get(c, 0, &ev, NULL) == 0);
+		pruned = ev.pruned;
+		thx_event_release(&ev);
+	}
+	CHECK(pruned);
+	CHECK(st.fsyncs > 0);
+	CHECK(st.compactions > 0);
+	/* what the background thread wrote is visible to another reader */
+	thx_store *r;
+	REQUIRE(thx_store_open(dir, &(thx_store_opts){ .read_only = true }, &r, NULL) == 0);
+	thx_chain *rc;
+	REQUIRE(thx_chain_open(r, "bg", NULL, false, &rc, NULL) == 0);
+	CHECK_EQ_INT(thx_chain_count(rc), 200);
+	CHECK(verify_ok(r, NULL));
+	thx_store_close(r);
+	CHECK(verify_ok(s, NULL));
+	thx_store_close(s);
+	rmrf(dir);
+}
+
 TEST(memory_chain_is_not_persisted)
 {
 	char *dir = tmpdir();
