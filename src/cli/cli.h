@@ -16,6 +16,12 @@ int cli_wasm(int argc, char **argv);  /* cmd_wasm.c:  theater wasm ...  */
 int cli_store(int argc, char **argv); /* cmd_store.c: theater store ... */
 int cli_chain(int argc, char **argv); /* cmd_chain.c: theater chain ... */
 int cli_run(int argc, char **argv);   /* cmd_run.c:   theater run ...   */
+int cli_server(int argc, char **argv); /* cmd_server.c: theater server */
+/* cmd_remote.c: commands through a server (start, list, events, store
+ * and chain with --address ...); cli_remote_wanted says whether a
+ * store/chain command line names a server. */
+int cli_remote(int argc, char **argv);
+bool cli_remote_wanted(int argc, char **argv);
 int cli_replay(int argc, char **argv); /* cmd_replay.c: theater replay  */
 /* cmd_replay.c: theater chain export|import|prove|check-proof (argv[0]) */
 int cli_chain_replay(int argc, char **argv);

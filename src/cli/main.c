@@ -33,6 +33,20 @@ static const struct command commands[] = {
 	{ "chain", cli_chain, "event chains: ls, show, verify" },
 	{ "wasm", cli_wasm, "WebAssembly modules: run a WASI command or an export, validate" },
 	{ "run", cli_run, "run an actor from its manifest and print its events" },
+	{ "server", cli_server, "serve the runtime over TCP, TLS and WebSocket" },
+	{ "start", cli_remote, "start an actor on a server (--subscribe to follow it)" },
+	{ "stop", cli_remote, "stop an actor" },
+	{ "terminate", cli_remote, "stop an actor at once" },
+	{ "list", cli_remote, "list a server's actors" },
+	{ "status", cli_remote, "an actor's status" },
+	{ "send", cli_remote, "send a message to an actor" },
+	{ "request", cli_remote, "send a request to an actor, print the reply" },
+	{ "events", cli_remote, "an actor's events (--follow streams them)" },
+	{ "state", cli_remote, "an actor's state" },
+	{ "inspect", cli_remote, "status, state and last events of an actor" },
+	{ "tree", cli_remote, "the supervision tree" },
+	{ "metrics", cli_remote, "server and runtime counters" },
+	{ "completion", cli_remote, "shell completion script: bash, zsh, fish" },
 	{ "replay", cli_replay, "re-run an actor from its chain and check it step by step" },
 };
 
@@ -88,6 +102,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "--version"))
 		return cli_version(argc - 1, argv + 1);
+	if (cli_remote_wanted(argc - 1, argv + 1)) /* store/chain --address */
+		return cli_remote(argc - 1, argv + 1);
 	for (size_t i = 0; i < TH_ARRAY_LEN(commands); i++)
 		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].fn(argc - 1, argv + 1);

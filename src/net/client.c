@@ -120,6 +120,7 @@ struct thcl {
 	int scheme;
 	char host[256], port[16], path[256], name[256];
 	SSL_CTX *ssl;
+	bool has_cert;          /* we present a client certificate */
 	bool no_compress, reconnect;
 	uint32_t connect_timeout_ms, backoff_min, backoff_max;
 	uint32_t versions[THP_MAX_VERSIONS];
@@ -906,12 +907,19 @@ static void write_cb(struct bufferevent *bev, void *arg)
 static void tls_reason(struct bufferevent *bev, char *buf, size_t cap)
 {
 	unsigned long e = bufferevent_get_openssl_error(bev);
-	if (e) {
+	if (e && ERR_GET_LIB(e) != 0 && ERR_GET_LIB(e) != ERR_LIB_SYS) {
 		char s[256];
 		ERR_error_string_n(e, s, sizeof s);
 		snprintf(buf, cap, "TLS: %s", s);
 		while ((e = bufferevent_get_openssl_error(bev)) != 0)
 			;
+		return;
+	}
+	if (e) {
+		/* A system error inside OpenSSL: the peer closed or reset. */
+		while (bufferevent_get_openssl_error(bev) != 0)
+			;
+		snprintf(buf, cap, "TLS: the server closed the connection");
 		return;
 	}
 	int se = EVUTIL_SOCKET_ERROR();
@@ -952,8 +960,15 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 		else
 			snprintf(why, sizeof why, "closed by the server");
 		bool connecting = c->state == S_CONNECTING;
-		drop(c, TH_EIO, "%s%s:%s: %s", connecting ? "cannot connect to " : "",
-		     c->host, c->port, why);
+		/* A server requiring client certificates drops the others
+		 * right after the handshake, sometimes without an alert. */
+		const char *hint = c->ssl && !c->has_cert && !c->ever_open &&
+					   (connecting || c->state == S_HELLO || c->state == S_HTTP)
+				   ? " (if the server requires a client certificate, give "
+				     "--tls-cert and --tls-key)"
+				   : "";
+		drop(c, TH_EIO, "%s%s:%s: %s%s", connecting ? "cannot connect to " : "",
+		     c->host, c->port, why, hint);
 	}
 }
 
@@ -1469,6 +1484,7 @@ int thcl_connect(const thcl_opts *o, thcl **out, th_err *err)
 		c->versions[0] = THP_VERSION;
 		c->nversions = 1;
 	}
+	c->has_cert = o->tls_cert != NULL;
 	if (c->scheme == SCHEME_TLS || c->scheme == SCHEME_WSS) {
 		if (!(c->ssl = thn_tls_client_ctx(o->tls_ca, o->tls_cert, o->tls_key, err))) {
 			client_free(c);

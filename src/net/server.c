@@ -80,6 +80,7 @@ struct thn_conn {
 	bool dirty;            /* obuf holds frames to hand over          */
 	bool is_ws, is_tls;
 	bool in_ws;            /* inside wslay_event_recv                 */
+	char ws_close[32];     /* a WebSocket close to send after the data */
 	int state;
 	struct bufferevent *bev;
 	wslay_event_context_ptr ws;
@@ -241,6 +242,8 @@ static void send_error(thn_conn *c, uint32_t stream, const char *code, int statu
 	}
 }
 
+static void conn_goaway(thn_conn *c, const char *code, const char *msg);
+
 /* Protocol violation: GOAWAY with the reason, then close once flushed. */
 static void violation(thn_conn *c, const char *code, const char *msg)
 {
@@ -249,14 +252,7 @@ static void violation(thn_conn *c, const char *code, const char *msg)
 	atomic_fetch_add(&c->srv->st_proto, 1);
 	logf_(c->srv, "conn %" PRIu64 " %s: protocol violation: %s", c->id, c->peer,
 	      msg);
-	uint8_t *p;
-	size_t n;
-	if (thp_error_encode(code, TH_EINVAL, msg, &p, &n) == 0) {
-		send_frame(c, THP_GOAWAY, 0, 0, p, n);
-		thp_free(p);
-	}
-	c->closing = true;
-	conn_flush(c);
+	conn_goaway(c, code, msg);
 }
 
 /* ---- streams ---- */
@@ -349,6 +345,21 @@ static void conn_free_transport(thn_conn *c)
 	if (c->bev) {
 		bufferevent_free(c->bev);
 		c->bev = NULL;
+	}
+}
+
+/* Send what wslay holds; then, if a close is pending, the close. Our send
+ * callback never blocks, so one wslay_event_send empties the queue. */
+static void ws_pump(thn_conn *c)
+{
+	if (!c->ws || c->in_ws || c->dead)
+		return;
+	(void)wslay_event_send(c->ws);
+	if (c->ws_close[0]) {
+		wslay_event_queue_close(c->ws, WSLAY_CODE_NORMAL_CLOSURE,
+					(const uint8_t *)c->ws_close, strlen(c->ws_close));
+		c->ws_close[0] = 0;
+		(void)wslay_event_send(c->ws);
 	}
 }
 
@@ -454,11 +465,13 @@ static void conn_goaway(thn_conn *c, const char *code, const char *msg)
 	}
 	c->closing = true;
 	c->close_deadline = now_ns() + FLUSH_GRACE_NS;
-	if (c->is_ws && c->ws && c->state != C_HTTP)
-		wslay_event_queue_close(c->ws, WSLAY_CODE_NORMAL_CLOSURE,
-					(const uint8_t *)code, strlen(code));
-	mark_dirty(c);
+	/* The frames must go out before the WebSocket close, but wslay sends
+	 * control frames first: queue the close only once they are out. */
 	conn_flush(c);
+	if (!c->dead && c->is_ws && c->ws && c->state != C_HTTP) {
+		snprintf(c->ws_close, sizeof c->ws_close, "%s", code);
+		ws_pump(c);
+	}
 	if (!c->dead && !c->obuf.len &&
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
 	    (!c->ws || !wslay_event_want_write(c->ws)))
@@ -1139,8 +1152,9 @@ static void read_cb(struct bufferevent *bev, void *arg)
 			} else if (rc != 0) {
 				conn_close(c, "WebSocket protocol error");
 			} else {
-				(void)wslay_event_send(c->ws);
-				if (!wslay_event_want_read(c->ws) && !wslay_event_want_write(c->ws))
+				ws_pump(c);
+				if (!c->dead && !wslay_event_want_read(c->ws) &&
+				    !wslay_event_want_write(c->ws))
 					conn_close(c, "WebSocket closed");
 			}
 		}

@@ -1,0 +1,169 @@
+/*
+ * server_rt.c - thsrv_ops over the runtime's embedding API (thr_): what
+ * `theater server` plugs into the network server so that the actor
+ * commands reach real actors. Every op runs on a server worker thread
+ * (never a runtime worker), so the blocking thr_ calls are allowed.
+ *
+ * Not offered because the embedding API has no such call (the server
+ * answers "unsupported"): terminate (thr_stop always lets the current
+ * message finish), restart, get_manifest, channels, and starting an actor
+ * under a parent (the API spawns top-level actors; children are spawned
+ * by their parents).
+ */
+#include "base/base.h"
+#include "cli/server_rt.h"
+
+static void copy_info(const thr_actor_info *i, thsrv_actor *o)
+{
+	memset(o, 0, sizeof *o);
+	snprintf(o->id, sizeof o->id, "%s", i->id);
+	snprintf(o->parent, sizeof o->parent, "%s", i->parent);
+	snprintf(o->name, sizeof o->name, "%s", i->name);
+	snprintf(o->component, sizeof o->component, "%s", i->component);
+	o->status = (thsrv_status)i->status;
+	o->messages = i->messages;
+	o->queued = i->queued;
+	o->children = i->children;
+	snprintf(o->reason, sizeof o->reason, "%s", i->reason);
+}
+
+/* A manifest given as a Store reference: a 64-hex hash or a label of the
+ * default store. */
+static int manifest_from_store(thr_runtime *rt, const char *ref, char **text,
+			       th_err *err)
+{
+	ths_store *st = thr_runtime_store(rt);
+	ths_hash h;
+	int rc;
+	if (strlen(ref) == THS_HEX_LEN && ths_hash_parse(ref, &h, NULL) == 0)
+		rc = 0;
+	else
+		rc = ths_label_get(st, THS_DEFAULT_STORE, ref, &h, err);
+	if (rc)
+		return rc;
+	uint8_t *data;
+	size_t len;
+	if ((rc = ths_get(st, &h, 1u << 20, &data, &len, err)))
+		return rc;
+	*text = th_strndup((const char *)data, len);
+	ths_buf_free(data);
+	if (!*text)
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	if (strlen(*text) != len) {
+		th_free(*text);
+		*text = NULL;
+		return th_err_set(err, TH_EINVAL, "manifest %s contains a NUL byte", ref);
+	}
+	return 0;
+}
+
+static int rt_start(void *ctx, const thsrv_start *a, char id[THSRV_ID_MAX + 1],
+		    th_err *err)
+{
+	thr_runtime *rt = ctx;
+	if (a->parent)
+		return th_err_set(err, TH_EUNSUPPORTED,
+				  "starting under a parent is not offered: actors spawn "
+				  "their own children");
+	char *text = NULL;
+	int rc;
+	if (a->manifest_ref && (rc = manifest_from_store(rt, a->manifest_ref, &text, err)))
+		return rc;
+	thr_spawn_opts o = { .manifest_text = text ? text : a->manifest_text,
+			     .base_dir = a->base_dir,
+			     .init_state = a->state,
+			     .init_state_len = a->state_len,
+			     .has_init_state = a->has_state };
+	char rid[THR_ID_LEN + 1] = "";
+	rc = thr_spawn(rt, &o, rid, err);
+	snprintf(id, THSRV_ID_MAX + 1, "%s", rid);
+	th_free(text);
+	return rc;
+}
+
+static int rt_stop(void *ctx, const char *id, th_err *err)
+{
+	return thr_stop(ctx, id, err);
+}
+
+static int rt_list(void *ctx, thsrv_actor_fn fn, void *arg, th_err *err)
+{
+	char **ids;
+	size_t n;
+	int rc = thr_list(ctx, &ids, &n, err);
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		thr_actor_info info;
+		if (thr_actor_info_get(ctx, ids[i], &info, NULL) != 0)
+			continue; /* gone meanwhile */
+		thsrv_actor a;
+		copy_info(&info, &a);
+		rc = fn(arg, &a);
+	}
+	thr_free(ids);
+	return rc;
+}
+
+static int rt_status(void *ctx, const char *id, thsrv_actor *out, th_err *err)
+{
+	thr_actor_info info;
+	int rc = thr_actor_info_get(ctx, id, &info, err);
+	if (rc == 0)
+		copy_info(&info, out);
+	return rc;
+}
+
+static int rt_send(void *ctx, const char *id, const void *msg, size_t len, th_err *err)
+{
+	return thr_send(ctx, id, msg, len, 0, err);
+}
+
+static int rt_request(void *ctx, const char *id, const void *msg, size_t len,
+		      uint32_t timeout_ms, thsrv_bytes *reply, th_err *err)
+{
+	uint8_t *r = NULL;
+	size_t rl = 0;
+	int rc = thr_request(ctx, id, msg, len, timeout_ms, &r, &rl, err);
+	if (rc == 0 && thsrv_bytes_set(reply, r, rl))
+		rc = th_err_set(err, TH_ENOMEM, "out of memory");
+	thr_free(r);
+	return rc;
+}
+
+static int rt_get_state(void *ctx, const char *id, thsrv_bytes *state, bool *has,
+			th_err *err)
+{
+	uint8_t *s = NULL;
+	size_t n = 0;
+	int rc = thr_get_state(ctx, id, &s, &n, has, err);
+	if (rc == 0 && *has && thsrv_bytes_set(state, s, n))
+		rc = th_err_set(err, TH_ENOMEM, "out of memory");
+	thr_free(s);
+	return rc;
+}
+
+static int rt_metrics(void *ctx, thsrv_metric_fn fn, void *arg, th_err *err)
+{
+	TH_UNUSED(err);
+	thr_stats s;
+	thr_runtime_stats(ctx, &s);
+	int rc;
+	if ((rc = fn(arg, "spawned", s.spawned)) || (rc = fn(arg, "stopped", s.stopped)) ||
+	    (rc = fn(arg, "failed", s.failed)) || (rc = fn(arg, "messages", s.messages)) ||
+	    (rc = fn(arg, "host_calls", s.host_calls)) || (rc = fn(arg, "denied", s.denied)) ||
+	    (rc = fn(arg, "live", s.live)))
+		return rc;
+	return 0;
+}
+
+const thsrv_ops cli_server_rt_ops = {
+	.start = rt_start,
+	.stop = rt_stop,
+	.list = rt_list,
+	.status = rt_status,
+	.send = rt_send,
+	.request = rt_request,
+	.get_state = rt_get_state,
+	.metrics = rt_metrics,
+};

@@ -1,0 +1,234 @@
+#!/bin/sh
+# cli.sh - black-box tests of `theater server` and the commands that talk
+# to it: a real server on loopback ports the kernel picks, driven by the
+# CLI (every command, text and --json, exit codes), TLS with certificates
+# made here by `openssl req` (mutual TLS refusing a client without a
+# certificate), a WebSocket client that is not ours (Node's `ws`) cut off
+# and resuming without gaps, malformed bytes, and graceful shutdown.
+#   sh tests/net/cli.sh BUILD_DIR
+BUILD=${1:-build}
+T=$(cd "$BUILD" && pwd)/theater
+ROOT=$(pwd)
+W=$(mktemp -d /tmp/th-net-cli.XXXXXX)
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); echo "ok $1"; }
+bad() { fail=$((fail + 1)); echo "not ok $1"; }
+check() { # check NAME CMD...
+	n=$1
+	shift
+	if "$@" >/dev/null 2>&1; then ok "$n"; else bad "$n"; fi
+}
+expect() { # expect NAME CODE PATTERN CMD...  (pattern on stderr)
+	n=$1 code=$2 pat=$3
+	shift 3
+	"$@" >"$W/out" 2>"$W/err"
+	rc=$?
+	if [ "$rc" -eq "$code" ] && grep -q -- "$pat" "$W/err"; then
+		ok "$n"
+	else
+		bad "$n (exit $rc: $(head -c 300 "$W/err"))"
+	fi
+}
+PIDS=""
+cleanup() {
+	for p in $PIDS; do kill "$p" 2>/dev/null; done
+	rm -rf "$W"
+}
+trap cleanup EXIT
+
+# start_server NAME ARGS... : runs a server, sets ADDR (and WSADDR).
+start_server() {
+	name=$1
+	shift
+	"$T" server --home "$W/$name" "$@" >"$W/$name.out" 2>"$W/$name.err" &
+	SPID=$!
+	PIDS="$PIDS $SPID"
+	i=0
+	while [ $i -lt 300 ] && ! grep -q '^listening' "$W/$name.out" 2>/dev/null; do
+		kill -0 "$SPID" 2>/dev/null || break
+		sleep 0.1
+		i=$((i + 1))
+	done
+	ADDR=$(awk '$1 == "listening" && ($2 == "tcp" || $2 == "tls") {print $3; exit}' "$W/$name.out")
+	WSADDR=$(awk '$1 == "listening" && ($2 == "ws" || $2 == "wss") {print $3; exit}' "$W/$name.out")
+}
+
+# ---- the server's own command line ----
+check "server --help" sh -c "'$T' server --help | grep -q -- '--tls-client-ca'"
+expect "server: unknown option is a usage error" 2 "unknown option" "$T" server --bogus x
+expect "server: plaintext beyond loopback is refused" 1 "refusing plaintext" \
+	"$T" server --home "$W/x" --listen 0.0.0.0:0
+expect "server: --tls-cert needs --tls-key" 1 "both --tls-cert and --tls-key" \
+	"$T" server --home "$W/x" --listen 127.0.0.1:0 --tls-cert /nonexistent
+
+start_server main --listen 127.0.0.1:0 --ws-listen 127.0.0.1:0
+MAIN=$SPID
+check "server prints its addresses" [ -n "$ADDR" ] && [ -n "$WSADDR" ]
+A="--address $ADDR"
+
+# ---- store and chain through the server ----
+printf 'hello\n' >"$W/small"
+h=$("$T" store put "$W/small" $A)
+check "store put via the server prints the SHA-256" \
+	[ "$h" = "$(sha256sum "$W/small" | cut -d' ' -f1)" ]
+check "store get via the server" sh -c "'$T' store get $h $A | cmp -s - '$W/small'"
+head -c 3000000 /dev/urandom >"$W/big"
+hb=$("$T" store put "$W/big" --label big $A)
+check "large put (streamed upload) + label prints a hash" \
+	sh -c "echo '$hb' | grep -Eqx '[0-9a-f]{64}'"
+check "large get by label (streamed download)" \
+	sh -c "'$T' store get --label big $A -o '$W/big2' && cmp -s '$W/big' '$W/big2'"
+"$T" store label greeting "$h" $A
+check "store ls via the server" sh -c "'$T' store ls $A | grep -qx 'greeting $h'"
+check "store ls --json" sh -c "'$T' store ls $A --json | grep -q '\"name\":\"greeting\"'"
+"$T" store rm-label greeting $A
+check "store rm-label via the server" sh -c "! '$T' store ls $A | grep -q greeting"
+sid=$("$T" store new $A)
+check "store new via the server" [ -n "$sid" ]
+expect "store: unknown hash is an error" 1 "no object" "$T" store get \
+	0000000000000000000000000000000000000000000000000000000000000000 $A
+expect "store gc is not offered remotely" 2 "not available through a server" "$T" store gc $A
+check "chain ls via the server" sh -c "'$T' chain ls $A | grep -q '^runtime '"
+check "chain verify via the server" sh -c "'$T' chain verify $A | grep -q '^ok'"
+
+# ---- actors (the runtime's counter actor, core-module form) ----
+wat2wasm "$ROOT/tests/runtime/actors/counter.wat" -o "$W/counter.wasm"
+cat >"$W/counter.toml" <<EOF
+name = "counter"
+version = "0.1.0"
+component = "counter.wasm"
+
+[[handler]]
+type = "runtime"
+
+[[handler]]
+type = "message-server"
+EOF
+id=$("$T" start "$W/counter.toml" $A)
+check "start prints the actor id" sh -c "echo '$id' | grep -Eq '^[0-9a-f-]{36}$'"
+"$T" send "$id" one $A && "$T" send "$id" two $A && "$T" send "$id" three $A
+check "request gets the reply (count 3, 8 bytes LE)" \
+	sh -c "'$T' request '$id' 'how many' $A | od -An -tu8 | grep -qw 3"
+check "state prints the state" sh -c "'$T' state '$id' $A | od -An -tu8 | grep -qw 3"
+check "status" sh -c "'$T' status '$id' $A | grep -q 'status: *running'"
+check "status --json" sh -c "'$T' status '$id' $A --json | grep -q '\"status\":\"running\"'"
+check "list shows the actor" sh -c "'$T' list $A | grep -q '^$id  *counter'"
+check "tree shows the actor" sh -c "'$T' tree $A | grep -q '$id counter (running)'"
+check "inspect shows state and events" \
+	sh -c "'$T' inspect '$id' $A | grep -q 'message.received'"
+# init's control message, three sends and one request
+check "events lists the actor's events" \
+	sh -c "[ \$('$T' events '$id' $A | grep -c message.received) -eq 5 ]"
+check "events --type filters" \
+	sh -c "[ \$('$T' events '$id' $A --type actor.created | wc -l) -eq 1 ]"
+check "events --json is one JSON document" \
+	sh -c "'$T' events '$id' $A --json | node -e 'JSON.parse(require(\"fs\").readFileSync(0))'"
+check "events --from --limit" \
+	sh -c "'$T' events '$id' $A --from 2 --limit 3 | awk '{print \$1}' | tr '\n' ' ' | grep -qx '2 3 4 '"
+# --follow: JSON lines as they happen.
+"$T" events "$id" $A --follow --json --type message.received >"$W/follow" 2>"$W/follow.err" &
+FPID=$!
+PIDS="$PIDS $FPID"
+"$T" send "$id" four $A
+i=0
+while [ $i -lt 100 ] && [ "$(grep -c '"message.received"' "$W/follow")" -lt 6 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+kill -INT $FPID
+wait $FPID
+check "events --follow streams new events as JSON lines" \
+	sh -c "[ \$(grep -c '\"message.received\"' '$W/follow') -eq 6 ] &&
+	       node -e 'for (const l of require(\"fs\").readFileSync(\"$W/follow\",\"utf8\").trim().split(\"\\n\")) JSON.parse(l)'"
+check "metrics" sh -c "'$T' metrics $A | grep -q '\"spawned\":1'"
+expect "status of an unknown actor" 1 "no actor" "$T" status 00000000-0000-4000-8000-000000000000 $A
+expect "start of a missing manifest" 1 "cannot open" "$T" start "$W/none.toml" $A
+expect "send without a message is a usage error" 2 "usage" "$T" send "$id" $A
+expect "terminate is reported as unsupported" 1 "unsupported\|no actor runtime\|not" \
+	"$T" terminate "$id" $A
+"$T" stop "$id" $A
+check "stop" sh -c "'$T' status '$id' $A | grep -q 'status: *stopped'"
+expect "a server that is not there" 1 "cannot connect\|Connection refused" \
+	"$T" list --address 127.0.0.1:1
+check "every remote command has --help" sh -c "
+	for c in start stop list status send request events state inspect tree metrics; do
+		'$T' \$c --help | grep -q usage || exit 1
+	done"
+check "completion bash" sh -c "'$T' completion bash | grep -q 'complete -F _theater theater'"
+
+# ---- malformed bytes never hurt the server ----
+node -e '
+const net = require("net");
+let left = 30;
+for (let i = 0; i < 30; i++) {
+	const s = net.connect(process.argv[1], "127.0.0.1", () => {
+		const junk = Buffer.alloc(200 + i * 37);
+		for (let j = 0; j < junk.length; j++) junk[j] = (j * 131 + i * 17) & 255;
+		if (i % 3 === 0) junk.writeUInt32BE(0x7fffffff, 6);
+		s.end(junk);
+	});
+	s.on("error", () => {});
+	s.on("close", () => { if (--left === 0) process.exit(0); });
+	s.setTimeout(5000, () => s.destroy());
+}' "${ADDR##*:}"
+check "the server survives garbage from 30 connections" sh -c "'$T' list $A"
+
+# ---- a WebSocket client that is not ours ----
+NPM="$ROOT/build/npm"
+if [ ! -d "$NPM/node_modules/ws" ]; then
+	npm install --no-save --prefix "$NPM" ws >"$W/npm.log" 2>&1
+fi
+if [ -d "$NPM/node_modules/ws" ]; then
+	if node "$ROOT/tests/net/ws_client.mjs" "ws://$WSADDR/" "$NPM/node_modules" >"$W/ws.log" 2>&1; then
+		ok "Node ws client: subscribe, cut off, resume without gap or duplicate"
+	else
+		bad "Node ws client: $(tail -n 3 "$W/ws.log")"
+	fi
+else
+	bad "Node ws client: cannot install the ws package ($(tail -n 2 "$W/npm.log"))"
+fi
+
+# ---- graceful shutdown ----
+kill -TERM $MAIN
+wait $MAIN
+rc=$?
+check "SIGTERM: the server exits 0" [ "$rc" -eq 0 ]
+check "the chains verify after shutdown" \
+	sh -c "THEATER_HOME='$W/main' '$T' chain verify | grep -qi 'ok'"
+
+# ---- TLS and mutual TLS ----
+C=$W/certs
+mkdir -p "$C"
+EC="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+(
+	cd "$C" &&
+	openssl req -x509 $EC -keyout ca.key -out ca.pem -days 2 -subj /CN=test-ca &&
+	printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >srv.ext &&
+	printf 'extendedKeyUsage=clientAuth\n' >cli.ext &&
+	openssl req $EC -keyout srv.key -out srv.csr -subj /CN=localhost &&
+	openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+		-extfile srv.ext -out srv.pem &&
+	openssl req $EC -keyout cli.key -out cli.csr -subj /CN=client &&
+	openssl x509 -req -in cli.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+		-extfile cli.ext -out cli.pem
+) >"$W/openssl.log" 2>&1
+check "openssl made the test certificates" [ -s "$C/cli.pem" ]
+start_server tls --listen 127.0.0.1:0 --tls-cert "$C/srv.pem" --tls-key "$C/srv.key" \
+	--tls-client-ca "$C/ca.pem"
+TLS=$SPID
+check "the TLS server announces tls://" sh -c "grep -q '^listening tls ' '$W/tls.out'"
+check "mTLS: a client with a certificate from the CA gets in" \
+	"$T" list --address "tls://$ADDR" --tls-ca "$C/ca.pem" --tls-cert "$C/cli.pem" \
+	--tls-key "$C/cli.key"
+expect "mTLS: a client without a certificate is refused" 1 "certificate" \
+	"$T" list --address "tls://$ADDR" --tls-ca "$C/ca.pem"
+expect "TLS: a client that does not trust the server refuses it" 1 "verify" \
+	"$T" list --address "tls://$ADDR" --tls-ca "$C/cli.pem" --tls-cert "$C/cli.pem" \
+	--tls-key "$C/cli.key"
+kill -INT $TLS
+wait $TLS
+check "SIGINT: the TLS server exits 0" [ $? -eq 0 ]
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
