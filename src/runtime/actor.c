@@ -80,6 +80,7 @@
  */
 #include "base/base.h"
 #include "runtime/rt.h"
+#include "runtime/supervise.h"
 #include "runtime/value.h"
 
 const char *const rta_export_iface[RTA_NX] = {
@@ -319,6 +320,10 @@ int rta_deliver(rta_actor *to, rtm_msg *m, th_err *err)
 	bool sys = m->priority == RTM_SYSTEM;
 	int rc;
 
+	if (!sys && to->sv && (rc = rsv_admit(to, err))) {
+		rtm_msg_free(m);
+		return rc;
+	}
 	if (!sys && m->len > to->max_msg) {
 		th_cbor_enc_init(&e, NULL, 0);
 		th_cbor_put_array(&e, 4);
@@ -549,6 +554,7 @@ int rta_spawn(thr_runtime *rt, rtf_spec *spec, rta_actor *parent,
 	}
 	if (parent)
 		add_child(parent, a);
+	rsv_attach(a);
 	send_control(a, RTA_CTL_INIT, parent ? parent->id : "", NULL, 0, 0, 0);
 	return 0;
 }
@@ -1004,6 +1010,7 @@ static void finish_call(rta_actor *a)
 		answer_spawner(a, true, a->id);
 	}
 	ack(a, m);
+	rsv_handled(a);
 }
 
 /* ---- running ---------------------------------------------------------------- */
@@ -1201,7 +1208,7 @@ static void finalize(rta_actor *a, int life, const char *kind,
 {
 	thr_runtime *rt = a->rt;
 	int was = atomic_load(&a->life);
-	const char *what = life == RTA_FAILED ? "failed" : "stopped";
+	const char *what;
 	rtm_msg *list;
 	th_cbor_enc e;
 	bool external, has_exit;
@@ -1211,6 +1218,8 @@ static void finalize(rta_actor *a, int life, const char *kind,
 
 	if (was >= RTA_STOPPED)
 		return;
+	rsv_adjust_end(a, &life, &kind, &reason);
+	what = life == RTA_FAILED ? "failed" : "stopped";
 	abandon_pend(a);
 	rta_call_flush(a); /* the call that failed or was cut short */
 	call_release(a);   /* its message is in flight: dropped below */
@@ -1254,8 +1263,14 @@ static void finalize(rta_actor *a, int life, const char *kind,
 
 	/* No new messages; everything queued or in flight is dropped, and
 	 * whoever waits for an answer from this actor gets one. */
-	rtm_close(&a->mb);
-	list = rtm_drain(&a->mb);
+	if (rsv_keep_mailbox(a, was, life, external)) {
+		/* Kept for the restart the policy will make (redelivery). */
+		rtm_requeue_inflight(&a->mb);
+		list = NULL;
+	} else {
+		rtm_close(&a->mb);
+		list = rtm_drain(&a->mb);
+	}
 	while (list) {
 		rtm_msg *m = list;
 		list = m->next;
@@ -1305,6 +1320,7 @@ static void finalize(rta_actor *a, int life, const char *kind,
 
 	/* Last: the notices above are queued work already, so a quiescent
 	 * runtime has handled them. */
+	rsv_on_end(a, was, life, external, kind, reason);
 	rtr_busy_add(rt, -dropped);
 }
 

@@ -18,6 +18,7 @@
  */
 #include "base/base.h"
 #include "runtime/rt.h"
+#include "runtime/supervise.h"
 
 enum { CH_OPENING = 0, CH_OPEN = 1 };
 
@@ -73,6 +74,8 @@ int rtq_new(thr_runtime *rt, rtq_table **out)
 
 static void req_free(rtq_req *r)
 {
+	if (r->from)
+		rdl_leave(r->from, r->n);
 	if (!r->from) {
 		pthread_mutex_destroy(&r->lock);
 		pthread_cond_destroy(&r->cond);
@@ -235,6 +238,11 @@ int rtq_request(thr_runtime *rt, rta_actor *from, uint64_t token,
 		pthread_mutex_init(&r->lock, NULL);
 		pthread_cond_init(&r->cond, NULL);
 		r->refs = 2;
+	}
+	if (from && (rc = rdl_enter(from, to, r->n, err))) {
+		th_free(r);
+		rtm_msg_free(m);
+		return rc;
 	}
 	rtt_timer_init(&r->timer, on_timeout, r);
 	m->ref = r->n;

@@ -170,6 +170,8 @@ struct rta_actor {
 	rta_actor **children;
 	uint32_t nchildren, capchildren;
 	_Atomic uint64_t handled;
+
+	struct rsv_node *sv;         /* supervision (supervise.h); NULL = none */
 };
 
 /* ---- Runtime --------------------------------------------------------------- */

@@ -11,6 +11,7 @@
 #include "base/base.h"
 #include "handlers/handlers.h"
 #include "runtime/rt.h"
+#include "runtime/supervise.h"
 
 static int mkdir_p(const char *path, th_err *err)
 {
@@ -34,6 +35,7 @@ static int mkdir_p(const char *path, th_err *err)
 
 static void free_actor(rta_actor *a)
 {
+	rsv_detach(a);
 	rtm_release(&a->mb);
 	thm_perms_release(&a->perm);
 	pthread_mutex_destroy(&a->lock);
