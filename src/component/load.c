@@ -24,10 +24,10 @@ static int load_component(thc_component *c, const thcw_world *w, th_err *err)
 	if (rc)
 		return rc;
 	thcd_scope *root = c->dec.root;
-	c->nmodules = root->modules.n;
-	c->modules = th_calloc(c->nmodules ? c->nmodules : 1, sizeof(thw_module *));
+	c->modules = th_calloc(root->modules.n ? root->modules.n : 1, sizeof(thw_module *));
 	if (!c->modules)
 		return th_err_set(err, TH_ENOMEM, "out of memory");
+	c->nmodules = root->modules.n;
 	for (uint32_t i = 0; i < c->nmodules; i++)
 		if ((rc = thw_module_new(c->bytes + root->modules.v[i], root->module_lens.v[i],
 					 &c->modules[i], err)))

@@ -123,11 +123,12 @@ TEST(decode_full_world_dummy)
 static int check(const char *path, thc_component **out, th_err *err)
 {
 	size_t n;
-	thc_component *c = th_calloc(1, sizeof(*c));
+	thc_component *c = calloc(1, sizeof(*c));
 	REQUIRE(c);
 	c->bytes = slurp(path, &n);
 	c->len = n;
-	const thcw_world *w = thcw_theater(err);
+	th_err werr = { 0 };
+	const thcw_world *w = thcw_theater(&werr);
 	REQUIRE(w);
 	*out = c;
 	return thcl_check_component(c, w, err);
@@ -140,7 +141,7 @@ static void check_free(thc_component *c)
 	thcd_release(&c->dec);
 	thct_arena_release(&c->arena);
 	free(c->bytes);
-	th_free(c);
+	free(c);
 }
 
 TEST(world_check_accepts_counter)
@@ -256,6 +257,29 @@ TEST(hostile_mutations_do_not_crash)
 	CHECK(bad > 0);
 	free(m);
 	free(b);
+}
+
+/* Out of memory at every allocation of decoding and checking a real
+ * component: an error, never a crash or a leak (ASan's leak check). */
+TEST(allocation_failure_at_every_step)
+{
+	int fails = 0;
+	th_err e0 = { 0 };
+	REQUIRE(thcw_theater(&e0)); /* parsed once, before failures start */
+	for (long k = 0;; k++) {
+		thc_component *c;
+		th_err err = { 0 };
+		th_alloc_fail_after(k);
+		int rc = check(OUT "/counter.component.wasm", &c, &err);
+		th_alloc_fail_after(-1);
+		check_free(c);
+		if (rc == 0)
+			break;
+		CHECK_EQ_INT(rc, TH_ENOMEM);
+		fails++;
+		REQUIRE(k < 100000);
+	}
+	CHECK(fails > 10);
 }
 
 TEST_MAIN()

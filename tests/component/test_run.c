@@ -8,6 +8,7 @@
 
 #include "test.h"
 
+#include "base/base.h"
 #include "theater/component.h"
 #include "theater/wasi.h"
 
@@ -405,6 +406,64 @@ TEST(sdk_imports_match_world_and_lower_results)
 	thw_realm_free(r);
 	thc_component_free(c);
 	free(imps);
+	free(b);
+}
+
+/* Out of memory at every allocation from load to a finished init: each
+ * step fails with an error, the process carries on. */
+TEST(allocation_failure_load_to_call)
+{
+	size_t n;
+	uint8_t *b = slurp(OUT "/counter.component.wasm", &n);
+	thc_hostret (*fn)(thc_hostcall *, void *, const thc_val *, uint32_t, thc_val *) = host_log;
+	thc_host_import imps[] = { { "theater:simple/runtime", "log", fn, NULL } };
+	th_err e0 = { 0 };
+	thc_component *c0;
+	REQUIRE(thc_component_load(b, n, &c0, &e0) == 0); /* world parsed before failures */
+	thc_component_free(c0);
+	int failures = 0;
+	for (long k = 0;; k += 1 + k / 16) {
+		th_err err = { 0 };
+		thc_component *c = NULL;
+		thw_realm *r = NULL;
+		thw_exec *e = NULL;
+		thc_instance *inst = NULL;
+		thc_val args[2] = { 0 }, res = { 0 };
+		th_alloc_fail_after(k);
+		int rc = thc_component_load(b, n, &c, &err);
+		if (!rc)
+			rc = thw_realm_new(NULL, &r, &err);
+		if (!rc)
+			rc = thw_exec_new(r, &e, &err);
+		if (!rc) {
+			thw_exec_set_fuel(e, UINT64_MAX, THW_FUEL_TRAP);
+			rc = thc_instantiate(r, c, imps, 1, e, &inst, &err);
+		}
+		if (!rc) {
+			args[0] = opt_state(NULL);
+			rc = thc_val_agg(THC_TUPLE, 1, &args[1]);
+			if (!rc)
+				rc = thc_val_string("x", 1, &args[1].of.agg.items[0]);
+			if (!rc && args[0].kind == THC_OPTION)
+				rc = thc_call(inst, e, 0, args, 2, &res, &err);
+			else if (!rc)
+				rc = TH_ENOMEM;
+		}
+		th_alloc_fail_after(-1);
+		thc_val_release(&res);
+		thc_val_release(&args[0]);
+		thc_val_release(&args[1]);
+		thc_instance_free(inst);
+		thw_exec_free(e);
+		thw_realm_free(r);
+		thc_component_free(c);
+		if (rc == 0)
+			break;
+		CHECK(err.msg[0] != 0 || rc == TH_ENOMEM);
+		failures++;
+		REQUIRE(k < 1000000);
+	}
+	CHECK(failures > 10);
 	free(b);
 }
 
