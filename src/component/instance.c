@@ -18,6 +18,11 @@
 #include "component/comp.h"
 #include "theater/wasi.h"
 
+/* Fuel for the guest code the component layer runs on its own (realloc,
+ * post-return, initialisation): generous, but a guest that loops there
+ * traps ("out of fuel") instead of holding a worker thread forever. */
+#define THC_AUX_FUEL 100000000ull
+
 typedef struct tramp {
 	thc_instance *inst;
 	const thc_fn *fn;
@@ -109,7 +114,7 @@ static int gm_realloc(void *ctx, uint32_t old, uint32_t old_size, uint32_t align
 	a[1].of.i32 = old_size;
 	a[2].of.i32 = align;
 	a[3].of.i32 = new_size;
-	thw_exec_set_fuel(g->inst->aux, UINT64_MAX, THW_FUEL_TRAP);
+	thw_exec_set_fuel(g->inst->aux, THC_AUX_FUEL, THW_FUEL_TRAP);
 	thw_state st = thw_call(g->inst->aux, g->realloc, a, 4, &r, 1);
 	if (st != THW_STATE_DONE)
 		return st == THW_STATE_TRAPPED ? trap_err(g->inst->aux, err, "cabi_realloc")
@@ -440,6 +445,7 @@ static int instantiate_core(thc_instance *inst, thw_exec *exec, th_err *err)
 	}
 	if (thw_instance_export(wi, c->init_name, strlen(c->init_name), &e) &&
 	    e.kind == THW_EXTERN_FUNC) {
+		thw_exec_set_fuel(inst->aux, THC_AUX_FUEL, THW_FUEL_TRAP);
 		thw_state st = thw_call(inst->aux, e.of.func, NULL, 0, NULL, 0);
 		if (st != THW_STATE_DONE)
 			return trap_err(inst->aux, err, c->init_name);
@@ -581,7 +587,7 @@ int thc_call_finish(thc_instance *inst, thw_exec *exec, thc_val *result, th_err 
 		th_err_prefix(err, "%s#%s result", f->iface, f->name);
 	}
 	if (x->post) {
-		thw_exec_set_fuel(inst->aux, UINT64_MAX, THW_FUEL_TRAP);
+		thw_exec_set_fuel(inst->aux, THC_AUX_FUEL, THW_FUEL_TRAP);
 		thw_state ps = thw_call(inst->aux, x->post, res, nr, NULL, 0);
 		if (ps != THW_STATE_DONE && !rc)
 			rc = trap_err(inst->aux, err, "post-return");
