@@ -2,6 +2,8 @@
 # build.sh - build a C actor with the Theater guest SDK into a core module
 # and (with jco) into a component.
 #   sh sdk/c/build.sh SRC.c OUTDIR [WORLD]
+# WORLD is message-actor (default) or supervisor-actor (also links
+# sdk/c/supervisor.c for the supervisor-handlers exports).
 # Produces OUTDIR/NAME.core.wasm (core-module form) and
 # OUTDIR/NAME.component.wasm (component form). Needs Debian's clang, lld
 # (wasm-ld), wasi-libc and libclang-rt-14-dev-wasm32 (scripts/setup.sh) and
@@ -25,10 +27,12 @@ command -v wasm-ld >/dev/null || die "wasm-ld not found (Debian package lld)"
 command -v node >/dev/null || die "node not found"
 command -v npm >/dev/null || die "npm not found"
 
+EXTRA=""
+[ "$WORLD" = supervisor-actor ] && EXTRA="$ROOT/sdk/c/supervisor.c"
 mkdir -p "$OUT"
 clang --target=wasm32-wasi -O2 -std=c11 -Wall -Wextra -Werror \
 	-nostartfiles -Wl,--no-entry -Wl,--export=cabi_realloc \
-	-I"$ROOT/sdk/c" -o "$OUT/$NAME.core.wasm" "$SRC" "$ROOT/sdk/c/theater.c"
+	-I"$ROOT/sdk/c" -o "$OUT/$NAME.core.wasm" "$SRC" "$ROOT/sdk/c/theater.c" $EXTRA
 
 if [ "${CORE_ONLY:-0}" = 1 ]; then
 	echo "$OUT/$NAME.core.wasm"

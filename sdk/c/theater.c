@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "theater.h"
+#include "theater_glue.h"
 
 #define EXPORT(name) __attribute__((export_name(name)))
 #define IMPORT(mod, name) __attribute__((import_module(mod), import_name(name)))
@@ -87,7 +88,7 @@ static void free_opt(const uint8_t *p)
 		free((void *)(uintptr_t)get32(p + 4));
 }
 
-static theater_opt_bytes opt_in(int32_t tag, uint8_t *ptr, size_t len)
+theater_opt_bytes theater__opt_in(int32_t tag, uint8_t *ptr, size_t len)
 {
 	theater_opt_bytes o = { tag != 0, { tag ? ptr : NULL, tag ? len : 0 } };
 	return o;
@@ -101,7 +102,7 @@ static void drop_old(const theater_opt_bytes *old, const theater_opt_bytes *now)
 }
 
 /* Writes the common part: discriminant, new state or error. */
-static uint8_t *finish(theater_status st, const theater_opt_bytes *old, theater_opt_bytes *now)
+uint8_t *theater__finish(theater_status st, const theater_opt_bytes *old, theater_opt_bytes *now)
 {
 	memset(ret_area, 0, sizeof ret_area);
 	if (st.is_err) {
@@ -120,7 +121,7 @@ static uint8_t *finish(theater_status st, const theater_opt_bytes *old, theater_
 	return ret_area;
 }
 
-static void post_common(uint8_t *p)
+void theater__post_common(uint8_t *p)
 {
 	if (p[0] == 1)
 		free((void *)(uintptr_t)get32(p + 4));
@@ -131,46 +132,46 @@ static void post_common(uint8_t *p)
 EXPORT("theater:simple/actor#init")
 uint8_t *theater_exp_init(int32_t st, uint8_t *sp, size_t sl, char *id, size_t idl)
 {
-	theater_opt_bytes old = opt_in(st, sp, sl), now = old;
+	theater_opt_bytes old = theater__opt_in(st, sp, sl), now = old;
 	theater_string aid = { id, idl };
 	theater_status s = theater_actor_init(&now, aid);
 	free(id);
-	return finish(s, &old, &now);
+	return theater__finish(s, &old, &now);
 }
 
 EXPORT("cabi_post_theater:simple/actor#init")
 void theater_post_init(uint8_t *p)
 {
-	post_common(p);
+	theater__post_common(p);
 }
 
 EXPORT("theater:simple/message-server-client#handle-send")
 uint8_t *theater_exp_handle_send(int32_t st, uint8_t *sp, size_t sl, uint8_t *m, size_t ml)
 {
-	theater_opt_bytes old = opt_in(st, sp, sl), now = old;
+	theater_opt_bytes old = theater__opt_in(st, sp, sl), now = old;
 	theater_bytes msg = { m, ml };
 	theater_status s = theater_handle_send(&now, msg);
 	free(m);
-	return finish(s, &old, &now);
+	return theater__finish(s, &old, &now);
 }
 
 EXPORT("cabi_post_theater:simple/message-server-client#handle-send")
 void theater_post_handle_send(uint8_t *p)
 {
-	post_common(p);
+	theater__post_common(p);
 }
 
 EXPORT("theater:simple/message-server-client#handle-request")
 uint8_t *theater_exp_handle_request(int32_t st, uint8_t *sp, size_t sl, char *rid, size_t rl,
 				   uint8_t *m, size_t ml)
 {
-	theater_opt_bytes old = opt_in(st, sp, sl), now = old, resp = { false, { NULL, 0 } };
+	theater_opt_bytes old = theater__opt_in(st, sp, sl), now = old, resp = { false, { NULL, 0 } };
 	theater_string r = { rid, rl };
 	theater_bytes msg = { m, ml };
 	theater_status s = theater_handle_request(&now, r, msg, &resp);
 	free(rid);
 	free(m);
-	uint8_t *ret = finish(s, &old, &now);
+	uint8_t *ret = theater__finish(s, &old, &now);
 	if (!s.is_err)
 		put_opt(ret + 16, &resp);
 	else if (resp.is_some)
@@ -183,21 +184,21 @@ void theater_post_handle_request(uint8_t *p)
 {
 	if (p[0] == 0)
 		free_opt(p + 16);
-	post_common(p);
+	theater__post_common(p);
 }
 
 EXPORT("theater:simple/message-server-client#handle-channel-open")
 uint8_t *theater_exp_handle_channel_open(int32_t st, uint8_t *sp, size_t sl, char *from,
 					size_t fl, uint8_t *m, size_t ml)
 {
-	theater_opt_bytes old = opt_in(st, sp, sl), now = old, reply = { false, { NULL, 0 } };
+	theater_opt_bytes old = theater__opt_in(st, sp, sl), now = old, reply = { false, { NULL, 0 } };
 	theater_string f = { from, fl };
 	theater_bytes msg = { m, ml };
 	bool accepted = false;
 	theater_status s = theater_handle_channel_open(&now, f, msg, &accepted, &reply);
 	free(from);
 	free(m);
-	uint8_t *ret = finish(s, &old, &now);
+	uint8_t *ret = theater__finish(s, &old, &now);
 	if (!s.is_err) {
 		ret[16] = accepted;
 		put_opt(ret + 20, &reply);
@@ -212,43 +213,43 @@ void theater_post_handle_channel_open(uint8_t *p)
 {
 	if (p[0] == 0)
 		free_opt(p + 20);
-	post_common(p);
+	theater__post_common(p);
 }
 
 EXPORT("theater:simple/message-server-client#handle-channel-message")
 uint8_t *theater_exp_handle_channel_message(int32_t st, uint8_t *sp, size_t sl, char *cid,
 					   size_t cl, uint8_t *m, size_t ml)
 {
-	theater_opt_bytes old = opt_in(st, sp, sl), now = old;
+	theater_opt_bytes old = theater__opt_in(st, sp, sl), now = old;
 	theater_string c = { cid, cl };
 	theater_bytes msg = { m, ml };
 	theater_status s = theater_handle_channel_message(&now, c, msg);
 	free(cid);
 	free(m);
-	return finish(s, &old, &now);
+	return theater__finish(s, &old, &now);
 }
 
 EXPORT("cabi_post_theater:simple/message-server-client#handle-channel-message")
 void theater_post_handle_channel_message(uint8_t *p)
 {
-	post_common(p);
+	theater__post_common(p);
 }
 
 EXPORT("theater:simple/message-server-client#handle-channel-close")
 uint8_t *theater_exp_handle_channel_close(int32_t st, uint8_t *sp, size_t sl, char *cid,
 					 size_t cl)
 {
-	theater_opt_bytes old = opt_in(st, sp, sl), now = old;
+	theater_opt_bytes old = theater__opt_in(st, sp, sl), now = old;
 	theater_string c = { cid, cl };
 	theater_status s = theater_handle_channel_close(&now, c);
 	free(cid);
-	return finish(s, &old, &now);
+	return theater__finish(s, &old, &now);
 }
 
 EXPORT("cabi_post_theater:simple/message-server-client#handle-channel-close")
 void theater_post_handle_channel_close(uint8_t *p)
 {
-	post_common(p);
+	theater__post_common(p);
 }
 
 /* Default handlers: keep the state. */
@@ -320,7 +321,7 @@ theater_opt_bytes theater_get_state(void)
 {
 	_Alignas(4) uint8_t r[12];
 	theater_imp_get_state(r);
-	return opt_in(r[0], (uint8_t *)(uintptr_t)get32(r + 4), get32(r + 8));
+	return theater__opt_in(r[0], (uint8_t *)(uintptr_t)get32(r + 4), get32(r + 8));
 }
 
 bool theater_send(const char *id, size_t idl, const uint8_t *m, size_t ml, theater_string *err)

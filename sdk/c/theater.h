@@ -136,4 +136,22 @@ theater_string theater_string_dup(const char *s);
 theater_status theater_ok(void);
 theater_status theater_error(const char *msg);
 
+
+/* ---- supervisor-handlers (link sdk/c/supervisor.c and build with the
+ * world supervisor-actor: sh sdk/c/build.sh SRC OUT supervisor-actor) ---- */
+
+/* wit-error-type */
+enum theater_error_type {
+	THEATER_OPERATION_TIMEOUT, THEATER_CHANNEL_CLOSED, THEATER_SHUTTING_DOWN,
+	THEATER_FUNCTION_NOT_FOUND, THEATER_TYPE_MISMATCH, THEATER_INTERNAL,
+	THEATER_SERIALIZATION_ERROR, THEATER_UPDATE_COMPONENT_ERROR, THEATER_PAUSED
+};
+
+theater_status theater_handle_child_error(theater_opt_bytes *state, theater_string child_id,
+					  enum theater_error_type type, theater_opt_bytes data);
+theater_status theater_handle_child_exit(theater_opt_bytes *state, theater_string child_id,
+					 theater_opt_bytes data);
+theater_status theater_handle_child_external_stop(theater_opt_bytes *state,
+						  theater_string child_id);
+
 #endif

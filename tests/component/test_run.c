@@ -29,6 +29,7 @@ __attribute__((constructor)) static void build_first(void)
 	sh("sh sdk/c/build.sh examples/counter/counter.c " OUT " >/dev/null");
 	sh("CORE_ONLY=1 sh sdk/c/build.sh tests/component/wasi_actor.c " OUT " >/dev/null");
 	sh("CORE_ONLY=1 sh sdk/c/build.sh tests/component/sdk_actor.c " OUT " >/dev/null");
+	sh("sh sdk/c/build.sh tests/component/sup_actor.c " OUT " supervisor-actor >/dev/null");
 }
 
 static uint8_t *slurp(const char *path, size_t *len)
@@ -510,6 +511,63 @@ TEST(looping_realloc_runs_out_of_fuel)
 	thw_exec_free(e);
 	thw_realm_free(r);
 	thc_component_free(c);
+}
+
+/* supervisor-handlers through the SDK, as a jco-built component. */
+TEST(supervisor_handlers_component)
+{
+	size_t n;
+	uint8_t *b = slurp(OUT "/sup_actor.component.wasm", &n);
+	thc_component *c;
+	th_err err = { 0 };
+	int rc = thc_component_load(b, n, &c, &err);
+	if (rc)
+		fprintf(stderr, "load: %s\n", err.msg);
+	REQUIRE(rc == 0);
+	CHECK_EQ_INT(thc_component_export_count(c), 9);
+	thw_realm *r;
+	thw_exec *e;
+	REQUIRE(thw_realm_new(NULL, &r, &err) == 0);
+	REQUIRE(thw_exec_new(r, &e, &err) == 0);
+	thw_exec_set_fuel(e, UINT64_MAX, THW_FUEL_TRAP);
+	thc_instance *inst;
+	REQUIRE(thc_instantiate(r, c, NULL, 0, e, &inst, &err) == 0);
+	int herr = thc_component_find_export(c, "theater:simple/supervisor-handlers", "handle-child-error");
+	int hexit = thc_component_find_export(c, "theater:simple/supervisor-handlers", "handle-child-exit");
+	REQUIRE(herr >= 0 && hexit >= 0);
+	/* (child-id, wit-actor-error { error-type: internal (5), data: some("boom") }) */
+	thc_val args[2], res, rec, et, data, bytes;
+	args[0] = opt_state(NULL);
+	thc_val_agg(THC_TUPLE, 2, &args[1]);
+	thc_val_string("kid", 3, &args[1].of.agg.items[0]);
+	thc_val_agg(THC_RECORD, 2, &rec);
+	thc_val_case(THC_ENUM, 5, NULL, &et);
+	rec.of.agg.items[0] = et;
+	thc_val_bytes((const uint8_t *)"boom", 4, &bytes);
+	thc_val_case(THC_OPTION, 1, &bytes, &data);
+	rec.of.agg.items[1] = data;
+	args[1].of.agg.items[1] = rec;
+	rc = thc_call(inst, e, herr, args, 2, &res, &err);
+	if (rc)
+		fprintf(stderr, "handle-child-error: %s\n", err.msg);
+	REQUIRE(rc == 0);
+	expect_state(&res, "error:kid:5:boom");
+	thc_val_release(&res);
+	thc_val_release(&args[1]);
+	/* (child-id, none) */
+	thc_val_agg(THC_TUPLE, 2, &args[1]);
+	thc_val_string("kid2", 4, &args[1].of.agg.items[0]);
+	thc_val_case(THC_OPTION, 0, NULL, &args[1].of.agg.items[1]);
+	REQUIRE(thc_call(inst, e, hexit, args, 2, &res, &err) == 0);
+	expect_state(&res, "exit:kid2:none");
+	thc_val_release(&res);
+	thc_val_release(&args[0]);
+	thc_val_release(&args[1]);
+	thc_instance_free(inst);
+	thw_exec_free(e);
+	thw_realm_free(r);
+	thc_component_free(c);
+	free(b);
 }
 
 TEST_MAIN()
