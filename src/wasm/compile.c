@@ -601,6 +601,61 @@ static int numeric(cx *c, const numop *n)
 		ventry eb;
 		if ((rc = pop_raw(c, n->b, &eb)))
 			return rc;
+		/* Array indexing, a + (x << k), from i32.shl by a constant
+		 * just emitted and an i32.add. */
+		if (n->op == THW__OP_I32_ADD && !c->dead && c->last_op == THW__OP_I32_SHL_K &&
+		    c->last_dst != NONE && c->last_end == here(c) && c->sh > top(c)->height) {
+			uint32_t shl_d = c->cb->c[c->last_dst];
+			ventry *ea = &c->st[c->sh - 1];
+			uint32_t other = NONE;
+			if (eb.slot == natural(c, c->sh) && shl_d == eb.slot &&
+			    ea->slot != SLOT_CONST)
+				other = ea->slot; /* a + (x << k) */
+			else if (eb.slot != SLOT_CONST && ea->slot == natural(c, c->sh - 1) &&
+				 shl_d == ea->slot)
+				other = eb.slot; /* (x << k) + b, b a local */
+			if (other != NONE) {
+				uint32_t x = c->cb->c[c->last_start + 2];
+				uint32_t k = c->cb->c[c->last_start + 3];
+				c->cb->n = c->last_start;
+				c->last_dst = NONE;
+				ventry drop;
+				if ((rc = pop_raw(c, THW_I32, &drop)))
+					return rc;
+				uint32_t d = natural(c, c->sh);
+				if ((rc = op(c, THW__OP_I32_ADD_SHL)))
+					return rc;
+				dst_imm(c, d);
+				imm(c, other);
+				imm(c, x);
+				imm(c, k);
+				end_instr(c);
+				return push(c, THW_I32);
+			}
+		}
+		/* (x << k) + constant */
+		if (n->op == THW__OP_I32_ADD && eb.slot == SLOT_CONST && !c->dead &&
+		    c->last_op == THW__OP_I32_SHL_K && c->last_dst != NONE &&
+		    c->last_end == here(c) && c->sh > top(c)->height &&
+		    c->st[c->sh - 1].slot == natural(c, c->sh - 1) &&
+		    c->cb->c[c->last_dst] == natural(c, c->sh - 1)) {
+			uint32_t x = c->cb->c[c->last_start + 2];
+			uint32_t k = c->cb->c[c->last_start + 3];
+			c->cb->n = c->last_start;
+			c->last_dst = NONE;
+			ventry drop;
+			if ((rc = pop_raw(c, THW_I32, &drop)))
+				return rc;
+			uint32_t d = natural(c, c->sh);
+			if ((rc = op(c, THW__OP_I32_SHL_ADD_K)))
+				return rc;
+			dst_imm(c, d);
+			imm(c, x);
+			imm(c, k);
+			imm(c, (uint32_t)eb.k);
+			end_instr(c);
+			return push(c, THW_I32);
+		}
 		/* Immediate form when the right operand is a pending constant. */
 		if (eb.slot == SLOT_CONST && imm_form[n->op] >= 0) {
 			uint32_t sa;

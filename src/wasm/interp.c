@@ -36,6 +36,8 @@
  *   binary, loaded b     [op_L][d][a][address][offset]   (b = memory[...])
  *   CONST32              [op][d][k]          CONST64     [op][d][klo][khi]
  *   COPY                 [op][d][a]          SELECT      [op][d][a][b][c]
+ *   I32_ADD_SHL          [op][d][a][x][k]    a + (x << k), array indexing
+ *   I32_SHL_ADD_K        [op][d][x][k][c]    (x << k) + c
  *   load                 [op][d][addr][offset]   _RR [op][d][a][b][offset]
  *                        (address a + b)         _A  [op][d][address][offset]
  *   store                [op][addr][value][offset]
@@ -452,6 +454,12 @@ do_call: {
 L_COPY:
 	R(1) = R(2);
 	NEXT(3);
+L_I32_ADD_SHL: /* a + (x << k) */
+	R(1) = (uint32_t)(I32(2) + (I32(3) << (pc[4] & 31)));
+	NEXT(5);
+L_I32_SHL_ADD_K: /* (x << k) + c */
+	R(1) = (uint32_t)((I32(2) << (pc[3] & 31)) + pc[4]);
+	NEXT(5);
 L_MOVEN: {
 	uint32_t d = pc[1], s = pc[2], n = pc[3];
 	for (uint32_t i = 0; i < n; i++)

@@ -254,4 +254,56 @@ TEST(decode_errors_name_section_and_offset)
 	CHECK(strstr(err.msg, "code section at offset 0x") != NULL);
 }
 
+/* The translator fuses common sequences (array indexing, loads with an
+ * added address, load + arithmetic, compare + branch); the results must
+ * be those of the unfused instructions, wrap-around included. */
+TEST(fused_forms_keep_wasm_semantics)
+{
+	wat_env w;
+	th_err err = { 0 };
+	int rc = wat_load(&w,
+		"(module (memory 1) (data (i32.const 0) \"\\10\\00\\00\\00\\20\\00\\00\\00\")"
+		" (func (export \"idx\") (param i32 i32) (result i32)"
+		"  (i32.add (local.get 0) (i32.shl (local.get 1) (i32.const 2))))"
+		" (func (export \"idx2\") (param i32 i32) (result i32)"
+		"  (i32.add (i32.shl (local.get 1) (i32.const 3)) (local.get 0)))"
+		" (func (export \"idxk\") (param i32) (result i32)"
+		"  (i32.add (i32.shl (local.get 0) (i32.const 4)) (i32.const -16)))"
+		" (func (export \"ldrr\") (param i32 i32) (result i32)"
+		"  (i32.load (i32.add (local.get 0) (local.get 1))))"
+		" (func (export \"ldop\") (param i32 i32) (result i32)"
+		"  (i32.sub (local.get 1) (i32.load offset=4 (local.get 0))))"
+		" (func (export \"cmpbr\") (param i32 i32) (result i32)"
+		"  (if (result i32) (i32.lt_s (local.get 0) (local.get 1)) (then (i32.const 1)) (else (i32.const 2)))))",
+		&err);
+	if (rc)
+		fprintf(stderr, "%s\n", err.msg);
+	REQUIRE(rc == 0);
+	thw_val a[2], r;
+	a[0] = v_i32(100); a[1] = v_i32(0x40000001);
+	CHECK_EQ_INT(wat_call(&w, "idx", a, 2, &r, 1), THW_STATE_DONE);
+	CHECK_EQ_INT(r.of.i32, (uint32_t)(100u + (0x40000001u << 2)));
+	CHECK_EQ_INT(wat_call(&w, "idx2", a, 2, &r, 1), THW_STATE_DONE);
+	CHECK_EQ_INT(r.of.i32, (uint32_t)(100u + (0x40000001u << 3)));
+	a[0] = v_i32(1);
+	CHECK_EQ_INT(wat_call(&w, "idxk", a, 1, &r, 1), THW_STATE_DONE);
+	CHECK_EQ_INT(r.of.i32, 0);
+	/* 0xfffffffc + 8 wraps to 4: the load reads address 4 */
+	a[0] = v_i32(0xfffffffc); a[1] = v_i32(8);
+	CHECK_EQ_INT(wat_call(&w, "ldrr", a, 2, &r, 1), THW_STATE_DONE);
+	CHECK_EQ_INT(r.of.i32, 0x20);
+	a[0] = v_i32(0); a[1] = v_i32(0x25);
+	CHECK_EQ_INT(wat_call(&w, "ldop", a, 2, &r, 1), THW_STATE_DONE);
+	CHECK_EQ_INT(r.of.i32, 5);
+	a[0] = v_i32(65533);
+	CHECK_EQ_INT(wat_call(&w, "ldop", a, 2, &r, 1), THW_STATE_TRAPPED);
+	a[0] = v_i32((uint32_t)-5); a[1] = v_i32(3);
+	CHECK_EQ_INT(wat_call(&w, "cmpbr", a, 2, &r, 1), THW_STATE_DONE);
+	CHECK_EQ_INT(r.of.i32, 1);
+	a[0] = v_i32(3); a[1] = v_i32(3);
+	CHECK_EQ_INT(wat_call(&w, "cmpbr", a, 2, &r, 1), THW_STATE_DONE);
+	CHECK_EQ_INT(r.of.i32, 2);
+	wat_free(&w);
+}
+
 TEST_MAIN()
