@@ -209,6 +209,17 @@ bench-runtime: $(BUILD)/bench/runtime/bench_runtime
 
 bench: bench-runtime
 
+# Network benchmark (results in docs/protocol.md).
+.PHONY: bench-net
+$(BUILD)/bench/net/bench_net: bench/net/bench_net.c src/cli/server_rt.c $(LIBFILES)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) bench/net/bench_net.c src/cli/server_rt.c -o $@ $(LIBFILES) $(LDFLAGS_ALL) $(call extlibs_of,cli)
+
+bench-net: $(BUILD)/bench/net/bench_net
+	$(BUILD)/bench/net/bench_net
+
+bench: bench-net
+
 clean:
 	rm -rf build build-san
 

@@ -11,9 +11,9 @@
  *
  * Threads: thsrv_new, thsrv_run and thsrv_free are called by the owner;
  * thsrv_stop may be called from any thread and from a signal handler.
- * Ops are called on worker threads, never on the event-loop thread, and
- * may block: the pool grows (up to max_workers) so that one slow call
- * never delays another.
+ * Ops are called on worker threads and may block: the pool grows (up to
+ * max_workers) so that one slow call never delays another. Only the ops
+ * named in thsrv_ops.loop_safe run on the event-loop thread.
  */
 #ifndef THEATER_SERVER_H
 #define THEATER_SERVER_H
@@ -135,7 +135,15 @@ typedef struct thsrv_ops {
 	void (*channel_close)(void *ctx, void *chan);
 	/* Runtime counters (name, value) for the metrics command. */
 	int (*metrics)(void *ctx, thsrv_metric_fn fn, void *arg, th_err *err);
+	/* THSRV_LOOP_* bits: ops that never block (not even briefly on I/O),
+	 * which the server may then call on its event-loop thread, saving
+	 * two thread hand-offs per request. */
+	unsigned loop_safe;
 } thsrv_ops;
+
+enum {
+	THSRV_LOOP_SEND = 1 /* send returns at once (e.g. TH_EBUSY when full) */
+};
 
 /* ---- configuration ------------------------------------------------------- */
 

@@ -166,4 +166,7 @@ const thsrv_ops cli_server_rt_ops = {
 	.request = rt_request,
 	.get_state = rt_get_state,
 	.metrics = rt_metrics,
+	/* thr_send without THR_SEND_WAIT fails at once when the mailbox is
+	 * full: safe on the server's loop thread. */
+	.loop_safe = THSRV_LOOP_SEND,
 };

@@ -65,10 +65,13 @@ struct thcl_sub {
 	char chain[THX_NAME_MAX + 1];
 	uint32_t window, buffer;
 	cstream *st;
-	/* under c->mu */
-	struct sitem *head, *tail, *current;
-	uint64_t next_seq;
+	/* the consumer's (thcl_sub_next): items taken from the shared queue
+	 * in one go, so that the lock is taken once per batch */
+	struct sitem *local, *current;
 	uint32_t consumed;      /* taken since the last grant               */
+	/* under c->mu */
+	struct sitem *head, *tail;
+	uint64_t next_seq;
 	bool active, ended;
 	th_err err;
 	thcl_sub *prev, *next;  /* loop thread: c->subs                     */
@@ -140,6 +143,7 @@ struct thcl {
 	uint32_t last_sent;
 	bool ever_open, fatal;
 	bool goaway;            /* the server said GOAWAY on this connection */
+	bool notify;            /* events queued: wake consumers once       */
 	char goaway_why[256];
 	uint32_t idle_ms;
 
@@ -575,6 +579,17 @@ static void sub_push(thcl *c, thcl_sub *s, struct sitem *it)
 	else
 		s->head = it;
 	s->tail = it;
+	pthread_mutex_unlock(&c->mu);
+	/* One wake-up per read, not per event (notify_consumers). */
+	c->notify = true;
+}
+
+static void notify_consumers(thcl *c)
+{
+	if (!c->notify)
+		return;
+	c->notify = false;
+	pthread_mutex_lock(&c->mu);
 	pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&c->mu);
 }
@@ -828,9 +843,17 @@ static const struct wslay_event_callbacks ws_callbacks = {
 	ws_recv_cb, ws_send_cb, ws_genmask_cb, NULL, NULL, NULL, ws_msg_cb
 };
 
+static void read_inner(thcl *c, struct bufferevent *bev);
+
 static void read_cb(struct bufferevent *bev, void *arg)
 {
 	thcl *c = arg;
+	read_inner(c, bev);
+	notify_consumers(c);
+}
+
+static void read_inner(thcl *c, struct bufferevent *bev)
+{
 	struct evbuffer *in = bufferevent_get_input(bev);
 	if (c->state == S_HTTP) {
 		struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
@@ -1192,6 +1215,7 @@ static void do_close(thcl *c)
 		thcl_sub *s = c->subs;
 		sub_unlink(c, s);
 		free_items(s->head);
+		free_items(s->local);
 		th_free(s->current);
 		if (s->st)
 			stream_unref(s->st);
@@ -1279,6 +1303,7 @@ static void run_cmd(struct cmd *k)
 		}
 		sub_unlink(c, s);
 		free_items(s->head);
+		free_items(s->local);
 		th_free(s->current);
 		th_free(s);
 		cmd_free(k);
@@ -1816,56 +1841,57 @@ int thcl_subscribe(thcl *c, const char *chain, const uint64_t *from, uint32_t wi
 int thcl_sub_next(thcl_sub *s, thcl_event *ev, int timeout_ms, th_err *err)
 {
 	thcl *c = s->c;
-	struct timespec ts;
-	if (timeout_ms >= 0) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += timeout_ms / 1000;
-		ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-	}
-	uint32_t grant = 0;
-	pthread_mutex_lock(&c->mu);
 	th_free(s->current);
 	s->current = NULL;
-	int wrc = 0;
-	while (!s->head && !s->ended && wrc != ETIMEDOUT) {
-		if (timeout_ms >= 0)
-			wrc = pthread_cond_timedwait(&c->cv, &c->mu, &ts);
-		else
-			pthread_cond_wait(&c->cv, &c->mu);
-	}
 	int rc = 0;
-	if (s->head) {
-		struct sitem *it = s->head;
-		s->head = it->next;
-		if (!s->head)
-			s->tail = NULL;
-		s->current = it;
-		*ev = it->ev;
-		if (!it->ev.gap && ++s->consumed >= (s->window + 1) / 2) {
-			grant = s->consumed;
-			s->consumed = 0;
+	if (!s->local) {
+		struct timespec ts;
+		if (timeout_ms >= 0) {
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += timeout_ms / 1000;
+			ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+			if (ts.tv_nsec >= 1000000000L) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000L;
+			}
 		}
-	} else if (s->ended) {
-		rc = s->err.code ? s->err.code : TH_EIO;
-		if (err)
-			*err = s->err;
-	} else {
-		rc = th_err_set(err, TH_ETIMEOUT, "no event within %d ms", timeout_ms);
+		pthread_mutex_lock(&c->mu);
+		int wrc = 0;
+		while (!s->head && !s->ended && wrc != ETIMEDOUT) {
+			if (timeout_ms >= 0)
+				wrc = pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+			else
+				pthread_cond_wait(&c->cv, &c->mu);
+		}
+		if (s->head) {
+			/* Take everything queued at once. */
+			s->local = s->head;
+			s->head = s->tail = NULL;
+		} else if (s->ended) {
+			rc = s->err.code ? s->err.code : TH_EIO;
+			if (err)
+				*err = s->err;
+		} else {
+			rc = th_err_set(err, TH_ETIMEOUT, "no event within %d ms", timeout_ms);
+		}
+		pthread_mutex_unlock(&c->mu);
+		if (rc)
+			return rc;
 	}
-	pthread_mutex_unlock(&c->mu);
-	if (grant) {
+	struct sitem *it = s->local;
+	s->local = it->next;
+	s->current = it;
+	*ev = it->ev;
+	if (!it->ev.gap && ++s->consumed >= (s->window + 1) / 2) {
 		struct cmd *k = cmd_new(c, CMD_CREDIT);
 		if (k) {
 			k->sub = s;
-			k->n = grant;
+			k->n = s->consumed;
 			push_cmd(c, k, false);
 		}
+		s->consumed = 0;
 	}
-	return rc;
+	return 0;
 }
 
 uint64_t thcl_sub_next_seq(thcl_sub *s)

@@ -1125,7 +1125,7 @@ static const struct thn_cmd cmds[] = {
 	{ "actor.list", cmd_actor_list, 0 },
 	{ "actor.tree", cmd_actor_tree, 0 },
 	{ "actor.status", cmd_actor_status, 0 },
-	{ "actor.send", cmd_actor_send, 0 },
+	{ "actor.send", cmd_actor_send, THN_CMD_LOOP_SEND },
 	{ "actor.request", cmd_actor_request, 0 },
 	{ "actor.state", cmd_actor_state, 0 },
 	{ "actor.manifest", cmd_actor_manifest, 0 },

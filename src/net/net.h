@@ -142,7 +142,8 @@ int thn_arg_bytes(const thn_args *a, const char *key, bool required,
 
 enum {
 	THN_CMD_UPLOAD = 1, /* may be followed by DATA frames until END  */
-	THN_CMD_CHUNK = 2   /* internal: the next chunk of a READ stream */
+	THN_CMD_CHUNK = 2,  /* internal: the next chunk of a READ stream */
+	THN_CMD_LOOP_SEND = 4 /* on the loop thread if ops say THSRV_LOOP_SEND */
 };
 
 /* Bytes per DATA frame of a streamed store.get; objects up to

@@ -129,6 +129,7 @@ struct thsrv {
 };
 
 static void conn_close(thn_conn *c, const char *why);
+static void complete(thn_job *j);
 static void conn_flush(thn_conn *c);
 static void flush_dirty(thsrv *srv);
 static void process_frame(thn_conn *c, const thp_frame *f);
@@ -348,6 +349,13 @@ static void conn_free_transport(thn_conn *c)
 	}
 }
 
+static void obuf_release(const void *data, size_t len, void *arg)
+{
+	TH_UNUSED(len);
+	TH_UNUSED(arg);
+	th_free((void *)data);
+}
+
 /* Send what wslay holds; then, if a close is pending, the close. Our send
  * callback never blocks, so one wslay_event_send empties the queue. */
 static void ws_pump(thn_conn *c)
@@ -382,6 +390,19 @@ static void conn_flush(thn_conn *c)
 			conn_close(c, "WebSocket send failed");
 			return;
 		}
+	} else if (n >= 16384) {
+		/* A big batch (events, a download chunk): hand the buffer over
+		 * instead of copying it. */
+		struct evbuffer *out = bufferevent_get_output(c->bev);
+		if (evbuffer_add_reference(out, c->obuf.p, n, obuf_release, NULL) != 0) {
+			c->obuf.len = 0;
+			conn_close(c, "write failed");
+			return;
+		}
+		c->obuf = (thp_buf){ 0 };
+		if (c->closing && evbuffer_get_length(out) == 0)
+			conn_close(c, "closed");
+		return;
 	} else if (bufferevent_write(c->bev, c->obuf.p, n) != 0) {
 		c->obuf.len = 0;
 		conn_close(c, "write failed");
@@ -519,9 +540,8 @@ static void conn_unblock(thn_conn *c)
 
 /* ---- jobs ---- */
 
-static void job_task(thn_task *t)
+static void job_run(thn_job *j)
 {
-	thn_job *j = (thn_job *)((char *)t - offsetof(thn_job, task));
 	if (atomic_load(&j->cancelled)) {
 		j->rc = TH_ESTATE;
 	} else if (j->cmd->flags & THN_CMD_CHUNK) {
@@ -534,6 +554,12 @@ static void job_task(thn_task *t)
 		if (j->rc && !j->err.msg[0])
 			th_err_set(&j->err, j->rc, "%s", th_strerror(j->rc));
 	}
+}
+
+static void job_task(thn_task *t)
+{
+	thn_job *j = (thn_job *)((char *)t - offsetof(thn_job, task));
+	job_run(j);
 	job_done(j);
 }
 
@@ -872,6 +898,14 @@ static void handle_request(thn_conn *c, const thp_frame *f)
 	}
 	st->kind = ST_REQ;
 	st->deadline = now_ns() + (uint64_t)srv->cfg.request_timeout_ms * 1000000u;
+	if ((cmd->flags & THN_CMD_LOOP_SEND) && srv->cfg.ops &&
+	    (srv->cfg.ops->loop_safe & THSRV_LOOP_SEND)) {
+		/* Never blocks: run it here and answer at once. */
+		srv->inflight++;
+		job_run(j);
+		complete(j);
+		return;
+	}
 	job_submit(srv, j);
 }
 

@@ -383,7 +383,7 @@ static void free_list(thn_ent *e)
 	}
 }
 
-#define CATCHUP_BATCH 512
+#define CATCHUP_BATCH 2048
 #define CATCHUP_ROUNDS 8
 
 static void catchup_run(thn_task *t)
