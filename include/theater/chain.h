@@ -256,7 +256,9 @@ TH_API int thx_compact(thx_store *s, uint64_t *reclaimed, th_err *err);
 /* fn is called for every new event of chain name (NULL = every chain), in
  * seq order per chain, once it is appended (and durable under always).
  * It runs on an appending thread without chain locks held; it may append
- * to chains, but must not unsubscribe itself. *id names the subscription. */
+ * to chains and unsubscribe. *id names the subscription. When
+ * thx_unsubscribe returns (called outside a callback), fn is not running
+ * and will not be called again for that subscription. */
 TH_API int thx_subscribe(thx_store *s, const char *chain, thx_event_fn fn,
 			 void *arg, uint64_t *id, th_err *err);
 TH_API int thx_unsubscribe(thx_store *s, uint64_t id);

@@ -88,6 +88,7 @@
  * proof.c; internal.h lists what each holds.
  */
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -1073,44 +1074,71 @@ int thx_subscribe(thx_store *s, const char *chain, thx_event_fn fn, void *arg,
 		}
 		th_free(all);
 	}
+	thx__sub *sub = th_calloc(1, sizeof *sub);
+	if (!sub) {
+		th_free(name);
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	}
+	sub->chain_name = name;
+	sub->fn = fn;
+	sub->arg = arg;
 	pthread_rwlock_wrlock(&s->lk);
 	if (s->nsubs == s->capsubs) {
 		size_t cap = s->capsubs ? s->capsubs * 2 : 4;
-		thx__sub *a = th_realloc(s->subs, cap * sizeof *a);
+		thx__sub **a = th_realloc(s->subs, cap * sizeof *a);
 		if (!a) {
 			pthread_rwlock_unlock(&s->lk);
 			th_free(name);
+			th_free(sub);
 			return th_err_set(err, TH_ENOMEM, "out of memory");
 		}
 		s->subs = a;
 		s->capsubs = cap;
 	}
-	thx__sub *sub = &s->subs[s->nsubs++];
+	s->subs[s->nsubs++] = sub;
 	sub->id = ++s->next_sub;
-	sub->chain_name = name;
-	sub->fn = fn;
-	sub->arg = arg;
 	atomic_fetch_add(&s->nsubs_live, 1);
 	*id = sub->id;
 	pthread_rwlock_unlock(&s->lk);
 	return 0;
 }
 
+/* Set while this thread runs subscriber callbacks. */
+static _Thread_local int in_callback;
+
 int thx_unsubscribe(thx_store *s, uint64_t id)
 {
-	int rc = TH_ENOTFOUND;
+	thx__sub *sub = NULL;
 	pthread_rwlock_wrlock(&s->lk);
 	for (size_t i = 0; i < s->nsubs; i++) {
-		if (s->subs[i].id == id) {
-			th_free(s->subs[i].chain_name);
+		if (s->subs[i]->id == id) {
+			sub = s->subs[i];
 			s->subs[i] = s->subs[--s->nsubs];
 			atomic_fetch_sub(&s->nsubs_live, 1);
-			rc = 0;
+			atomic_store(&sub->removed, true);
 			break;
 		}
 	}
+	if (sub && in_callback) {
+		/* Called from a callback: the wait below could be for this very
+		 * thread, so the subscription is parked until the store closes
+		 * (no new call starts; calls under way may finish). */
+		sub->next_dead = s->dead_subs;
+		s->dead_subs = sub;
+		sub = NULL;
+		pthread_rwlock_unlock(&s->lk);
+		return 0;
+	}
 	pthread_rwlock_unlock(&s->lk);
-	return rc;
+	if (!sub)
+		return TH_ENOTFOUND;
+	/* No deliverer can take it any more (they do so under s->lk); wait for
+	 * the calls under way: afterwards fn is neither running nor called. */
+	while (atomic_load(&sub->inflight) > 0)
+		sched_yield();
+	th_free(sub->chain_name);
+	th_free(sub);
+	return 0;
 }
 
 /* Deliver every not yet delivered event of c, in order, to subscribers.
@@ -1135,21 +1163,30 @@ static void deliver(thx_chain *c)
 
 		size_t nl = 0;
 		pthread_rwlock_rdlock(&s->lk);
-		thx__sub *local = th_malloc((s->nsubs ? s->nsubs : 1) * sizeof *local);
-		for (size_t i = 0; local && i < s->nsubs; i++)
-			if (!s->subs[i].chain_name || !strcmp(s->subs[i].chain_name, c->name))
-				local[nl++] = s->subs[i];
+		thx__sub **local = th_malloc((s->nsubs ? s->nsubs : 1) * sizeof *local);
+		for (size_t i = 0; local && i < s->nsubs; i++) {
+			thx__sub *sub = s->subs[i];
+			if (!sub->chain_name || !strcmp(sub->chain_name, c->name)) {
+				atomic_fetch_add(&sub->inflight, 1);
+				local[nl++] = sub;
+			}
+		}
 		pthread_rwlock_unlock(&s->lk);
 		bool ok = local != NULL;
 		if (nl) {
 			thx_event ev;
 			if (thx_get(c, seq, &ev, NULL) == 0) {
+				in_callback++;
 				for (size_t i = 0; i < nl; i++)
-					local[i].fn(&ev, local[i].arg);
+					if (!atomic_load(&local[i]->removed))
+						local[i]->fn(&ev, local[i]->arg);
+				in_callback--;
 				thx_event_release(&ev);
 			} else {
 				ok = false; /* e.g. out of memory: retried by the next append */
 			}
+			for (size_t i = 0; i < nl; i++)
+				atomic_fetch_sub(&local[i]->inflight, 1);
 		}
 		th_free(local);
 		pthread_mutex_lock(&c->dmu);
@@ -1320,9 +1357,17 @@ void thx_store_close(thx_store *s)
 		th_free(s->strs[i]);
 	th_free(s->strs);
 	th_free(s->strmap);
-	for (size_t i = 0; i < s->nsubs; i++)
-		th_free(s->subs[i].chain_name);
+	for (size_t i = 0; i < s->nsubs; i++) {
+		th_free(s->subs[i]->chain_name);
+		th_free(s->subs[i]);
+	}
 	th_free(s->subs);
+	while (s->dead_subs) {
+		thx__sub *d = s->dead_subs;
+		s->dead_subs = d->next_dead;
+		th_free(d->chain_name);
+		th_free(d);
+	}
 	thx__log_release(&s->log);
 	if (s->lockfd >= 0)
 		close(s->lockfd);

@@ -245,6 +245,9 @@ typedef struct thx__sub {
 	char *chain_name; /* NULL = all chains */
 	thx_event_fn fn;
 	void *arg;
+	_Atomic int inflight;  /* deliverers holding it (taken under s->lk) */
+	_Atomic bool removed;  /* unsubscribed: no new calls */
+	struct thx__sub *next_dead; /* parked by an unsubscribe from a callback */
 } thx__sub;
 
 /* Memory chains keep event encodings in chunks appended in seq order;
@@ -300,8 +303,9 @@ struct thx_store {
 	size_t nstrs, capstrs;
 	uint32_t *strmap;    /* open addressing: id+1 */
 	size_t strmap_cap;
-	thx__sub *subs;
+	thx__sub **subs;     /* heap-allocated, so deliverers can hold one */
 	size_t nsubs, capsubs;
+	thx__sub *dead_subs; /* unsubscribed from a callback; freed at close */
 	uint64_t next_sub;
 	_Atomic size_t nsubs_live;
 	pthread_mutex_t compact_mu; /* one compaction at a time */

@@ -346,14 +346,22 @@ TEST(background_thread_flushes_batches_and_applies_retention)
 	CHECK(pruned);
 	CHECK(st.fsyncs > 0);
 	CHECK(st.compactions > 0);
-	/* what the background thread wrote is visible to another reader */
-	thx_store *r;
-	REQUIRE(thx_store_open(dir, &(thx_store_opts){ .read_only = true }, &r, NULL) == 0);
-	thx_chain *rc;
-	REQUIRE(thx_chain_open(r, "bg", NULL, false, &rc, NULL) == 0);
-	CHECK_EQ_INT(thx_chain_count(rc), 200);
-	CHECK(verify_ok(r, NULL));
-	thx_store_close(r);
+	/* everything the background thread wrote becomes visible to another
+	 * reader, without any sync call from us */
+	uint64_t seen = 0;
+	for (int i = 0; i < 1000 && seen < 200; i++) {
+		thx_store *r;
+		REQUIRE(thx_store_open(dir, &(thx_store_opts){ .read_only = true }, &r, NULL) == 0);
+		thx_chain *rc;
+		if (thx_chain_open(r, "bg", NULL, false, &rc, NULL) == 0)
+			seen = thx_chain_count(rc);
+		if (seen == 200)
+			CHECK(verify_ok(r, NULL));
+		thx_store_close(r);
+		if (seen < 200)
+			usleep(10000);
+	}
+	CHECK_EQ_INT(seen, 200);
 	CHECK(verify_ok(s, NULL));
 	thx_store_close(s);
 	rmrf(dir);
@@ -1003,6 +1011,86 @@ TEST(subscribers_get_events_in_order)
 	add(ap[3].c, "after", "x");
 	CHECK_EQ_INT(all.count, 1500);
 	CHECK_EQ_INT(one.count, 601);
+	thx_store_close(s);
+	rmrf(dir);
+}
+
+struct unsub {
+	_Atomic int calls;
+	_Atomic bool gone;
+	_Atomic int late;   /* calls seen after thx_unsubscribe returned */
+	_Atomic bool stop;
+	thx_store *s;
+	uint64_t id;
+	thx_chain *c;
+};
+
+static int slow_fn(const thx_event *ev, void *arg)
+{
+	struct unsub *u = arg;
+	TH_UNUSED(ev);
+	if (atomic_load(&u->gone))
+		atomic_fetch_add(&u->late, 1);
+	atomic_fetch_add(&u->calls, 1);
+	usleep(200); /* widen the window in which unsubscribe must wait */
+	if (atomic_load(&u->gone))
+		atomic_fetch_add(&u->late, 1);
+	return 0;
+}
+
+static void *busy_appender(void *arg)
+{
+	struct unsub *u = arg;
+	thx_event_in in = { .actor = "u", .type = "t" };
+	while (!atomic_load(&u->stop))
+		thx_append(u->c, &in, NULL, NULL, NULL);
+	return NULL;
+}
+
+TEST(no_callback_after_unsubscribe_returns)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 0);
+	struct unsub u = { .s = s };
+	u.c = chain(s, "u", THX_NONE, 0);
+	REQUIRE(thx_subscribe(s, "u", slow_fn, &u, &u.id, NULL) == 0);
+	pthread_t th[2];
+	for (int i = 0; i < 2; i++)
+		REQUIRE(pthread_create(&th[i], NULL, busy_appender, &u) == 0);
+	while (atomic_load(&u.calls) < 20)
+		usleep(1000);
+	REQUIRE(thx_unsubscribe(s, u.id) == 0);
+	atomic_store(&u.gone, true);
+	int calls = atomic_load(&u.calls);
+	usleep(20000);
+	atomic_store(&u.stop, true);
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], NULL);
+	CHECK_EQ_INT(atomic_load(&u.late), 0);
+	CHECK_EQ_INT(atomic_load(&u.calls), calls);
+	thx_store_close(s);
+	rmrf(dir);
+}
+
+static int self_unsub_fn(const thx_event *ev, void *arg)
+{
+	struct unsub *u = arg;
+	TH_UNUSED(ev);
+	if (atomic_fetch_add(&u->calls, 1) == 4)
+		CHECK_EQ_INT(thx_unsubscribe(u->s, u->id), 0);
+	return 0;
+}
+
+TEST(callback_may_unsubscribe_itself)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 0);
+	struct unsub u = { .s = s };
+	thx_chain *c = chain(s, "self", THX_ALWAYS, 0);
+	REQUIRE(thx_subscribe(s, NULL, self_unsub_fn, &u, &u.id, NULL) == 0);
+	add_n(c, 20);
+	CHECK_EQ_INT(atomic_load(&u.calls), 5);
+	CHECK_EQ_INT(thx_unsubscribe(s, u.id), TH_ENOTFOUND);
 	thx_store_close(s);
 	rmrf(dir);
 }
