@@ -936,6 +936,9 @@ int thw_exec_start(thw_exec *e, thw_func *f, const thw_val *args,
 {
 	if (e->state == THW_STATE_PENDING || e->state == THW_STATE_YIELDED)
 		return th_err_set(err, TH_ESTATE, "exec: an invocation is in progress");
+	if (e->running)
+		return th_err_set(err, TH_ESTATE,
+				  "exec: busy running (a host function must use another exec)");
 	const thw__ftype *t = f->type;
 	if (nargs != t->np)
 		return th_err_set(err, TH_EINVAL, "call: %u arguments given, function takes %u",
@@ -974,7 +977,9 @@ thw_state thw_exec_run(thw_exec *e)
 		e->host_done = false;
 		return e->state = THW_STATE_DONE;
 	}
+	e->running = true;
 	e->state = thw__interp_run(e);
+	e->running = false;
 	if (e->state == THW_STATE_YIELDED)
 		e->ready = true;
 	return e->state;
@@ -982,7 +987,7 @@ thw_state thw_exec_run(thw_exec *e)
 
 int thw_exec_complete(thw_exec *e, const thw_val *results, const char *trap_msg)
 {
-	if (e->state != THW_STATE_PENDING || !e->pending)
+	if (e->state != THW_STATE_PENDING || !e->pending || e->running)
 		return TH_ESTATE;
 	thw_func *f = e->pending;
 	e->pending = NULL;

@@ -289,6 +289,7 @@ struct thw_exec {
 	thw_state state;
 	bool ready;     /* started or resumable: thw_exec_run has work */
 	bool host_done; /* a host entry function completed via _complete */
+	bool running;   /* inside thw_exec_run: re-entry is refused */
 	uint64_t fuel;
 	thw_fuel_mode fuel_mode;
 	/* Suspended position. */

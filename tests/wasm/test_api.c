@@ -180,6 +180,43 @@ static thw_hostret host_fail(thw_caller *c, void *ctx, const thw_val *args,
 	return thw_call_trap(c, "no such file");
 }
 
+static thw_hostret host_reenter(thw_caller *c, void *ctx, const thw_val *args,
+				thw_val *results)
+{
+	(void)args;
+	(void)results;
+	th_err err = { 0 };
+	/* Re-entering the running exec is refused, not a corruption. */
+	if (thw_exec_start(thw_caller_exec(c), *(thw_func **)ctx, NULL, 0, &err) != TH_ESTATE)
+		return thw_call_trap(c, "re-entry was accepted");
+	return THW_HOST_OK;
+}
+
+TEST(reentering_a_running_exec_is_refused)
+{
+	th_err err = { 0 };
+	thw_module *m;
+	REQUIRE(wat_module("(module (import \"h\" \"cb\" (func $cb))"
+			   " (func $run (export \"run\") (call $cb)))", &m, &err) == 0);
+	thw_realm *r;
+	thw_exec *e;
+	REQUIRE(thw_realm_new(NULL, &r, &err) == 0);
+	REQUIRE(thw_exec_new(r, &e, &err) == 0);
+	thw_functype t = { 0, 0, NULL, NULL };
+	thw_extern im = { THW_EXTERN_FUNC };
+	thw_func *self = NULL;
+	REQUIRE(thw_func_new_host(r, &t, host_reenter, &self, "cb", &im.of.func, &err) == 0);
+	self = im.of.func;
+	thw_instance *inst;
+	REQUIRE(thw_instantiate(r, m, &im, 1, e, &inst, &err) == 0);
+	thw_extern run;
+	REQUIRE(thw_instance_export(inst, "run", 3, &run));
+	CHECK_EQ_INT(thw_call(e, run.of.func, NULL, 0, NULL, 0), THW_STATE_DONE);
+	thw_exec_free(e);
+	thw_realm_free(r);
+	thw_module_release(m);
+}
+
 TEST(host_trap_message_and_backtrace)
 {
 	th_err err = { 0 };
