@@ -744,8 +744,8 @@ L_I32_REM_U: {
 	R(1) = a % b;
 	NEXT(4);
 }
-	BIN(I32_ROTL, rotl32(I32(2), I32(3)))
-	BIN(I32_ROTR, rotr32(I32(2), I32(3)))
+	BIN32K(ROTL, rotl32(a, b))
+	BIN32K(ROTR, rotr32(a, b))
 
 	UN(I64_CLZ, I64(2) ? (uint64_t)__builtin_clzll(I64(2)) : 64)
 	UN(I64_CTZ, I64(2) ? (uint64_t)__builtin_ctzll(I64(2)) : 64)
@@ -789,8 +789,8 @@ L_I64_REM_U: {
 	R(1) = a % b;
 	NEXT(4);
 }
-	BIN(I64_ROTL, rotl64(I64(2), I64(3)))
-	BIN(I64_ROTR, rotr64(I64(2), I64(3)))
+	BIN64K(ROTL, rotl64(a, b))
+	BIN64K(ROTR, rotr64(a, b))
 
 	UN(F32_ABS, I32(2) & 0x7fffffffu)
 	UN(F32_NEG, I32(2) ^ 0x80000000u)

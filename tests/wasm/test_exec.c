@@ -273,6 +273,10 @@ TEST(fused_forms_keep_wasm_semantics)
 		"  (i32.load (i32.add (local.get 0) (local.get 1))))"
 		" (func (export \"ldop\") (param i32 i32) (result i32)"
 		"  (i32.sub (local.get 1) (i32.load offset=4 (local.get 0))))"
+		" (func (export \"rot\") (param i32) (result i32)"
+		"  (i32.xor (i32.rotl (local.get 0) (i32.const 36)) (i32.rotr (local.get 0) (i32.const 4))))"
+		" (func (export \"rot64\") (param i64) (result i64)"
+		"  (i64.rotl (local.get 0) (i64.const 68)))"
 		" (func (export \"cmpbr\") (param i32 i32) (result i32)"
 		"  (if (result i32) (i32.lt_s (local.get 0) (local.get 1)) (then (i32.const 1)) (else (i32.const 2)))))",
 		&err);
@@ -297,6 +301,12 @@ TEST(fused_forms_keep_wasm_semantics)
 	CHECK_EQ_INT(r.of.i32, 5);
 	a[0] = v_i32(65533);
 	CHECK_EQ_INT(wat_call(&w, "ldop", a, 2, &r, 1), THW_STATE_TRAPPED);
+	a[0] = v_i32(0x80000001);
+	CHECK_EQ_INT(wat_call(&w, "rot", a, 1, &r, 1), THW_STATE_DONE);
+	CHECK_EQ_INT(r.of.i32, 0x00000018u ^ 0x18000000u);
+	a[0] = v_i64(0x8000000000000001ull);
+	CHECK_EQ_INT(wat_call(&w, "rot64", a, 1, &r, 1), THW_STATE_DONE);
+	CHECK(r.of.i64 == 0x18ull);
 	a[0] = v_i32((uint32_t)-5); a[1] = v_i32(3);
 	CHECK_EQ_INT(wat_call(&w, "cmpbr", a, 2, &r, 1), THW_STATE_DONE);
 	CHECK_EQ_INT(r.of.i32, 1);
