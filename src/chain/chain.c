@@ -1,6 +1,6 @@
 /*
- * chain.c - the Event Chain store: chains, recovery, appends, reads,
- * indexes, retention and subscriptions.
+ * chain.c - the Event Chain store: open/close, chains, appends, reads,
+ * subscriptions and the background thread; the design of the whole.
  *
  * DESIGN
  *
@@ -79,7 +79,9 @@
  *   that chain) and l->mu only for the memcpy into the buffer; durability
  *   waits and subscriber calls happen with no lock held. c->dmu serialises
  *   delivery to subscribers (in seq order) and is never held during a
- *   callback. The background thread (bg_main) fsyncs batch chains every
+ *   callback; a deliverer pins each subscription it calls (inflight, taken
+ *   under s->lk), so thx_unsubscribe can wait for the calls under way.
+ *   The background thread (bg_main) fsyncs batch chains every
  *   batch_ms, writes the buffer when an appender asks (4 MiB), and runs
  *   retention and compaction every retention_ms.
  *
@@ -88,8 +90,8 @@
  * proof.c; internal.h lists what each holds.
  */
 #include <errno.h>
-#include <sched.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
