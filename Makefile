@@ -224,3 +224,15 @@ clean:
 	rm -rf build build-san
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# Replay speed against the live run (docs/replay.md).
+.PHONY: bench-replay
+$(BUILD)/bench/replay/bench_replay: bench/replay/bench_replay.c $(call libs_of,replay)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP $< -o $@ $(call libs_of,replay) $(LDFLAGS_ALL) $(call extlibs_of,replay)
+
+bench-replay: $(BUILD)/bench/replay/bench_replay
+	wat2wasm tests/runtime/actors/counter.wat -o $(BUILD)/bench/replay/counter.wasm
+	$(BUILD)/bench/replay/bench_replay $(BUILD)/bench/replay/counter.wasm $(BENCH_ARGS)
+
+bench: bench-replay

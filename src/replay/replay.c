@@ -87,6 +87,7 @@ struct rp {
 	rp_slot *slots;
 	size_t nslots;
 	bool failed;                /* instance trapped: discard */
+	int xidx[RTA_NX];           /* export index per rta_export, -1 none */
 
 	/* Inputs not in every chain: from actor.spawning or the manifest. */
 	uint8_t *init_state;
@@ -112,9 +113,13 @@ struct rp {
 
 static void match(rp *r, uint64_t seq, const char *type)
 {
+	size_t n = strlen(type);
+	if (n >= sizeof r->rep->last_match_type)
+		n = sizeof r->rep->last_match_type - 1;
 	r->rep->has_last_match = true;
 	r->rep->last_match_seq = seq;
-	snprintf(r->rep->last_match_type, sizeof r->rep->last_match_type, "%s", type);
+	memcpy(r->rep->last_match_type, type, n);
+	r->rep->last_match_type[n] = 0;
 }
 
 static void diverge(rp *r, uint64_t seq, const char *type, const char *what,
@@ -368,9 +373,10 @@ static thc_hostret rp_host(thc_hostcall *call, void *ctx, const thc_val *args,
 		r->halt = 1;
 		return thc_hostcall_trap(call, "replay: out of memory");
 	}
-	call_text(s->event, e.buf, e.len, actual, sizeof actual);
-
+	/* The text of the call is only needed to explain a divergence. */
+#define ACTUAL() call_text(s->event, e.buf, e.len, actual, sizeof actual)
 	if (r->self_contained) {
+		ACTUAL();
 		/* The recorded handler made no host call at all. */
 		diverge(r, r->call_seq, "export.result",
 			"the actor made a host call the recorded handler did not make",
@@ -392,6 +398,7 @@ static thc_hostret rp_host(thc_hostcall *call, void *ctx, const thc_val *args,
 		snprintf(what, sizeof what, "the actor made a host call where the "
 			 "recording has %s", ev.type);
 		snprintf(expected, sizeof expected, "no further host call (%s)", ev.type);
+		ACTUAL();
 		diverge(r, ev.seq, ev.type, what, expected, actual);
 		goto stop;
 	}
@@ -404,13 +411,16 @@ static thc_hostret rp_host(thc_hostcall *call, void *ctx, const thc_val *args,
 		r->halt = 1;
 		goto stop;
 	}
-	call_text(ev.type, rargs, rargs_n, expected, sizeof expected);
 	if (strcmp(ev.type, s->event)) {
+		call_text(ev.type, rargs, rargs_n, expected, sizeof expected);
+		ACTUAL();
 		diverge(r, ev.seq, ev.type, "the actor called a different host function",
 			expected, actual);
 		goto stop;
 	}
 	if (rargs_n != e.len || memcmp(rargs, e.buf, e.len)) {
+		call_text(ev.type, rargs, rargs_n, expected, sizeof expected);
+		ACTUAL();
 		diverge(r, ev.seq, ev.type,
 			"the actor called the host function with different arguments",
 			expected, actual);
@@ -461,6 +471,7 @@ stop:
 	thx_event_release(&ev);
 	th_cbor_enc_release(&e);
 	return thc_hostcall_trap(call, "replay stopped");
+#undef ACTUAL
 }
 
 /* ---- instances --------------------------------------------------------------- */
@@ -508,6 +519,13 @@ static int load_component(rp *r, const char *hex)
 	return rc;
 }
 
+static void index_exports(rp *r)
+{
+	for (int x = 0; x < RTA_NX; x++)
+		r->xidx[x] = thc_component_find_export(r->comp, rta_export_iface[x],
+						       rta_export_name[x]);
+}
+
 static int instantiate(rp *r)
 {
 	thw_config cfg = { 0 };
@@ -516,6 +534,7 @@ static int instantiate(rp *r)
 
 	drop_instance(r);
 	if (!r->imports) {
+		index_exports(r);
 		n = thc_component_import_count(r->comp);
 		r->slots = th_calloc(n ? n : 1, sizeof *r->slots);
 		r->imports = th_calloc(n ? n : 1, sizeof *r->imports);
@@ -616,8 +635,7 @@ static int run_call(rp *r, int x, const uint8_t *params, size_t plen,
 	int idx, rc;
 
 	memset(o, 0, sizeof *o);
-	idx = thc_component_find_export(r->comp, rta_export_iface[x],
-					rta_export_name[x]);
+	idx = r->xidx[x];
 	if (idx < 0) {
 		snprintf(what, sizeof what, "the component does not export %s",
 			 rta_export_full[x]);
@@ -702,19 +720,20 @@ static int check_result(rp *r, int x, const thx_event *ev, th_cbor_dec *d,
 	if (item_span(d, &res, &n))
 		return th_err_set(r->err, TH_EINVAL, "event %llu (export.result): "
 				  "malformed data", (unsigned long long)ev->seq);
-	idx = thc_component_find_export(r->comp, rta_export_iface[x], rta_export_name[x]);
+	idx = r->xidx[x];
 	if (idx >= 0) {
 		thc_component_export(r->comp, (uint32_t)idx, &f);
 		rt = f.type->result;
 	}
-	describe_result(rt, res, n, exp, sizeof exp);
 	if (o->trapped) {
+		describe_result(rt, res, n, exp, sizeof exp);
 		snprintf(act, sizeof act, "%s: %s", o->kind, o->reason);
 		diverge(r, ev->seq, ev->type, "the handler trapped where the recording "
 			"has a result", exp, act);
 		return 0;
 	}
 	if (n != o->cbor_len || memcmp(res, o->cbor, n)) {
+		describe_result(rt, res, n, exp, sizeof exp);
 		describe_result(rt, o->cbor, o->cbor_len, act, sizeof act);
 		diverge(r, ev->seq, ev->type, "the handler returned a different result "
 			"(state or response)", exp, act);

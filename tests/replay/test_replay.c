@@ -187,6 +187,45 @@ TEST(counter_replays_to_the_end)
 	CHECK_EQ_INT((int)rep.last_seq, (int)seq_of(home, id, "actor.stopped", 0));
 }
 
+/* The example actor (examples/counter, C SDK) in both forms, built with
+ * the SDK recipe. */
+TEST(sdk_counter_example_replays_in_both_forms)
+{
+	const char *forms[] = { "counter.component.wasm", "counter.core.wasm" };
+	char cmd[600];
+	setup();
+	snprintf(cmd, sizeof cmd, "sh sdk/c/build.sh examples/counter/counter.c "
+		 "'%s' >/dev/null", dir);
+	REQUIRE(system(cmd) == 0);
+	thr_runtime *rt = runtime();
+	char ids[2][THR_ID_LEN + 1];
+	for (int f = 0; f < 2; f++) {
+		uint8_t *reply = NULL;
+		size_t rl = 0;
+		spawn(rt, forms[f], NULL, ids[f]);
+		for (int i = 0; i < 12; i++)
+			send(rt, ids[f], "hello");
+		quiesce(rt);
+		REQUIRE(thr_request(rt, ids[f], "?", 1, 0, &reply, &rl, NULL) == 0);
+		CHECK(rl == 2 && !memcmp(reply, "12", 2));
+		thr_free(reply);
+	}
+	thr_runtime_free(rt);
+	for (int f = 0; f < 2; f++) {
+		thrp_report rep;
+		th_err err = { 0 };
+		int rc = replay(home, ids[f], NULL, &rep, &err);
+		if (rc || !rep.ok) {
+			fprintf(stderr, "%s: %s\n", forms[f], err.msg);
+			thrp_report_print(&rep, ids[f], false, stderr);
+		}
+		CHECK_EQ_INT(rc, 0);
+		CHECK(rep.ok);
+		CHECK_EQ_INT((int)rep.calls, 14);      /* init, 12 sends, 1 request */
+		CHECK_EQ_INT((int)rep.host_calls, 13); /* a log each in init and sends */
+	}
+}
+
 TEST(relay_time_random_env_sleep_replay_from_the_chain)
 {
 	char id[THR_ID_LEN + 1];
