@@ -67,7 +67,9 @@ TH_API void thcl_loop_free(thcl_loop *l);
  * the WebSocket upgrade, or the server's refusal (e.g. no common
  * protocol version: TH_EUNSUPPORTED). *out is valid until thcl_close. */
 TH_API int thcl_connect(const thcl_opts *o, thcl **out, th_err *err);
-/* Cancel everything, say GOAWAY, close. NULL is fine. */
+/* Cancel everything, say GOAWAY, close. Subscriptions still open are
+ * freed with the client; close channels (thcl_channel_close) before.
+ * NULL is fine. */
 TH_API void thcl_close(thcl *c);
 
 /* Negotiated facts about the current connection. */
@@ -156,6 +158,27 @@ TH_API int thcl_sub_next(thcl_sub *s, thcl_event *ev, int timeout_ms,
 TH_API uint64_t thcl_sub_next_seq(thcl_sub *s);
 /* Unsubscribe and free. NULL is fine. */
 TH_API void thcl_sub_close(thcl_sub *s);
+
+/* ---- channels ------------------------------------------------------------- */
+
+typedef struct thcl_chan thcl_chan;
+
+/* Open a channel to actor id with a first message (len 0: none); *reply
+ * (may be NULL; free with thcl_free) gets the actor's answer to it.
+ * Channels do not survive a reconnection. */
+TH_API int thcl_channel_open(thcl *c, const char *id, const void *msg, size_t len,
+			     thcl_chan **out, uint8_t **reply, size_t *reply_len,
+			     th_err *err);
+/* One message to the actor (in order). */
+TH_API int thcl_channel_send(thcl_chan *ch, const void *msg, size_t len,
+			     th_err *err);
+/* The next message from the actor, waiting up to timeout_ms (-1 =
+ * forever): 0 with *msg (thcl_free), TH_ETIMEOUT, or TH_ESTATE once the
+ * actor closed the channel (err holds its reason), or another error. */
+TH_API int thcl_channel_recv(thcl_chan *ch, uint8_t **msg, size_t *len,
+			     int timeout_ms, th_err *err);
+/* Close our side and free the channel. NULL is fine. */
+TH_API void thcl_channel_close(thcl_chan *ch);
 
 /* ---- testing --------------------------------------------------------------- */
 

@@ -44,10 +44,10 @@
 #include "theater/client.h"
 
 enum { S_IDLE, S_CONNECTING, S_HTTP, S_HELLO, S_OPEN, S_CLOSED };
-enum { K_CALL, K_SUB };
+enum { K_CALL, K_SUB, K_CHAN };
 enum { SCHEME_TCP, SCHEME_TLS, SCHEME_WS, SCHEME_WSS };
 enum { CMD_SEND, CMD_RAW, CMD_CREDIT, CMD_UNSUB, CMD_CLOSE, CMD_DROP, CMD_START,
-       CMD_ABANDON };
+       CMD_ABANDON, CMD_CHAN_CLOSE };
 
 #define OUT_LIMIT (8u << 20) /* uploads wait while this much is queued */
 
@@ -77,6 +77,16 @@ struct thcl_sub {
 	thcl_sub *prev, *next;  /* loop thread: c->subs                     */
 };
 
+struct thcl_chan {
+	thcl *c;
+	cstream *st;            /* a reference                              */
+	uint32_t stream;
+	/* under c->mu */
+	struct sitem *head, *tail;
+	bool ended;
+	th_err err;
+};
+
 struct cstream {
 	atomic_int refs;        /* the caller's and the loop's              */
 	uint32_t id;
@@ -92,6 +102,7 @@ struct cstream {
 	thcl_done_fn async;
 	void *aud;
 	thcl_sub *sub;
+	thcl_chan *chan;        /* K_CHAN                                   */
 	bool resub;             /* a re-subscription made by the library    */
 	bool confirmed;         /* K_SUB: the server answered               */
 };
@@ -104,6 +115,7 @@ struct cmd {
 	uint8_t *bytes;
 	size_t len;
 	thcl_sub *sub;
+	thcl_chan *chan;
 	uint32_t n;
 };
 
@@ -308,6 +320,17 @@ static void sub_end(thcl *c, thcl_sub *s, int code, const char *msg)
 	pthread_mutex_unlock(&c->mu);
 }
 
+static void chan_end(thcl *c, thcl_chan *ch, int code, const char *msg)
+{
+	pthread_mutex_lock(&c->mu);
+	if (!ch->ended) {
+		ch->ended = true;
+		th_err_set(&ch->err, code, "%s", msg);
+	}
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+}
+
 static void sub_unlink(thcl *c, thcl_sub *s)
 {
 	if (s->prev)
@@ -333,7 +356,9 @@ static void fail_streams(thcl *c, const char *why, bool keep_subs)
 		if (established && keep_subs)
 			continue;
 		thn_imap_del(&c->streams, c->streams.e[i].id);
-		if (established)
+		if (st->kind == K_CHAN && st->confirmed)
+			chan_end(c, st->chan, TH_EIO, e.msg);
+		else if (established)
 			sub_end(c, st->sub, TH_EIO, e.msg);
 		else if (!st->resub)
 			finish(c, st, TH_EIO, &e);
@@ -628,6 +653,22 @@ static void on_stream_frame(thcl *c, const thp_frame *f, const uint8_t *p, size_
 			}
 			return;
 		}
+		if (st->kind == K_CHAN) {
+			if (st->confirmed)
+				return;
+			st->confirmed = true;
+			st->chan->stream = st->id;
+			pthread_mutex_lock(&c->mu);
+			th_free(st->resp);
+			st->resp = th_malloc(n ? n : 1);
+			if (st->resp) {
+				memcpy(st->resp, p, n);
+				st->resp_len = n;
+			}
+			pthread_mutex_unlock(&c->mu);
+			finish(c, st, 0, NULL);
+			return;
+		}
 		pthread_mutex_lock(&c->mu);
 		th_free(st->resp);
 		st->resp = th_malloc(n ? n : 1);
@@ -652,6 +693,35 @@ static void on_stream_frame(thcl *c, const thp_frame *f, const uint8_t *p, size_
 		}
 		return;
 	case THP_DATA:
+		if (st->kind == K_CHAN) {
+			thcl_chan *ch = st->chan;
+			if (f->flags & THP_F_END) {
+				char why[300];
+				snprintf(why, sizeof why, "channel closed by the actor%s%.*s",
+					 n ? ": " : "", (int)(n > 200 ? 200 : n), (const char *)p);
+				thn_imap_del(&c->streams, f->stream);
+				chan_end(c, ch, TH_ESTATE, why);
+				stream_unref(st);
+				return;
+			}
+			struct sitem *it = th_calloc(1, sizeof *it + (n ? n : 1));
+			if (!it) {
+				drop(c, TH_ENOMEM, "out of memory");
+				return;
+			}
+			memcpy(it + 1, p, n);
+			it->ev.data = (const uint8_t *)(it + 1);
+			it->ev.len = n;
+			pthread_mutex_lock(&c->mu);
+			if (ch->tail)
+				ch->tail->next = it;
+			else
+				ch->head = it;
+			ch->tail = it;
+			pthread_mutex_unlock(&c->mu);
+			c->notify = true;
+			return;
+		}
 		if (st->kind != K_CALL || !st->on_data)
 			return;
 		if (st->on_data(st->ud, p, n) != 0) {
@@ -707,6 +777,8 @@ static void on_stream_frame(thcl *c, const thp_frame *f, const uint8_t *p, size_
 		thn_imap_del(&c->streams, f->stream);
 		if (st->kind == K_SUB && (st->confirmed || st->resub)) {
 			sub_end(c, st->sub, err.code, err.msg);
+		} else if (st->kind == K_CHAN && st->confirmed) {
+			chan_end(c, st->chan, err.code, err.msg);
 		} else {
 			finish(c, st, err.code, &err);
 		}
@@ -1321,6 +1393,21 @@ static void run_cmd(struct cmd *k)
 			stream_unref(k->st);
 		cmd_free(k);
 		return;
+	case CMD_CHAN_CLOSE: {
+		thcl_chan *ch = k->chan;
+		if (ch->st && thn_imap_get(&c->streams, ch->stream) == ch->st) {
+			thn_imap_del(&c->streams, ch->stream);
+			if (c->state == S_OPEN)
+				send_frame(c, THP_DATA, THP_F_END, ch->stream, NULL, 0);
+			stream_unref(ch->st);
+		}
+		if (ch->st)
+			stream_unref(ch->st);
+		free_items(ch->head);
+		th_free(ch);
+		cmd_free(k);
+		return;
+	}
 	case CMD_DROP:
 		if (c->bev)
 			drop(c, TH_EIO, "dropped (test)");
@@ -1911,6 +1998,164 @@ void thcl_sub_close(thcl_sub *s)
 		return; /* out of memory: freed with the client */
 	k->sub = s;
 	push_cmd(s->c, k, false);
+}
+
+/* ---- channels ---- */
+
+int thcl_channel_open(thcl *c, const char *id, const void *msg, size_t len, thcl_chan **out,
+		      uint8_t **reply, size_t *reply_len, th_err *err)
+{
+	*out = NULL;
+	thcl_chan *ch = th_calloc(1, sizeof *ch);
+	cstream *st = stream_new(K_CHAN);
+	th_cbor_enc e;
+	th_cbor_enc_init(&e, NULL, 0);
+	th_cbor_put_map(&e, 3);
+	th_cbor_put_cstr(&e, "id");
+	th_cbor_put_cstr(&e, id);
+	th_cbor_put_cstr(&e, "op");
+	th_cbor_put_cstr(&e, "channel.open");
+	th_cbor_put_cstr(&e, "msg");
+	th_cbor_put_bytes(&e, msg ? msg : "", len);
+	if (!ch || !st || e.err) {
+		th_free(ch);
+		th_free(st);
+		th_cbor_enc_release(&e);
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	}
+	ch->c = c;
+	ch->st = st;
+	st->chan = ch;
+	/* Without END: our messages follow as DATA frames. */
+	int rc = start_call(c, e.buf, e.len, 0, st, err);
+	th_cbor_enc_release(&e);
+	if (rc) {
+		th_free(ch);
+		th_free(st);
+		return rc;
+	}
+	pthread_mutex_lock(&c->mu);
+	while (!st->done)
+		pthread_cond_wait(&c->cv, &c->mu);
+	rc = st->rc;
+	if (rc && err)
+		*err = st->err;
+	pthread_mutex_unlock(&c->mu);
+	if (rc) {
+		stream_unref(st);
+		th_free(ch);
+		return rc;
+	}
+	if (reply) {
+		*reply = NULL;
+		*reply_len = 0;
+		th_cbor_dec d;
+		uint64_t pairs;
+		th_cbor_dec_init(&d, st->resp, st->resp_len);
+		if (th_cbor_get_map(&d, &pairs, NULL) == 0)
+			for (uint64_t i = 0; i < pairs; i++) {
+				const char *k;
+				size_t kn;
+				const uint8_t *b;
+				size_t bn;
+				if (th_cbor_get_text(&d, &k, &kn, NULL))
+					break;
+				if (kn == 5 && !memcmp(k, "reply", 5) &&
+				    th_cbor_get_bytes(&d, &b, &bn, NULL) == 0) {
+					*reply = th_malloc(bn ? bn : 1);
+					if (*reply) {
+						memcpy(*reply, b, bn);
+						*reply_len = bn;
+					}
+					break;
+				}
+				if (th_cbor_skip(&d, NULL))
+					break;
+			}
+	}
+	*out = ch;
+	return 0;
+}
+
+int thcl_channel_send(thcl_chan *ch, const void *msg, size_t len, th_err *err)
+{
+	thcl *c = ch->c;
+	pthread_mutex_lock(&c->mu);
+	bool ended = ch->ended;
+	th_err e = ch->err;
+	pthread_mutex_unlock(&c->mu);
+	if (ended) {
+		if (err)
+			*err = e;
+		return e.code ? e.code : TH_ESTATE;
+	}
+	struct cmd *k = cmd_new(c, CMD_SEND);
+	uint8_t *b = NULL;
+	size_t bl = 0;
+	if (!k || build_frame(c, THP_DATA, 0, msg, len, &b, &bl)) {
+		th_free(k);
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	}
+	put32(b + 2, ch->st->id);
+	k->bytes = b;
+	k->len = bl;
+	push_cmd(c, k, false);
+	return 0;
+}
+
+int thcl_channel_recv(thcl_chan *ch, uint8_t **msg, size_t *len, int timeout_ms, th_err *err)
+{
+	thcl *c = ch->c;
+	struct timespec ts;
+	if (timeout_ms >= 0) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += timeout_ms / 1000;
+		ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+	}
+	int rc = 0, wrc = 0;
+	pthread_mutex_lock(&c->mu);
+	while (!ch->head && !ch->ended && wrc != ETIMEDOUT) {
+		if (timeout_ms >= 0)
+			wrc = pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+		else
+			pthread_cond_wait(&c->cv, &c->mu);
+	}
+	if (ch->head) {
+		struct sitem *it = ch->head;
+		ch->head = it->next;
+		if (!ch->head)
+			ch->tail = NULL;
+		*len = it->ev.len;
+		*msg = th_malloc(*len ? *len : 1);
+		if (*msg)
+			memcpy(*msg, it->ev.data, *len);
+		else
+			rc = th_err_set(err, TH_ENOMEM, "out of memory");
+		th_free(it);
+	} else if (ch->ended) {
+		rc = ch->err.code ? ch->err.code : TH_ESTATE;
+		if (err)
+			*err = ch->err;
+	} else {
+		rc = th_err_set(err, TH_ETIMEOUT, "no message within %d ms", timeout_ms);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
+void thcl_channel_close(thcl_chan *ch)
+{
+	if (!ch)
+		return;
+	struct cmd *k = cmd_new(ch->c, CMD_CHAN_CLOSE);
+	if (!k)
+		return; /* out of memory: freed with the client */
+	k->chan = ch;
+	push_cmd(ch->c, k, false);
 }
 
 /* ---- testing ---- */

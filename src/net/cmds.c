@@ -1102,6 +1102,68 @@ static int cmd_actor_manifest(thn_job *j, const thn_args *a)
 	return rc;
 }
 
+/* ---- channels ---- */
+
+static int cmd_channel_open(thn_job *j, const thn_args *a)
+{
+	const thsrv_config *cfg = cfg_of(j);
+	const thsrv_ops *ops = ops_or_fail(j, cfg->ops && cfg->ops->channel_open &&
+					      cfg->ops->channel_send && cfg->ops->channel_close,
+					   &j->err);
+	if (!ops)
+		return j->err.code;
+	char id[THSRV_ID_MAX + 1];
+	const uint8_t *msg = NULL;
+	size_t len = 0;
+	int rc;
+	if ((rc = id_arg(a, id, &j->err)) ||
+	    (rc = thn_arg_bytes(a, "msg", false, &msg, &len, &j->err)) < 0)
+		return rc;
+	thsrv_channel *ch = thn_chan_new(j->srv);
+	if (!ch)
+		return th_err_set(&j->err, TH_ENOMEM, "out of memory");
+	/* The runtime's reference, kept if the open succeeds. */
+	thn_chan_ref(ch);
+	ch->rt_ref = true;
+	thsrv_bytes reply = { 0 };
+	void *state = NULL;
+	rc = ops->channel_open(cfg->ops_ctx, id, msg ? msg : (const uint8_t *)"", len, ch,
+			       &state, &reply, &j->err);
+	if (rc) {
+		ch->rt_ref = false;
+		thn_chan_unref(ch);
+		thn_chan_unref(ch);
+		th_free(reply.data);
+		return rc;
+	}
+	ch->state = state;
+	j->chan = ch;
+	j->follow = THN_FOLLOW_CHAN;
+	th_cbor_put_map(&j->out, 1);
+	th_cbor_put_cstr(&j->out, "reply");
+	th_cbor_put_bytes(&j->out, reply.data ? reply.data : (const uint8_t *)"", reply.len);
+	th_free(reply.data);
+	return 0;
+}
+
+static int run_chan_send(thn_job *j, const thn_args *a)
+{
+	TH_UNUSED(a);
+	const thsrv_config *cfg = cfg_of(j);
+	return cfg->ops->channel_send(cfg->ops_ctx, j->chan->state, j->body, j->body_len,
+				      &j->err);
+}
+
+static int run_chan_close(thn_job *j, const thn_args *a)
+{
+	TH_UNUSED(a);
+	thn_chan_close(j->chan);
+	return 0;
+}
+
+const struct thn_cmd thn_cmd_chan_send = { "channel.send", run_chan_send, THN_CMD_CHUNK };
+const struct thn_cmd thn_cmd_chan_close = { "channel.close", run_chan_close, THN_CMD_CHUNK };
+
 /* ---- the table ---- */
 
 static const struct thn_cmd cmds[] = {
@@ -1129,6 +1191,7 @@ static const struct thn_cmd cmds[] = {
 	{ "actor.request", cmd_actor_request, 0 },
 	{ "actor.state", cmd_actor_state, 0 },
 	{ "actor.manifest", cmd_actor_manifest, 0 },
+	{ "channel.open", cmd_channel_open, THN_CMD_CHANNEL },
 };
 
 const struct thn_cmd *thn_cmd_find(const char *op, size_t n)

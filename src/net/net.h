@@ -143,7 +143,8 @@ int thn_arg_bytes(const thn_args *a, const char *key, bool required,
 enum {
 	THN_CMD_UPLOAD = 1, /* may be followed by DATA frames until END  */
 	THN_CMD_CHUNK = 2,  /* internal: the next chunk of a READ stream */
-	THN_CMD_LOOP_SEND = 4 /* on the loop thread if ops say THSRV_LOOP_SEND */
+	THN_CMD_LOOP_SEND = 4, /* on the loop thread if ops say THSRV_LOOP_SEND */
+	THN_CMD_CHANNEL = 8   /* opens a channel: DATA frames are messages  */
 };
 
 /* Bytes per DATA frame of a streamed store.get; objects up to
@@ -166,7 +167,7 @@ enum thn_follow {
 	THN_FOLLOW_NONE = 0,   /* RESPONSE with END                       */
 	THN_FOLLOW_SUB = 1,    /* RESPONSE, then the subscription j->sub   */
 	THN_FOLLOW_READ = 2,   /* RESPONSE, then DATA chunks of j->reader   */
-	THN_FOLLOW_CHAN = 3    /* RESPONSE, then a channel                  */
+	THN_FOLLOW_CHAN = 3    /* RESPONSE, then the channel j->chan        */
 };
 
 struct thn_job {
@@ -187,7 +188,8 @@ struct thn_job {
 	int follow;               /* enum thn_follow                       */
 	thn_sub *sub;             /* THN_FOLLOW_SUB: reference handed over */
 	ths_reader *reader;       /* THN_FOLLOW_READ: handed over          */
-	struct thsrv_channel *chan; /* THN_FOLLOW_CHAN                     */
+	struct thsrv_channel *chan; /* FOLLOW_CHAN, chan_send, chan_close: a
+				     * reference                          */
 	atomic_bool cancelled;
 	thn_job *done_next;
 };
@@ -266,10 +268,56 @@ void thn_sub_resume(thn_sub *s, uint64_t next);
 /* Encode one event as a CBOR map into e. */
 void thn_event_encode(th_cbor_enc *e, const thx_event *ev, size_t max_data);
 
+/* ---- channels (chan.c) ------------------------------------------------------ */
+
+typedef struct thn_msg {
+	struct thn_msg *next;
+	size_t len;
+	uint8_t data[];
+} thn_msg;
+
+/* An open channel. References: the stream's (or the opening job's), and
+ * the runtime's from a successful channel_open until either side closes
+ * (whoever clears rt_ref first drops it). */
+struct thsrv_channel {
+	atomic_int refs;
+	pthread_mutex_t mu;
+	thsrv *srv;
+	void *state;              /* the runtime's handle                  */
+	/* under mu */
+	thn_msg *head, *tail;     /* actor -> client, not yet sent          */
+	bool rt_ref;              /* the runtime still holds its reference  */
+	bool rt_closed;           /* the runtime closed its side            */
+	char reason[256];
+	bool in_ready;
+	thsrv_channel *ready_next;
+	/* loop thread */
+	thn_sess *sess;           /* NULL until attached to its stream      */
+	uint32_t stream;
+};
+
+thsrv_channel *thn_chan_new(thsrv *srv);
+void thn_chan_ref(thsrv_channel *ch);
+void thn_chan_unref(thsrv_channel *ch);
+/* Loop: queued messages into out as DATA frames (up to limit bytes); when
+ * the runtime has closed and everything is out, a last DATA with END
+ * (payload: the reason) and *closed = true. */
+void thn_chan_drain(thsrv_channel *ch, thp_buf *out, size_t limit,
+		    size_t compress_min, bool *closed);
+/* The server closes its side: the runtime's channel_close is called
+ * (on this thread) unless the runtime closed first. */
+void thn_chan_close(thsrv_channel *ch);
+/* Internal commands: one message to the runtime (j->chan, j->body) and
+ * the close (j->chan). */
+extern const struct thn_cmd thn_cmd_chan_send;
+extern const struct thn_cmd thn_cmd_chan_close;
+
 /* ---- server internals used by sub.c and cmds.c (server.c) ---------------- */
 
 /* Queue s on the ready list and wake the loop (any thread). */
 void thn_srv_ready(thsrv *srv, thn_sub *s);
+/* The same for a channel with messages (or a close) to send. */
+void thn_srv_chan_ready(thsrv *srv, thsrv_channel *ch);
 thn_pool *thn_srv_pool(thsrv *srv);
 const thsrv_config *thn_srv_config(thsrv *srv);
 /* Counters for the metrics command. */

@@ -48,7 +48,7 @@
 #define SERVER_NAME "theater/0.1"
 
 enum { C_HTTP = 0, C_HELLO = 1, C_OPEN = 2 };
-enum { ST_REQ = 0, ST_UPLOAD = 1, ST_SUB = 2, ST_READ = 3 };
+enum { ST_REQ = 0, ST_UPLOAD = 1, ST_SUB = 2, ST_READ = 3, ST_CHAN = 4 };
 
 typedef struct thn_stream {
 	uint32_t id;
@@ -59,9 +59,14 @@ typedef struct thn_stream {
 	thn_sub *sub;          /* SUB (one reference)                     */
 	ths_reader *reader;    /* READ: NULL while a chunk job has it     */
 	bool reading;          /* READ: a chunk job is in flight          */
+	thsrv_channel *chan;   /* CHAN (one reference)                    */
+	thn_msg *sq, *sq_tail; /* channel: client messages not yet sent   */
+	bool client_done;      /* channel: the client sent END            */
+	bool is_chan;          /* a channel.open stream (REQ, then CHAN)  */
 } thn_stream;
 
 struct thn_sess {
+	thsrv *srv;
 	char id[THP_SESSION_LEN + 1];
 	thn_conn *conn;        /* NULL while detached                     */
 	thn_imap streams;
@@ -110,6 +115,7 @@ struct thsrv {
 	pthread_mutex_t mu;     /* done and ready lists                  */
 	thn_job *done_head, *done_tail;
 	thn_sub *ready_head;
+	thsrv_channel *ch_ready;
 	atomic_bool stop_req;
 
 	/* loop thread */
@@ -170,6 +176,17 @@ static void wake(thsrv *srv)
 	/* A full counter (never in practice) still leaves the fd readable. */
 	ssize_t w = write(srv->wake_fd, &one, sizeof one);
 	(void)w;
+}
+
+void thn_srv_chan_ready(thsrv *srv, thsrv_channel *ch)
+{
+	pthread_mutex_lock(&srv->mu);
+	bool was_empty = !srv->ready_head && !srv->done_head && !srv->ch_ready;
+	ch->ready_next = srv->ch_ready;
+	srv->ch_ready = ch;
+	pthread_mutex_unlock(&srv->mu);
+	if (was_empty)
+		wake(srv);
 }
 
 void thn_srv_ready(thsrv *srv, thn_sub *s)
@@ -258,8 +275,15 @@ static void violation(thn_conn *c, const char *code, const char *msg)
 
 /* ---- streams ---- */
 
+static void job_submit(thsrv *srv, thn_job *j);
+static thn_job *job_new_detached(thsrv *srv, const struct thn_cmd *cmd);
+
 static void stream_free(thn_stream *st)
 {
+	for (thn_msg *m = st->sq, *n; m; m = n) {
+		n = m->next;
+		th_free(m);
+	}
 	if (st->sub) {
 		thn_sub_close(st->sub);
 		thn_sub_unref(st->sub);
@@ -285,6 +309,21 @@ static void stream_end(thn_sess *s, thn_stream *st)
 			c->refs--;
 		}
 		st->job = NULL;
+	}
+	if (st->chan) {
+		/* The server's side closes: the runtime's channel_close runs on
+		 * a worker (unless the runtime closed first). */
+		thsrv_channel *ch = st->chan;
+		st->chan = NULL;
+		ch->sess = NULL;
+		thn_job *j = job_new_detached(s->srv, &thn_cmd_chan_close);
+		if (j) {
+			j->chan = ch;
+			job_submit(s->srv, j);
+		} else {
+			thn_chan_close(ch); /* out of memory: close here */
+			thn_chan_unref(ch);
+		}
 	}
 	thn_imap_del(&s->streams, st->id);
 	stream_free(st);
@@ -320,6 +359,7 @@ static thn_sess *sess_new(thsrv *srv)
 		memcpy(raw + 8, &b, 8);
 	}
 	th_hex(raw, sizeof raw, s->id);
+	s->srv = srv;
 	s->next = srv->sessions;
 	if (s->next)
 		s->next->prev = s;
@@ -521,6 +561,27 @@ static void drain_sub(thn_conn *c, thn_sub *sub)
 		c->blocked = true;
 }
 
+static void stream_end(thn_sess *s, thn_stream *st);
+
+/* Actor -> client messages of a channel; the stream ends when the runtime
+ * closed it and everything is out. */
+static void drain_chan(thn_conn *c, thn_stream *st)
+{
+	size_t have = out_len(c);
+	if (have >= OUT_HIGH) {
+		c->blocked = true;
+		return;
+	}
+	bool closed = false;
+	thn_chan_drain(st->chan, &c->obuf, c->obuf.len + (OUT_HIGH - have), c->compress_min,
+		       &closed);
+	mark_dirty(c);
+	if (closed)
+		stream_end(c->sess, st);
+	else if (out_len(c) >= OUT_HIGH)
+		c->blocked = true;
+}
+
 static void conn_unblock(thn_conn *c)
 {
 	if (!c->blocked || !c->sess || c->closing)
@@ -533,6 +594,8 @@ static void conn_unblock(thn_conn *c)
 			continue;
 		if (st->kind == ST_SUB)
 			drain_sub(c, st->sub);
+		else if (st->kind == ST_CHAN)
+			drain_chan(c, st);
 		else if (st->kind == ST_READ && !st->reading && st->reader)
 			submit_chunk(c, st);
 	}
@@ -542,7 +605,7 @@ static void conn_unblock(thn_conn *c)
 
 static void job_run(thn_job *j)
 {
-	if (atomic_load(&j->cancelled)) {
+	if (atomic_load(&j->cancelled) && j->cmd != &thn_cmd_chan_close) {
 		j->rc = TH_ESTATE;
 	} else if (j->cmd->flags & THN_CMD_CHUNK) {
 		j->rc = j->cmd->run(j, NULL);
@@ -580,6 +643,20 @@ static thn_job *job_new(thn_conn *c, uint32_t stream, const struct thn_cmd *cmd)
 	return j;
 }
 
+/* A job that outlives its connection (a channel's close). */
+static thn_job *job_new_detached(thsrv *srv, const struct thn_cmd *cmd)
+{
+	thn_job *j = th_calloc(1, sizeof *j);
+	if (!j)
+		return NULL;
+	j->srv = srv;
+	j->cmd = cmd;
+	j->task.fn = job_task;
+	th_cbor_enc_init(&j->out, NULL, 0);
+	atomic_init(&j->cancelled, false);
+	return j;
+}
+
 static void job_submit(thsrv *srv, thn_job *j)
 {
 	srv->inflight++;
@@ -595,12 +672,18 @@ static void job_discard(thn_job *j)
 	}
 	if (j->reader)
 		ths_reader_close(j->reader);
+	if (j->chan) {
+		if (j->follow == THN_FOLLOW_CHAN)
+			thn_chan_close(j->chan); /* opened for nobody */
+		thn_chan_unref(j->chan);
+	}
 	th_cbor_enc_release(&j->out);
 	th_free(j->req);
 	th_free(j->body);
 	thn_conn *c = j->conn;
 	th_free(j);
-	conn_unref(c);
+	if (c)
+		conn_unref(c);
 }
 
 static void submit_chunk(thn_conn *c, thn_stream *st)
@@ -618,17 +701,66 @@ static void submit_chunk(thn_conn *c, thn_stream *st)
 	job_submit(c->srv, j);
 }
 
+/* Send the next client message to the runtime, one at a time; when the
+ * client is done and nothing is pending, close our side. */
+static void kick_chan(thn_conn *c, thn_stream *st)
+{
+	if (st->kind != ST_CHAN || st->job)
+		return;
+	if (st->sq) {
+		thn_msg *m = st->sq;
+		thn_job *j = job_new(c, st->id, &thn_cmd_chan_send);
+		uint8_t *body = j ? th_malloc(m->len ? m->len : 1) : NULL;
+		if (!body) {
+			if (j) {
+				th_free(j);
+				c->refs--;
+			}
+			send_error(c, st->id, thp_status_code(TH_ENOMEM), TH_ENOMEM, "out of memory");
+			stream_end(c->sess, st);
+			return;
+		}
+		st->sq = m->next;
+		if (!st->sq)
+			st->sq_tail = NULL;
+		memcpy(body, m->data, m->len);
+		j->body = body;
+		j->body_len = m->len;
+		th_free(m);
+		j->chan = st->chan;
+		thn_chan_ref(st->chan);
+		st->job = j;
+		job_submit(c->srv, j);
+		return;
+	}
+	if (st->client_done) {
+		send_frame(c, THP_DATA, THP_F_END, st->id, NULL, 0);
+		stream_end(c->sess, st);
+	}
+}
+
 static void complete(thn_job *j)
 {
 	thsrv *srv = j->srv;
 	thn_conn *c = j->conn;
 	srv->inflight--;
 	thn_stream *st = NULL;
-	if (!c->dead && c->sess)
+	if (c && !c->dead && c->sess)
 		st = thn_imap_get(&c->sess->streams, j->stream);
-	bool chunk = (j->cmd->flags & THN_CMD_CHUNK) != 0;
+	bool chunk = j->cmd == &thn_cmd_chunk;
 	if (!st || (chunk ? !(st->kind == ST_READ && st->reading) : st->job != j) ||
 	    atomic_load(&j->cancelled)) {
+		job_discard(j);
+		return;
+	}
+	if (j->cmd == &thn_cmd_chan_send) {
+		st->job = NULL;
+		if (j->rc) {
+			send_error(c, st->id, thp_status_code(j->rc), j->rc, j->err.msg);
+			stream_end(c->sess, st);
+		} else {
+			kick_chan(c, st);
+		}
 		job_discard(j);
 		return;
 	}
@@ -678,6 +810,18 @@ static void complete(thn_job *j)
 		j->sub = NULL;
 		st->sub->sess = c->sess;
 		thn_sub_start(st->sub);
+		break;
+	case THN_FOLLOW_CHAN:
+		send_frame(c, THP_RESPONSE, 0, st->id, j->out.buf, j->out.len);
+		st->kind = ST_CHAN;
+		st->chan = j->chan;
+		j->chan = NULL;
+		st->chan->sess = c->sess;
+		st->chan->stream = st->id;
+		/* Messages the actor sent already, and the client's queued ones. */
+		drain_chan(c, st);
+		if (thn_imap_get(&c->sess->streams, j->stream) == st)
+			kick_chan(c, st);
 		break;
 	case THN_FOLLOW_READ:
 		send_frame(c, THP_RESPONSE, 0, st->id, j->out.buf, j->out.len);
@@ -864,7 +1008,8 @@ static void handle_request(thn_conn *c, const thp_frame *f)
 		thp_free(owned);
 		return;
 	}
-	bool upload = !(f->flags & THP_F_END);
+	bool chan = (cmd->flags & THN_CMD_CHANNEL) != 0;
+	bool upload = !(f->flags & THP_F_END) && !chan;
 	if (upload && !(cmd->flags & THN_CMD_UPLOAD)) {
 		char msg[120];
 		snprintf(msg, sizeof msg, "op '%s' takes no DATA: send its REQUEST with END", op);
@@ -892,6 +1037,8 @@ static void handle_request(thn_conn *c, const thp_frame *f)
 	j->req_len = n;
 	st->id = f->stream;
 	st->job = j;
+	st->is_chan = chan;
+	st->client_done = chan && (f->flags & THP_F_END);
 	if (upload) {
 		st->kind = ST_UPLOAD;
 		return;
@@ -912,6 +1059,40 @@ static void handle_request(thn_conn *c, const thp_frame *f)
 static void handle_data(thn_conn *c, const thp_frame *f, thn_stream *st)
 {
 	thsrv *srv = c->srv;
+	if (st->is_chan && !st->client_done) {
+		/* One DATA frame = one message, sent to the runtime in order. */
+		const uint8_t *p;
+		size_t n;
+		uint8_t *owned = NULL;
+		if (!decode_payload(c, f, &p, &n, &owned)) {
+			stream_end(c->sess, st);
+			return;
+		}
+		if (n || !(f->flags & THP_F_END)) {
+			thn_msg *m = th_malloc(sizeof *m + (n ? n : 1));
+			if (!m) {
+				thp_free(owned);
+				send_error(c, st->id, thp_status_code(TH_ENOMEM), TH_ENOMEM,
+					   "out of memory");
+				stream_end(c->sess, st);
+				return;
+			}
+			m->next = NULL;
+			m->len = n;
+			if (n)
+				memcpy(m->data, p, n);
+			if (st->sq_tail)
+				st->sq_tail->next = m;
+			else
+				st->sq = m;
+			st->sq_tail = m;
+		}
+		thp_free(owned);
+		if (f->flags & THP_F_END)
+			st->client_done = true;
+		kick_chan(c, st);
+		return;
+	}
 	if (st->kind != ST_UPLOAD)
 		return; /* after END or on a stream that takes none: ignored */
 	const uint8_t *p;
@@ -1414,6 +1595,8 @@ static void process_queues(thsrv *srv)
 	srv->done_head = srv->done_tail = NULL;
 	thn_sub *ready = srv->ready_head;
 	srv->ready_head = NULL;
+	thsrv_channel *chs = srv->ch_ready;
+	srv->ch_ready = NULL;
 	pthread_mutex_unlock(&srv->mu);
 	while (done) {
 		thn_job *n = done->done_next;
@@ -1428,6 +1611,23 @@ static void process_queues(thsrv *srv)
 			drain_sub(s->conn, ready);
 		thn_sub_unref(ready);
 		ready = n;
+	}
+	while (chs) {
+		thsrv_channel *n = chs->ready_next;
+		thn_sess *s = chs->sess;
+		thn_conn *c = s ? s->conn : NULL;
+		thn_stream *st = s ? thn_imap_get(&s->streams, chs->stream) : NULL;
+		if (c && !c->dead && !c->closing && st && st->chan == chs) {
+			drain_chan(c, st);
+		} else {
+			/* Not attached (yet, or any more): clear the flag so that
+			 * the next delivery signals again. */
+			pthread_mutex_lock(&chs->mu);
+			chs->in_ready = false;
+			pthread_mutex_unlock(&chs->mu);
+		}
+		thn_chan_unref(chs);
+		chs = n;
 	}
 }
 

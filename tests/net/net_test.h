@@ -225,7 +225,65 @@ static int fk_metrics(void *ctx, thsrv_metric_fn fn, void *arg, th_err *err)
 	return fn(arg, "actors", n);
 }
 
+/* Channels: the fake echoes each message; "bye" makes it close its side. */
+static struct {
+	thsrv_channel *ch[8];
+	int n;
+	int closed; /* channel_close calls */
+} fkc;
+
+static int fk_chan_open(void *ctx, const char *id, const void *msg, size_t len,
+			thsrv_channel *ch, void **state, thsrv_bytes *reply, th_err *err)
+{
+	(void)ctx;
+	pthread_mutex_lock(&fk.mu);
+	bool known = fk_find(id) != NULL;
+	int slot = fkc.n < 8 ? fkc.n++ : -1;
+	if (known && slot >= 0)
+		fkc.ch[slot] = ch;
+	pthread_mutex_unlock(&fk.mu);
+	if (!known)
+		return th_err_set(err, TH_ENOTFOUND, "no actor %s", id);
+	if (slot < 0)
+		return th_err_set(err, TH_ELIMIT, "too many channels");
+	*state = (void *)(intptr_t)(slot + 1);
+	uint8_t buf[300];
+	size_t n = len > 250 ? 250 : len;
+	memcpy(buf, "opened:", 7);
+	memcpy(buf + 7, msg, n);
+	return thsrv_bytes_set(reply, buf, n + 7);
+}
+
+static int fk_chan_send(void *ctx, void *state, const void *msg, size_t len, th_err *err)
+{
+	(void)ctx;
+	(void)err;
+	thsrv_channel *ch = fkc.ch[(intptr_t)state - 1];
+	if (len == 3 && !memcmp(msg, "bye", 3)) {
+		thsrv_channel_closed(ch, "bye now");
+		return 0;
+	}
+	uint8_t buf[300];
+	size_t n = len > 250 ? 250 : len;
+	memcpy(buf, "echo:", 5);
+	memcpy(buf + 5, msg, n);
+	return thsrv_channel_deliver(ch, buf, n + 5);
+}
+
+static void fk_chan_close(void *ctx, void *state)
+{
+	(void)ctx;
+	(void)state;
+	pthread_mutex_lock(&fk.mu);
+	fkc.closed++;
+	pthread_cond_broadcast(&fk.cv);
+	pthread_mutex_unlock(&fk.mu);
+}
+
 static const thsrv_ops fake_ops = {
+	.channel_open = fk_chan_open,
+	.channel_send = fk_chan_send,
+	.channel_close = fk_chan_close,
 	.start = fk_start,
 	.stop = fk_stop,
 	.terminate = fk_stop,

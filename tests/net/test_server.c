@@ -1154,4 +1154,66 @@ TEST(many_concurrent_streams_on_one_connection)
 	fx_stop(&f);
 }
 
+TEST(channels_both_ways)
+{
+	struct fx f;
+	thsrv_config cfg = { .ops = &fake_ops };
+	fx_start(&f, &cfg);
+	thcl *c = fx_client(f.addr);
+	char id[64];
+	start_actor(c, id);
+	th_err err = { 0 };
+	thcl_chan *ch;
+	uint8_t *reply, *m;
+	size_t rl, ml;
+	CHECK_EQ_INT(thcl_channel_open(c, "nobody", "x", 1, &ch, &reply, &rl, &err), TH_ENOTFOUND);
+	REQUIRE(thcl_channel_open(c, id, "hi", 2, &ch, &reply, &rl, &err) == 0);
+	CHECK(rl == 9 && !memcmp(reply, "opened:hi", 9));
+	thcl_free(reply);
+	const char *msgs[] = { "a", "bb", "ccc" };
+	for (int i = 0; i < 3; i++)
+		REQUIRE(thcl_channel_send(ch, msgs[i], strlen(msgs[i]), &err) == 0);
+	for (int i = 0; i < 3; i++) {
+		REQUIRE(thcl_channel_recv(ch, &m, &ml, 10000, &err) == 0);
+		char want[16];
+		snprintf(want, sizeof want, "echo:%s", msgs[i]);
+		CHECK(ml == strlen(want) && !memcmp(m, want, ml));
+		thcl_free(m);
+	}
+	CHECK_EQ_INT(thcl_channel_recv(ch, &m, &ml, 50, &err), TH_ETIMEOUT);
+	/* Our side closes: the runtime's channel_close runs. */
+	thcl_channel_close(ch);
+	pthread_mutex_lock(&fk.mu);
+	while (fkc.closed < 1)
+		pthread_cond_wait(&fk.cv, &fk.mu);
+	pthread_mutex_unlock(&fk.mu);
+	/* The actor's side closes: we get its messages, then the reason. */
+	REQUIRE(thcl_channel_open(c, id, NULL, 0, &ch, NULL, NULL, &err) == 0);
+	REQUIRE(thcl_channel_send(ch, "x", 1, &err) == 0);
+	REQUIRE(thcl_channel_send(ch, "bye", 3, &err) == 0);
+	REQUIRE(thcl_channel_recv(ch, &m, &ml, 10000, &err) == 0);
+	CHECK(ml == 6 && !memcmp(m, "echo:x", 6));
+	thcl_free(m);
+	CHECK_EQ_INT(thcl_channel_recv(ch, &m, &ml, 10000, &err), TH_ESTATE);
+	CHECK(strstr(err.msg, "bye now") != NULL);
+	CHECK(thcl_channel_send(ch, "late", 4, &err) != 0);
+	thcl_channel_close(ch);
+	/* The runtime closed first: its channel_close is not called again. */
+	CHECK(call(c, NULL, NULL, &err, "store.put", "b", "data", "k", (size_t)1) == 0);
+	pthread_mutex_lock(&fk.mu);
+	CHECK_EQ_INT(fkc.closed, 1);
+	pthread_mutex_unlock(&fk.mu);
+	/* A dropped connection closes its channels. */
+	REQUIRE(thcl_channel_open(c, id, NULL, 0, &ch, NULL, NULL, &err) == 0);
+	thcl_test_drop(c);
+	pthread_mutex_lock(&fk.mu);
+	while (fkc.closed < 2)
+		pthread_cond_wait(&fk.cv, &fk.mu);
+	pthread_mutex_unlock(&fk.mu);
+	CHECK(thcl_channel_recv(ch, &m, &ml, 10000, &err) != 0);
+	thcl_channel_close(ch);
+	thcl_close(c);
+	fx_stop(&f);
+}
+
 TEST_MAIN()
