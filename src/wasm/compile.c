@@ -1195,7 +1195,7 @@ static int body(cx *c)
 			const thw__ftype *ft = thw__func_type(m, fi);
 			if ((rc = take_args(c, ft)))
 				return rc;
-			if ((rc = op(c, THW__OP_CALL)))
+			if ((rc = op(c, fi >= m->nfunc_imports ? THW__OP_CALL_LOCAL : THW__OP_CALL)))
 				return rc;
 			imm(c, fi);
 			imm(c, natural(c, c->sh));
@@ -1831,6 +1831,7 @@ int thw__compile_func(thw_module *m, uint32_t fi, thw__rd *r, thw__cbuf *cb)
 		}
 	}
 	code->nlocals = c.nlocals;
+	code->nparams = ft->np;
 	code->entry = (uint32_t)cb->n;
 	ctrl fn = { .kind = K_FUNC, .nr = ft->nr, .results = ft->p + ft->np };
 	if ((rc = push_ctrl(&c, &fn)))

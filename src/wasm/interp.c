@@ -47,7 +47,8 @@
  *   BR_<cmp>             [op][a][b][rel][fuel]   BR_<cmp>_K [op][a][k][rel][fuel]
  *   BR_TABLE             [op][index slot][n][rel 0]..[rel n]   (n = default;
  *                        targets that need moves or are loops get a stub)
- *   CALL                 [op][function][argument base slot]
+ *   CALL, CALL_LOCAL     [op][function][argument base slot]  (LOCAL: defined
+ *                        in this module, so never a host function)
  *   CALL_INDIRECT        [op][type][table][argument base slot][index slot]
  *   RETURN               [op][first result slot][count]
  *   MEMORY_SIZE [op][d]  MEMORY_GROW [op][d][a]   and the bulk/table
@@ -350,8 +351,8 @@ L_RETURN: {
 	}
 	pc = f->ret_pc;
 	fp = stack + f->fp;
-	if (f->func->inst != inst) {
-		inst = f->func->inst;
+	if (f->inst != inst) {
+		inst = f->inst;
 		LOAD_MEM();
 	}
 	cur = f->func;
@@ -362,6 +363,11 @@ L_CALL:
 	newfp = fp + pc[2];
 	ret = pc + 3;
 	goto do_call;
+L_CALL_LOCAL: /* a function defined in this module: never a host one */
+	callee = inst->funcs[pc[1]];
+	newfp = fp + pc[2];
+	ret = pc + 3;
+	goto do_call_wasm;
 L_CALL_INDIRECT: {
 	thw_table *t = inst->tables[pc[2]];
 	uint32_t i = I32(4);
@@ -406,6 +412,7 @@ do_call: {
 		pc = ret;
 		DISPATCH();
 	}
+do_call_wasm:;
 	const thw__code *cc = callee->code;
 	if (__builtin_expect(fuel < cc->fuel, 0))
 		goto out_of_fuel; /* pc is still at the call: it is redone */
@@ -437,9 +444,9 @@ do_call: {
 			e->frames_cap = cap;
 		}
 	}
-	e->frames[e->nframes++] = (thw__frame){ ret, (size_t)(fp - stack), cur };
+	e->frames[e->nframes++] = (thw__frame){ ret, (size_t)(fp - stack), cur, inst };
 	fp = newfp;
-	for (uint32_t i = callee->type->np; i < cc->nlocals; i++)
+	for (uint32_t i = cc->nparams; i < cc->nlocals; i++)
 		fp[i] = 0;
 	cur = callee;
 	if (callee->inst != inst) {

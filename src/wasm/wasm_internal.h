@@ -91,6 +91,7 @@ typedef struct thw__data {
 typedef struct thw__code {
 	uint32_t type;      /* type index */
 	uint32_t index;     /* function index (imports included) */
+	uint32_t nparams;
 	uint32_t nlocals;   /* params + declared locals, one slot each */
 	uint32_t nslots;    /* frame size: nlocals + maximum operand height */
 	uint32_t entry;     /* offset of its first instruction in m->code */
@@ -273,6 +274,7 @@ typedef struct thw__frame {
 	const uint32_t *ret_pc; /* NULL: return to the host */
 	size_t fp;              /* caller's frame base (slot index) */
 	thw_func *func;         /* the caller */
+	thw_instance *inst;     /* the caller's instance */
 } thw__frame;
 
 struct thw_caller {
