@@ -157,6 +157,7 @@ static void chain_free(thx_chain *c)
 {
 	if (!c)
 		return;
+	th_free(c->mspare);
 	while (c->mhead) {
 		thx__memchunk *k = c->mhead;
 		c->mhead = k->next;
@@ -618,9 +619,15 @@ static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t *seq_out
 				cap = 1u << 20;
 			if (cap < need)
 				cap = need;
-			thx__memchunk *nk = th_malloc(sizeof *nk + cap);
-			if (!nk)
+			thx__memchunk *nk;
+			if (c->mspare && cap == (1u << 20) && c->mspare->cap >= need) {
+				/* reuse the chunk pruning freed last (no new pages) */
+				nk = c->mspare;
+				c->mspare = NULL;
+				cap = nk->cap;
+			} else if (!(nk = th_malloc(sizeof *nk + cap))) {
 				return th_err_set(err, TH_ENOMEM, "out of memory");
+			}
 			nk->next = NULL;
 			nk->used = 0;
 			nk->cap = cap;

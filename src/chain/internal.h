@@ -274,6 +274,7 @@ struct thx_chain {
 	uint64_t nblocks, capblocks;
 	uint64_t block_start; /* first seq of the open block */
 	thx__memchunk *mhead, *mtail; /* memory chains */
+	thx__memchunk *mspare;        /* a pruned chunk kept for reuse */
 	bool damaged;
 	uint64_t damaged_seq;
 	char damage[200];
