@@ -9,6 +9,7 @@
  * form); counter_v2 is counter with handle-send adding 2.
  */
 #include <dirent.h>
+#include <openssl/evp.h>
 #include <sys/stat.h>
 
 #include "base/base.h"
@@ -478,6 +479,169 @@ TEST(export_import_into_a_fresh_home_verifies_and_replays)
 	CHECK(rep2.ok);
 	CHECK_EQ_INT((int)rep2.events, (int)rep.events);
 	CHECK_EQ_INT((int)rep2.calls, (int)rep.calls);
+}
+
+/* Replay reads chains received from others: a chain whose events lie
+ * (valid hashes, bad contents) must give an error or a divergence, never
+ * a crash. Every event gets its data bit-flipped at several places, cut
+ * short, or its type swapped for another; each variant is replayed. */
+TEST(lying_chains_are_refused_not_crashed_on)
+{
+	static const char *types[] = {
+		"actor.spawning", "component.loaded", "actor.instantiated",
+		"export.call", "export.result", "actor.failed", "actor.restarted",
+		"host.theater:simple/runtime.log", "message.received",
+	};
+	char id[THR_ID_LEN + 1], p[400];
+	thx_store_opts ro = { .read_only = true, .no_background = true };
+	thx_store *src = NULL, *mem = NULL;
+	thx_chain *c = NULL;
+	ths_store *st = NULL;
+	thx_event evs[64];
+	uint64_t n, variants = 0, diverged = 0, failed = 0;
+	setup();
+	counter_run(id);
+	snprintf(p, sizeof p, "%s/store", home);
+	REQUIRE(ths_open(p, NULL, &st, NULL) == 0);
+	snprintf(p, sizeof p, "%s/chains", home);
+	REQUIRE(thx_store_open(p, &ro, &src, NULL) == 0);
+	REQUIRE(thx_chain_open(src, id, NULL, false, &c, NULL) == 0);
+	n = thx_chain_count(c);
+	REQUIRE(n <= 64);
+	for (uint64_t i = 0; i < n; i++)
+		REQUIRE(thx_get(c, i, &evs[i], NULL) == 0);
+	snprintf(p, sizeof p, "%s/mem", dir);
+	thx_store_opts mo = { .no_background = true };
+	REQUIRE(thx_store_open(p, &mo, &mem, NULL) == 0);
+	thx_chain_opts co = { .durability = THX_NONE };
+
+	for (uint64_t i = 0; i < n; i++) {
+		int nvar = 8 + (int)TH_ARRAY_LEN(types);
+		for (int v = 0; v < nvar; v++) {
+			char name[64];
+			uint8_t data[4096];
+			const char *type = evs[i].type;
+			size_t len = evs[i].len;
+			thx_chain *m = NULL;
+			thrp_report rep;
+			th_err err = { 0 };
+			REQUIRE(len <= sizeof data);
+			memcpy(data, evs[i].data, len);
+			if (v < 7 && len) {
+				size_t at = (size_t)v * len / 7;
+				data[at] ^= (uint8_t)(1u << (v % 8));
+			} else if (v == 7) {
+				len /= 2;
+			} else if (v >= 8) {
+				type = types[v - 8];
+				if (!strcmp(type, evs[i].type))
+					continue;
+			}
+			snprintf(name, sizeof name, "m%llu-%d", (unsigned long long)i, v);
+			REQUIRE(thx_chain_open(mem, name, &co, true, &m, NULL) == 0);
+			for (uint64_t k = 0; k < n; k++) {
+				thx_event_in in = { .actor = evs[k].actor, .type = evs[k].type,
+						    .data = evs[k].data, .len = evs[k].len,
+						    .timestamp_ns = evs[k].timestamp_ns };
+				if (k == i) {
+					in.type = type;
+					in.data = data;
+					in.len = len;
+				}
+				REQUIRE(thx_append(m, &in, NULL, NULL, NULL) == 0);
+			}
+			int rc = thrp_replay(st, m, NULL, &rep, &err);
+			variants++;
+			if (rc) {
+				failed++;
+				CHECK(err.msg[0] != 0);
+				CHECK(!rep.ok);
+			} else if (!rep.ok) {
+				diverged++;
+				CHECK(rep.type[0] != 0);
+			}
+		}
+	}
+	/* Most lies are noticed (some flips hit bytes nobody reads, e.g. a
+	 * timestamp-free description or a message.received). */
+	CHECK(failed + diverged > variants / 2);
+	for (uint64_t i = 0; i < n; i++)
+		thx_event_release(&evs[i]);
+	thx_store_close(mem);
+	thx_store_close(src);
+	ths_close(st);
+}
+
+/* Export files are untrusted input too: every variant with a byte flipped
+ * (and the checksum made to match again, so the parser behind it is
+ * reached) or cut short is either imported as a consistent chain or
+ * refused with an offset - never a crash. */
+TEST(altered_export_files_are_refused_with_an_offset)
+{
+	char id[THR_ID_LEN + 1], p[400];
+	thx_store_opts ro = { .read_only = true, .no_background = true };
+	thx_store *src = NULL;
+	thx_chain *c = NULL;
+	ths_store *st = NULL;
+	size_t len;
+	uint64_t refused = 0, variants = 0;
+	setup();
+	counter_run(id);
+	snprintf(p, sizeof p, "%s/store", home);
+	REQUIRE(ths_open(p, NULL, &st, NULL) == 0);
+	snprintf(p, sizeof p, "%s/chains", home);
+	REQUIRE(thx_store_open(p, &ro, &src, NULL) == 0);
+	REQUIRE(thx_chain_open(src, id, NULL, false, &c, NULL) == 0);
+	snprintf(p, sizeof p, "%s/x.thx", dir);
+	FILE *f = fopen(p, "wb");
+	REQUIRE(f != NULL);
+	REQUIRE(thrp_export(c, st, f, NULL) == 0);
+	fclose(f);
+	thx_store_close(src);
+	uint8_t *orig = read_all(p, &len);
+	REQUIRE(len > 8 + 37);
+	uint8_t *b = malloc(len);
+	REQUIRE(b != NULL);
+	/* The many small stores go to tmpfs when there is one (fsync-free). */
+	char shm[300], cmd[400];
+	snprintf(shm, sizeof shm, "/dev/shm/theater-replay-XXXXXX");
+	if (!mkdtemp(shm))
+		snprintf(shm, sizeof shm, "%s", dir);
+	for (size_t at = 8; at < len - 37; at += 11) {
+		char sd[400];
+		thx_store *cs = NULL;
+		thx_store_opts so = { .no_background = true };
+		thrp_import_info info;
+		th_err err = { 0 };
+		unsigned sl = 0;
+		memcpy(b, orig, len);
+		b[at] ^= (uint8_t)(0x01u << (at % 8));
+		REQUIRE(EVP_Digest(b, len - 37, b + len - 32, &sl, EVP_sha256(), NULL));
+		snprintf(sd, sizeof sd, "%s/imp-%zu", shm, at);
+		REQUIRE(thx_store_open(sd, &so, &cs, NULL) == 0);
+		int rc = thrp_import(b, len, cs, st, &info, &err);
+		if (rc) {
+			refused++;
+			CHECK(strstr(err.msg, "byte ") != NULL || rc == TH_ECORRUPT ||
+			      rc == TH_EINVAL);
+		} else {
+			thx_verify_report vr;
+			CHECK_EQ_INT(thx_verify(cs, info.chain, NULL, NULL, &vr, NULL), 0);
+			CHECK(vr.ok);
+		}
+		variants++;
+		thx_store_close(cs);
+		/* every prefix is refused */
+		CHECK(thrp_import(orig, at, NULL, st, &info, &err) == TH_EINVAL);
+	}
+	CHECK(refused > variants / 2);
+	if (strcmp(shm, dir)) {
+		snprintf(cmd, sizeof cmd, "rm -rf '%s'", shm);
+		CHECK(system(cmd) == 0);
+	}
+	free(b);
+	free(orig);
+	ths_close(st);
 }
 
 TEST_MAIN()
