@@ -42,7 +42,7 @@ enum { RTS_TS_IDLE, RTS_TS_QUEUED, RTS_TS_RUNNING, RTS_TS_RUNNING_WOKEN };
 #define INJECTOR_CHECK_EVERY 61
 /* Rounds of checking for work (each about 32 pause instructions, roughly
  * a microsecond) before a worker sleeps. */
-#define SPIN_ROUNDS 50
+#define SPIN_ROUNDS 10
 
 typedef struct ring {
 	int64_t mask;
@@ -349,7 +349,7 @@ static bool wait_for_work(worker *w)
 	for (int i = 0; i < SPIN_ROUNDS; i++) {
 		if (any_work(s))
 			return true;
-		for (int k = 0; k < 32; k++)
+		for (int k = 0; k < 16; k++)
 			cpu_relax();
 	}
 	pthread_mutex_lock(&s->lock);
