@@ -171,6 +171,12 @@ TH_API int thr_get_state(thr_runtime *rt, const char *id, uint8_t **state,
  * Records actor.stopped. Returns once it has stopped. */
 TH_API int thr_stop(thr_runtime *rt, const char *id, th_err *err);
 
+/* Restart an actor under the same id: stop it if it is running (as
+ * thr_stop), then give it a new instance that starts from its last
+ * committed state; init runs again. Records actor.restarted. Returns once
+ * init has finished: 0, or the init failure. */
+TH_API int thr_restart(thr_runtime *rt, const char *id, th_err *err);
+
 /* Wait until the actor has stopped or failed (timeout_ms 0 = forever):
  * 0, or TH_ETIMEOUT. */
 TH_API int thr_wait(thr_runtime *rt, const char *id, uint32_t timeout_ms,

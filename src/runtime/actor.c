@@ -501,12 +501,23 @@ int rta_spawn(thr_runtime *rt, rtf_spec *spec, rta_actor *parent,
 	}
 	*out = a;
 	atomic_fetch_add(&rt->n_spawned, 1);
+	/* The initial state and the limits that change behaviour are in the
+	 * record, so that a replay needs nothing but the chain. */
+	const uint8_t *init_p = has_init ? init : spec->init_state;
+	size_t init_n = has_init ? init_len : spec->init_len;
+	bool init_has = has_init || spec->has_init;
 	th_cbor_enc_init(&e, NULL, 0);
-	th_cbor_put_array(&e, 4);
+	th_cbor_put_array(&e, 7);
 	th_cbor_put_cstr(&e, m->name);
 	th_cbor_put_cstr(&e, m->file ? m->file : "<string>");
 	th_cbor_put_cstr(&e, parent ? parent->id : "");
 	th_cbor_put_cstr(&e, m->version ? m->version : "");
+	if (init_has)
+		th_cbor_put_bytes(&e, init_p, init_n);
+	else
+		th_cbor_put_null(&e);
+	th_cbor_put_uint(&e, m->limits.fuel_per_message);
+	th_cbor_put_uint(&e, m->limits.memory_pages);
 	rc = rta_record(a, "actor.spawning", &e, NULL);
 	if (rc) {
 		th_err_set(err, rc, "recording actor %s's creation failed", a->id);
@@ -540,16 +551,14 @@ int rta_spawn(thr_runtime *rt, rtf_spec *spec, rta_actor *parent,
 		return fail_early(a, "instantiate", err);
 
 	/* Step 5: init(state, (id)) runs as the actor's first turn. */
-	if (has_init || spec->has_init) {
-		const uint8_t *p = has_init ? init : spec->init_state;
-		size_t n = has_init ? init_len : spec->init_len;
-		a->state = th_malloc(n ? n : 1);
+	if (init_has) {
+		a->state = th_malloc(init_n ? init_n : 1);
 		if (!a->state) {
 			th_err_set(err, TH_ENOMEM, "out of memory");
 			return fail_early(a, "instantiate", err);
 		}
-		memcpy(a->state, p, n);
-		a->state_len = n;
+		memcpy(a->state, init_p, init_n);
+		a->state_len = init_n;
 		a->has_state = true;
 	}
 	if (parent)

@@ -435,6 +435,30 @@ int thr_stop(thr_runtime *rt, const char *id, th_err *err)
 	return 0;
 }
 
+int thr_restart(thr_runtime *rt, const char *id, th_err *err)
+{
+	rta_actor *a = find(rt, id, err);
+	int rc;
+	if (!a)
+		return TH_ENOTFOUND;
+	if (!final_life(rta_life_get(a))) {
+		rta_request_stop(a, true);
+		wait_until(rt, ended, a, 0);
+	}
+	rc = rta_reincarnate(a, err);
+	if (rc)
+		return rc;
+	wait_until(rt, started, a, 0);
+	if (rta_life_get(a) != RTA_READY) {
+		pthread_mutex_lock(&a->lock);
+		rc = th_err_set(err, TH_EINVAL, "actor %s failed to restart: %s",
+				a->id, a->reason ? a->reason : "stopped during init");
+		pthread_mutex_unlock(&a->lock);
+		return rc;
+	}
+	return 0;
+}
+
 int thr_wait(thr_runtime *rt, const char *id, uint32_t timeout_ms,
 	     th_err *err)
 {

@@ -218,6 +218,23 @@ TEST(initial_state_from_the_spawner)
 	send_str(rt, id, "+");
 	quiesce(rt);
 	CHECK_EQ_INT(count_of(rt, id), 42);
+	/* The initial state is in the creation record (for replay). */
+	size_t n;
+	uint8_t *d = rtest_event(rt, id, "actor.spawning", &n);
+	bool found = false;
+	for (size_t i = 0; d && i + 8 <= n; i++)
+		found |= !memcmp(d + i, &start, 8);
+	CHECK(found);
+	free(d);
+	/* thr_restart: same id, new instance, last committed state. */
+	REQUIRE(thr_restart(rt, id, &err) == 0);
+	CHECK_EQ_INT(status_of(rt, id, NULL), THR_RUNNING);
+	CHECK_EQ_INT(count_of(rt, id), 42);
+	CHECK_EQ_INT(rtest_count(rt, id, "actor.restarted"), 1);
+	CHECK_EQ_INT(rtest_count(rt, id, "actor.created"), 2);
+	send_str(rt, id, "+");
+	quiesce(rt);
+	CHECK_EQ_INT(count_of(rt, id), 43);
 	thr_runtime_free(rt);
 }
 
