@@ -581,6 +581,8 @@ int rta_reincarnate(rta_actor *a, th_err *err)
 	a->reason = NULL;
 	a->stop_external = false;
 	a->ending = false;
+	a->exit_has_data = false; /* the previous life's runtime.shutdown */
+	a->exit_len = 0;
 	atomic_store(&a->stop_req, false);
 	pthread_mutex_unlock(&a->lock);
 	call_release(a);
