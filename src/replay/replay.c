@@ -18,7 +18,8 @@
  *   actor.failed        [kind, reason]   - the trap or error that ended it
  *   actor.restarted     [hash]           - a new instance, same state
  * Everything else (message.received, permission.denied, message.response,
- * message.dropped ...) is not an input of the actor and is skipped.
+ * message.dropped, supervision notices ...) is not an input of the actor
+ * and is skipped (interpreted() lists what is read).
  *
  * 2. The walk
  *
@@ -150,14 +151,21 @@ static void sha_hex(const uint8_t *p, size_t n, char out[65])
 
 /* ---- reading the chain (R1) ---------------------------------------------- */
 
-static bool ignorable(const char *type)
+/* The events replay interprets; every other type (message.received,
+ * permission.denied, message.response, message.dropped, actor.created,
+ * health.missed, deadlock.detected ...) tells about the actor's
+ * surroundings, not its inputs, and may be appended at any time by other
+ * threads - even in the middle of a call - so it is skipped. */
+static bool interpreted(const char *type)
 {
-	static const char *const skip[] = {
-		"message.received", "message.rejected", "message.dropped",
-		"message.response", "permission.denied",
+	static const char *const kinds[] = {
+		"export.call", "export.result", "actor.failed", "actor.spawning",
+		"component.loaded", "actor.instantiated", "actor.restarted",
 	};
-	for (size_t i = 0; i < TH_ARRAY_LEN(skip); i++)
-		if (!strcmp(type, skip[i]))
+	if (!strncmp(type, "host.", 5))
+		return true;
+	for (size_t i = 0; i < TH_ARRAY_LEN(kinds); i++)
+		if (!strcmp(type, kinds[i]))
 			return true;
 	return false;
 }
@@ -207,7 +215,7 @@ static int next_significant(rp *r, thx_event *ev)
 {
 	int rc;
 	while ((rc = next_raw(r, ev)) == 1)
-		if (!ignorable(ev->type))
+		if (interpreted(ev->type))
 			return 1;
 	return rc;
 }

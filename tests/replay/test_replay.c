@@ -258,6 +258,75 @@ TEST(relay_time_random_env_sleep_replay_from_the_chain)
 	CHECK_EQ_INT((int)rep.host_calls, 8);
 }
 
+static char *state_of(thr_runtime *rt, const char *id)
+{
+	uint8_t *st;
+	size_t n;
+	bool has;
+	REQUIRE(thr_get_state(rt, id, &st, &n, &has, NULL) == 0);
+	char *out = malloc(n + 1);
+	REQUIRE(out != NULL);
+	memcpy(out, st, n);
+	out[n] = 0;
+	thr_free(st);
+	return out;
+}
+
+/* A supervisor (relay) spawns a counter, the child crashes, the parent is
+ * told (handle-child-error) and restarts it (same id, last committed
+ * state, init again), then stops it: both chains replay, the child's
+ * across its restart. */
+TEST(supervised_child_replays_across_its_restart)
+{
+	char p[THR_ID_LEN + 1], cmd[1200];
+	setup();
+	thr_runtime *rt = runtime();
+	spawn(rt, "relay.wasm", "[[handler]]\ntype = \"supervisor\"\n", p);
+	snprintf(cmd, sizeof cmd, "Sname = \"child\"\nversion = \"1\"\nsave_chain = true\n"
+		 "component = \"%s/counter.wasm\"\n[[handler]]\ntype = \"runtime\"\n", dir);
+	send(rt, p, cmd);
+	quiesce(rt);
+	char *child = state_of(rt, p);
+	REQUIRE(strlen(child) == THR_ID_LEN);
+	send(rt, child, "+");
+	send(rt, child, "l");
+	quiesce(rt);
+	send(rt, child, "!");
+	quiesce(rt);
+	snprintf(cmd, sizeof cmd, "T%s", child);
+	send(rt, p, cmd);
+	quiesce(rt);
+	send(rt, child, "+");
+	quiesce(rt);
+	snprintf(cmd, sizeof cmd, "K%s", child);
+	send(rt, p, cmd);
+	quiesce(rt);
+	thr_runtime_free(rt);
+
+	const char *ids[] = { p, child };
+	for (int i = 0; i < 2; i++) {
+		thrp_report rep;
+		th_err err = { 0 };
+		int rc = replay(home, ids[i], NULL, &rep, &err);
+		if (rc || !rep.ok) {
+			fprintf(stderr, "%s\n", err.msg);
+			thrp_report_print(&rep, ids[i], false, stderr);
+		}
+		CHECK_EQ_INT(rc, 0);
+		CHECK(rep.ok);
+		if (i == 1) {
+			/* init, +, l, ! (crash), init again, + */
+			CHECK_EQ_INT((int)rep.calls, 6);
+			CHECK(rep.crashed);
+		} else {
+			/* init, S, child-error, T, K, child-external-stop */
+			CHECK_EQ_INT((int)rep.calls, 6);
+			CHECK(rep.host_calls >= 3);
+		}
+	}
+	free(child);
+}
+
 TEST(changed_component_diverges_at_the_first_different_result)
 {
 	char id[THR_ID_LEN + 1], path[400];
