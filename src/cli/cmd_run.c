@@ -13,6 +13,7 @@
 #include "base/cbor.h"
 #include "cli/cli.h"
 #include "theater/runtime.h"
+#include "theater/supervise.h"
 
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool show_runtime;
@@ -30,6 +31,8 @@ static void usage(FILE *f)
 		"  --timeout MS      longest wait for the actor to go idle (10000)\n"
 		"  --workers N       worker threads (default: one per CPU)\n"
 		"  --runtime-events  also print the runtime chain's events\n"
+		"  --tree            at the end, print the supervision tree (status,\n"
+		"                    restarts and circuit state of every actor)\n"
 		"  --quiet           print only replies and errors\n");
 }
 
@@ -156,7 +159,7 @@ int cli_run(int argc, char **argv)
 	bool *is_req = NULL;
 	int nmsgs = 0, workers = 0, rc = CLI_OK;
 	long timeout = 10000;
-	bool wait = false;
+	bool wait = false, tree = false;
 	thr_runtime *rt = NULL;
 	thr_options o = { 0 };
 	th_err err = { 0 };
@@ -184,6 +187,8 @@ int cli_run(int argc, char **argv)
 			quiet = true;
 		} else if (!strcmp(a, "--runtime-events")) {
 			show_runtime = true;
+		} else if (!strcmp(a, "--tree")) {
+			tree = true;
 		} else if (!strcmp(a, "--timeout") && i + 1 < argc) {
 			char *end;
 			timeout = strtol(argv[++i], &end, 10);
@@ -270,6 +275,14 @@ int cli_run(int argc, char **argv)
 	} else if (thr_quiesce(rt, (uint32_t)timeout, &err)) {
 		cli_error("%s", err.msg);
 		rc = CLI_FAIL;
+	}
+	char *text;
+	if (tree && thr_tree_text(rt, &text, NULL) == 0) {
+		pthread_mutex_lock(&out_lock);
+		printf("supervision tree:\n%s", text);
+		fflush(stdout);
+		pthread_mutex_unlock(&out_lock);
+		thr_free(text);
 	}
 	thr_actor_info info;
 	if (thr_actor_info_get(rt, id, &info, NULL) == 0 && info.status == THR_FAILED) {
