@@ -51,6 +51,7 @@ static void artifacts(void)
 	sh("sh sdk/c/build.sh examples/counter/counter.c " OUT " >/dev/null");
 	sh("sh sdk/c/dummy.sh wit/theater-simple.wit actor-world " OUT "/full.wasm");
 	sh("sh sdk/c/dummy.sh tests/component/wrong-init.wit wrong " OUT "/wrong.wasm");
+	sh("sh sdk/c/dummy.sh tests/component/resource.wit with-resource " OUT "/resource.wasm");
 	sh("touch " OUT "/done");
 }
 
@@ -280,6 +281,21 @@ TEST(allocation_failure_at_every_step)
 		REQUIRE(k < 100000);
 	}
 	CHECK(fails > 10);
+}
+
+/* Resources are outside the subset: a clear TH_EUNSUPPORTED, with the
+ * section and offset. */
+TEST(resources_rejected_as_unsupported)
+{
+	size_t n;
+	uint8_t *b = slurp(OUT "/resource.wasm", &n);
+	thcd_component c;
+	th_err err = { 0 };
+	CHECK(thcd_decode(b, n, &c, &err) == TH_EUNSUPPORTED);
+	CHECK(strstr(err.msg, "section at offset 0x") != NULL);
+	CHECK(strstr(err.msg, "unsupported: resource") != NULL);
+	thcd_release(&c);
+	free(b);
 }
 
 TEST_MAIN()
