@@ -115,6 +115,15 @@
 	X(BR_I32_LE_S_K, I32_LE_S_K) X(BR_I32_LE_U_K, I32_LE_U_K) X(BR_I32_GE_S_K, I32_GE_S_K) \
 	X(BR_I32_GE_U_K, I32_GE_U_K)
 
+/* A loop counter step fused with the branch testing it: x = y + inc, then
+ * branch when x <cmp> k: [op][x][y][inc][k][rel][fuel]. X(NAME, branch). */
+#define THW__ADDBR(X) \
+	X(ADD_BR_I32_EQ_K, BR_I32_EQ_K) X(ADD_BR_I32_NE_K, BR_I32_NE_K) \
+	X(ADD_BR_I32_LT_S_K, BR_I32_LT_S_K) X(ADD_BR_I32_LT_U_K, BR_I32_LT_U_K) \
+	X(ADD_BR_I32_GT_S_K, BR_I32_GT_S_K) X(ADD_BR_I32_GT_U_K, BR_I32_GT_U_K) \
+	X(ADD_BR_I32_LE_S_K, BR_I32_LE_S_K) X(ADD_BR_I32_LE_U_K, BR_I32_LE_U_K) \
+	X(ADD_BR_I32_GE_S_K, BR_I32_GE_S_K) X(ADD_BR_I32_GE_U_K, BR_I32_GE_U_K)
+
 /* Binary operations whose right operand is loaded from memory, fused from
  * a load followed by the operation: X(NAME, operation, load).
  * [op][d][a][address][offset]. */
@@ -155,6 +164,7 @@ enum thw__op {
 	THW__BRCMP(THW__X_IMM)
 	THW__BRCMPK(THW__X_IMM)
 	THW__LOADOPS(THW__X_LOP)
+	THW__ADDBR(THW__X_IMM)
 	THW__OP_COUNT
 #undef THW__X_NUM
 #undef THW__X_MEM

@@ -84,6 +84,9 @@ typedef struct cx {
 	uint32_t loops;        /* loops open */
 	uint32_t last_start;   /* the last instruction emitted, for fusion */
 	int last_op;
+	uint32_t prev_start;   /* the one before it */
+	int prev_op;
+	uint32_t label_pos;    /* the latest position branches may land on */
 	const uint8_t *at; /* start of the current instruction */
 	uint8_t cur_op;    /* its opcode */
 	uint32_t ch0;      /* control depth before it */
@@ -141,6 +144,8 @@ static int op(cx *c, int o)
 	int rc = reserve(c, EMIT_MAX);
 	if (rc)
 		return rc;
+	c->prev_start = c->last_start;
+	c->prev_op = c->last_op;
 	c->last_start = here(c);
 	c->last_op = o;
 	c->cb->c[c->cb->n++] = (uint32_t)c->H[o];
@@ -551,6 +556,7 @@ static int16_t imm_form[THW__OP_COUNT];   /* op -> _K op, or -1 */
 static int16_t brcmp_form[THW__OP_COUNT]; /* compare op -> BR_ op, or -1 */
 static int16_t neg_cmp[THW__OP_COUNT];    /* compare op -> its negation */
 static int16_t lop_form[THW__OP_COUNT];   /* op -> load-operand form, or -1 */
+static int16_t add_br_form[THW__OP_COUNT]; /* BR_<cmp>_K -> ADD_BR_<cmp>_K */
 static int16_t lop_load[THW__OP_COUNT];   /* op -> the load it fuses */
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
 
@@ -564,7 +570,10 @@ static void tables_init(void)
 	THW__NUMOPS(X)
 #undef X
 	for (int i = 0; i < THW__OP_COUNT; i++)
-		imm_form[i] = brcmp_form[i] = lop_form[i] = lop_load[i] = -1;
+		imm_form[i] = brcmp_form[i] = lop_form[i] = lop_load[i] = add_br_form[i] = -1;
+#define X(n, br) add_br_form[THW__OP_##br] = THW__OP_##n;
+	THW__ADDBR(X)
+#undef X
 #define X(n, base, ld) lop_form[THW__OP_##base] = THW__OP_##n; lop_load[THW__OP_##base] = THW__OP_##ld;
 	THW__LOADOPS(X)
 #undef X
@@ -744,6 +753,23 @@ static int cond_branch(cx *c, uint32_t cond, bool negate)
 			fused = negate ? neg_cmp[lo] : brcmp_form[lo];
 		else
 			fused = brcmp_form[negate ? neg_cmp[lo] : lo];
+		/* A counter step just before: x = y + inc; branch on x
+		 * against a constant (the usual loop tail), when no label
+		 * lies between the two. */
+		if (add_br_form[fused] >= 0 && c->prev_op == THW__OP_I32_ADD_K &&
+		    c->prev_start + 4 == st && c->label_pos != st &&
+		    c->cb->c[c->prev_start + 1] == a) {
+			uint32_t ps = c->prev_start;
+			uint32_t y = c->cb->c[ps + 2], inc = c->cb->c[ps + 3];
+			c->cb->n = ps;
+			if ((rc = op(c, add_br_form[fused])))
+				return rc;
+			imm(c, a);
+			imm(c, y);
+			imm(c, inc);
+			imm(c, b);
+			return 0;
+		}
 		c->cb->n = st;
 		if ((rc = op(c, fused)))
 			return rc;
@@ -942,6 +968,7 @@ static int body(cx *c)
 				top(c)->fuel_start = c->fuel_total;
 				c->loops++;
 				c->last_dst = NONE;
+			c->label_pos = here(c);
 			}
 			break;
 		}
@@ -987,6 +1014,7 @@ static int body(cx *c)
 			if ((rc = push_vals(c, f->np, f->params)))
 				return rc;
 			c->last_dst = NONE;
+			c->label_pos = here(c);
 			break;
 		}
 		case 0x0b: { /* end */
@@ -1030,6 +1058,7 @@ static int body(cx *c)
 			if ((rc = push_vals(c, nr, res)))
 				return rc;
 			c->last_dst = NONE;
+			c->label_pos = here(c);
 			break;
 		}
 		case 0x0c: { /* br */
@@ -1099,6 +1128,7 @@ static int body(cx *c)
 			}
 			end_instr(c);
 			c->last_dst = NONE;
+			c->label_pos = here(c);
 			break;
 		}
 		case 0x0e: { /* br_table */

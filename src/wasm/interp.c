@@ -45,6 +45,8 @@
  *   BR                   [op][rel][fuel]     BR_IF/BR_UNLESS [op][c][rel][fuel]
  *   BR_I32_EQZ...        [op][a][rel][fuel]
  *   BR_<cmp>             [op][a][b][rel][fuel]   BR_<cmp>_K [op][a][k][rel][fuel]
+ *   ADD_BR_<cmp>_K       [op][x][y][inc][k][rel][fuel]: x = y + inc, branch
+ *                        when x <cmp> k (a loop counter's step and test)
  *   BR_TABLE             [op][index slot][n][rel 0]..[rel n]   (n = default;
  *                        targets that need moves or are loops get a stub)
  *   CALL, CALL_LOCAL     [op][function][argument base slot]  (LOCAL: defined
@@ -255,6 +257,7 @@ thw_state thw__interp_run(thw_exec *e)
 		THW__BRCMP(X)
 		THW__BRCMPK(X)
 		THW__LOADOPS(X)
+		THW__ADDBR(X)
 #undef X
 #undef XC
 #undef XRR
@@ -672,7 +675,21 @@ L_ELEM_DROP:
 	L_BR_I32_##N: { T a = (T)I32(1), b = (T)I32(2);           \
 		if (expr) { TAKE(3); } NEXT(5); }                         \
 	L_BR_I32_##N##_K: { T a = (T)I32(1), b = (T)pc[2];        \
-		if (expr) { TAKE(3); } NEXT(5); }
+		if (expr) { TAKE(3); } NEXT(5); }                         \
+	L_ADD_BR_I32_##N##_K: { uint32_t x_ = I32(2) + pc[3];     \
+		T a = (T)x_, b = (T)pc[4];                        \
+		/* out of fuel before the write: re-execution on \
+		 * resumption then computes the same step again */ \
+		if (expr) {                                       \
+			if (__builtin_expect(fuel < pc[6], 0))    \
+				goto out_of_fuel;                 \
+			R(1) = x_;                                \
+			fuel -= pc[6];                            \
+			pc += (int32_t)pc[5];                     \
+			DISPATCH();                               \
+		}                                                 \
+		R(1) = x_;                                        \
+		NEXT(7); }
 
 	CMP32(EQ, uint32_t, a == b)
 	CMP32(NE, uint32_t, a != b)

@@ -144,6 +144,35 @@ TEST(fuel_trap_and_yield_resume)
 	wat_free(&w);
 }
 
+/* The loop tail "x = x + 1; br_if (x != N)" is one fused instruction; a
+ * yield on its back-edge must not apply the step twice. */
+TEST(yield_on_fused_counter_branch_is_exact)
+{
+	wat_env w;
+	th_err err = { 0 };
+	REQUIRE(wat_load(&w,
+		"(module (func (export \"count\") (result i32) (local i32 i32)"
+		"  (loop (local.set 1 (i32.add (local.get 1) (i32.const 3)))"
+		"   (br_if 0 (i32.ne (local.tee 0 (i32.add (local.get 0) (i32.const 1)))"
+		"                    (i32.const 10000))))"
+		"  (i32.add (local.get 1) (local.get 0))))", &err) == 0);
+	thw_exec_set_fuel(w.exec, 37, THW_FUEL_YIELD);
+	thw_func *f = wat_func(&w, "count");
+	REQUIRE(thw_exec_start(w.exec, f, NULL, 0, &err) == 0);
+	thw_state st;
+	int yields = 0;
+	while ((st = thw_exec_run(w.exec)) == THW_STATE_YIELDED) {
+		yields++;
+		thw_exec_set_fuel(w.exec, 37, THW_FUEL_YIELD);
+	}
+	CHECK_EQ_INT(st, THW_STATE_DONE);
+	CHECK(yields > 100);
+	thw_val r;
+	thw_exec_results(w.exec, &r, 1);
+	CHECK_EQ_INT(r.of.i32, 30000 + 10000);
+	wat_free(&w);
+}
+
 static int pending_calls;
 
 static thw_hostret host_later(thw_caller *c, void *ctx, const thw_val *args,
