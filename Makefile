@@ -209,6 +209,18 @@ bench-runtime: $(BUILD)/bench/runtime/bench_runtime
 
 bench: bench-runtime
 
+# Supervision benchmarks: restart latency, healthy latency during a failure
+# storm (docs/supervision.md).
+.PHONY: bench-supervision
+$(BUILD)/bench/supervision/bench_supervision: bench/supervision/bench_supervision.c $(call libs_of,runtime)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP $< -o $@ $(call libs_of,runtime) $(LDFLAGS_ALL) $(call extlibs_of,runtime)
+
+bench-supervision: $(BUILD)/bench/supervision/bench_supervision
+	sh bench/supervision/run.sh $(BUILD) $(BENCH_ARGS)
+
+bench: bench-supervision
+
 # Network benchmark (results in docs/protocol.md).
 .PHONY: bench-net
 $(BUILD)/bench/net/bench_net: bench/net/bench_net.c src/cli/server_rt.c $(LIBFILES)
