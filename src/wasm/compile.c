@@ -131,7 +131,7 @@ static int reserve(cx *c, size_t n)
 }
 
 /* Each emit reserves room first; instructions are at most 8 cells except
- * BR_TABLE and MOVEN sequences, which reserve their own. */
+ * BR_TABLE, which reserves its own. */
 #define EMIT_MAX 8
 
 static uint32_t here(cx *c) { return (uint32_t)c->cb->n; }

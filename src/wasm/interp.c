@@ -470,12 +470,6 @@ L_I32_ADD_SHL: /* a + (x << k) */
 L_I32_SHL_ADD_K: /* (x << k) + c */
 	R(1) = (uint32_t)((I32(2) << (pc[3] & 31)) + pc[4]);
 	NEXT(5);
-L_MOVEN: {
-	uint32_t d = pc[1], s = pc[2], n = pc[3];
-	for (uint32_t i = 0; i < n; i++)
-		fp[d + i] = fp[s + i];
-	NEXT(4);
-}
 L_SELECT:
 	R(1) = I32(4) ? R(2) : R(3);
 	NEXT(5);

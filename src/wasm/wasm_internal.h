@@ -140,8 +140,6 @@ struct thw_module {
 	char **func_names; /* from the name section, NULL entries if absent */
 	uint32_t ncustoms;
 	thw__custom *customs;
-	/* Sizes the instantiation needs, precomputed. */
-	size_t inst_size;
 };
 
 int thw__decode(thw_module *m, th_err *err);
