@@ -461,6 +461,8 @@ int rta_spawn(thr_runtime *rt, rtf_spec *spec, rta_actor *parent,
 	int rc;
 
 	*out = NULL;
+	if (atomic_load(&rt->closing))
+		return th_err_set(err, TH_ESTATE, "the runtime is shutting down");
 	a = th_calloc(1, sizeof *a);
 	if (!a)
 		return th_err_set(err, TH_ENOMEM, "out of memory");

@@ -36,6 +36,11 @@ static int mkdir_p(const char *path, th_err *err)
 static void free_actor(rta_actor *a)
 {
 	rsv_detach(a);
+	/* Only an actor spawned while the runtime was closing still has an
+	 * instance here (nothing runs any more). */
+	thc_instance_free(a->inst);
+	thw_exec_free(a->exec);
+	thw_realm_free(a->realm);
 	rtm_release(&a->mb);
 	thm_perms_release(&a->perm);
 	pthread_mutex_destroy(&a->lock);
@@ -150,6 +155,12 @@ void thr_runtime_free(thr_runtime *rt)
 	rtt_service_free(rt->timers);
 	rts_sched_free(rt->sched);
 	rtq_free(rt->rq);
+	/* Again: a spawn that was on the blocking pool may have added one. */
+	th_free(all);
+	all = NULL;
+	n = 0;
+	if (rt->reg && rtg_all(rt->reg, &all, &n))
+		n = 0;
 	for (size_t i = 0; i < n; i++)
 		free_actor(all[i]);
 	th_free(all);
