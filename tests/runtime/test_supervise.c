@@ -678,4 +678,35 @@ TEST(without_a_policy_a_failed_actor_stays_failed)
 	thr_runtime_free(rt);
 }
 
+TEST(supervisor_actor_hears_of_the_failure_and_the_policy_restarts_the_child)
+{
+	thr_runtime *rt = setup();
+	char p[THR_ID_LEN + 1], text[1024];
+	rta_actor *kid;
+	uint8_t *st;
+	size_t n;
+	bool has;
+	rtest_wat("relay"); /* exports supervisor-handlers: the error becomes its state */
+	snprintf(text, sizeof text,
+		 "name = \"boss\"\nversion = \"0.1.0\"\ncomponent = \"relay.wasm\"\n"
+		 "[[handler]]\ntype = \"runtime\"\n[[handler]]\ntype = \"supervisor\"\n%s", FAST);
+	spawn_ok(rt, text, p);
+	kid = child_of(rt, p, manifest("kid", NULL));
+	send_ok(rt, kid->id, "o");
+	wait_events(rt, kid->id, "supervision.recovered", 1);
+	REQUIRE(thr_quiesce(rt, 0, NULL) == 0);
+	REQUIRE(thr_get_state(rt, p, &st, &n, &has, NULL) == 0);
+	CHECK(has && rtest_has(st, n, "trapped"));
+	thr_free(st);
+	char *t = rtest_types(rt, p);
+	CHECK(strstr(t, "export.result") != NULL);
+	free(t);
+	size_t k;
+	uint8_t *d = rtest_event(rt, kid->id, "supervision.notified", &k);
+	CHECK(rtest_has(d, k, p)); /* names its supervisor */
+	CHECK(rta_life_get(kid) == RTA_READY);
+	CHECK(restarts_of(rt, kid->id) == 1);
+	thr_runtime_free(rt);
+}
+
 TEST_MAIN()
