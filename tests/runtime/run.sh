@@ -37,7 +37,7 @@ expect_rc 2 "run without a manifest" "$B" run
 expect_rc 2 "run with an unknown option" "$B" run "$T/counter.toml" --frobnicate
 expect_rc 1 "run a manifest that does not exist" "$B" run "$T/none.toml"
 
-out=$("$B" run "$T/counter.toml" --send + --send l --send + --request '?' 2>&1)
+out=$("$B" run "$T/counter.toml" --timeout 600000 --send + --send l --send + --request '?' 2>&1)
 rc=$?
 [ "$rc" -eq 0 ] && ok "counter runs (exit 0)" || no "counter: exit $rc: $out"
 echo "$out" | grep -q "reply: 0x0300000000000000" && ok "the request sees the 3 sends" ||
@@ -52,7 +52,7 @@ n=$(echo "$out" | grep -c " message.received ")
 echo "$out" | grep -q "message.response" && ok "response recorded" || no "no response"
 echo "$out" | grep -q "actor.stopped" && ok "stopped at the end" || no "no actor.stopped"
 
-out=$("$B" run "$T/counter.toml" --send '!' 2>&1)
+out=$("$B" run "$T/counter.toml" --timeout 600000 --send '!' 2>&1)
 rc=$?
 [ "$rc" -eq 1 ] && ok "a crash fails the run (exit 1)" || no "crash: exit $rc"
 echo "$out" | grep -q "actor.failed .*unreachable" && ok "the trap is printed" || no "crash: $out"
