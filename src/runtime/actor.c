@@ -82,6 +82,7 @@
 #include "runtime/rt.h"
 #include "runtime/supervise.h"
 #include "runtime/value.h"
+#include "theater/wasi.h"
 
 const char *const rta_export_iface[RTA_NX] = {
 	[RTA_X_INIT] = "theater:simple/actor",
@@ -435,8 +436,29 @@ static int instantiate(rta_actor *a, th_err *err)
 	if (rc)
 		return rc;
 	thw_exec_set_fuel(a->exec, a->fuel_cap, THW_FUEL_TRAP);
-	rc = thc_instantiate(a->realm, a->code->comp, a->rt->imports,
-			     a->rt->nimports, a->exec, &a->inst, err);
+	if (!a->code->needs_wasi) {
+		rc = thc_instantiate(a->realm, a->code->comp, a->rt->imports,
+				     a->rt->nimports, a->exec, &a->inst, err);
+		if (rc != TH_ENOTFOUND || !err || !strstr(err->msg, THW_WASI_MODULE))
+			goto done;
+		/* A core module importing WASI: learnt once per component;
+		 * start again in a clean realm, with a WASI context. */
+		a->code->needs_wasi = true;
+		thw_exec_free(a->exec);
+		a->exec = NULL;
+		thw_realm_free(a->realm);
+		a->realm = NULL;
+		if ((rc = thw_realm_new(&wcfg, &a->realm, err)) ||
+		    (rc = thw_exec_new(a->realm, &a->exec, err)))
+			return rc;
+		thw_exec_set_fuel(a->exec, a->fuel_cap, THW_FUEL_TRAP);
+	}
+	rc = rtw_new(a, &a->wasi, err);
+	if (!rc)
+		rc = thc_instantiate_wasi(a->realm, a->code->comp, a->rt->imports,
+					  a->rt->nimports, a->wasi, a->exec,
+					  &a->inst, err);
+done:
 	if (rc)
 		return rc;
 	thc_instance_set_data(a->inst, a);
@@ -1299,6 +1321,8 @@ static void finalize(rta_actor *a, int life, const char *kind,
 	a->exec = NULL;
 	thw_realm_free(a->realm);
 	a->realm = NULL;
+	thw_wasi_free(a->wasi);
+	a->wasi = NULL;
 
 	/* Final only once all of the above is recorded; the dropped messages
 	 * stop counting as work at the very end (thr_quiesce). */
@@ -1348,6 +1372,8 @@ static void finalize_failed_restart(rta_actor *a, th_err *err)
 	a->exec = NULL;
 	thw_realm_free(a->realm);
 	a->realm = NULL;
+	thw_wasi_free(a->wasi);
+	a->wasi = NULL;
 	pthread_mutex_lock(&a->lock);
 	th_free(a->reason);
 	a->reason = th_strdup(why);

@@ -68,6 +68,7 @@ typedef struct rtc_code {
 	size_t size;
 	thc_component *comp;
 	int exports[RTA_NX]; /* thc export index, -1 when not exported */
+	bool needs_wasi;     /* learnt at the first instantiation      */
 } rtc_code;
 
 /* ---- Actors --------------------------------------------------------------- */
@@ -141,6 +142,7 @@ struct rta_actor {
 	thw_realm *realm;
 	thc_instance *inst;
 	thw_exec *exec;
+	struct thw_wasi *wasi;       /* when the module imports WASI     */
 	rta_call call;
 	uint32_t turn_msgs;
 	rtt_timer timer;             /* timing.sleep / deadline          */
@@ -190,6 +192,7 @@ struct thr_runtime {
 	rtq_table *rq;
 	thc_host_import *imports;   /* every import of the world         */
 	size_t nimports;
+	int devnull;                /* WASI stdio of every actor         */
 
 	_Atomic uint64_t next_msg;  /* message ids                        */
 	_Atomic uint64_t next_token;
@@ -350,6 +353,11 @@ int rto_new(int nthreads, rto_pool **out, th_err *err);
 void rto_free(rto_pool *p); /* runs what is queued, then joins */
 /* Run fn(ctx) on a pool thread. TH_ENOMEM. */
 int rto_run(rto_pool *p, rto_fn fn, void *ctx);
+
+/* ---- WASI (wasi_glue.c) ---------------------------------------------------- */
+
+/* A sandboxed WASI context for a, recording every call in its chain. */
+int rtw_new(rta_actor *a, struct thw_wasi **out, th_err *err);
 
 /* ---- Ids (ids.c) --------------------------------------------------------- */
 

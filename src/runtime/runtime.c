@@ -5,12 +5,15 @@
  * actor.c; the host functions are in src/handlers/.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/base.h"
 #include "handlers/handlers.h"
 #include "runtime/rt.h"
+#include "theater/wasi.h"
 #include "runtime/supervise.h"
 
 static int mkdir_p(const char *path, th_err *err)
@@ -41,6 +44,7 @@ static void free_actor(rta_actor *a)
 	thc_instance_free(a->inst);
 	thw_exec_free(a->exec);
 	thw_realm_free(a->realm);
+	thw_wasi_free(a->wasi);
 	rtm_release(&a->mb);
 	thm_perms_release(&a->perm);
 	pthread_mutex_destroy(&a->lock);
@@ -87,6 +91,7 @@ int thr_runtime_new(const thr_options *opt, thr_runtime **out, th_err *err)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&rt->wait_cond, &ca);
 	pthread_condattr_destroy(&ca);
+	rt->devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	rt->home = th_strdup(opt->home);
 	if (!rt->home) {
 		rc = th_err_set(err, TH_ENOMEM, "out of memory");
@@ -173,6 +178,8 @@ void thr_runtime_free(thr_runtime *rt)
 	ths_close(rt->store);
 	pthread_cond_destroy(&rt->wait_cond);
 	pthread_mutex_destroy(&rt->wait_lock);
+	if (rt->devnull >= 0)
+		close(rt->devnull);
 	th_free(rt->home);
 	th_free(rt);
 }

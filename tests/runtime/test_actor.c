@@ -910,4 +910,33 @@ TEST(manifest_file_resolves_paths_against_its_directory)
 	thr_runtime_free(rt);
 }
 
+TEST(wasi_calls_are_sandboxed_and_recorded)
+{
+	char a[THR_ID_LEN + 1], b[THR_ID_LEN + 1], wasm[600];
+	thr_runtime *rt = setup(1);
+	rtest_wat("wasi");
+	snprintf(wasm, sizeof wasm, "%s/wasi.wasm", rtest_dir);
+	spawn_ok(rt, manifest("wasi", wasm, NULL), a);
+	spawn_ok(rt, manifest("wasi", wasm, NULL), b); /* knows it needs WASI */
+	send_str(rt, a, "hello wasi");
+	send_str(rt, b, "again");
+	quiesce(rt);
+	CHECK_EQ_INT(status_of(rt, a, NULL), THR_RUNNING);
+	CHECK_EQ_INT(status_of(rt, b, NULL), THR_RUNNING);
+	uint8_t *s;
+	size_t n;
+	bool has;
+	REQUIRE(thr_get_state(rt, a, &s, &n, &has, NULL) == 0);
+	CHECK(has && n == 1 && s[0] == 0); /* fd_write succeeded */
+	thr_free(s);
+	/* The call is recorded with the bytes it read from the actor. */
+	uint8_t *d = rtest_event(rt, a, "host.wasi_snapshot_preview1.fd_write", &n);
+	CHECK(rtest_has(d, n, "hello wasi"));
+	free(d);
+	char *t = rtest_types(rt, b);
+	CHECK(strstr(t, "export.call,host.wasi_snapshot_preview1.fd_write,export.result") != NULL);
+	free(t);
+	thr_runtime_free(rt);
+}
+
 TEST_MAIN()
