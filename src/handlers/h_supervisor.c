@@ -8,6 +8,7 @@
  */
 #include "base/base.h"
 #include "handlers/handlers.h"
+#include "runtime/supervise.h"
 
 typedef struct spawn_job {
 	rta_actor *parent;
@@ -213,6 +214,8 @@ static rth_ret fn_stop_child(rth_call *c)
 	rta_actor *ch = child_arg(c, &r);
 	if (!ch)
 		return r;
+	if (rsv_supervisor_decides(ch, "stop-child") && ended(ch))
+		return rth_ok_unit(c); /* its planned restart is cancelled */
 	if (ended(ch))
 		return rth_err(c, "child %s has already ended", ch->id);
 	rta_request_stop(ch, true);
@@ -226,6 +229,7 @@ static rth_ret fn_restart_child(rth_call *c)
 	spawn_job *j;
 	if (!ch)
 		return r;
+	rsv_supervisor_decides(ch, "restart-child");
 	j = th_calloc(1, sizeof *j);
 	if (!j)
 		return rth_oom(c);

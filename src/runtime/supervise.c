@@ -656,6 +656,48 @@ void rsv_on_end(rta_actor *a, int was, int life, bool external,
 	}
 }
 
+bool rsv_supervisor_decides(rta_actor *child, const char *action)
+{
+	rsv_node *n = child->sv;
+	rta_actor **v;
+	size_t k;
+	bool circuit;
+	if (!n || !n->pol)
+		return false;
+	rtt_cancel(child->rt->timers, &n->timer);
+	pthread_mutex_lock(&n->lock);
+	v = n->group;
+	k = n->ngroup;
+	n->group = NULL;
+	n->ngroup = 0;
+	circuit = atomic_load(&n->circuit) != RSV_CLOSED;
+	if (circuit) {
+		atomic_store(&n->circuit, RSV_CLOSED);
+		n->consec = 0;
+	}
+	pthread_mutex_unlock(&n->lock);
+	if (!v && !circuit)
+		return false;
+	record2(child, "supervision.decision", 2, "supervisor", action);
+	if (circuit)
+		record2(child, "circuit.closed", 1, "its supervisor acted");
+	if (v) {
+		/* The others of its group still restart, now. */
+		size_t keep = 0;
+		for (size_t i = 0; i < k; i++)
+			if (v[i] != child)
+				v[keep++] = v[i];
+		rtr_busy_add(child->rt, -(int64_t)(k - keep));
+		if (keep)
+			submit(child->rt, v, keep);
+		else
+			th_free(v);
+	}
+	if (!strcmp(action, "stop-child") && final_life(rta_life_get(child)))
+		drop_kept(child, "stopped by its supervisor");
+	return v != NULL || circuit;
+}
+
 /* ---- messages ------------------------------------------------------------------ */
 
 int rsv_admit(rta_actor *to, th_err *err)

@@ -93,6 +93,12 @@ void rsv_on_end(rta_actor *a, int was, int life, bool external,
 int rsv_admit(rta_actor *to, th_err *err);
 /* finish_call, after the message is acknowledged. */
 void rsv_handled(rta_actor *a);
+/* The supervisor acts on child itself (stop-child, restart-child, on the
+ * supervisor's turn): a restart the policy has planned and not started
+ * yet (backoff or circuit timer) is cancelled, and an open circuit closes.
+ * True when such a plan was cancelled; with "stop-child" the child's kept
+ * messages are then dropped (recorded). */
+bool rsv_supervisor_decides(rta_actor *child, const char *action);
 /* Make a fail (any thread, not a's own turn): recorded as kind/reason. */
 void rsv_fail_async(rta_actor *a, const char *kind, const char *reason);
 

@@ -709,4 +709,54 @@ TEST(supervisor_actor_hears_of_the_failure_and_the_policy_restarts_the_child)
 	thr_runtime_free(rt);
 }
 
+/* A supervisor actor (relay.wat: "K"+id = stop-child, "T"+id =
+ * restart-child) overrides the policy's planned restart. */
+static void override_case(char op, int want_life, int want_restarted)
+{
+	thr_runtime *rt = setup();
+	char p[THR_ID_LEN + 1], text[1024], msg[64];
+	rta_actor *kid;
+	uint8_t *st;
+	size_t n;
+	bool has;
+	rtest_wat("relay");
+	snprintf(text, sizeof text,
+		 "name = \"boss\"\nversion = \"0.1.0\"\ncomponent = \"relay.wasm\"\n"
+		 "[[handler]]\ntype = \"runtime\"\n[[handler]]\ntype = \"supervisor\"\n"
+		 "[supervision]\nbackoff_min_ms = 3600000\nbackoff_max_ms = 3600000\n"
+		 "backoff_jitter = 0\nmailbox = \"discard\"\n");
+	spawn_ok(rt, text, p);
+	kid = child_of(rt, p, manifest("kid", NULL));
+	send_ok(rt, kid->id, "!");
+	wait_events(rt, kid->id, "supervision.decision", 1); /* restart in an hour */
+	snprintf(msg, sizeof msg, "%c%s", op, kid->id);
+	send_ok(rt, p, msg);
+	wait_events(rt, kid->id, "supervision.decision", 2);
+	REQUIRE(thr_quiesce(rt, 0, NULL) == 0); /* the hour is not waited for */
+	REQUIRE(thr_get_state(rt, p, &st, &n, &has, NULL) == 0);
+	CHECK(has && n == 2 && !memcmp(st, "ok", 2));
+	thr_free(st);
+	wait_life(rt, kid->id, want_life);
+	CHECK(rtest_count(rt, kid->id, "actor.restarted") == want_restarted);
+	char *t = rtest_types(rt, kid->id);
+	const char *last = strstr(strstr(t, "supervision.decision") + 1, "supervision.decision");
+	CHECK(last != NULL);
+	free(t);
+	size_t k;
+	uint8_t *d = rtest_event(rt, kid->id, "supervision.decision", &k);
+	CHECK(rtest_has(d, k, "restart"));
+	CHECK(runtime_count(rt, "supervision.decision", kid->id) == 2);
+	thr_runtime_free(rt);
+}
+
+TEST(supervisor_stop_child_cancels_the_planned_restart)
+{
+	override_case('K', RTA_FAILED, 0);
+}
+
+TEST(supervisor_restart_child_restarts_before_the_backoff)
+{
+	override_case('T', RTA_READY, 1);
+}
+
 TEST_MAIN()
