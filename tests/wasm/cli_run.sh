@@ -30,6 +30,14 @@ for n in hello echo sys files hostile; do
 	build "$n" --target=wasm32-wasi
 done
 build exports --target=wasm32 -nostdlib -Wl,--no-entry
+for n in huge_table huge_memory table_grow; do
+	if [ ! -f "$P/$n.wasm" ] || [ "$SRC/$n.wat" -nt "$P/$n.wasm" ]; then
+		wat2wasm "$SRC/$n.wat" -o "$P/$n.wasm" 2>"$tmp/cc" || {
+			echo "not ok - build $n.wasm: $(head -n 3 "$tmp/cc")"
+			fail=$((fail + 1))
+		}
+	fi
+done
 
 # run [stdin-file] -- ARGS...: runs theater, leaving $rc, $tmp/out, $tmp/err.
 run() {
@@ -118,6 +126,13 @@ expect "out-of-bounds load traps" 134 "err:out of bounds memory access"
 run -- wasm run "$P/hostile.wasm" div
 expect "division by zero traps with a named backtrace" 134 \
 	"err:integer divide by zero" "err:divide"
+
+run -- wasm run "$P/huge_table.wasm"
+expect "huge table refused at instantiation" 1 "err:exceed the limit"
+run -- wasm run --max-pages 16 "$P/huge_memory.wasm"
+expect "memory above --max-pages refused" 1 "err:exceed the limit of 16"
+run -- wasm run --fuel 5000000 "$P/table_grow.wasm"
+expect "table.grow bomb: grows refused, loop ends by fuel" 134 "err:out of fuel"
 
 # ---- --invoke ----
 run -- wasm run "$P/exports.wasm" --invoke add 2 3
