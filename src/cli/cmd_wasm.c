@@ -17,6 +17,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 
 #include "base/base.h"
 #include "cli/cli.h"
@@ -467,6 +468,9 @@ static int cmd_run(int argc, char **argv)
 	struct run_opts o;
 	memset(&o, 0, sizeof o);
 	o.fuel = UINT64_MAX;
+	/* A closed stdout must be EPIPE for the guest's fd_write, not a signal
+	 * that kills the host. */
+	signal(SIGPIPE, SIG_IGN);
 	int rc = parse_run(argc, argv, &o);
 	if (rc == 0)
 		rc = run_module(&o);

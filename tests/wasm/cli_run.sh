@@ -127,6 +127,9 @@ run -- wasm run "$P/hostile.wasm" div
 expect "division by zero traps with a named backtrace" 134 \
 	"err:integer divide by zero" "err:divide"
 
+{ "$T" wasm run "$P/hostile.wasm" flood 2>"$tmp/err"; echo $? >"$tmp/rc"; } | head -n 1 >"$tmp/out"
+rc=$(cat "$tmp/rc")
+expect "closed stdout: the guest sees EPIPE, the host is not killed" 3 "out:line 0" "err:write failed"
 run -- wasm run "$P/huge_table.wasm"
 expect "huge table refused at instantiation" 1 "err:exceed the limit"
 run -- wasm run --max-pages 16 "$P/huge_memory.wasm"

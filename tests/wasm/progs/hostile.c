@@ -60,9 +60,16 @@ int main(int argc, char **argv)
 	} else if (!strcmp(what, "oob")) {
 		volatile int *p = (int *)(uintptr_t)0xFFFFFFF0u;
 		return *p;
+	} else if (!strcmp(what, "flood")) {
+		for (long i = 0; i < 1000000; i++)
+			if (printf("line %ld\n", i) < 0 || fflush(stdout) != 0) {
+				fprintf(stderr, "write failed at line %ld\n", i);
+				return 3;
+			}
+		return 0;
 	} else if (!strcmp(what, "div")) {
 		return divide(argc, argc - 2);
 	}
-	printf("usage: hostile loop|recurse|stack|grow|malloc|oob|div\n");
+	printf("usage: hostile loop|recurse|stack|grow|malloc|oob|flood|div\n");
 	return 2;
 }
