@@ -1324,6 +1324,11 @@ static void finalize(rta_actor *a, int life, const char *kind,
 	thw_wasi_free(a->wasi);
 	a->wasi = NULL;
 
+	/* The supervision policy decides while the actor is not yet final, so
+	 * that a runtime being freed (which waits for final lives) never
+	 * finds it still at work. */
+	rsv_on_end(a, was, life, external, kind, reason);
+
 	/* Final only once all of the above is recorded; the dropped messages
 	 * stop counting as work at the very end (thr_quiesce). */
 	set_life(a, life);
@@ -1357,7 +1362,6 @@ static void finalize(rta_actor *a, int life, const char *kind,
 
 	/* Last: the notices above are queued work already, so a quiescent
 	 * runtime has handled them. */
-	rsv_on_end(a, was, life, external, kind, reason);
 	rtr_busy_add(rt, -dropped);
 }
 

@@ -9,8 +9,9 @@
  *                (clearer reasons for limit traps; a stop asked for by
  *                supervision becomes a failure), actor.failed is recorded,
  *                rsv_keep_mailbox decides whether the mailbox survives.
- *   notified     the parent's handle-child-error gets a control message
- *                (actor.c); rsv_on_end records supervision.notified.
+ *   notified     rsv_on_end (in finalize, just before the life becomes
+ *                final) records supervision.notified; the parent's
+ *                handle-child-error gets its control message right after.
  *   decision     rsv_on_end applies the declarative policy: none
  *                (temporary, transient after a normal exit, no policy),
  *                circuit-open, give-up (intensity exceeded: escalation),
@@ -363,6 +364,8 @@ static void backoff_fire(rtt_timer *t, void *ctx)
 	rta_actor **v;
 	size_t k;
 	TH_UNUSED(t);
+	if (atomic_load(&n->a->rt->closing))
+		return; /* the runtime is being freed: no new work */
 	pthread_mutex_lock(&n->lock);
 	v = n->group;
 	k = n->ngroup;
