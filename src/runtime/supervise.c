@@ -443,8 +443,16 @@ static void restart_one(rta_actor *x)
 		return;
 	}
 	rhc_start(x);
-	if (atomic_load(&rt->closing))
+	if (atomic_load(&rt->closing)) {
+		/* The runtime is being freed and may have looked at x already:
+		 * stop it and wait, so that it has ended before the pool this
+		 * job runs on is joined (and the timers after it are freed). */
 		rta_request_stop(x, true);
+		pthread_mutex_lock(&rt->wait_lock);
+		while (!final_life(rta_life_get(x)))
+			pthread_cond_wait(&rt->wait_cond, &rt->wait_lock);
+		pthread_mutex_unlock(&rt->wait_lock);
+	}
 }
 
 /* The group restarted with a (strategy); a's siblings in it are asked to

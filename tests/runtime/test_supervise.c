@@ -400,6 +400,7 @@ TEST(circuit_reopens_when_the_probe_fails)
 	wait_events(rt, id, "circuit.opened", 2);
 	CHECK(rtest_count(rt, id, "circuit.closed") == 0);
 	wait_events(rt, id, "circuit.half_open", 2);
+	REQUIRE(thr_quiesce(rt, 0, NULL) == 0); /* the probe's restart is done */
 	thr_runtime_free(rt);
 }
 
