@@ -240,6 +240,9 @@ static inline uint64_t sat_u64(double x)
 	if (__builtin_expect(ea + (n) > memsize, 0))                        \
 		TRAP(THW_TRAP_MEMORY_OOB)
 
+/* Frames zero a few locals and return a value or two: GCC would turn
+ * those short loops into memset/memmove calls, which cost more. */
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
 thw_state thw__interp_run(thw_exec *e)
 {
 	if (!e) {
