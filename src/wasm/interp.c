@@ -242,7 +242,12 @@ static inline uint64_t sat_u64(double x)
 
 /* Frames zero a few locals and return a value or two: GCC would turn
  * those short loops into memset/memmove calls, which cost more. */
-__attribute__((optimize("no-tree-loop-distribute-patterns")))
+#if defined(__GNUC__) && !defined(__clang__)
+#define THW__NO_LIBCALLS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define THW__NO_LIBCALLS
+#endif
+THW__NO_LIBCALLS
 thw_state thw__interp_run(thw_exec *e)
 {
 	if (!e) {
