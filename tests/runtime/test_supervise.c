@@ -730,6 +730,15 @@ static void override_case(char op, int want_life, int want_restarted)
 	kid = child_of(rt, p, manifest("kid", NULL));
 	send_ok(rt, kid->id, "!");
 	wait_events(rt, kid->id, "supervision.decision", 1); /* restart in an hour */
+	/* the supervisor has handled the notice (its state is the reason) */
+	for (int i = 0; i < 24000; i++) {
+		REQUIRE(thr_get_state(rt, p, &st, &n, &has, NULL) == 0);
+		bool seen = has && rtest_has(st, n, "trapped");
+		thr_free(st);
+		if (seen)
+			break;
+		usleep(5000);
+	}
 	snprintf(msg, sizeof msg, "%c%s", op, kid->id);
 	send_ok(rt, p, msg);
 	wait_events(rt, kid->id, "supervision.decision", 2);
