@@ -610,8 +610,9 @@ TEST(health_probes_fail_an_unresponsive_actor)
 	wait_life(rt, id, RTA_FAILED);
 	REQUIRE(thr_actor_info_get(rt, id, &info, NULL) == 0);
 	CHECK(strstr(info.reason, "health check") != NULL);
-	CHECK(rtest_count(rt, id, "health.missed") == 2);
-	CHECK(runtime_count(rt, "health.missed", id) == 2);
+	/* at least two (a slow machine may miss one more before "z") */
+	CHECK(rtest_count(rt, id, "health.missed") >= 2);
+	CHECK(runtime_count(rt, "health.missed", id) >= 2);
 	size_t n;
 	uint8_t *d = rtest_event(rt, id, "actor.failed", &n);
 	CHECK(rtest_has(d, n, "unresponsive"));
