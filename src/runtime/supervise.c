@@ -718,6 +718,17 @@ int rsv_admit(rta_actor *to, th_err *err)
 	th_cbor_enc e;
 	if (!n || (c = atomic_load(&n->circuit)) == RSV_CLOSED)
 		return 0;
+	if (c == RSV_HALF_OPEN && rta_life_get(to) >= RTA_STOPPED) {
+		/* The probe waits for the restart: a message now could not be
+		 * delivered and would use up the probe. */
+		th_cbor_enc_init(&e, NULL, 0);
+		th_cbor_put_array(&e, 1);
+		th_cbor_put_cstr(&e, "half-open, restarting");
+		rta_record(to, "circuit.rejected", &e, NULL);
+		return th_err_set(err, TH_ESTATE,
+				  "circuit half-open for actor %s: it is restarting for "
+				  "its probe, message refused", to->id);
+	}
 	if (c == RSV_HALF_OPEN) {
 		bool pass = false;
 		pthread_mutex_lock(&n->lock);
