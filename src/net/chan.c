@@ -101,7 +101,6 @@ void thn_chan_drain(thsrv_channel *ch, thp_buf *out, size_t limit, size_t compre
 {
 	*closed = false;
 	pthread_mutex_lock(&ch->mu);
-	ch->in_ready = false;
 	while (ch->head && out->len < limit) {
 		thn_msg *m = ch->head;
 		if (thp_frame_append(out, THP_DATA, 0, ch->stream, m->data, m->len,

@@ -257,6 +257,10 @@ void thn_sub_ref(thn_sub *s);
 void thn_sub_unref(thn_sub *s);
 /* Stop delivering: unregisters from the chain, frees the queue. */
 void thn_sub_close(thn_sub *s);
+/* Loop thread, taking s off the ready list: the next push may put it on
+ * again. Only here: a sub must never be on the list twice (the list is
+ * linked through the sub). */
+void thn_sub_unready(thn_sub *s);
 /* Loop thread: write queued frames the credit allows into out. */
 void thn_sub_drain(thn_sub *s, thp_buf *out, size_t out_limit,
 		   uint64_t *events, uint64_t *gaps);
@@ -289,7 +293,8 @@ struct thsrv_channel {
 	bool rt_ref;              /* the runtime still holds its reference  */
 	bool rt_closed;           /* the runtime closed its side            */
 	char reason[256];
-	bool in_ready;
+	bool in_ready;            /* on the ready list (cleared only by the
+				   * loop when it takes ch off the list)  */
 	thsrv_channel *ready_next;
 	/* loop thread */
 	thn_sess *sess;           /* NULL until attached to its stream      */

@@ -1605,6 +1605,7 @@ static void process_queues(thsrv *srv)
 	}
 	while (ready) {
 		thn_sub *n = ready->ready_next;
+		thn_sub_unready(ready);
 		thn_sess *s = ready->sess;
 		if (s && s->conn && !s->conn->dead && !s->conn->closing &&
 		    s->conn->state == C_OPEN)
@@ -1614,18 +1615,14 @@ static void process_queues(thsrv *srv)
 	}
 	while (chs) {
 		thsrv_channel *n = chs->ready_next;
+		pthread_mutex_lock(&chs->mu);
+		chs->in_ready = false;
+		pthread_mutex_unlock(&chs->mu);
 		thn_sess *s = chs->sess;
 		thn_conn *c = s ? s->conn : NULL;
 		thn_stream *st = s ? thn_imap_get(&s->streams, chs->stream) : NULL;
-		if (c && !c->dead && !c->closing && st && st->chan == chs) {
+		if (c && !c->dead && !c->closing && st && st->chan == chs)
 			drain_chan(c, st);
-		} else {
-			/* Not attached (yet, or any more): clear the flag so that
-			 * the next delivery signals again. */
-			pthread_mutex_lock(&chs->mu);
-			chs->in_ready = false;
-			pthread_mutex_unlock(&chs->mu);
-		}
 		thn_chan_unref(chs);
 		chs = n;
 	}
@@ -1936,6 +1933,12 @@ void thsrv_free(thsrv *srv)
 		thn_sub *n = s->ready_next;
 		thn_sub_unref(s);
 		s = n;
+	}
+	thsrv_channel *ch = srv->ch_ready;
+	while (ch) {
+		thsrv_channel *n = ch->ready_next;
+		thn_chan_unref(ch);
+		ch = n;
 	}
 	if (srv->tcp_l)
 		evconnlistener_free(srv->tcp_l);

@@ -27,11 +27,12 @@
  * client's credit lasts (GAP frames need no credit) and the connection's
  * output stays below its high-water mark.
  *
- * Taps: the chain store's subscription callback may still run after
- * thx_unsubscribe returns, so the pointer handed to thx_subscribe is not a
- * pointer at all but a token (slot | generation << 32) looked up in a
- * process-wide registry under a read lock. Removing a tap takes the write
- * lock, after which no callback can reach its subscriptions.
+ * Taps: the pointer handed to thx_subscribe is not a pointer at all but a
+ * token (slot | generation << 32) looked up in a process-wide registry
+ * under a read lock, so that a callback racing with a removal finds
+ * nothing. Removing a tap takes it out of the registry under the write
+ * lock, then unsubscribes after releasing it (thx_unsubscribe waits for
+ * callbacks under way, which may be waiting for that lock).
  */
 #include <inttypes.h>
 
@@ -68,9 +69,13 @@ static int tap_cb(const thx_event *ev, void *arg)
 	return 0;
 }
 
-/* Under the write lock: find or make the tap for (st, name), add s. */
-static int tap_join(thx_store *st, const char *name, thn_sub *s, th_err *err)
+/* Under the write lock: find or make the tap for (st, name), add s. On
+ * failure *doomed may name a tap to unsubscribe and free after the lock
+ * is released (tap_bury). */
+static int tap_join(thx_store *st, const char *name, thn_sub *s, thn_tap **doomed,
+		    th_err *err)
 {
+	*doomed = NULL;
 	thn_tap *t = NULL;
 	size_t freeslot = nslots;
 	for (size_t i = 0; i < nslots; i++) {
@@ -119,11 +124,9 @@ static int tap_join(thx_store *st, const char *name, thn_sub *s, th_err *err)
 		thn_sub **ns = th_realloc(t->subs, cap * sizeof *ns);
 		if (!ns) {
 			if (t->n == 0) {
-				/* Just made: undo. */
-				thx_unsubscribe(st, t->xid);
+				/* Just made: undo, once the lock is released. */
 				slots[t->token & 0xffffffffu] = NULL;
-				th_free(t->name);
-				th_free(t);
+				*doomed = t;
 			}
 			return th_err_set(err, TH_ENOMEM, "out of memory");
 		}
@@ -135,12 +138,16 @@ static int tap_join(thx_store *st, const char *name, thn_sub *s, th_err *err)
 	return 0;
 }
 
-/* Under the write lock. */
-static void tap_leave(thn_sub *s)
+/* Under the write lock: s leaves its tap; a tap left empty is taken out
+ * of the registry (no callback can reach it any more) and returned, to be
+ * unsubscribed and freed by tap_bury once the lock is released:
+ * thx_unsubscribe waits for callbacks under way, which may themselves be
+ * waiting for the registry lock. */
+static thn_tap *tap_leave(thn_sub *s)
 {
 	thn_tap *t = s->tap;
 	if (!t)
-		return;
+		return NULL;
 	for (size_t i = 0; i < t->n; i++) {
 		if (t->subs[i] == s) {
 			t->subs[i] = t->subs[--t->n];
@@ -148,13 +155,21 @@ static void tap_leave(thn_sub *s)
 		}
 	}
 	s->tap = NULL;
-	if (t->n == 0) {
-		thx_unsubscribe(t->st, t->xid);
-		slots[t->token & 0xffffffffu] = NULL;
-		th_free(t->subs);
-		th_free(t->name);
-		th_free(t);
-	}
+	if (t->n > 0)
+		return NULL;
+	slots[t->token & 0xffffffffu] = NULL;
+	return t;
+}
+
+/* Outside the registry lock. */
+static void tap_bury(thn_tap *t)
+{
+	if (!t)
+		return;
+	thx_unsubscribe(t->st, t->xid);
+	th_free(t->subs);
+	th_free(t->name);
+	th_free(t);
 }
 
 /* ---- encoding ---- */
@@ -405,7 +420,6 @@ static void catchup_run(thn_task *t)
 		thx_query q = { .from_seq = from,
 				.limit = room < CATCHUP_BATCH ? (size_t)room : CATCHUP_BATCH };
 		int rc = thx_query_run(s->chain, &q, collect_cb, &c, NULL);
-		uint64_t count = thx_chain_count(s->chain);
 
 		bool signal = false;
 		pthread_mutex_lock(&s->mu);
@@ -427,7 +441,10 @@ static void catchup_run(thn_task *t)
 		}
 		s->next = from + c.n;
 		bool stuck = (rc < 0 && rc != 1) || c.failed;
-		if (!stuck && s->next >= count) {
+		/* The count is read under mu: an event appended after this is
+		 * pushed after LIVE is set (and queued); one appended before
+		 * makes next < count, and the loop reads it. */
+		if (!stuck && s->next >= thx_chain_count(s->chain)) {
 			s->mode = THN_SUB_LIVE;
 			s->catchup_running = false;
 		}
@@ -478,9 +495,11 @@ int thn_sub_new(thsrv *srv, thx_chain *c, const char *name, uint32_t stream,
 	s->mode = THN_SUB_INIT;
 	s->catchup.fn = catchup_run;
 
+	thn_tap *doomed;
 	pthread_rwlock_wrlock(&taps_lk);
-	int rc = tap_join(cfg->chains, name, s, err);
+	int rc = tap_join(cfg->chains, name, s, &doomed, err);
 	pthread_rwlock_unlock(&taps_lk);
+	tap_bury(doomed);
 	if (rc) {
 		pthread_mutex_destroy(&s->mu);
 		th_free(s);
@@ -519,8 +538,9 @@ void thn_sub_unref(thn_sub *s)
 void thn_sub_close(thn_sub *s)
 {
 	pthread_rwlock_wrlock(&taps_lk);
-	tap_leave(s);
+	thn_tap *doomed = tap_leave(s);
 	pthread_rwlock_unlock(&taps_lk);
+	tap_bury(doomed);
 	pthread_mutex_lock(&s->mu);
 	s->mode = THN_SUB_CLOSED;
 	queue_clear(s);
@@ -557,7 +577,6 @@ void thn_sub_drain(thn_sub *s, thp_buf *out, size_t out_limit,
 		   uint64_t *events, uint64_t *gaps)
 {
 	pthread_mutex_lock(&s->mu);
-	s->in_ready = false;
 	while (s->head && out->len < out_limit) {
 		thn_ent *e = s->head;
 		if (!e->gap && s->credit == 0)
@@ -613,6 +632,13 @@ void thn_sub_resume(thn_sub *s, uint64_t next)
 		s->credit = s->credit0;
 		s->mode = THN_SUB_CATCHUP;
 	}
+	pthread_mutex_unlock(&s->mu);
+}
+
+void thn_sub_unready(thn_sub *s)
+{
+	pthread_mutex_lock(&s->mu);
+	s->in_ready = false;
 	pthread_mutex_unlock(&s->mu);
 }
 

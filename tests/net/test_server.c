@@ -684,6 +684,58 @@ TEST(slow_subscriber_gets_a_gap_notice_not_silent_loss)
 	fx_stop(&f);
 }
 
+struct producer {
+	thx_chain *c;
+	uint64_t n;
+};
+
+static void *produce(void *arg)
+{
+	struct producer *p = arg;
+	thx_event_in evs[256];
+	for (int i = 0; i < 256; i++)
+		evs[i] = (thx_event_in){ .actor = "p", .type = "tick", .data = "x", .len = 1 };
+	for (uint64_t done = 0; done < p->n; done += 256)
+		REQUIRE(thx_append_batch(p->c, evs, 256, NULL, NULL, NULL) == 0);
+	return NULL;
+}
+
+/* Regression: a CREDIT (which drains the subscription at once) arriving
+ * while the subscription sat on the ready list let the next event put it
+ * on the list a second time, making the list circular: the loop thread
+ * spun, events were lost and the producer starved. A small window makes
+ * CREDIT frames frequent while a producer appends concurrently. */
+TEST(live_stream_small_window_concurrent_producer)
+{
+	struct fx f;
+	fx_start(&f, NULL);
+	thcl *c = fx_client(f.addr);
+	th_err err = { 0 };
+	thx_chain *ch;
+	thx_chain_opts o = { .durability = THX_NONE };
+	REQUIRE(thx_chain_open(f.ch, "live", &o, true, &ch, &err) == 0);
+	thcl_sub *s;
+	REQUIRE(thcl_subscribe(c, "live", NULL, 16, 256, &s, &err) == 0);
+	struct producer p = { ch, 256 * 400 };
+	pthread_t t;
+	REQUIRE(pthread_create(&t, NULL, produce, &p) == 0);
+	uint64_t events;
+	read_all(s, 0, p.n - 1, &events);
+	CHECK(events > 0);
+	pthread_join(t, NULL);
+	/* The loop is healthy: requests and new events still flow. */
+	CHECK(call(c, NULL, NULL, &err, "store.put", "b", "data", "k", (size_t)1) == 0);
+	thx_event_in ev = { .actor = "p", .type = "last" };
+	REQUIRE(thx_append(ch, &ev, NULL, NULL, NULL) == 0);
+	thcl_event e;
+	REQUIRE(thcl_sub_next(s, &e, 20000, &err) == 0);
+	CHECK(!e.gap);
+	CHECK_EQ_INT(e.seq, p.n);
+	thcl_sub_close(s);
+	thcl_close(c);
+	fx_stop(&f);
+}
+
 TEST(history_catch_up_never_gaps)
 {
 	struct fx f;
