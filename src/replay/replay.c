@@ -13,6 +13,8 @@
  *                        calls: they follow, up to its export.result
  *   host.<iface>.<fn>   [args, result]   - one host call; result may be
  *                        {"trap": msg}
+ *   host.wasi_snapshot_preview1.<fn>  [args, [errno, in, out]] - a WASI
+ *                        call of a core-module actor (rp_wasi_hook)
  *   export.result       [export, msg-id, params | null, result] - params
  *                        set: a handler that made no host call
  *   actor.failed        [kind, reason]   - the trap or error that ended it
@@ -46,7 +48,9 @@
  *       (no THC_HOST_PENDING), fuel is one cap per call (no slicing), so a
  *       call runs to DONE or TRAPPED in one thw_exec_run.
  */
+#include <fcntl.h>
 #include <openssl/evp.h>
+#include <unistd.h>
 
 #include "base/base.h"
 #include "base/cbor.h"
@@ -56,6 +60,7 @@
 #include "runtime/spec.h"
 #include "runtime/value.h"
 #include "theater/replay.h"
+#include "theater/wasi.h"
 
 #define RP_COMPONENT_MAX (256u << 20)
 
@@ -85,6 +90,10 @@ struct rp {
 	thw_exec *exec;
 	thc_instance *inst;
 	thc_host_import *imports;
+	thw_wasi *wasi;             /* core modules importing WASI */
+	bool needs_wasi;
+	int devnull;
+	char name[THX_NAME_MAX + 1]; /* manifest name: WASI's argv[0] */
 	rp_slot *slots;
 	size_t nslots;
 	bool failed;                /* instance trapped: discard */
@@ -482,6 +491,127 @@ stop:
 #undef ACTUAL
 }
 
+/* ---- WASI calls answered from the chain --------------------------------------
+ *
+ * A core-module actor importing WASI runs with the same sandbox the runtime
+ * gives it (argv = its name, no environment, no preopens, stdio on
+ * /dev/null), and the engine's hook reports each call after it ran. The
+ * recording says [args, [errno, in, out]]: the arguments and the bytes the
+ * call read must be the same, and the bytes it wrote (clock values, random
+ * bytes, sizes) are overwritten with the recorded ones before the actor
+ * sees them. */
+
+static void put_spans(th_cbor_enc *e, const thw_wasi_span *sp, uint32_t n)
+{
+	th_cbor_put_array(e, n);
+	for (uint32_t i = 0; i < n; i++) {
+		th_cbor_put_array(e, 2);
+		th_cbor_put_uint(e, sp[i].guest_off);
+		th_cbor_put_bytes(e, sp[i].data, sp[i].len);
+	}
+}
+
+static void rp_wasi_hook(void *ctx, const thw_wasi_call *c)
+{
+	rp *r = ctx;
+	thx_event ev = { 0 };
+	th_cbor_enc a, in;
+	th_cbor_dec d;
+	char type[96], exp[THRP_TEXT_MAX], act[THRP_TEXT_MAX];
+	const uint8_t *rargs, *rin;
+	size_t rargs_n, rin_n;
+	uint64_t k, err_no, nout;
+	int rc;
+
+	if (r->halt)
+		return;
+	snprintf(type, sizeof type, "host.%s.%s", THW_WASI_MODULE, c->name);
+	th_cbor_enc_init(&a, NULL, 0);
+	th_cbor_enc_init(&in, NULL, 0);
+	th_cbor_put_array(&a, c->nargs);
+	for (uint32_t i = 0; i < c->nargs; i++)
+		th_cbor_put_uint(&a, c->args[i].type == THW_I32 ? c->args[i].of.i32
+								: c->args[i].of.i64);
+	put_spans(&in, c->in, c->nin);
+	if (a.err || in.err) {
+		r->rc = th_err_set(r->err, TH_ENOMEM, "out of memory");
+		r->halt = 1;
+		goto out;
+	}
+	if (r->self_contained) {
+		call_text(type, a.buf, a.len, act, sizeof act);
+		diverge(r, r->call_seq, "export.result",
+			"the actor made a WASI call the recorded handler did not make",
+			"no host call (the handler returned without one)", act);
+		goto out;
+	}
+	rc = next_significant(r, &ev);
+	if (rc <= 0) {
+		r->rc = rc;
+		r->halt = rc ? 1 : 2;
+		goto out;
+	}
+	th_cbor_dec_init(&d, ev.data, ev.len);
+	if (strcmp(ev.type, type)) {
+		call_text(type, a.buf, a.len, act, sizeof act);
+		rpd_text(ev.data, ev.len, exp, sizeof exp);
+		diverge(r, ev.seq, ev.type, "the actor made another host call", exp, act);
+		goto out;
+	}
+	if (th_cbor_get_array(&d, &k, NULL) || k != 2 ||
+	    item_span(&d, &rargs, &rargs_n) || th_cbor_get_array(&d, &k, NULL) ||
+	    k != 3 || th_cbor_get_uint(&d, &err_no, NULL) ||
+	    item_span(&d, &rin, &rin_n)) {
+		r->rc = th_err_set(r->err, TH_EINVAL, "event %llu (%s): data is not "
+				   "[args, [errno, in, out]]", (unsigned long long)ev.seq, ev.type);
+		r->halt = 1;
+		goto out;
+	}
+	if (rargs_n != a.len || memcmp(rargs, a.buf, a.len) ||
+	    rin_n != in.len || memcmp(rin, in.buf, in.len)) {
+		call_text(type, a.buf, a.len, act, sizeof act);
+		call_text(ev.type, rargs, rargs_n, exp, sizeof exp);
+		diverge(r, ev.seq, ev.type, "the actor made the WASI call with different "
+			"arguments or data", exp, act);
+		goto out;
+	}
+	if (err_no != c->result && strcmp(c->name, "proc_exit")) {
+		snprintf(exp, sizeof exp, "errno %llu", (unsigned long long)err_no);
+		snprintf(act, sizeof act, "errno %u", c->result);
+		diverge(r, ev.seq, ev.type, "the WASI call answered differently", exp, act);
+		goto out;
+	}
+	/* What the call wrote, as it was written live. */
+	thw_memory *mem = r->inst ? thc_instance_memory(r->inst) : NULL;
+	if (th_cbor_get_array(&d, &nout, NULL)) {
+		r->rc = th_err_set(r->err, TH_EINVAL, "event %llu (%s): bad out spans",
+				   (unsigned long long)ev.seq, ev.type);
+		r->halt = 1;
+		goto out;
+	}
+	for (uint64_t i = 0; i < nout; i++) {
+		uint64_t off;
+		const uint8_t *b;
+		size_t bn;
+		if (th_cbor_get_array(&d, &k, NULL) || k != 2 ||
+		    th_cbor_get_uint(&d, &off, NULL) || th_cbor_get_bytes(&d, &b, &bn, NULL) ||
+		    (mem && thw_memory_write(mem, off, b, bn))) {
+			r->rc = th_err_set(r->err, TH_EINVAL, "event %llu (%s): out span %llu "
+					   "does not fit the actor's memory",
+					   (unsigned long long)ev.seq, ev.type,
+					   (unsigned long long)i);
+			r->halt = 1;
+			goto out;
+		}
+	}
+	r->rep->host_calls++;
+	match(r, ev.seq, ev.type);
+out:
+	thx_event_release(&ev);
+	th_cbor_enc_release(&a);
+	th_cbor_enc_release(&in);
+}
+
 /* ---- instances --------------------------------------------------------------- */
 
 static void drop_instance(rp *r)
@@ -492,6 +622,8 @@ static void drop_instance(rp *r)
 	r->exec = NULL;
 	thw_realm_free(r->realm);
 	r->realm = NULL;
+	thw_wasi_free(r->wasi);
+	r->wasi = NULL;
 	r->failed = false;
 }
 
@@ -562,13 +694,38 @@ static int instantiate(rp *r)
 		r->nslots = n;
 	}
 	cfg.max_memory_pages = r->pages;
-	rc = thw_realm_new(&cfg, &r->realm, r->err);
-	if (!rc)
-		rc = thw_exec_new(r->realm, &r->exec, r->err);
-	if (!rc) {
+	for (int attempt = 0; attempt < 2; attempt++) {
+		drop_instance(r);
+		rc = thw_realm_new(&cfg, &r->realm, r->err);
+		if (!rc)
+			rc = thw_exec_new(r->realm, &r->exec, r->err);
+		if (rc)
+			break;
 		thw_exec_set_fuel(r->exec, r->fuel, THW_FUEL_TRAP);
-		rc = thc_instantiate(r->realm, r->comp, r->imports, r->nslots,
-				     r->exec, &r->inst, r->err);
+		if (!r->needs_wasi) {
+			rc = thc_instantiate(r->realm, r->comp, r->imports, r->nslots,
+					     r->exec, &r->inst, r->err);
+			if (rc == TH_ENOTFOUND && strstr(r->err->msg, THW_WASI_MODULE)) {
+				/* A core module importing WASI, as the runtime found. */
+				r->needs_wasi = true;
+				continue;
+			}
+			break;
+		}
+		const char *argv[1] = { r->name };
+		thw_wasi_config wc = { .argc = 1, .argv = argv, .custom_stdio = true,
+				       .stdin_fd = r->devnull, .stdout_fd = r->devnull,
+				       .stderr_fd = r->devnull, .hook = rp_wasi_hook,
+				       .hook_ctx = r };
+		if (r->devnull < 0) {
+			rc = th_err_set(r->err, TH_EIO, "wasi: /dev/null could not be opened");
+			break;
+		}
+		rc = thw_wasi_new(&wc, &r->wasi, r->err);
+		if (!rc)
+			rc = thc_instantiate_wasi(r->realm, r->comp, r->imports, r->nslots,
+						  r->wasi, r->exec, &r->inst, r->err);
+		break;
 	}
 	if (rc)
 		th_err_prefix(r->err, "instantiating the component");
@@ -885,12 +1042,17 @@ static int on_spawning(rp *r, const thx_event *ev)
 	const char *path;
 	size_t pn;
 
+	const char *nm;
+	size_t nml;
 	th_cbor_dec_init(&d, ev->data, ev->len);
 	if (th_cbor_get_array(&d, &cnt, NULL) || cnt < 4 ||
-	    th_cbor_skip(&d, NULL) || th_cbor_get_text(&d, &path, &pn, NULL) ||
+	    th_cbor_get_text(&d, &nm, &nml, NULL) || nml > THX_NAME_MAX ||
+	    th_cbor_get_text(&d, &path, &pn, NULL) ||
 	    th_cbor_skip(&d, NULL) || th_cbor_skip(&d, NULL))
 		return th_err_set(r->err, TH_EINVAL, "event %llu (actor.spawning): "
 				  "malformed data", (unsigned long long)ev->seq);
+	memcpy(r->name, nm, nml);
+	r->name[nml] = 0;
 	if (cnt >= 7) {
 		const uint8_t *p;
 		size_t n;
@@ -1080,6 +1242,7 @@ int thrp_replay(ths_store *store, thx_chain *c, const thrp_opts *opt,
 	r.fuel = r.opt->fuel ? r.opt->fuel : UINT64_MAX;
 	r.pages = r.opt->memory_pages;
 	r.end = thx_chain_count(c);
+	r.devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (r.opt->has_until && r.opt->until < UINT64_MAX && r.opt->until + 1 < r.end)
 		r.end = r.opt->until + 1;
 	report->ok = true;
@@ -1092,6 +1255,8 @@ int thrp_replay(ths_store *store, thx_chain *c, const thrp_opts *opt,
 	th_free(r.slots);
 	th_free(r.state);
 	th_free(r.init_state);
+	if (r.devnull >= 0)
+		close(r.devnull);
 	if (rc)
 		report->ok = false;
 	return rc;

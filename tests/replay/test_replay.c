@@ -327,6 +327,67 @@ TEST(supervised_child_replays_across_its_restart)
 	free(child);
 }
 
+/* A core module using WASI (random bytes, the clock, stdout): replay
+ * answers each WASI call with the recorded bytes, so the states match. */
+TEST(wasi_actor_gets_the_recorded_clock_and_random_bytes)
+{
+	char id[THR_ID_LEN + 1], cmd[600];
+	thrp_report rep;
+	th_err err = { 0 };
+	setup();
+	snprintf(cmd, sizeof cmd, "wat2wasm tests/replay/actors/wasi_clock.wat -o "
+		 "'%s/wasi_clock.wasm'", dir);
+	REQUIRE(system(cmd) == 0);
+	thr_runtime *rt = runtime();
+	spawn(rt, "wasi_clock.wasm", NULL, id);
+	send(rt, id, "one");
+	send(rt, id, "two");
+	send(rt, id, "three");
+	quiesce(rt);
+	thr_runtime_free(rt);
+	int rc = replay(home, id, NULL, &rep, &err);
+	if (rc || !rep.ok) {
+		fprintf(stderr, "%s\n", err.msg);
+		thrp_report_print(&rep, id, false, stderr);
+	}
+	CHECK_EQ_INT(rc, 0);
+	CHECK(rep.ok);
+	CHECK_EQ_INT((int)rep.calls, 4);
+	CHECK_EQ_INT((int)rep.host_calls, 9);
+}
+
+/* The initial state given at spawn (not in any manifest) comes from the
+ * chain's actor.spawning: init gets it again. */
+TEST(initial_state_given_at_spawn_is_replayed)
+{
+	char id[THR_ID_LEN + 1], text[1024];
+	uint8_t five[8] = { 5 };
+	thrp_report rep;
+	th_err err = { 0 };
+	setup();
+	thr_runtime *rt = runtime();
+	snprintf(text, sizeof text, "name = \"t\"\nversion = \"1\"\nsave_chain = true\n"
+		 "component = \"%s/counter.wasm\"\n[[handler]]\ntype = \"runtime\"\n", dir);
+	thr_spawn_opts so = { .manifest_text = text, .init_state = five,
+			      .init_state_len = 8, .has_init_state = true };
+	REQUIRE(thr_spawn(rt, &so, id, &err) == 0);
+	send(rt, id, "+");
+	send(rt, id, "+");
+	quiesce(rt);
+	char *st = state_of(rt, id);
+	CHECK_EQ_INT(st[0], 7);
+	free(st);
+	thr_runtime_free(rt);
+	int rc = replay(home, id, NULL, &rep, &err);
+	if (rc || !rep.ok) {
+		fprintf(stderr, "%s\n", err.msg);
+		thrp_report_print(&rep, id, false, stderr);
+	}
+	CHECK_EQ_INT(rc, 0);
+	CHECK(rep.ok);
+	CHECK_EQ_INT((int)rep.calls, 3);
+}
+
 TEST(changed_component_diverges_at_the_first_different_result)
 {
 	char id[THR_ID_LEN + 1], path[400];
