@@ -537,44 +537,72 @@ static void on_welcome(thcl *c, const thp_frame *f)
 
 /* ---- incoming frames ---- */
 
+/* One pass over the event map (this runs for every event received). */
 static struct sitem *decode_event(const uint8_t *p, size_t n, th_err *err)
 {
-	thn_args a;
-	if (thn_args_parse(p, n, &a, err))
-		return NULL;
+	th_cbor_dec d;
+	uint64_t pairs, seq = 0, ts = 0;
 	const uint8_t *data = NULL, *hash = NULL;
-	size_t dlen = 0, hlen = 0;
-	char type[THX_NAME_MAX + 1] = "", actor[THX_NAME_MAX + 1] = "", desc[4096];
-	uint64_t seq, ts = 0;
-	bool pruned = false;
-	if (thn_arg_uint(&a, "seq", true, &seq, err) ||
-	    thn_arg_uint(&a, "ts", false, &ts, err) < 0 ||
-	    thn_arg_text(&a, "type", false, type, sizeof type, err) < 0 ||
-	    thn_arg_text(&a, "actor", false, actor, sizeof actor, err) < 0 ||
-	    thn_arg_bytes(&a, "data", false, &data, &dlen, err) < 0 ||
-	    thn_arg_bytes(&a, "hash", false, &hash, &hlen, err) < 0 ||
-	    thn_arg_bool(&a, "pruned", &pruned, err) < 0)
+	const char *type = "", *actor = "", *desc = NULL;
+	size_t dlen = 0, hlen = 0, tl = 0, al = 0, dsl = 0;
+	bool pruned = false, has_seq = false;
+	th_cbor_dec_init(&d, p, n);
+	if (th_cbor_get_map(&d, &pairs, err))
 		return NULL;
-	int drc = thn_arg_text(&a, "desc", false, desc, sizeof desc, err);
-	if (drc < 0)
+	for (uint64_t i = 0; i < pairs; i++) {
+		const char *k;
+		size_t kn;
+		int rc;
+		if (th_cbor_get_text(&d, &k, &kn, err))
+			return NULL;
+		if (kn == 3 && !memcmp(k, "seq", 3)) {
+			rc = th_cbor_get_uint(&d, &seq, err);
+			has_seq = true;
+		} else if (kn == 2 && !memcmp(k, "ts", 2)) {
+			rc = th_cbor_get_uint(&d, &ts, err);
+		} else if (kn == 4 && !memcmp(k, "type", 4)) {
+			rc = th_cbor_get_text(&d, &type, &tl, err);
+		} else if (kn == 5 && !memcmp(k, "actor", 5)) {
+			rc = th_cbor_get_text(&d, &actor, &al, err);
+		} else if (kn == 4 && !memcmp(k, "data", 4)) {
+			rc = th_cbor_get_bytes(&d, &data, &dlen, err);
+		} else if (kn == 4 && !memcmp(k, "hash", 4)) {
+			rc = th_cbor_get_bytes(&d, &hash, &hlen, err);
+		} else if (kn == 4 && !memcmp(k, "desc", 4)) {
+			rc = th_cbor_get_text(&d, &desc, &dsl, err);
+		} else if (kn == 6 && !memcmp(k, "pruned", 6)) {
+			rc = th_cbor_get_bool(&d, &pruned, err);
+		} else {
+			rc = th_cbor_skip(&d, err);
+		}
+		if (rc)
+			return NULL;
+	}
+	if (!has_seq) {
+		th_err_set(err, TH_EINVAL, "event without \"seq\"");
 		return NULL;
-	size_t tl = strlen(type) + 1, al = strlen(actor) + 1, dl = drc == 0 ? strlen(desc) + 1 : 0;
-	struct sitem *it = th_calloc(1, sizeof *it + tl + al + dl + dlen);
+	}
+	size_t total = sizeof(struct sitem) + tl + 1 + al + 1 + (desc ? dsl + 1 : 0) + dlen;
+	struct sitem *it = th_malloc(total);
 	if (!it) {
 		th_err_set(err, TH_ENOMEM, "out of memory");
 		return NULL;
 	}
+	memset(it, 0, sizeof *it);
 	char *q = (char *)(it + 1);
 	memcpy(q, type, tl);
+	q[tl] = 0;
 	it->ev.type = q;
-	q += tl;
+	q += tl + 1;
 	memcpy(q, actor, al);
+	q[al] = 0;
 	it->ev.actor = q;
-	q += al;
-	if (dl) {
-		memcpy(q, desc, dl);
+	q += al + 1;
+	if (desc) {
+		memcpy(q, desc, dsl);
+		q[dsl] = 0;
 		it->ev.desc = q;
-		q += dl;
+		q += dsl + 1;
 	}
 	if (data) {
 		memcpy(q, data, dlen);
