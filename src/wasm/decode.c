@@ -118,6 +118,7 @@ typedef struct dec {
 	th_err *err;
 	th_err verr;   /* first validation error */
 	bool invalid;  /* verr is set: validate no further */
+	bool types_bad; /* a function has an unknown type: bodies are not compiled */
 	uint32_t nfunc_decl; /* function section count */
 	bool has_funcsec, has_codesec;
 	uint32_t ncode;
@@ -406,6 +407,7 @@ static int sec_import(dec *d)
 				return rc;
 			if (t >= m->ntypes) {
 				vfail(d, tat, "unknown type %u", t);
+				d->types_bad = true;
 				t = 0;
 			}
 			if ((rc = grow_funcs(d, 1)))
@@ -478,6 +480,7 @@ static int sec_function(dec *d)
 			return rc;
 		if (t >= m->ntypes) {
 			vfail(d, at, "unknown type %u", t);
+			d->types_bad = true;
 			t = 0;
 		}
 		m->func_types[m->nfuncs++] = t;
@@ -610,7 +613,7 @@ static int sec_start(dec *d)
 	m->has_start = true;
 	if (m->start >= m->nfuncs) {
 		vfail(d, at, "unknown function %u", m->start);
-	} else {
+	} else if (!d->types_bad) {
 		const thw__ftype *ft = thw__func_type(m, m->start);
 		if (ft->np || ft->nr)
 			vfail(d, at, "start function");
@@ -772,7 +775,7 @@ static int sec_code(dec *d)
 		body.sec = "code";
 		th_err e = { 0 };
 		body.err = &e;
-		if (c->type < m->ntypes) {
+		if (!d->types_bad) {
 			rc = thw__compile_func(m, i, &body, &d->cb);
 			if (rc == TH_ENOTFOUND) {
 				/* invalid: remember, continue decoding */

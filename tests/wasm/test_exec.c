@@ -345,4 +345,21 @@ TEST(fused_forms_keep_wasm_semantics)
 	wat_free(&w);
 }
 
+/* Found by fuzz_wasm: a start function whose type index is unknown. */
+TEST(start_function_with_unknown_type_is_invalid_not_a_crash)
+{
+	static const uint8_t bin[] = {
+		0, 'a', 's', 'm', 1, 0, 0, 0,
+		0, 5, 0, 0, 0x60, 0, 0,      /* custom section, empty name */
+		3, 2, 1, 0,                  /* one function of type 0: none exist */
+		8, 1, 0,                     /* start 0 */
+		10, 5, 1, 3, 0, 0x01, 0x0b   /* body: nop end */
+	};
+	thw_module *m = NULL;
+	th_err err = { 0 };
+	CHECK_EQ_INT(thw_module_new(bin, sizeof bin, &m, &err), TH_EINVAL);
+	CHECK(m == NULL);
+	CHECK(strstr(err.msg, "unknown type 0") != NULL);
+}
+
 TEST_MAIN()
