@@ -362,4 +362,25 @@ TEST(start_function_with_unknown_type_is_invalid_not_a_crash)
 	CHECK(strstr(err.msg, "unknown type 0") != NULL);
 }
 
+/* Every binary in tests/wasm/regress/ once crashed the decoder (found by
+ * fuzz_wasm); each must now be rejected with a message. */
+TEST(regress_binaries_are_rejected_not_crashes)
+{
+	static const char *const files[] = {
+		"tests/wasm/regress/start_section_unknown_func_type.wasm",
+	};
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+		FILE *f = fopen(files[i], "rb");
+		REQUIRE(f);
+		uint8_t buf[65536];
+		size_t n = fread(buf, 1, sizeof buf, f);
+		fclose(f);
+		thw_module *m = NULL;
+		th_err err = { 0 };
+		CHECK_EQ_INT(thw_module_new(buf, n, &m, &err), TH_EINVAL);
+		CHECK(err.msg[0] != '\0');
+		thw_module_release(m);
+	}
+}
+
 TEST_MAIN()
