@@ -2,8 +2,9 @@
  * fuzz_wasm.c - libFuzzer target for the WebAssembly engine: arbitrary bytes
  * go through decode + validate + prepare (thw_module_new); an accepted module
  * is instantiated with made-up imports of the declared types, and every
- * exported function is called with zero arguments under a small fuel budget
- * and tight limits. Anything may be rejected or trap; nothing may crash,
+ * exported function is called with zero arguments under tight limits and a
+ * small fuel budget in yield mode, resumed a few times (exercising
+ * suspension and resumption), then abandoned with its exec if still running. Anything may be rejected or trap; nothing may crash,
  * leak, hang, or break the engine's contracts (checked with abort()).
  *
  *   make fuzz                      (bounded run of every target)
@@ -19,7 +20,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define FUEL 20000
+#define FUEL 20000  /* for the start function */
+#define SLICE 5000  /* fuel per resumption */
+#define SLICES 4
 #define MAX_VALS 64
 
 /* Imported functions answer zeros of their result types. */
@@ -69,8 +72,10 @@ static bool make_import(thw_realm *r, const thw_importdesc *d, thw_extern *out,
 	return false;
 }
 
-static void call_exports(thw_instance *inst, thw_module *m, thw_exec *e)
+static void call_exports(thw_instance *inst, thw_module *m, thw_realm *r,
+			 thw_exec **ep)
 {
+	thw_exec *e = *ep;
 	uint32_t n = thw_module_export_count(m);
 	for (uint32_t i = 0; i < n; i++) {
 		thw_exportdesc d;
@@ -102,8 +107,24 @@ static void call_exports(thw_instance *inst, thw_module *m, thw_exec *e)
 		thw_val args[MAX_VALS], res[MAX_VALS];
 		for (uint32_t k = 0; k < ft.nparams; k++)
 			args[k] = zero_of(ft.params[k]);
-		thw_exec_set_fuel(e, FUEL, THW_FUEL_TRAP);
-		thw_state st = thw_call(e, x.of.func, args, ft.nparams, res, MAX_VALS);
+		th_err err = { 0 };
+		thw_exec_set_fuel(e, SLICE, THW_FUEL_YIELD);
+		if (thw_exec_start(e, x.of.func, args, ft.nparams, &err) != 0)
+			abort(); /* zero arguments of the right types are valid */
+		thw_state st = thw_exec_run(e);
+		for (int k = 1; k < SLICES && st == THW_STATE_YIELDED; k++) {
+			thw_exec_set_fuel(e, SLICE, THW_FUEL_YIELD);
+			st = thw_exec_run(e);
+		}
+		if (st == THW_STATE_YIELDED) {
+			/* Abandon the invocation: a fresh exec for the next one. */
+			thw_exec_free(e);
+			*ep = e = NULL;
+			if (thw_exec_new(r, ep, &err) != 0)
+				return;
+			e = *ep;
+			continue;
+		}
 		if (st == THW_STATE_TRAPPED) {
 			const thw_trap *t = thw_exec_trap(e);
 			if (!t || t->code == THW_TRAP_NONE || !t->message)
@@ -156,7 +177,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (thw_instantiate(r, m, imps, ni, e, &inst, &err) == 0) {
 		if (!inst)
 			abort();
-		call_exports(inst, m, e);
+		call_exports(inst, m, r, &e);
 	} else if (!err.msg[0]) {
 		abort();
 	}
