@@ -473,6 +473,35 @@ TEST(crash_is_reproduced_with_the_same_trap)
 	CHECK_EQ_INT((int)rep.crash_seq, (int)seq_of(home, id, "actor.failed", 0));
 }
 
+/* An endless loop stopped by the manifest's fuel cap: the cap is in the
+ * chain (actor.spawning), the replay stops at the same place. */
+TEST(out_of_fuel_is_reproduced_with_the_recorded_cap)
+{
+	char id[THR_ID_LEN + 1];
+	thr_actor_info info;
+	thrp_report rep;
+	th_err err = { 0 };
+	setup();
+	thr_runtime *rt = runtime();
+	spawn(rt, "counter.wasm", "[limits]\nfuel_per_message = 200000\n", id);
+	send(rt, id, "+");
+	send(rt, id, "~");
+	REQUIRE(thr_wait(rt, id, 60000, NULL) == 0);
+	REQUIRE(thr_actor_info_get(rt, id, &info, NULL) == 0);
+	REQUIRE(info.status == THR_FAILED);
+	thr_runtime_free(rt);
+	int rc = replay(home, id, NULL, &rep, &err);
+	if (rc || !rep.ok || !rep.crashed) {
+		fprintf(stderr, "%s\n", err.msg);
+		thrp_report_print(&rep, id, true, stderr);
+	}
+	CHECK_EQ_INT(rc, 0);
+	CHECK(rep.ok);
+	CHECK(rep.crashed);
+	CHECK_EQ_STR(rep.crash_kind, "out-of-fuel");
+	CHECK_EQ_STR(rep.crash_reason, info.reason);
+}
+
 TEST(until_stops_early)
 {
 	char id[THR_ID_LEN + 1];
