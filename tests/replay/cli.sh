@@ -52,6 +52,10 @@ LOGSEQ=$("$B" chain show "$ID" --type host.theater:simple/runtime.log | sed -n 2
 	&& echo "$out" | grep -q 'actual:   theater:simple/runtime.log(\["LOG line"\])' \
 	&& echo "$out" | grep -q "last matching step: event" \
 	&& ok "another build diverges at event $LOGSEQ, explained" || no "divergence (exit $rc, log at $LOGSEQ): $out"
+H=$("$B" store put "$T/v2.wasm" | awk '{print $1}')
+out=$("$B" replay "$ID" --component "$H")
+[ $? -eq 1 ] && echo "$out" | grep -q "DIVERGED at event $LOGSEQ" \
+	&& ok "--component by Store hash" || no "--component $H: $out"
 out=$("$B" replay "$ID" --component "$T/v2.wasm" --json)
 echo "$out" | grep -q "\"divergence\": {\"seq\": $LOGSEQ" && ok "divergence in JSON" || no "json divergence: $out"
 
