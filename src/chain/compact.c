@@ -246,7 +246,7 @@ int thx_compact(thx_store *s, uint64_t *reclaimed, th_err *err)
 	thx_chain **bn = s->by_no;
 	below = th_calloc(nb ? nb : 1, sizeof *below);
 	thx_chain **cs = below ? th_malloc((nb ? nb : 1) * sizeof *cs) : NULL;
-	if (cs)
+	if (cs && nb) /* by_no is NULL until the first chain */
 		memcpy(cs, bn, nb * sizeof *cs);
 	pthread_rwlock_unlock(&s->lk);
 	if (!cs) {

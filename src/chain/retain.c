@@ -14,7 +14,8 @@ int thx__chains_snapshot(thx_store *s, thx_chain ***out, size_t *n, th_err *err)
 	pthread_rwlock_rdlock(&s->lk);
 	thx_chain **a = th_malloc((s->nchains ? s->nchains : 1) * sizeof *a);
 	if (a) {
-		memcpy(a, s->chains, s->nchains * sizeof *a);
+		if (s->nchains) /* s->chains is NULL until the first chain */
+			memcpy(a, s->chains, s->nchains * sizeof *a);
 		*n = s->nchains;
 	}
 	pthread_rwlock_unlock(&s->lk);
