@@ -177,7 +177,11 @@ TH_API int thcl_channel_send(thcl_chan *ch, const void *msg, size_t len,
  * actor closed the channel (err holds its reason), or another error. */
 TH_API int thcl_channel_recv(thcl_chan *ch, uint8_t **msg, size_t *len,
 			     int timeout_ms, th_err *err);
-/* Close our side and free the channel. NULL is fine. */
+/* Close our side without freeing: the actor's remaining messages still
+ * arrive, then thcl_channel_recv returns TH_ESTATE. */
+TH_API int thcl_channel_end(thcl_chan *ch, th_err *err);
+/* Close our side and free the channel (later messages are dropped).
+ * NULL is fine. */
 TH_API void thcl_channel_close(thcl_chan *ch);
 
 /* ---- testing --------------------------------------------------------------- */

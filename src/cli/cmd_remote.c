@@ -15,6 +15,7 @@
 #include <inttypes.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -1363,11 +1364,114 @@ static int remote_chain(struct ropts *r, int argc, char **argv)
 	return rc;
 }
 
+/* ---- channels ---- */
+
+static const char channel_usage[] =
+	"usage: theater channel open ID [FIRST-MSG] [--address A]\n"
+	"Opens a channel to actor ID: each line read from stdin is sent as one\n"
+	"message, each message from the actor is printed as one line (JSON\n"
+	"lines with --json); end of input closes the channel (send and close).\n";
+
+struct chan_reader {
+	thcl_chan *ch;
+	bool json;
+	int rc;
+};
+
+static void *chan_reader_main(void *arg)
+{
+	struct chan_reader *r = arg;
+	for (;;) {
+		uint8_t *m;
+		size_t n;
+		th_err err = { 0 };
+		int rc = thcl_channel_recv(r->ch, &m, &n, -1, &err);
+		if (rc) {
+			if (rc != TH_ESTATE) {
+				cli_error("channel: %s", err.msg);
+				r->rc = CLI_FAIL;
+			} else if (!r->json) {
+				fprintf(stderr, "theater: %s\n", err.msg);
+			}
+			return NULL;
+		}
+		if (r->json) {
+			json_bytes(stdout, m, n);
+			fputc('\n', stdout);
+		} else {
+			fwrite(m, 1, n, stdout);
+			if (!n || m[n - 1] != '\n')
+				fputc('\n', stdout);
+		}
+		fflush(stdout);
+		thcl_free(m);
+	}
+}
+
+static int cmd_channel(struct ropts *r, int argc, char **argv)
+{
+	if (r->help) {
+		fputs(channel_usage, stdout);
+		return CLI_OK;
+	}
+	if (argc < 3 || argc > 4 || strcmp(argv[1], "open")) {
+		fputs(channel_usage, stderr);
+		return CLI_USAGE;
+	}
+	const char *id = argv[2], *first = argc == 4 ? argv[3] : NULL;
+	thcl *c;
+	if (connect_or_fail(r, &c))
+		return CLI_FAIL;
+	thcl_chan *ch;
+	uint8_t *reply = NULL;
+	size_t rl = 0;
+	th_err err = { 0 };
+	if (thcl_channel_open(c, id, first, first ? strlen(first) : 0, &ch, &reply, &rl, &err)) {
+		cli_error("channel open %s: %s", id, err.msg);
+		thcl_close(c);
+		return CLI_FAIL;
+	}
+	if (rl)
+		print_bytes_raw(reply, rl);
+	thcl_free(reply);
+	struct chan_reader rd = { ch, r->json, CLI_OK };
+	pthread_t t;
+	if (pthread_create(&t, NULL, chan_reader_main, &rd) != 0) {
+		cli_error("cannot start a thread");
+		thcl_channel_close(ch);
+		thcl_close(c);
+		return CLI_FAIL;
+	}
+	char line[65536];
+	int rc = CLI_OK;
+	while (fgets(line, sizeof line, stdin)) {
+		size_t n = strlen(line);
+		if (n && line[n - 1] == '\n')
+			line[--n] = 0;
+		if (thcl_channel_send(ch, line, n, &err)) {
+			cli_error("channel send: %s", err.msg);
+			rc = CLI_FAIL;
+			break;
+		}
+	}
+	/* End of input: close our side; the server answers with END, which
+	 * ends the reader; only then is the channel freed. */
+	if (thcl_channel_end(ch, &err) != 0 && rc == CLI_OK && err.code != TH_ESTATE) {
+		cli_error("channel close: %s", err.msg);
+		rc = CLI_FAIL;
+	}
+	pthread_join(t, NULL);
+	thcl_channel_close(ch);
+	thcl_close(c);
+	return rc != CLI_OK ? rc : rd.rc;
+}
+
 /* ---- completion ---- */
 
 static const char *const words[] = {
 	"server", "start", "stop", "list", "status", "send", "request", "events", "state",
-	"inspect", "tree", "metrics", "store", "chain", "run", "wasm", "completion", "version",
+	"inspect", "tree", "metrics", "channel", "store", "chain", "run", "wasm", "completion",
+	"version",
 };
 
 static int cmd_completion(int argc, char **argv)
@@ -1471,6 +1575,8 @@ int cli_remote(int argc, char **argv)
 				"usage: theater state ID\nPrints the actor's current state.\n");
 	else if (!strcmp(cmd, "list"))
 		rc = cmd_list(&r, nrest, rest);
+	else if (!strcmp(cmd, "channel"))
+		rc = cmd_channel(&r, nrest, rest);
 	else if (!strcmp(cmd, "status"))
 		rc = cmd_status(&r, nrest, rest, false);
 	else if (!strcmp(cmd, "inspect"))

@@ -47,6 +47,7 @@ static const struct command commands[] = {
 	{ "tree", cli_remote, "the supervision tree" },
 	{ "metrics", cli_remote, "server and runtime counters" },
 	{ "completion", cli_remote, "shell completion script: bash, zsh, fish" },
+	{ "channel", cli_remote, "open a channel to an actor (stdin lines in, messages out)" },
 	{ "replay", cli_replay, "re-run an actor from its chain and check it step by step" },
 };
 

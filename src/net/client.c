@@ -725,8 +725,8 @@ static void on_stream_frame(thcl *c, const thp_frame *f, const uint8_t *p, size_
 			thcl_chan *ch = st->chan;
 			if (f->flags & THP_F_END) {
 				char why[300];
-				snprintf(why, sizeof why, "channel closed by the actor%s%.*s",
-					 n ? ": " : "", (int)(n > 200 ? 200 : n), (const char *)p);
+				snprintf(why, sizeof why, "channel closed%s%.*s", n ? ": " : "",
+					 (int)(n > 200 ? 200 : n), (const char *)p);
 				thn_imap_del(&c->streams, f->stream);
 				chan_end(c, ch, TH_ESTATE, why);
 				stream_unref(st);
@@ -2105,7 +2105,19 @@ int thcl_channel_open(thcl *c, const char *id, const void *msg, size_t len, thcl
 	return 0;
 }
 
+static int chan_data(thcl_chan *ch, const void *msg, size_t len, uint8_t flags, th_err *err);
+
 int thcl_channel_send(thcl_chan *ch, const void *msg, size_t len, th_err *err)
+{
+	return chan_data(ch, msg, len, 0, err);
+}
+
+int thcl_channel_end(thcl_chan *ch, th_err *err)
+{
+	return chan_data(ch, NULL, 0, THP_F_END, err);
+}
+
+static int chan_data(thcl_chan *ch, const void *msg, size_t len, uint8_t flags, th_err *err)
 {
 	thcl *c = ch->c;
 	pthread_mutex_lock(&c->mu);
@@ -2120,7 +2132,7 @@ int thcl_channel_send(thcl_chan *ch, const void *msg, size_t len, th_err *err)
 	struct cmd *k = cmd_new(c, CMD_SEND);
 	uint8_t *b = NULL;
 	size_t bl = 0;
-	if (!k || build_frame(c, THP_DATA, 0, msg, len, &b, &bl)) {
+	if (!k || build_frame(c, THP_DATA, flags, msg, len, &b, &bl)) {
 		th_free(k);
 		return th_err_set(err, TH_ENOMEM, "out of memory");
 	}

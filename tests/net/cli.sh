@@ -156,6 +156,9 @@ check "every remote command has --help" sh -c "
 		'$T' \$c --help | grep -q usage || exit 1
 	done"
 check "completion bash" sh -c "'$T' completion bash | grep -q 'complete -F _theater theater'"
+expect "channel: a runtime without channels says so" 1 "unsupported\|no actor runtime\|not offered\|channel" \
+	sh -c "echo hi | '$T' channel open '$id' $A"
+expect "channel: usage" 2 "usage" "$T" channel close "$id" $A
 
 # ---- malformed bytes never hurt the server ----
 node -e '

@@ -1233,7 +1233,11 @@ TEST(channels_both_ways)
 		thcl_free(m);
 	}
 	CHECK_EQ_INT(thcl_channel_recv(ch, &m, &ml, 50, &err), TH_ETIMEOUT);
-	/* Our side closes: the runtime's channel_close runs. */
+	/* Our side closes (half-close first): the runtime's channel_close
+	 * runs and the server ends the stream. */
+	REQUIRE(thcl_channel_end(ch, &err) == 0);
+	CHECK_EQ_INT(thcl_channel_recv(ch, &m, &ml, 10000, &err), TH_ESTATE);
+	CHECK(strstr(err.msg, "channel closed") != NULL);
 	thcl_channel_close(ch);
 	pthread_mutex_lock(&fk.mu);
 	while (fkc.closed < 1)
