@@ -39,7 +39,8 @@ extern "C" {
  * (HELLO, WELCOME, the ERROR refusing a handshake). */
 #define THP_HANDSHAKE_MAX (64u * 1024)
 /* Defaults a server announces in WELCOME (configurable). */
-#define THP_DEFAULT_MAX_FRAME (4u << 20)
+/* Room for the largest event (THX_DATA_MAX = 16 MiB) and its fields. */
+#define THP_DEFAULT_MAX_FRAME ((16u << 20) + (64u << 10))
 #define THP_DEFAULT_MAX_STREAMS 256u
 /* Payloads of at least this many bytes are tried with zstd. */
 #define THP_DEFAULT_COMPRESS_MIN 512u
