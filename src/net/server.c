@@ -470,6 +470,34 @@ static void flush_dirty(thsrv *srv)
 	}
 }
 
+/* Take c's session off it: requests, uploads, downloads and channels
+ * end; subscriptions are paused and kept when the client negotiated
+ * "resume" (and keep_subs). Returns true when the session is kept (it
+ * then expires after session_ttl_ms unless resumed), false when the
+ * caller must free it. */
+static bool sess_detach(thn_conn *c, bool stopping)
+{
+	thsrv *srv = c->srv;
+	thn_sess *s = c->sess;
+	c->sess = NULL;
+	s->conn = NULL;
+	bool keep = false;
+	for (size_t i = 0; i < s->streams.cap; i++) {
+		thn_stream *st = s->streams.e[i].p;
+		if (!THN_IMAP_LIVE(st))
+			continue;
+		if (st->kind == ST_SUB && (c->features & THP_FEAT_RESUME) && !stopping) {
+			thn_sub_pause(st->sub);
+			keep = true;
+		} else {
+			stream_end(s, st);
+		}
+	}
+	if (keep)
+		s->expires = now_ns() + (uint64_t)srv->cfg.session_ttl_ms * 1000000u;
+	return keep;
+}
+
 static void conn_close(thn_conn *c, const char *why)
 {
 	if (c->dead)
@@ -485,27 +513,8 @@ static void conn_close(thn_conn *c, const char *why)
 	if (c->next)
 		c->next->prev = c->prev;
 	thn_sess *s = c->sess;
-	c->sess = NULL;
-	if (s) {
-		s->conn = NULL;
-		bool keep = false;
-		for (size_t i = 0; i < s->streams.cap; i++) {
-			thn_stream *st = s->streams.e[i].p;
-			if (!THN_IMAP_LIVE(st))
-				continue;
-			if (st->kind == ST_SUB && (c->features & THP_FEAT_RESUME) &&
-			    !srv->stopping) {
-				thn_sub_pause(st->sub);
-				keep = true;
-			} else {
-				stream_end(s, st);
-			}
-		}
-		if (keep)
-			s->expires = now_ns() + (uint64_t)srv->cfg.session_ttl_ms * 1000000u;
-		else
-			sess_free(srv, s);
-	}
+	if (s && !sess_detach(c, srv->stopping))
+		sess_free(srv, s);
 	/* Inside wslay_event_recv the context must outlive the call: read_cb
 	 * frees the transport when it returns. */
 	if (!c->in_ws)
@@ -875,8 +884,13 @@ static void handle_hello(thn_conn *c, const thp_frame *f)
 				s = x;
 				break;
 			}
-		if (s && s->conn) /* the old connection is not dead yet: replace it */
-			conn_close(s->conn, "replaced by a resumed connection");
+		if (s && s->conn) {
+			/* The old connection is not dead yet: it loses the session
+			 * (kept whatever it holds), then closes. */
+			thn_conn *old = s->conn;
+			sess_detach(old, false);
+			conn_close(old, "replaced by a resumed connection");
+		}
 		resumed = s != NULL;
 	}
 	if (!s && !(s = sess_new(srv))) {

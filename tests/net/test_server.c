@@ -806,6 +806,52 @@ TEST(resubscribe_when_the_session_expired)
 	resume_check(&cfg, "tcp", 600);
 }
 
+/* Regression: resuming a session whose old connection is still open and
+ * holds no subscription freed the session being resumed. */
+TEST(resume_a_session_whose_connection_is_still_open)
+{
+	struct fx f;
+	fx_start(&f, NULL);
+	thcl *a = fx_client(f.addr);
+	thcl_info i;
+	thcl_get_info(a, &i);
+	int fd = raw_connect(port_of(f.addr));
+	thp_hello h;
+	memset(&h, 0, sizeof h);
+	h.versions[0] = 1;
+	h.nversions = 1;
+	h.features = THP_FEAT_RESUME;
+	memcpy(h.session, i.session, sizeof h.session);
+	uint8_t *p;
+	size_t n;
+	REQUIRE(thp_hello_encode(&h, &p, &n) == 0);
+	raw_frame(fd, THP_HELLO, 0, 0, p, n);
+	thp_free(p);
+	uint8_t buf[1024];
+	n = raw_read_until(fd, buf, sizeof buf, THP_WELCOME, 0);
+	thp_frame fr;
+	size_t used;
+	REQUIRE(thp_parse(buf, n, 1u << 20, &fr, &used, NULL) == 0);
+	REQUIRE(fr.type == THP_WELCOME);
+	thp_welcome w;
+	REQUIRE(thp_welcome_decode(fr.payload, fr.len, &w, NULL) == 0);
+	CHECK(w.resumed);
+	CHECK_EQ_STR(w.session, i.session);
+	/* The new connection works; the old one was closed. */
+	uint8_t req[] = { 0xa1, 0x62, 'o', 'p', 0x67, 'm', 'e', 't', 'r', 'i', 'c', 's' };
+	raw_frame(fd, THP_REQUEST, THP_F_END, 1, req, sizeof req);
+	n = raw_read_until(fd, buf, sizeof buf, THP_RESPONSE, 1);
+	CHECK(find_frame(buf, n, THP_RESPONSE, 1, NULL, 0));
+	close(fd);
+	th_err err = { 0 };
+	CHECK(call(a, NULL, NULL, &err, "metrics", "") != 0);
+	thcl_close(a);
+	thcl *b = fx_client(f.addr);
+	CHECK(call(b, NULL, NULL, &err, "metrics", "") == 0);
+	thcl_close(b);
+	fx_stop(&f);
+}
+
 TEST(websocket_client)
 {
 	struct fx f;
