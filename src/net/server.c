@@ -285,6 +285,8 @@ static void stream_free(thn_stream *st)
 		th_free(m);
 	}
 	if (st->sub) {
+		/* It may still sit on the ready list: no dangling session. */
+		st->sub->sess = NULL;
 		thn_sub_close(st->sub);
 		thn_sub_unref(st->sub);
 	}
