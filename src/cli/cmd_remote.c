@@ -1469,7 +1469,7 @@ static int cmd_channel(struct ropts *r, int argc, char **argv)
 /* ---- completion ---- */
 
 static const char *const words[] = {
-	"server", "start", "stop", "list", "status", "send", "request", "events", "state",
+	"server", "start", "stop", "restart", "list", "status", "send", "request", "events", "state",
 	"inspect", "tree", "metrics", "channel", "store", "chain", "run", "wasm", "completion",
 	"version",
 };
@@ -1560,6 +1560,9 @@ int cli_remote(int argc, char **argv)
 	else if (!strcmp(cmd, "stop"))
 		rc = cmd_simple(&r, nrest, rest, "actor.stop", false,
 				"usage: theater stop ID\nStops an actor (it finishes its current message).\n");
+	else if (!strcmp(cmd, "restart"))
+		rc = cmd_simple(&r, nrest, rest, "actor.restart", false,
+				"usage: theater restart ID\nRestarts an actor from its last state.\n");
 	else if (!strcmp(cmd, "terminate"))
 		rc = cmd_simple(&r, nrest, rest, "actor.terminate", false,
 				"usage: theater terminate ID\nStops an actor at once.\n");

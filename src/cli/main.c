@@ -36,6 +36,7 @@ static const struct command commands[] = {
 	{ "server", cli_server, "serve the runtime over TCP, TLS and WebSocket" },
 	{ "start", cli_remote, "start an actor on a server (--subscribe to follow it)" },
 	{ "stop", cli_remote, "stop an actor" },
+	{ "restart", cli_remote, "restart an actor from its last state" },
 	{ "terminate", cli_remote, "stop an actor at once" },
 	{ "list", cli_remote, "list a server's actors" },
 	{ "status", cli_remote, "an actor's status" },

@@ -6,9 +6,9 @@
  *
  * Not offered because the embedding API has no such call (the server
  * answers "unsupported"): terminate (thr_stop always lets the current
- * message finish), restart, get_manifest, channels, and starting an actor
- * under a parent (the API spawns top-level actors; children are spawned
- * by their parents).
+ * message finish), get_manifest, channels, and starting an actor under a
+ * parent (the API spawns top-level actors; children are spawned by their
+ * parents).
  */
 #include "base/base.h"
 #include "cli/server_rt.h"
@@ -86,6 +86,11 @@ static int rt_stop(void *ctx, const char *id, th_err *err)
 	return thr_stop(ctx, id, err);
 }
 
+static int rt_restart(void *ctx, const char *id, th_err *err)
+{
+	return thr_restart(ctx, id, err);
+}
+
 static int rt_list(void *ctx, thsrv_actor_fn fn, void *arg, th_err *err)
 {
 	char **ids;
@@ -160,6 +165,7 @@ static int rt_metrics(void *ctx, thsrv_metric_fn fn, void *arg, th_err *err)
 const thsrv_ops cli_server_rt_ops = {
 	.start = rt_start,
 	.stop = rt_stop,
+	.restart = rt_restart,
 	.list = rt_list,
 	.status = rt_status,
 	.send = rt_send,

@@ -147,6 +147,7 @@ expect "start of a missing manifest" 1 "cannot open" "$T" start "$W/none.toml" $
 expect "send without a message is a usage error" 2 "usage" "$T" send "$id" $A
 expect "terminate is reported as unsupported" 1 "unsupported\|no actor runtime\|not" \
 	"$T" terminate "$id" $A
+check "restart" sh -c "'$T' restart '$id' $A && '$T' status '$id' $A | grep -q 'status: *running'"
 "$T" stop "$id" $A
 check "stop" sh -c "'$T' status '$id' $A | grep -q 'status: *stopped'"
 expect "a server that is not there" 1 "cannot connect\|Connection refused" \

@@ -1043,9 +1043,13 @@ TEST(idle_connections_are_closed_with_a_reason)
 	n = raw_read_all(fd, buf, sizeof buf, 10000);
 	CHECK_EQ_INT(n, 0);
 	close(fd);
-	/* Our client pings, so it stays. */
+	fx_stop(&f);
+	/* Our client pings (every idle/3), so it stays past the idle time: a
+	 * separate server with a wide margin (pings every second, idle 3 s). */
+	thsrv_config cfg2 = { .idle_timeout_ms = 3000 };
+	fx_start(&f, &cfg2);
 	thcl *c = fx_client(f.addr);
-	struct timespec ts = { 0, 700 * 1000000L };
+	struct timespec ts = { 3, 500 * 1000000L };
 	nanosleep(&ts, NULL);
 	th_err err = { 0 };
 	CHECK(call(c, NULL, NULL, &err, "store.put", "b", "data", "k", (size_t)1) == 0);
