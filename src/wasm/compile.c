@@ -297,6 +297,31 @@ static int pop_slot(cx *c, uint8_t expect, uint32_t *slot, uint8_t *type)
 	return 0;
 }
 
+/* The bulk operations (memory.init/copy/fill, table.init/copy) pop three
+ * i32 operands - destination, source (or fill value), length - and are
+ * emitted as the op, its nidx leading indices (i0, i1), then the three
+ * operand slots in that order. */
+static int bulk_op(cx *c, int opcode, int nidx, uint32_t i0, uint32_t i1)
+{
+	uint32_t n, s, d;
+	int rc;
+	if ((rc = pop_slot(c, THW_I32, &n, NULL)) ||
+	    (rc = pop_slot(c, THW_I32, &s, NULL)) ||
+	    (rc = pop_slot(c, THW_I32, &d, NULL)))
+		return rc;
+	if ((rc = op(c, opcode)))
+		return rc;
+	if (nidx > 0)
+		imm(c, i0);
+	if (nidx > 1)
+		imm(c, i1);
+	imm(c, d);
+	imm(c, s);
+	imm(c, n);
+	end_instr(c);
+	return 0;
+}
+
 static int pop_vals(cx *c, uint32_t n, const uint8_t *types)
 {
 	for (uint32_t i = n; i-- > 0;) {
@@ -1604,24 +1629,15 @@ static int body(cx *c)
 			}
 			switch (sub) {
 			case 8: { /* memory.init */
-				uint32_t seg, n, s, dd;
+				uint32_t seg;
 				if ((rc = rd_idx(c, &seg)) || (rc = zero_byte(c)))
 					return rc;
 				if (!m->nmems)
 					return verr(c, "unknown memory 0");
 				if ((rc = data_index(c, seg)))
 					return rc;
-				if ((rc = pop_slot(c, THW_I32, &n, NULL)) ||
-				    (rc = pop_slot(c, THW_I32, &s, NULL)) ||
-				    (rc = pop_slot(c, THW_I32, &dd, NULL)))
+				if ((rc = bulk_op(c, THW__OP_MEMORY_INIT, 1, seg, 0)))
 					return rc;
-				if ((rc = op(c, THW__OP_MEMORY_INIT)))
-					return rc;
-				imm(c, seg);
-				imm(c, dd);
-				imm(c, s);
-				imm(c, n);
-				end_instr(c);
 				break;
 			}
 			case 9: { /* data.drop */
@@ -1637,27 +1653,19 @@ static int body(cx *c)
 				break;
 			}
 			case 10: case 11: { /* memory.copy, memory.fill */
-				uint32_t n, s, dd;
 				if ((rc = zero_byte(c)))
 					return rc;
 				if (sub == 10 && (rc = zero_byte(c)))
 					return rc;
 				if (!m->nmems)
 					return verr(c, "unknown memory 0");
-				if ((rc = pop_slot(c, THW_I32, &n, NULL)) ||
-				    (rc = pop_slot(c, THW_I32, &s, NULL)) ||
-				    (rc = pop_slot(c, THW_I32, &dd, NULL)))
+				if ((rc = bulk_op(c, sub == 10 ? THW__OP_MEMORY_COPY :
+						  THW__OP_MEMORY_FILL, 0, 0, 0)))
 					return rc;
-				if ((rc = op(c, sub == 10 ? THW__OP_MEMORY_COPY : THW__OP_MEMORY_FILL)))
-					return rc;
-				imm(c, dd);
-				imm(c, s);
-				imm(c, n);
-				end_instr(c);
 				break;
 			}
 			case 12: { /* table.init */
-				uint32_t seg, t, n, s, dd;
+				uint32_t seg, t;
 				if ((rc = rd_idx(c, &seg)) || (rc = rd_idx(c, &t)))
 					return rc;
 				if ((rc = table_of(c, t)))
@@ -1666,18 +1674,8 @@ static int body(cx *c)
 					return verr(c, "unknown elem segment %u", seg);
 				if (m->elems[seg].type != m->tables[t].elem)
 					return verr(c, "type mismatch");
-				if ((rc = pop_slot(c, THW_I32, &n, NULL)) ||
-				    (rc = pop_slot(c, THW_I32, &s, NULL)) ||
-				    (rc = pop_slot(c, THW_I32, &dd, NULL)))
+				if ((rc = bulk_op(c, THW__OP_TABLE_INIT, 2, t, seg)))
 					return rc;
-				if ((rc = op(c, THW__OP_TABLE_INIT)))
-					return rc;
-				imm(c, t);
-				imm(c, seg);
-				imm(c, dd);
-				imm(c, s);
-				imm(c, n);
-				end_instr(c);
 				break;
 			}
 			case 13: { /* elem.drop */
@@ -1693,25 +1691,15 @@ static int body(cx *c)
 				break;
 			}
 			case 14: { /* table.copy */
-				uint32_t td, ts, n, s, dd;
+				uint32_t td, ts;
 				if ((rc = rd_idx(c, &td)) || (rc = rd_idx(c, &ts)))
 					return rc;
 				if ((rc = table_of(c, td)) || (rc = table_of(c, ts)))
 					return rc;
 				if (m->tables[td].elem != m->tables[ts].elem)
 					return verr(c, "type mismatch");
-				if ((rc = pop_slot(c, THW_I32, &n, NULL)) ||
-				    (rc = pop_slot(c, THW_I32, &s, NULL)) ||
-				    (rc = pop_slot(c, THW_I32, &dd, NULL)))
+				if ((rc = bulk_op(c, THW__OP_TABLE_COPY, 2, td, ts)))
 					return rc;
-				if ((rc = op(c, THW__OP_TABLE_COPY)))
-					return rc;
-				imm(c, td);
-				imm(c, ts);
-				imm(c, dd);
-				imm(c, s);
-				imm(c, n);
-				end_instr(c);
 				break;
 			}
 			case 15: { /* table.grow */
