@@ -1722,6 +1722,21 @@ static int start_call(thcl *c, const void *req, size_t len, uint8_t flags, cstre
 	return 0;
 }
 
+/* Wait for the response that opens a long-lived stream (subscription,
+ * channel); returns its status, copying its error into err. */
+static int wait_opened(thcl *c, cstream *st, th_err *err)
+{
+	int rc;
+	pthread_mutex_lock(&c->mu);
+	while (!st->done)
+		pthread_cond_wait(&c->cv, &c->mu);
+	rc = st->rc;
+	if (rc && err)
+		*err = st->err;
+	pthread_mutex_unlock(&c->mu);
+	return rc;
+}
+
 static int wait_call(thcl *c, cstream *st, uint32_t timeout_ms, uint8_t **resp,
 		     size_t *resp_len, th_err *err)
 {
@@ -1936,13 +1951,7 @@ int thcl_subscribe(thcl *c, const char *chain, const uint64_t *from, uint32_t wi
 		th_free(st);
 		return rc;
 	}
-	pthread_mutex_lock(&c->mu);
-	while (!st->done)
-		pthread_cond_wait(&c->cv, &c->mu);
-	rc = st->rc;
-	if (rc && err)
-		*err = st->err;
-	pthread_mutex_unlock(&c->mu);
+	rc = wait_opened(c, st, err);
 	if (rc) {
 		stream_unref(st);
 		th_free(s);
@@ -2062,13 +2071,7 @@ int thcl_channel_open(thcl *c, const char *id, const void *msg, size_t len, thcl
 		th_free(st);
 		return rc;
 	}
-	pthread_mutex_lock(&c->mu);
-	while (!st->done)
-		pthread_cond_wait(&c->cv, &c->mu);
-	rc = st->rc;
-	if (rc && err)
-		*err = st->err;
-	pthread_mutex_unlock(&c->mu);
+	rc = wait_opened(c, st, err);
 	if (rc) {
 		stream_unref(st);
 		th_free(ch);
