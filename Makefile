@@ -43,7 +43,8 @@ LIBS_chain := -lcrypto
 LIBS_replay := -lcrypto
 LIBS_base := -lm
 LIBS_net := -levent -levent_openssl -lssl -lcrypto -lzstd -lwslay
-# Areas each area's tests link against (itself first).
+# Areas each area's tests link against (itself first). runtime and handlers
+# call each other, so runtime is listed again after handlers for the linker.
 DEPS_base := base
 DEPS_wasm := wasm base
 DEPS_store := store base
