@@ -72,6 +72,7 @@ typedef struct thrp_report {
 	char crash_kind[32];   /* "trap", "out-of-fuel", ...         */
 	char crash_reason[THRP_TEXT_MAX];
 	char backtrace[THRP_TEXT_MAX]; /* of the reproduced trap      */
+	bool backtrace_recorded; /* the chain records one (compared)   */
 
 	/* When !ok: where and how the actor diverged from the chain. */
 	uint64_t seq;          /* the event that did not match      */

@@ -17,7 +17,9 @@
  *                        call of a core-module actor (rp_wasi_hook)
  *   export.result       [export, msg-id, params | null, result] - params
  *                        set: a handler that made no host call
- *   actor.failed        [kind, reason]   - the trap or error that ended it
+ *   actor.failed        [kind, reason (, backtrace)] - the trap or error
+ *                        that ended it; backtrace [[func, offset, name |
+ *                        null] ...] innermost first, empty when no trap
  *   actor.restarted     [hash]           - a new instance, same state
  * Everything else (message.received, permission.denied, message.response,
  * message.dropped, supervision notices ...) is not an input of the actor
@@ -752,24 +754,65 @@ static const char *trap_kind(const thw_trap *t)
 	}
 }
 
-static void backtrace_text(const thw_trap *t, char *out, size_t cap)
+/* The trap's backtrace in the form actor.failed records it (the runtime's
+ * put_backtrace): [[func-index, code-offset, name | null], ...], innermost
+ * first, at most RTA_BACKTRACE_MAX frames; empty unless the exec trapped. */
+static int backtrace_cbor(const thw_exec *x, uint8_t **out, size_t *len)
 {
+	const thw_trap *t = x && thw_exec_state(x) == THW_STATE_TRAPPED
+		? thw_exec_trap(x) : NULL;
+	uint32_t n = t ? t->nframes : 0;
+	th_cbor_enc e;
+	if (n > RTA_BACKTRACE_MAX)
+		n = RTA_BACKTRACE_MAX;
+	th_cbor_enc_init(&e, NULL, 0);
+	th_cbor_put_array(&e, n);
+	for (uint32_t i = 0; i < n; i++) {
+		th_cbor_put_array(&e, 3);
+		th_cbor_put_uint(&e, t->frames[i].func_index);
+		th_cbor_put_uint(&e, t->frames[i].code_offset);
+		if (t->frames[i].func_name)
+			th_cbor_put_cstr(&e, t->frames[i].func_name);
+		else
+			th_cbor_put_null(&e);
+	}
+	return th_cbor_enc_take(&e, out, len);
+}
+
+/* "#0 name (func 5, offset 0x257)\n#1 func 3 (offset 0x1a0)" from the
+ * CBOR above; a malformed one as CBOR text. */
+static void backtrace_text(const uint8_t *p, size_t n, char *out, size_t cap)
+{
+	th_cbor_dec d;
+	uint64_t nf, k, idx, off;
 	size_t len = 0;
 	out[0] = 0;
-	for (uint32_t i = 0; t && i < t->nframes && len + 1 < cap; i++) {
-		const thw_frame_info *f = &t->frames[i];
-		int k;
-		if (f->func_name)
-			k = snprintf(out + len, cap - len, "%s#%u %s (func %u, offset 0x%x)",
-				     i ? "\n" : "", i, f->func_name, f->func_index,
-				     f->code_offset);
+	th_cbor_dec_init(&d, p, n);
+	if (th_cbor_get_array(&d, &nf, NULL))
+		goto bad;
+	for (uint64_t i = 0; i < nf && len + 1 < cap; i++) {
+		const char *name = NULL;
+		size_t nl = 0;
+		int w;
+		if (th_cbor_get_array(&d, &k, NULL) || k != 3 ||
+		    th_cbor_get_uint(&d, &idx, NULL) || th_cbor_get_uint(&d, &off, NULL) ||
+		    (!th_cbor_get_null(&d) && th_cbor_get_text(&d, &name, &nl, NULL)))
+			goto bad;
+		if (name)
+			w = snprintf(out + len, cap - len, "%s#%llu %.*s (func %llu, offset 0x%llx)",
+				     i ? "\n" : "", (unsigned long long)i, (int)nl, name,
+				     (unsigned long long)idx, (unsigned long long)off);
 		else
-			k = snprintf(out + len, cap - len, "%s#%u func %u (offset 0x%x)",
-				     i ? "\n" : "", i, f->func_index, f->code_offset);
-		if (k < 0)
+			w = snprintf(out + len, cap - len, "%s#%llu func %llu (offset 0x%llx)",
+				     i ? "\n" : "", (unsigned long long)i,
+				     (unsigned long long)idx, (unsigned long long)off);
+		if (w < 0)
 			break;
-		len += (size_t)k < cap - len ? (size_t)k : cap - len - 1;
+		len += (size_t)w < cap - len ? (size_t)w : cap - len - 1;
 	}
+	return;
+bad:
+	rpd_text(p, n, out, cap);
 }
 
 /* What ended a call. */
@@ -780,12 +823,15 @@ typedef struct rp_outcome {
 	thc_val result;
 	uint8_t *cbor;   /* the result, encoded */
 	size_t cbor_len;
+	uint8_t *bt;     /* trapped: the backtrace, as actor.failed has it */
+	size_t bt_len;
 } rp_outcome;
 
 static void outcome_release(rp_outcome *o)
 {
 	thc_val_release(&o->result);
 	th_free(o->cbor);
+	th_free(o->bt);
 }
 
 /* Run export x with the recorded params; fills *o unless r->halt. */
@@ -864,12 +910,16 @@ static int run_call(rp *r, int x, const uint8_t *params, size_t plen,
 			 st == THW_STATE_TRAPPED ? trap_kind(t) : "internal");
 		snprintf(o->reason, sizeof o->reason, "%s trapped: %s",
 			 rta_export_name[x], t && t->message ? t->message : "trap");
-		backtrace_text(t, r->rep->backtrace, sizeof r->rep->backtrace);
 	}
 done:
 	r->in_call = false;
-	if (o->trapped)
+	if (o->trapped) {
 		r->failed = true;
+		if (backtrace_cbor(r->exec, &o->bt, &o->bt_len))
+			return th_err_set(r->err, TH_ENOMEM, "out of memory");
+		backtrace_text(o->bt, o->bt_len, r->rep->backtrace,
+			       sizeof r->rep->backtrace);
+	}
 	return r->rc;
 }
 
@@ -936,6 +986,8 @@ static int check_failure(rp *r, rp_outcome *o)
 	size_t kn, rn;
 	uint64_t cnt;
 	char exp[THRP_TEXT_MAX], act[THRP_TEXT_MAX];
+	const uint8_t *bt = NULL;
+	size_t btn = 0;
 	int rc = next_significant(r, &ev);
 
 	snprintf(act, sizeof act, "%s: %s", o->kind, o->reason);
@@ -953,9 +1005,10 @@ static int check_failure(rp *r, rp_outcome *o)
 		goto out;
 	}
 	th_cbor_dec_init(&d, ev.data, ev.len);
-	if (th_cbor_get_array(&d, &cnt, NULL) || cnt != 2 ||
+	if (th_cbor_get_array(&d, &cnt, NULL) || cnt < 2 || cnt > 3 ||
 	    th_cbor_get_text(&d, &kind, &kn, NULL) ||
-	    th_cbor_get_text(&d, &reason, &rn, NULL)) {
+	    th_cbor_get_text(&d, &reason, &rn, NULL) ||
+	    (cnt == 3 && item_span(&d, &bt, &btn))) {
 		rc = th_err_set(r->err, TH_EINVAL, "event %llu (actor.failed): "
 				"malformed data", (unsigned long long)ev.seq);
 		goto out;
@@ -964,6 +1017,19 @@ static int check_failure(rp *r, rp_outcome *o)
 	if (!same_failure(o, kind, kn, reason, rn)) {
 		diverge(r, ev.seq, ev.type, "the actor failed differently", exp, act);
 		goto out;
+	}
+	/* The same trap at the same place: chains recorded before backtraces
+	 * were (2 items) are checked by kind and reason only. */
+	if (bt) {
+		r->rep->backtrace_recorded = true;
+		if (btn != o->bt_len || memcmp(bt, o->bt, btn)) {
+			backtrace_text(bt, btn, exp, sizeof exp);
+			backtrace_text(o->bt, o->bt_len, act, sizeof act);
+			diverge(r, ev.seq, ev.type, "the actor trapped with the same "
+				"reason at another place (backtrace)", exp[0] ? exp :
+				"no backtrace", act[0] ? act : "no backtrace");
+			goto out;
+		}
 	}
 	r->rep->crashed = true;
 	r->rep->crash_seq = ev.seq;
@@ -1190,12 +1256,19 @@ static int on_failed(rp *r, const thx_event *ev)
 	uint64_t cnt;
 	const char *kind, *reason;
 	size_t kn, rn;
+	const uint8_t *bt = NULL;
+	size_t btn = 0;
 	th_cbor_dec_init(&d, ev->data, ev->len);
-	if (th_cbor_get_array(&d, &cnt, NULL) || cnt != 2 ||
+	if (th_cbor_get_array(&d, &cnt, NULL) || cnt < 2 || cnt > 3 ||
 	    th_cbor_get_text(&d, &kind, &kn, NULL) ||
-	    th_cbor_get_text(&d, &reason, &rn, NULL))
+	    th_cbor_get_text(&d, &reason, &rn, NULL) ||
+	    (cnt == 3 && item_span(&d, &bt, &btn)))
 		return th_err_set(r->err, TH_EINVAL, "event %llu (actor.failed): "
 				  "malformed data", (unsigned long long)ev->seq);
+	if (bt) {
+		r->rep->backtrace_recorded = true;
+		backtrace_text(bt, btn, r->rep->backtrace, sizeof r->rep->backtrace);
+	}
 	r->rep->crashed = true;
 	r->rep->crash_seq = ev->seq;
 	snprintf(r->rep->crash_kind, sizeof r->rep->crash_kind, "%.*s", (int)kn, kind);
@@ -1317,7 +1390,8 @@ void thrp_report_print(const thrp_report *r, const char *chain, bool json,
 			json_str(out, r->crash_reason);
 			fprintf(out, ", \"backtrace\": ");
 			json_str(out, r->backtrace);
-			fprintf(out, "}");
+			fprintf(out, ", \"backtrace_recorded\": %s}",
+				r->backtrace_recorded ? "true" : "false");
 		}
 		if (!r->ok && r->type[0]) {
 			fprintf(out, ", \"divergence\": {\"seq\": %llu, \"type\": ",
@@ -1355,7 +1429,9 @@ void thrp_report_print(const thrp_report *r, const char *chain, bool json,
 		fprintf(out, "crash reproduced at event %llu: %s: %s\n",
 			(unsigned long long)r->crash_seq, r->crash_kind, r->crash_reason);
 		if (r->backtrace[0])
-			fprintf(out, "backtrace:\n%s\n", r->backtrace);
+			fprintf(out, "backtrace (%s):\n%s\n", r->backtrace_recorded
+				? "the recorded one, reproduced" : "reproduced; the chain "
+				"records none", r->backtrace);
 	}
 	fprintf(out, "replayed %llu events of %s (%llu export calls, %llu host calls "
 		"answered from the chain): ok\n", (unsigned long long)r->events, chain,

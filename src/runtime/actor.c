@@ -1236,6 +1236,28 @@ void rta_fail(rta_actor *a, const char *kind, const char *reason)
 	finalize(a, RTA_FAILED, kind, reason);
 }
 
+/* The backtrace of the engine trap that ended the call, for replay to
+ * reproduce: [[func-index, code-offset, name | null], ...], innermost
+ * first; empty when the failure was not a trap of the engine. */
+static void put_backtrace(th_cbor_enc *e, const thw_exec *x)
+{
+	const thw_trap *t = x && thw_exec_state(x) == THW_STATE_TRAPPED
+		? thw_exec_trap(x) : NULL;
+	uint32_t n = t ? t->nframes : 0;
+	if (n > RTA_BACKTRACE_MAX)
+		n = RTA_BACKTRACE_MAX;
+	th_cbor_put_array(e, n);
+	for (uint32_t i = 0; i < n; i++) {
+		th_cbor_put_array(e, 3);
+		th_cbor_put_uint(e, t->frames[i].func_index);
+		th_cbor_put_uint(e, t->frames[i].code_offset);
+		if (t->frames[i].func_name)
+			th_cbor_put_cstr(e, t->frames[i].func_name);
+		else
+			th_cbor_put_null(e);
+	}
+}
+
 /* End the actor: the one place where stops and failures are carried out
  * and reported (the supervision layer hooks its policies here). */
 static void finalize(rta_actor *a, int life, const char *kind,
@@ -1277,9 +1299,10 @@ static void finalize(rta_actor *a, int life, const char *kind,
 	/* The failure (or stop) is recorded first, then what it implies. */
 	th_cbor_enc_init(&e, NULL, 0);
 	if (life == RTA_FAILED) {
-		th_cbor_put_array(&e, 2);
+		th_cbor_put_array(&e, 3);
 		th_cbor_put_cstr(&e, kind ? kind : "error");
 		th_cbor_put_cstr(&e, reason ? reason : "");
+		put_backtrace(&e, a->exec);
 		rta_record(a, "actor.failed", &e, reason);
 		rtr_runtime_event(rt, "actor.failed", a->id, reason);
 		atomic_fetch_add(&rt->n_failed, 1);

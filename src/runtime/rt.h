@@ -270,7 +270,10 @@ void rta_wake(rta_actor *a);
 int rta_deliver(rta_actor *to, rtm_msg *m, th_err *err);
 /* Ask a to stop (any thread). external: thr_stop / stop-child. */
 void rta_request_stop(rta_actor *a, bool external);
-/* Fail the actor with a reason (its own turn only). */
+/* Fail the actor with a reason (its own turn only). actor.failed records
+ * [kind, reason, backtrace]: the engine's trap frames when the call trapped
+ * (innermost first, at most RTA_BACKTRACE_MAX), each [func, offset, name]. */
+#define RTA_BACKTRACE_MAX 32
 void rta_fail(rta_actor *a, const char *kind, const char *reason);
 int rta_life_get(rta_actor *a);
 /* Copy of the committed state (any thread). */

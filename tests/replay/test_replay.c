@@ -470,7 +470,50 @@ TEST(crash_is_reproduced_with_the_same_trap)
 	CHECK_EQ_STR(rep.crash_reason, info.reason);
 	CHECK(strstr(rep.crash_reason, "unreachable") != NULL);
 	CHECK(rep.backtrace[0] != 0);
+	CHECK(rep.backtrace_recorded);
+	/* The handler (func 5 of the core module) at the unreachable. */
+	CHECK(strncmp(rep.backtrace, "#0 func ", 8) == 0);
 	CHECK_EQ_INT((int)rep.crash_seq, (int)seq_of(home, id, "actor.failed", 0));
+}
+
+/* The recorded failure carries the engine's backtrace; a build that traps
+ * with the same message one instruction later (a nop before the
+ * unreachable) is a divergence at actor.failed naming both backtraces. */
+TEST(crash_at_another_place_diverges_on_the_backtrace)
+{
+	char id[THR_ID_LEN + 1], cmd[1024], p[400];
+	thrp_report rep, rep1;
+	th_err err = { 0 };
+	size_t n;
+	setup();
+	snprintf(cmd, sizeof cmd,
+		 "sed 's/(local.get $c) (i32.const 33)) (then unreachable)/"
+		 "(local.get $c) (i32.const 33)) (then nop unreachable)/' "
+		 "tests/runtime/actors/counter.wat > '%s/counter_v4.wat' && "
+		 "! cmp -s tests/runtime/actors/counter.wat '%s/counter_v4.wat' && "
+		 "wat2wasm '%s/counter_v4.wat' -o '%s/counter_v4.wasm'", dir, dir, dir, dir);
+	REQUIRE(system(cmd) == 0);
+	thr_runtime *rt = runtime();
+	spawn(rt, "counter.wasm", NULL, id);
+	send(rt, id, "+");
+	send(rt, id, "!");
+	REQUIRE(thr_wait(rt, id, 60000, NULL) == 0);
+	thr_runtime_free(rt);
+	CHECK_EQ_INT(replay(home, id, NULL, &rep1, &err), 0);
+	CHECK(rep1.ok && rep1.crashed && rep1.backtrace_recorded);
+
+	snprintf(p, sizeof p, "%s/counter_v4.wasm", dir);
+	uint8_t *v4 = read_all(p, &n);
+	thrp_opts o = { .component = v4, .component_len = n };
+	CHECK_EQ_INT(replay(home, id, &o, &rep, &err), 0);
+	CHECK(!rep.ok);
+	CHECK_EQ_STR(rep.type, "actor.failed");
+	CHECK_EQ_INT((int)rep.seq, (int)seq_of(home, id, "actor.failed", 0));
+	CHECK(strstr(rep.what, "backtrace") != NULL);
+	CHECK_EQ_STR(rep.expected, rep1.backtrace);
+	CHECK(strcmp(rep.actual, rep.expected) != 0);
+	CHECK(strncmp(rep.actual, "#0 func ", 8) == 0);
+	free(v4);
 }
 
 /* An endless loop stopped by the manifest's fuel cap: the cap is in the
