@@ -12,8 +12,10 @@
  *
  * Each figure is the median of --runs runs (default 3), each on a fresh
  * runtime. Usage: bench_runtime DIR [--n N] [--actors K] [--runs R]
- * [--erlang FILE]; DIR holds counter.wasm and node.wasm.
+ * [--erlang FILE] [--only NAME]; DIR holds counter.wasm and node.wasm;
+ * --only runs one benchmark (for profiling).
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,11 +257,16 @@ static void row(const char *name, double rate, const char *unit, double erl,
 	fflush(stdout);
 }
 
+static bool want(const char *only, const char *name)
+{
+	return !only || !strcmp(only, name);
+}
+
 int main(int argc, char **argv)
 {
 	long n = 1000000;
 	int actors = 100000, runs = 3, spawns = 2000;
-	const char *erl = NULL;
+	const char *erl = NULL, *only = NULL;
 	double v[16];
 
 	if (argc < 2) {
@@ -277,6 +284,8 @@ int main(int argc, char **argv)
 			runs = atoi(argv[i + 1]);
 		else if (!strcmp(argv[i], "--erlang"))
 			erl = argv[i + 1];
+		else if (!strcmp(argv[i], "--only"))
+			only = argv[i + 1];
 	}
 	if (runs < 1 || runs > 15 || n < 100 || actors < 10) {
 		fprintf(stderr, "bench_runtime: bad arguments\n");
@@ -296,49 +305,61 @@ int main(int argc, char **argv)
 	       "cpu(us)", "erlang/otp", "ratio", "target");
 
 	double c[16];
-	for (int i = 0; i < runs; i++) {
-		v[i] = run_spawn(i, spawns) / spawns * 1e6;
-		c[i] = last_cpu / spawns * 1e6;
+	if (want(only, "spawn")) {
+		for (int i = 0; i < runs; i++) {
+			v[i] = run_spawn(i, spawns) / spawns * 1e6;
+			c[i] = last_cpu / spawns * 1e6;
+		}
+		double us = median(v, runs);
+		double erl_spawn = erl_rate(erl, "spawn");
+		printf("%-11s %14.2f %-16s %8.2f", "spawn", us, "us per actor",
+		       median(c, runs));
+		if (erl_spawn > 0)
+			printf(" %14.2f %8.2fx", 1e6 / erl_spawn, (1e6 / erl_spawn) / us);
+		else
+			printf(" %14s %9s", "-", "-");
+		printf("   <= 20 us (Theater: ~10 ms)\n");
+		fflush(stdout);
 	}
-	double us = median(v, runs);
-	double erl_spawn = erl_rate(erl, "spawn");
-	printf("%-11s %14.2f %-16s %8.2f", "spawn", us, "us per actor", median(c, runs));
-	if (erl_spawn > 0)
-		printf(" %14.2f %8.2fx", 1e6 / erl_spawn, (1e6 / erl_spawn) / us);
-	else
-		printf(" %14s %9s", "-", "-");
-	printf("   <= 20 us (Theater: ~10 ms)\n");
-	fflush(stdout);
 
-	double rate[16];
-	for (int i = 0; i < runs; i++)
-		v[i] = run_live(i, actors, &rate[i]);
-	printf("%-11s %14.1f %-16s %8s %14s %9s   <= 32 KiB each (%d actors; spawned "
-	       "at %.0f/s)\n", "live", median(v, runs), "KiB per actor", "-", "-", "-",
-	       actors, median(rate, runs));
-	fflush(stdout);
-
-	for (int i = 0; i < runs; i++) {
-		v[i] = n / run_counting(i, n);
-		c[i] = last_cpu / n * 1e6;
+	if (want(only, "live")) {
+		double rate[16];
+		for (int i = 0; i < runs; i++)
+			v[i] = run_live(i, actors, &rate[i]);
+		printf("%-11s %14.1f %-16s %8s %14s %9s   <= 32 KiB each (%d actors; "
+		       "spawned at %.0f/s)\n", "live", median(v, runs), "KiB per actor",
+		       "-", "-", "-", actors, median(rate, runs));
+		fflush(stdout);
 	}
-	row("counting", median(v, runs), "msgs/s", erl_rate(erl, "counting"),
-	    median(c, runs), ">= 1,000,000 msgs/s");
 
-	long rt_n = n / 4;
-	for (int i = 0; i < runs; i++) {
-		v[i] = rt_n / run_ring(i, 2, 2 * rt_n);
-		c[i] = last_cpu / rt_n * 1e6;
+	if (want(only, "counting")) {
+		for (int i = 0; i < runs; i++) {
+			v[i] = n / run_counting(i, n);
+			c[i] = last_cpu / n * 1e6;
+		}
+		row("counting", median(v, runs), "msgs/s", erl_rate(erl, "counting"),
+		    median(c, runs), ">= 1,000,000 msgs/s");
 	}
-	row("pingpong", median(v, runs), "round trips/s", erl_rate(erl, "pingpong"),
-	    median(c, runs), ">= 300,000 round trips/s");
 
-	for (int i = 0; i < runs; i++) {
-		v[i] = n / run_ring(i, 100, n);
-		c[i] = last_cpu / n * 1e6;
+	if (want(only, "pingpong")) {
+		long rt_n = n / 4;
+		for (int i = 0; i < runs; i++) {
+			v[i] = rt_n / run_ring(i, 2, 2 * rt_n);
+			c[i] = last_cpu / rt_n * 1e6;
+		}
+		row("pingpong", median(v, runs), "round trips/s",
+		    erl_rate(erl, "pingpong"), median(c, runs),
+		    ">= 300,000 round trips/s");
 	}
-	row("threadring", median(v, runs), "hops/s", erl_rate(erl, "threadring"),
-	    median(c, runs), ">= 1,000,000 hops/s (100 actors)");
+
+	if (want(only, "threadring")) {
+		for (int i = 0; i < runs; i++) {
+			v[i] = n / run_ring(i, 100, n);
+			c[i] = last_cpu / n * 1e6;
+		}
+		row("threadring", median(v, runs), "hops/s", erl_rate(erl, "threadring"),
+		    median(c, runs), ">= 1,000,000 hops/s (100 actors)");
+	}
 	printf("\nratio = theater / erlang (above 1: theater is faster; for spawn, "
 	       "erlang time / theater time);\ncpu = CPU microseconds (all threads) per "
 	       "spawn, message, round trip or hop\n");

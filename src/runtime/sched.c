@@ -23,11 +23,26 @@
  * buffers are kept until the scheduler is freed, since a thief may still be
  * reading the old one.
  *
- * Sleeping: a worker that finds no work increments `sleepers` and re-checks
- * every queue while holding `lock`, then waits on `cond`. A producer pushes,
- * then (sequentially consistent) reads `sleepers` and, if non-zero, signals
- * under `lock`. Either the producer sees the sleeper or the sleeper's
- * re-check sees the task: the two seq_cst accesses cannot both miss.
+ * The next slot (Go's runnext). A task woken by the task a worker is
+ * running goes to that worker's `next` slot, and runs on the same worker
+ * as soon as the current turn ends: a message passed from actor to actor
+ * (PingPong, a token ring) then costs no cross-CPU hand-off and no futex
+ * wake. The slot is the owner's alone (never stolen); a task displaced
+ * from it goes to the deque, where thieves find it. Waking into the slot
+ * signals nobody, so the task waits at most for the rest of the waking
+ * turn (bounded by the batch and the fuel slice). Fairness: after
+ * NEXT_STREAK tasks in a row taken from the slot, a worker serves the
+ * oldest task of its deque first, so two actors passing a message back
+ * and forth cannot starve the others queued there.
+ *
+ * Sleeping: a worker that finds no work first spins (it is counted in
+ * `spinning`), then increments `sleepers`, stops spinning and re-checks
+ * every queue while holding `lock`, then waits on `cond`. A producer
+ * pushes, then (sequentially consistent) reads `spinning` and `sleepers`
+ * and signals under `lock` only if nobody spins and somebody sleeps.
+ * Either the producer sees the spinner or sleeper, or the worker's
+ * re-check (after its seq_cst decrement of `spinning`) sees the task: the
+ * seq_cst accesses cannot both miss.
  */
 #include <pthread.h>
 #include <unistd.h>
@@ -43,6 +58,9 @@ enum { RTS_TS_IDLE, RTS_TS_QUEUED, RTS_TS_RUNNING, RTS_TS_RUNNING_WOKEN };
 /* Rounds of checking for work (each about 32 pause instructions, roughly
  * a microsecond) before a worker sleeps. */
 #define SPIN_ROUNDS 10
+/* Tasks in a row a worker takes from its next slot before it serves the
+ * oldest task of its own deque. */
+#define NEXT_STREAK 32
 
 typedef struct ring {
 	int64_t mask;
@@ -63,6 +81,8 @@ typedef struct worker {
 	int index;
 	pthread_t thread;
 	deque dq;
+	rts_task *next; /* the next slot: owner only */
+	uint32_t streak; /* tasks in a row from the next slot */
 	uint32_t rng;
 	uint64_t ticks;
 	_Atomic uint64_t runs, steals, sleeps;
@@ -77,6 +97,7 @@ struct rts_sched {
 	rts_task *inj_head, *inj_tail;
 	_Atomic int64_t inj_len;
 	_Atomic int sleepers;
+	_Atomic int spinning; /* workers looking for work before sleeping */
 	_Atomic bool stopping;
 };
 
@@ -226,19 +247,42 @@ static rts_task *injector_pop(rts_sched *s)
 
 /* ---- Waking and running ------------------------------------------------ */
 
-static void enqueue(rts_sched *s, rts_task *t, bool fair)
+/* After making a task visible in a deque: wake a sleeper, unless a
+ * worker is spinning (it will find the task) or none sleeps. */
+static void wake_one(rts_sched *s)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load(&s->spinning) == 0 && atomic_load(&s->sleepers) > 0) {
+		pthread_mutex_lock(&s->lock);
+		pthread_cond_signal(&s->cond);
+		pthread_mutex_unlock(&s->lock);
+	}
+}
+
+/* How a queued task is placed: FAIR at the back of the shared injector
+ * (a yield), LOCAL in the worker's deque, NEXT in its next slot (woken
+ * by the running task). Off the pool, every task goes to the injector. */
+enum { ENQ_FAIR, ENQ_LOCAL, ENQ_NEXT };
+
+static void enqueue(rts_sched *s, rts_task *t, int how)
 {
 	worker *w = current_worker;
-	if (!fair && w && w->sched == s && deque_push(&w->dq, t) == 0) {
-		atomic_thread_fence(memory_order_seq_cst);
-		if (atomic_load(&s->sleepers) > 0) {
-			pthread_mutex_lock(&s->lock);
-			pthread_cond_signal(&s->cond);
-			pthread_mutex_unlock(&s->lock);
-		}
+	if (how == ENQ_FAIR || !w || w->sched != s) {
+		injector_push(s, t);
 		return;
 	}
-	injector_push(s, t);
+	if (how == ENQ_NEXT) {
+		rts_task *old = w->next;
+		w->next = t;
+		if (!old)
+			return;
+		t = old; /* displaced: thieves may take it from the deque */
+	}
+	if (deque_push(&w->dq, t) != 0) {
+		injector_push(s, t);
+		return;
+	}
+	wake_one(s);
 }
 
 void rts_task_init(rts_task *t, rts_run_fn run)
@@ -256,7 +300,7 @@ void rts_wake(rts_sched *s, rts_task *t)
 		case RTS_TS_IDLE:
 			if (atomic_compare_exchange_weak(&t->state, &st,
 							 RTS_TS_QUEUED)) {
-				enqueue(s, t, false);
+				enqueue(s, t, ENQ_NEXT);
 				return;
 			}
 			break;
@@ -283,7 +327,7 @@ static void run_task(worker *w, rts_task *t)
 
 	if (r == RTS_YIELD) {
 		atomic_store(&t->state, RTS_TS_QUEUED);
-		enqueue(s, t, true);
+		enqueue(s, t, ENQ_FAIR);
 		return;
 	}
 	int st = RTS_TS_RUNNING;
@@ -291,10 +335,11 @@ static void run_task(worker *w, rts_task *t)
 		return;
 	/* Woken while running: it has new work. Run it again at once if
 	 * nothing else is waiting, else queue it behind the others. */
-	if (atomic_load(&s->inj_len) == 0 && !deque_maybe_nonempty(&w->dq))
+	if (atomic_load(&s->inj_len) == 0 && !w->next &&
+	    !deque_maybe_nonempty(&w->dq))
 		goto again;
 	atomic_store(&t->state, RTS_TS_QUEUED);
-	enqueue(s, t, false);
+	enqueue(s, t, ENQ_LOCAL);
 }
 
 static rts_task *steal_any(worker *w)
@@ -346,14 +391,18 @@ static bool wait_for_work(worker *w)
 	rts_sched *s = w->sched;
 	bool go_on = true;
 
+	atomic_fetch_add(&s->spinning, 1);
 	for (int i = 0; i < SPIN_ROUNDS; i++) {
-		if (any_work(s))
+		if (any_work(s)) {
+			atomic_fetch_sub(&s->spinning, 1);
 			return true;
+		}
 		for (int k = 0; k < 16; k++)
 			cpu_relax();
 	}
 	pthread_mutex_lock(&s->lock);
 	atomic_fetch_add(&s->sleepers, 1);
+	atomic_fetch_sub(&s->spinning, 1);
 	while (!any_work(s)) {
 		if (atomic_load(&s->stopping)) {
 			go_on = false;
@@ -376,6 +425,19 @@ static void *worker_main(void *arg)
 		rts_task *t = NULL;
 		if (++w->ticks % INJECTOR_CHECK_EVERY == 0)
 			t = injector_pop(s);
+		if (!t && w->next) {
+			if (w->streak >= NEXT_STREAK) {
+				w->streak = 0;
+				t = deque_steal(&w->dq); /* its oldest */
+			}
+			if (!t) {
+				t = w->next;
+				w->next = NULL;
+				w->streak++;
+			}
+		} else {
+			w->streak = 0;
+		}
 		if (!t)
 			t = deque_take(&w->dq);
 		if (!t)

@@ -177,6 +177,98 @@ TEST(workers_steal_from_a_busy_worker)
 	rts_sched_free(s);
 }
 
+/* Two tasks passing a token back and forth (each run wakes the other),
+ * and a third task queued on the same worker. */
+typedef struct pair_task {
+	rts_task task;
+	rts_sched *sched;
+	struct pair_task *peer;
+	struct pair_task *extra; /* woken once, on the first run */
+	_Atomic long runs;
+	long limit;
+	_Atomic int last_worker;
+	_Atomic long moves; /* runs on another worker than the peer's last */
+	_Atomic long peer_runs_when_extra_ran;
+	_Atomic bool *stop;
+} pair_task;
+
+static rts_result pair_run(rts_task *t, int worker)
+{
+	pair_task *p = (pair_task *)t;
+	long n = atomic_fetch_add(&p->runs, 1) + 1;
+	if (p->peer && n > 1 && atomic_load(&p->peer->last_worker) != worker)
+		atomic_fetch_add(&p->moves, 1);
+	atomic_store(&p->last_worker, worker);
+	if (!p->peer) { /* the extra task: note when it got its turn */
+		atomic_store(&p->peer_runs_when_extra_ran, 1);
+		return RTS_IDLE;
+	}
+	if (n == 1 && p->extra)
+		rts_wake(p->sched, &p->extra->task);
+	if (n < p->limit && !(p->stop && atomic_load(p->stop)))
+		rts_wake(p->sched, &p->peer->task);
+	return RTS_IDLE;
+}
+
+static void pair_init(pair_task *a, pair_task *b, rts_sched *s, long limit)
+{
+	rts_task_init(&a->task, pair_run);
+	rts_task_init(&b->task, pair_run);
+	a->sched = b->sched = s;
+	a->peer = b;
+	b->peer = a;
+	a->limit = b->limit = limit;
+	atomic_store(&a->last_worker, -1);
+	atomic_store(&b->last_worker, -1);
+}
+
+TEST(a_task_woken_by_the_running_task_runs_next_on_the_same_worker)
+{
+	/* Regression for cross-CPU hand-offs on every message (PingPong): the
+	 * woken task goes to the waker's next slot, which is never stolen. */
+	rts_sched *s;
+	th_err err = { 0 };
+	static pair_task a, b;
+	REQUIRE(rts_sched_new(2, &s, &err) == 0);
+	pair_init(&a, &b, s, 20000);
+	rts_wake(s, &a.task);
+	for (int i = 0; i < 60000 && (atomic_load(&a.runs) < 20000 ||
+				       atomic_load(&b.runs) < 19999); i++)
+		usleep(1000);
+	CHECK_EQ_INT(atomic_load(&a.runs), 20000);
+	CHECK_EQ_INT(atomic_load(&b.runs), 19999);
+	CHECK_EQ_INT(atomic_load(&a.moves) + atomic_load(&b.moves), 0);
+	rts_sched_free(s);
+}
+
+TEST(a_token_passing_pair_does_not_starve_a_task_queued_behind_it)
+{
+	/* One worker: A wakes X then B, so B takes the next slot and X waits
+	 * in the deque while A and B keep waking each other. X must still
+	 * run (NEXT_STREAK) long before the pair stops. */
+	rts_sched *s;
+	th_err err = { 0 };
+	static pair_task a, b, x;
+	static _Atomic bool stop;
+	REQUIRE(rts_sched_new(1, &s, &err) == 0);
+	pair_init(&a, &b, s, 1000000);
+	a.stop = b.stop = &stop;
+	rts_task_init(&x.task, pair_run);
+	x.sched = s;
+	a.extra = &x;
+	rts_wake(s, &a.task);
+	for (int i = 0; i < 60000 && !atomic_load(&x.peer_runs_when_extra_ran) &&
+			atomic_load(&a.runs) < 1000000; i++)
+		usleep(1000);
+	long pair_runs = atomic_load(&a.runs);
+	atomic_store(&stop, true);
+	CHECK_EQ_INT(atomic_load(&x.runs), 1);
+	CHECK(pair_runs < 1000000);
+	for (int i = 0; i < 60000 && atomic_load(&a.task.state) + atomic_load(&b.task.state); i++)
+		usleep(1000);
+	rts_sched_free(s);
+}
+
 TEST(create_fails_cleanly_without_memory)
 {
 	rts_sched *s = (rts_sched *)1;
