@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -170,6 +171,12 @@ static void bench_restart(int n)
 
 #define PAIRS 4
 
+static double cpu_s(const struct rusage *r)
+{
+	return (double)r->ru_utime.tv_sec + (double)r->ru_utime.tv_usec / 1e6 +
+	       (double)r->ru_stime.tv_sec + (double)r->ru_stime.tv_usec / 1e6;
+}
+
 typedef struct storm_ctx {
 	thr_runtime *rt;
 	char (*ids)[THR_ID_LEN + 1];
@@ -227,6 +234,7 @@ static void bench_storm(int n)
 	uint64_t *base = malloc(max * sizeof *base), *during = malloc(max * sizeof *during);
 	pthread_t th;
 	uint64_t t0, t1;
+	struct rusage ru0, ru1;
 
 	s.ids = calloc((size_t)n, sizeof *s.ids);
 	if (!base || !during || !s.ids)
@@ -243,17 +251,21 @@ static void bench_storm(int n)
 	printf("storm: %d failing actors spawned in %.2f s\n", n, (t1 - t0) / 1e9);
 
 	k0 = measure(rt, a, b, base, 20000, NULL);
+	getrusage(RUSAGE_SELF, &ru0);
 	t0 = th_now_ns();
 	pthread_create(&th, NULL, storm_thread, &s);
 	k1 = measure(rt, a, b, during, max, &s.done);
 	pthread_join(th, NULL);
 	t1 = th_now_ns();
+	getrusage(RUSAGE_SELF, &ru1);
 	thr_stats st;
 	thr_runtime_stats(rt, &st);
 	qsort(base, k0, sizeof *base, cmp_u64);
 	qsort(during, k1, sizeof *during, cmp_u64);
-	printf("storm: %llu failures and their restarts took %.2f s\n",
-	       (unsigned long long)st.failed, (t1 - t0) / 1e9);
+	printf("storm: %llu failures and their restarts took %.2f s wall, %.2f s CPU "
+	       "(all threads, healthy round trips included): %.0f restarts/s\n",
+	       (unsigned long long)st.failed, (t1 - t0) / 1e9,
+	       cpu_s(&ru1) - cpu_s(&ru0), (double)st.failed / ((t1 - t0) / 1e9));
 	printf("healthy round trips (A -> B -> A, %d pairs), before: %zu, p50 %.1f us, "
 	       "p99 %.1f us\n", PAIRS, k0, pct(base, k0, 0.5) / 1e3,
 	       pct(base, k0, 0.99) / 1e3);
@@ -262,6 +274,9 @@ static void bench_storm(int n)
 	       pct(during, k1, 0.99) / 1e3,
 	       (double)pct(during, k1, 0.5) / (double)pct(base, k0, 0.5),
 	       (double)pct(during, k1, 0.99) / (double)pct(base, k0, 0.99));
+	printf("  during: p90 %.1f us, p99.9 %.1f us, max %.1f us; before: p90 %.1f, p99.9 %.1f, max %.1f us\n",
+	       pct(during, k1, 0.9) / 1e3, pct(during, k1, 0.999) / 1e3, pct(during, k1, 1.0) / 1e3,
+	       pct(base, k0, 0.9) / 1e3, pct(base, k0, 0.999) / 1e3, pct(base, k0, 1.0) / 1e3);
 	free(base);
 	free(during);
 	free(s.ids);

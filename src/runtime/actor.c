@@ -1042,6 +1042,7 @@ static void finish_call(rta_actor *a)
 		rta_record(a, "actor.created", &e, NULL);
 		rtr_runtime_event(rt, "actor.created", a->id, a->spec->m->name);
 		set_life(a, RTA_READY);
+		rts_task_set_low(&a->task, false); /* recovered, if it was failing */
 		answer_spawner(a, true, a->id);
 	}
 	ack(a, m);
@@ -1134,8 +1135,22 @@ static rts_result actor_run(rts_task *t, int worker)
 	uint32_t taken = 0;
 	TH_UNUSED(worker);
 
-	if (atomic_load(&a->life) >= RTA_STOPPED)
+	if (atomic_load(&a->life) >= RTA_STOPPED) {
+		rsv_turn(a); /* a restart planned for it alone */
 		return RTS_IDLE;
+	}
+	if (a->fail_kind) {
+		/* The failure rta_fail detected, carried out on this turn from
+		 * the recovery lane. */
+		const char *kind = a->fail_kind;
+		char *why = a->fail_reason;
+		a->fail_kind = NULL;
+		a->fail_reason = NULL;
+		finalize(a, RTA_FAILED, kind, why);
+		a->fail_ns = 0;
+		th_free(why);
+		return RTS_IDLE;
+	}
 	for (;;) {
 		if (atomic_load(&a->stop_req)) {
 			finalize(a, RTA_STOPPED, NULL, NULL);
@@ -1180,7 +1195,7 @@ static rts_result actor_run(rts_task *t, int worker)
 		switch (st) {
 		case THW_STATE_DONE:
 			finish_call(a);
-			if (atomic_load(&a->life) >= RTA_STOPPED)
+			if (atomic_load(&a->life) >= RTA_STOPPED || a->fail_kind)
 				return RTS_IDLE;
 			continue;
 		case THW_STATE_YIELDED:
@@ -1233,6 +1248,17 @@ void rta_request_stop(rta_actor *a, bool external)
 
 void rta_fail(rta_actor *a, const char *kind, const char *reason)
 {
+	/* Detected now; carried out (finalize: recording, freeing the
+	 * instance, the supervision policy) on the actor's next turn, taken
+	 * from the scheduler's recovery lane: a burst of failures does not
+	 * hold up ready actors (docs/supervision.md). */
+	if (!a->fail_kind && (a->fail_reason = th_strdup(reason ? reason : ""))) {
+		a->fail_kind = kind;
+		a->fail_ns = th_now_ns();
+		rts_task_set_low(&a->task, true);
+		rta_wake(a);
+		return;
+	}
 	finalize(a, RTA_FAILED, kind, reason);
 }
 

@@ -40,14 +40,17 @@ void rhc_start(rta_actor *a)
 	n->hc_handled = atomic_load(&a->handled);
 	n->hc_stuck_since = 0;
 	n->hc_missed = 0;
+	n->hc_armed = true;
 	rtt_arm(a->rt->timers, &n->hc_timer,
 		th_now_ns() + h->interval_ms * 1000000u);
 }
 
 void rhc_stop(rta_actor *a)
 {
-	if (health_of(a))
+	if (health_of(a) && a->sv->hc_armed) {
+		a->sv->hc_armed = false;
 		rtt_cancel(a->rt->timers, &a->sv->hc_timer);
+	}
 }
 
 static void probe(rtt_timer *t, void *ctx)

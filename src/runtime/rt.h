@@ -151,6 +151,9 @@ struct rta_actor {
 	bool rng_init;
 	rtm_waiter room;             /* waiting for room in a mailbox    */
 	rta_actor *room_target;
+	const char *fail_kind;       /* a failure rta_fail detected, for */
+	char *fail_reason;           /* the next turn (owned); static kind */
+	uint64_t fail_ns;            /* when it was detected             */
 
 	rtm_mailbox mb;
 
@@ -270,7 +273,9 @@ void rta_wake(rta_actor *a);
 int rta_deliver(rta_actor *to, rtm_msg *m, th_err *err);
 /* Ask a to stop (any thread). external: thr_stop / stop-child. */
 void rta_request_stop(rta_actor *a, bool external);
-/* Fail the actor with a reason (its own turn only). actor.failed records
+/* Fail the actor with a reason (its own turn only; kind is a static
+ * string). The caller's turn returns at once; the failure is carried out
+ * on the actor's next turn, from the recovery lane. actor.failed records
  * [kind, reason, backtrace]: the engine's trap frames when the call trapped
  * (innermost first, at most RTA_BACKTRACE_MAX), each [func, offset, name]. */
 #define RTA_BACKTRACE_MAX 32

@@ -35,6 +35,12 @@
  * oldest task of its deque first, so two actors passing a message back
  * and forth cannot starve the others queued there.
  *
+ * The recovery lane (low) is a second FIFO like the injector, for tasks
+ * marked low (rts_task_set_low). A worker takes from it when its other
+ * sources found nothing, and also first thing on every RECOVERY_EVERY-th
+ * pick: while other tasks are ready, at most one pick in RECOVERY_EVERY
+ * goes to recovery, and recovery always makes progress.
+ *
  * Sleeping: a worker that finds no work first spins (it is counted in
  * `spinning`), then increments `sleepers`, stops spinning and re-checks
  * every queue while holding `lock`, then waits on `cond`. A producer
@@ -58,6 +64,8 @@ enum { RTS_TS_IDLE, RTS_TS_QUEUED, RTS_TS_RUNNING, RTS_TS_RUNNING_WOKEN };
 /* Rounds of checking for work (each about 32 pause instructions, roughly
  * a microsecond) before a worker sleeps. */
 #define SPIN_ROUNDS 10
+/* One pick in this many takes from the recovery lane first. */
+#define RECOVERY_EVERY 8
 /* Tasks in a row a worker takes from its next slot before it serves the
  * oldest task of its own deque. */
 #define NEXT_STREAK 32
@@ -85,17 +93,23 @@ typedef struct worker {
 	uint32_t streak; /* tasks in a row from the next slot */
 	uint32_t rng;
 	uint64_t ticks;
-	_Atomic uint64_t runs, steals, sleeps;
+	_Atomic uint64_t runs, steals, sleeps, low_runs;
 } worker;
+
+/* A FIFO of tasks linked through rts_task.next, under rts_sched.lock. */
+typedef struct fifo {
+	rts_task *head, *tail;
+	_Atomic int64_t len;
+} fifo;
 
 struct rts_sched {
 	int nworkers;
 	int nstarted; /* threads running, joined by rts_sched_free */
 	worker *workers;
-	pthread_mutex_t lock; /* guards the injector and sleeping */
+	pthread_mutex_t lock; /* guards the two FIFOs and sleeping */
 	pthread_cond_t cond;
-	rts_task *inj_head, *inj_tail;
-	_Atomic int64_t inj_len;
+	fifo inj;             /* the injector                      */
+	fifo low;             /* the recovery lane                 */
 	_Atomic int sleepers;
 	_Atomic int spinning; /* workers looking for work before sleeping */
 	_Atomic bool stopping;
@@ -211,35 +225,35 @@ static bool deque_maybe_nonempty(deque *d)
 	return atomic_load(&d->bottom) > atomic_load(&d->top);
 }
 
-/* ---- Injector (shared FIFO) ---------------------------------------------- */
+/* ---- Injector and recovery lane (shared FIFOs) --------------------------- */
 
-static void injector_push(rts_sched *s, rts_task *t)
+static void injector_push(rts_sched *s, fifo *q, rts_task *t)
 {
 	t->next = NULL;
 	pthread_mutex_lock(&s->lock);
-	if (s->inj_tail)
-		s->inj_tail->next = t;
+	if (q->tail)
+		q->tail->next = t;
 	else
-		s->inj_head = t;
-	s->inj_tail = t;
-	atomic_fetch_add(&s->inj_len, 1);
+		q->head = t;
+	q->tail = t;
+	atomic_fetch_add(&q->len, 1);
 	if (atomic_load(&s->sleepers) > 0)
 		pthread_cond_signal(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 }
 
-static rts_task *injector_pop(rts_sched *s)
+static rts_task *injector_pop(rts_sched *s, fifo *q)
 {
 	rts_task *t;
-	if (atomic_load_explicit(&s->inj_len, memory_order_relaxed) == 0)
+	if (atomic_load_explicit(&q->len, memory_order_relaxed) == 0)
 		return NULL;
 	pthread_mutex_lock(&s->lock);
-	t = s->inj_head;
+	t = q->head;
 	if (t) {
-		s->inj_head = t->next;
-		if (!s->inj_head)
-			s->inj_tail = NULL;
-		atomic_fetch_sub(&s->inj_len, 1);
+		q->head = t->next;
+		if (!q->head)
+			q->tail = NULL;
+		atomic_fetch_sub(&q->len, 1);
 	}
 	pthread_mutex_unlock(&s->lock);
 	return t;
@@ -267,8 +281,12 @@ enum { ENQ_FAIR, ENQ_LOCAL, ENQ_NEXT };
 static void enqueue(rts_sched *s, rts_task *t, int how)
 {
 	worker *w = current_worker;
+	if (atomic_load_explicit(&t->low, memory_order_relaxed)) {
+		injector_push(s, &s->low, t);
+		return;
+	}
 	if (how == ENQ_FAIR || !w || w->sched != s) {
-		injector_push(s, t);
+		injector_push(s, &s->inj, t);
 		return;
 	}
 	if (how == ENQ_NEXT) {
@@ -279,7 +297,7 @@ static void enqueue(rts_sched *s, rts_task *t, int how)
 		t = old; /* displaced: thieves may take it from the deque */
 	}
 	if (deque_push(&w->dq, t) != 0) {
-		injector_push(s, t);
+		injector_push(s, &s->inj, t);
 		return;
 	}
 	wake_one(s);
@@ -290,6 +308,12 @@ void rts_task_init(rts_task *t, rts_run_fn run)
 	atomic_init(&t->state, RTS_TS_IDLE);
 	t->next = NULL;
 	t->run = run;
+	atomic_init(&t->low, false);
+}
+
+void rts_task_set_low(rts_task *t, bool low)
+{
+	atomic_store_explicit(&t->low, low, memory_order_relaxed);
 }
 
 void rts_wake(rts_sched *s, rts_task *t)
@@ -335,7 +359,7 @@ static void run_task(worker *w, rts_task *t)
 		return;
 	/* Woken while running: it has new work. Run it again at once if
 	 * nothing else is waiting, else queue it behind the others. */
-	if (atomic_load(&s->inj_len) == 0 && !w->next &&
+	if (atomic_load(&s->inj.len) == 0 && !w->next &&
 	    !deque_maybe_nonempty(&w->dq))
 		goto again;
 	atomic_store(&t->state, RTS_TS_QUEUED);
@@ -366,7 +390,7 @@ static rts_task *steal_any(worker *w)
 
 static bool any_work(rts_sched *s)
 {
-	if (atomic_load(&s->inj_len) > 0)
+	if (atomic_load(&s->inj.len) > 0 || atomic_load(&s->low.len) > 0)
 		return true;
 	for (int i = 0; i < s->nworkers; i++)
 		if (deque_maybe_nonempty(&s->workers[i].dq))
@@ -423,8 +447,11 @@ static void *worker_main(void *arg)
 	current_worker = w;
 	for (;;) {
 		rts_task *t = NULL;
-		if (++w->ticks % INJECTOR_CHECK_EVERY == 0)
-			t = injector_pop(s);
+		bool low = false;
+		if (++w->ticks % RECOVERY_EVERY == 0)
+			low = (t = injector_pop(s, &s->low)) != NULL;
+		if (!t && w->ticks % INJECTOR_CHECK_EVERY == 0)
+			t = injector_pop(s, &s->inj);
 		if (!t && w->next) {
 			if (w->streak >= NEXT_STREAK) {
 				w->streak = 0;
@@ -441,10 +468,15 @@ static void *worker_main(void *arg)
 		if (!t)
 			t = deque_take(&w->dq);
 		if (!t)
-			t = injector_pop(s);
+			t = injector_pop(s, &s->inj);
 		if (!t)
 			t = steal_any(w);
+		if (!t)
+			low = (t = injector_pop(s, &s->low)) != NULL;
 		if (t) {
+			if (low)
+				atomic_fetch_add_explicit(&w->low_runs, 1,
+							  memory_order_relaxed);
 			run_task(w, t);
 			continue;
 		}
@@ -541,5 +573,6 @@ void rts_sched_stats(const rts_sched *s, rts_stats *out)
 		out->runs += atomic_load(&w->runs);
 		out->steals += atomic_load(&w->steals);
 		out->sleeps += atomic_load(&w->sleeps);
+		out->low_runs += atomic_load(&w->low_runs);
 	}
 }

@@ -14,6 +14,12 @@
  * shared FIFO injector so that every runnable task gets its turn (fairness).
  * An idle worker takes from its own deque, then the injector, then steals
  * from the others; with nothing to do it sleeps on a condition variable.
+ *
+ * A task marked low (rts_task_set_low: an actor recovering from a failure)
+ * is queued on a third FIFO, the recovery lane: a worker takes from it
+ * when it finds no other work, and as one pick in every RECOVERY_EVERY
+ * (sched.c), so a burst of failures and restarts never queues ready tasks
+ * behind it, and is never starved either.
  */
 #ifndef TH_RUNTIME_SCHED_H
 #define TH_RUNTIME_SCHED_H
@@ -40,6 +46,7 @@ struct rts_task {
 	_Atomic int state;          /* RTS_TS_* in sched.c                 */
 	rts_task *next;             /* injector link, owned by the queue   */
 	rts_run_fn run;
+	_Atomic bool low;           /* queue on the recovery lane          */
 };
 
 /* Start a pool of nworkers threads (0 = number of online CPUs). */
@@ -51,6 +58,9 @@ int rts_sched_workers(const rts_sched *s);
 void rts_task_init(rts_task *t, rts_run_fn run);
 /* Make t runnable. Safe from any thread, any number of times. */
 void rts_wake(rts_sched *s, rts_task *t);
+/* From its next queueing on, t goes to the recovery lane (low) or the
+ * normal queues. Any thread; a task already queued stays where it is. */
+void rts_task_set_low(rts_task *t, bool low);
 /* Index of the calling worker thread, or -1 outside the pool. */
 int rts_current_worker(void);
 
@@ -59,6 +69,7 @@ typedef struct rts_stats {
 	uint64_t runs;     /* run-function calls                 */
 	uint64_t steals;   /* tasks taken from another worker    */
 	uint64_t sleeps;   /* times a worker went to sleep       */
+	uint64_t low_runs; /* tasks taken from the recovery lane */
 } rts_stats;
 void rts_sched_stats(const rts_sched *s, rts_stats *out);
 

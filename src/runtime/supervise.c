@@ -16,8 +16,11 @@
  *                (temporary, transient after a normal exit, no policy),
  *                circuit-open, give-up (intensity exceeded: escalation),
  *                or restart of a group (strategy) after a backoff delay.
- *   action       the restart job (blocking-work pool) waits until every
- *                actor of the group has ended, then restarts each in order
+ *   action       an actor restarted alone (one_for_one, or a circuit's
+ *                probe) is restarted on its own next turn, from the
+ *                scheduler's recovery lane (rsv_turn); a group's restart
+ *                job (blocking-work pool) waits until every actor of the
+ *                group has ended, then restarts each in order
  *                (rta_reincarnate: same id, last committed state unless
  *                state = "reset", preserved mailbox redelivered).
  *   recovery     rsv_handled sees init finish: supervision.recovered, with
@@ -25,6 +28,12 @@
  * Each step is an event in the actor's chain and in the runtime chain.
  * A planned restart counts as work (rt->busy) until it is carried out, so
  * thr_quiesce waits through a backoff delay.
+ *
+ * Recovery is low-priority work: from the failure's detection (rta_fail)
+ * until its init has run again, the actor's task is on the scheduler's
+ * recovery lane (sched.h), so the failure's bookkeeping, its restart and
+ * its init never queue ready actors behind them. A storm of failures
+ * slows recovery, not the healthy actors.
  *
  * 2. Which policy
  *
@@ -44,7 +53,8 @@
  *   S2. A kept mailbox (rsv_keep_mailbox true) is either reopened by a
  *       restart or closed and drained, each drop recorded (drop_kept), on
  *       every path where no restart follows.
- *   S3. At most one restart is pending per node (node->group or a job).
+ *   S3. At most one restart is pending per node (node->group, node->due
+ *       or a job).
  */
 #include <stdarg.h>
 
@@ -170,6 +180,7 @@ void rsv_fail_async(rta_actor *a, const char *kind, const char *reason)
 		n->fail_reason = th_strdup(reason);
 	}
 	pthread_mutex_unlock(&n->lock);
+	rts_task_set_low(&a->task, true); /* recovery lane from now on */
 	rta_request_stop(a, false);
 }
 
@@ -182,7 +193,7 @@ void rsv_adjust_end(rta_actor *a, int *life, const char **kind,
 
 	if (!n)
 		return;
-	n->t_detect = th_now_ns();
+	n->t_detect = a->fail_ns ? a->fail_ns : th_now_ns();
 	if (*life == RTA_STOPPED) {
 		pthread_mutex_lock(&n->lock);
 		if (n->fail_reason) {
@@ -316,7 +327,7 @@ static uint64_t backoff_ms(const thm_supervision *p, uint32_t consec)
 	return d;
 }
 
-static void restart_one(rta_actor *x);
+static void restart_one(rta_actor *x, bool own_turn);
 
 static void job_run(void *ctx)
 {
@@ -329,7 +340,7 @@ static void job_run(void *ctx)
 			pthread_cond_wait(&rt->wait_cond, &rt->wait_lock);
 	pthread_mutex_unlock(&rt->wait_lock);
 	for (size_t i = 0; i < j->n; i++)
-		restart_one(j->v[i]);
+		restart_one(j->v[i], false);
 	rtr_busy_add(rt, -(int64_t)j->n);
 	th_free(j->v);
 	th_free(j);
@@ -356,6 +367,14 @@ static void submit(thr_runtime *rt, rta_actor **v, size_t n)
 	th_free(v);
 }
 
+/* Restart a alone, on its own next turn (rsv_turn). The restart counts as
+ * busy already. */
+static void restart_on_turn(rta_actor *a)
+{
+	atomic_store(&a->sv->due, true);
+	rta_wake(a);
+}
+
 /* Timer thread: the backoff delay (group set) or the circuit's reset
  * timeout (no group: half-open, restart for one probe) is over. */
 static void backoff_fire(rtt_timer *t, void *ctx)
@@ -378,19 +397,31 @@ static void backoff_fire(rtt_timer *t, void *ctx)
 	}
 	pthread_mutex_unlock(&n->lock);
 	if (!v) {
-		v = th_malloc(sizeof *v);
-		if (!v)
-			return;
-		v[0] = n->a;
-		k = 1;
 		rtr_busy_add(n->a->rt, 1);
 		record2(n->a, "circuit.half_open", 1, "one probe message may pass");
+		restart_on_turn(n->a);
+		return;
+	}
+	if (k == 1 && v[0] == n->a) {
+		th_free(v);
+		restart_on_turn(n->a);
+		return;
 	}
 	submit(n->a->rt, v, k);
 }
 
-/* Restart one actor of a group (blocking-work pool). */
-static void restart_one(rta_actor *x)
+void rsv_turn(rta_actor *a)
+{
+	rsv_node *n = a->sv;
+	if (!n || !atomic_exchange(&n->due, false))
+		return;
+	restart_one(a, true);
+	rtr_busy_add(a->rt, -1);
+}
+
+/* Restart x: one actor of a group (blocking-work pool), or x alone on its
+ * own turn (own_turn: it cannot wait for itself to stop). */
+static void restart_one(rta_actor *x, bool own_turn)
 {
 	rsv_node *n = x->sv;
 	thr_runtime *rt = x->rt;
@@ -442,8 +473,16 @@ static void restart_one(rta_actor *x)
 			   err.msg);
 		return;
 	}
+	if (own_turn && atomic_load(&rt->closing)) {
+		/* The runtime is being freed. It has seen x STARTING (x became
+		 * so before closing was read here) and waits for it to end:
+		 * its next turn (it is woken for init) stops it. No probes
+		 * are armed, the timer service may be gone first. */
+		rta_request_stop(x, true);
+		return;
+	}
 	rhc_start(x);
-	if (atomic_load(&rt->closing)) {
+	if (!own_turn && atomic_load(&rt->closing)) {
 		/* The runtime is being freed and may have looked at x already:
 		 * stop it and wait, so that it has ended before the pool this
 		 * job runs on is joined (and the timers after it are freed). */
@@ -645,6 +684,11 @@ void rsv_on_end(rta_actor *a, int was, int life, bool external,
 		record2(a, "supervision.decision", 4, "restart", text, num, num2);
 		/* A planned restart is work in progress (thr_quiesce). */
 		rtr_busy_add(rt, (int64_t)k);
+		if (delay == 0 && k == 1) {
+			th_free(v);
+			restart_on_turn(a); /* after this turn, a is final */
+			return;
+		}
 		if (delay == 0) {
 			submit(rt, v, k);
 			return;
@@ -681,6 +725,16 @@ bool rsv_supervisor_decides(rta_actor *child, const char *action)
 	k = n->ngroup;
 	n->group = NULL;
 	n->ngroup = 0;
+	if (!v && atomic_exchange(&n->due, false)) {
+		/* Its restart was waiting for its turn: cancelled too. */
+		v = th_malloc(sizeof *v);
+		if (v) {
+			v[0] = child;
+			k = 1;
+		} else {
+			rtr_busy_add(child->rt, -1);
+		}
+	}
 	circuit = atomic_load(&n->circuit) != RSV_CLOSED;
 	if (circuit) {
 		atomic_store(&n->circuit, RSV_CLOSED);

@@ -56,10 +56,12 @@ typedef struct rsv_node {
 	size_t ngroup;
 	_Atomic int circuit;        /* rsv_circuit                          */
 	_Atomic int watch;          /* rsv_handled has something to check   */
+	_Atomic bool due;           /* restart alone on its next turn       */
 	rtt_timer timer;            /* backoff, circuit reset               */
 
 	/* Health probes (health.c; timer thread only). */
 	rtt_timer hc_timer;
+	bool hc_armed;              /* hc_timer was armed in this life      */
 	uint64_t hc_handled, hc_stuck_since;
 	uint32_t hc_missed;
 
@@ -99,6 +101,9 @@ void rsv_handled(rta_actor *a);
  * True when such a plan was cancelled; with "stop-child" the child's kept
  * messages are then dropped (recorded). */
 bool rsv_supervisor_decides(rta_actor *child, const char *action);
+/* a's turn while its life is final: carry out a restart planned for a
+ * alone (one_for_one, a circuit's probe). Cheap when none is. */
+void rsv_turn(rta_actor *a);
 /* Make a fail (any thread, not a's own turn): recorded as kind/reason. */
 void rsv_fail_async(rta_actor *a, const char *kind, const char *reason);
 

@@ -269,6 +269,71 @@ TEST(a_token_passing_pair_does_not_starve_a_task_queued_behind_it)
 	rts_sched_free(s);
 }
 
+/* The recovery lane: one worker, blocked by a gate task while 40 low and
+ * 40 normal tasks are queued; then the order in which they run. */
+typedef struct lane_task {
+	rts_task task;
+	bool low;
+} lane_task;
+
+static _Atomic int lane_order[81], lane_n;
+static _Atomic bool lane_open;
+
+static rts_result lane_run(rts_task *t, int worker)
+{
+	lane_task *l = (lane_task *)t;
+	TH_UNUSED(worker);
+	int i = atomic_fetch_add(&lane_n, 1);
+	if (i < 81)
+		atomic_store(&lane_order[i], l->low ? 1 : 0);
+	return RTS_IDLE;
+}
+
+static rts_result gate_run(rts_task *t, int worker)
+{
+	TH_UNUSED(t);
+	TH_UNUSED(worker);
+	while (!atomic_load(&lane_open))
+		usleep(1000);
+	return RTS_IDLE;
+}
+
+TEST(recovery_lane_yields_to_ready_tasks_but_is_not_starved)
+{
+	rts_sched *s;
+	th_err err = { 0 };
+	static lane_task ts[80];
+	static rts_task gate;
+	int lows_before_last_normal = 0, last_normal = -1;
+	REQUIRE(rts_sched_new(1, &s, &err) == 0);
+	rts_task_init(&gate, gate_run);
+	rts_wake(s, &gate);
+	while (atomic_load(&gate.state) != 2 /* RUNNING */)
+		usleep(1000);
+	for (int i = 0; i < 80; i++) {
+		rts_task_init(&ts[i].task, lane_run);
+		ts[i].low = i % 2 == 0; /* low ones queued first */
+		rts_task_set_low(&ts[i].task, ts[i].low);
+		rts_wake(s, &ts[i].task);
+	}
+	atomic_store(&lane_open, true);
+	for (int i = 0; i < 60000 && atomic_load(&lane_n) < 80; i++)
+		usleep(1000);
+	REQUIRE(atomic_load(&lane_n) == 80);
+	for (int i = 0; i < 80; i++)
+		if (!atomic_load(&lane_order[i]))
+			last_normal = i;
+	for (int i = 0; i < last_normal; i++)
+		lows_before_last_normal += atomic_load(&lane_order[i]);
+	/* 40 normal picks: one low in every 8 picks goes first, no more. */
+	CHECK(lows_before_last_normal >= 4);
+	CHECK(lows_before_last_normal <= 7);
+	rts_stats st;
+	rts_sched_stats(s, &st);
+	CHECK_EQ_INT(st.low_runs, 40);
+	rts_sched_free(s);
+}
+
 TEST(create_fails_cleanly_without_memory)
 {
 	rts_sched *s = (rts_sched *)1;
