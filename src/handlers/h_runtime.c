@@ -1,6 +1,7 @@
 /*
- * h_runtime.c - theater:simple/runtime: log, get-state, shutdown. Always
- * available to an actor (the manifest's "runtime" handler is implied).
+ * h_runtime.c - theater:simple/runtime: log, get-state, shutdown,
+ * message-id. Always available to an actor (the manifest's "runtime"
+ * handler is implied).
  */
 #include "base/base.h"
 #include "handlers/handlers.h"
@@ -68,6 +69,19 @@ static rth_ret fn_shutdown(rth_call *c)
 	return rth_ok_unit(c);
 }
 
+/* The id of the message whose handler is running (every export call
+ * handles one message, init included). */
+static rth_ret fn_message_id(rth_call *c)
+{
+	rta_actor *a = c->a;
+	if (!a->call.active || !a->call.msg) {
+		snprintf(c->msg, sizeof c->msg, "message-id called outside a handler");
+		return RTH_TRAP;
+	}
+	*c->result = thc_val_uint(THC_U64, a->call.msg->id);
+	return RTH_OK;
+}
+
 #define RT "theater:simple/runtime"
 const rth_fn rth_runtime_fns[] = {
 	{ RT, "log", "host." RT ".log", THM_H_RUNTIME, RTH_DENY_UNIT, fn_log, NULL },
@@ -75,5 +89,7 @@ const rth_fn rth_runtime_fns[] = {
 	  fn_get_state, NULL },
 	{ RT, "shutdown", "host." RT ".shutdown", THM_H_RUNTIME, RTH_DENY_ERR,
 	  fn_shutdown, NULL },
+	{ RT, "message-id", "host." RT ".message-id", THM_H_RUNTIME, RTH_DENY_TRAP,
+	  fn_message_id, NULL },
 	{ 0 }
 };

@@ -314,7 +314,15 @@ static void put_msg_head(th_cbor_enc *e, const rtm_msg *m)
 	th_cbor_put_uint(e, m->ref);
 }
 
+static int deliver(rta_actor *to, rtm_msg *m, bool wake, th_err *err);
+
 int rta_deliver(rta_actor *to, rtm_msg *m, th_err *err)
+{
+	return deliver(to, m, true, err);
+}
+
+/* rta_deliver; without wake the caller runs or wakes the actor itself. */
+static int deliver(rta_actor *to, rtm_msg *m, bool wake, th_err *err)
 {
 	thr_runtime *rt = to->rt;
 	th_cbor_enc e;
@@ -375,14 +383,15 @@ int rta_deliver(rta_actor *to, rtm_msg *m, th_err *err)
 		rtm_msg_free(m);
 		return th_err_set(err, TH_ESTATE, "actor %s has stopped", to->id);
 	}
-	rta_wake(to);
+	if (wake)
+		rta_wake(to);
 	return 0;
 }
 
 /* A control message (system lane) to a. */
-static void send_control(rta_actor *to, int ctl, const char *from,
-			 const void *data, size_t len, uint64_t ref,
-			 uint16_t flags)
+static void control(rta_actor *to, int ctl, const char *from,
+		    const void *data, size_t len, uint64_t ref, uint16_t flags,
+		    bool wake)
 {
 	rtm_msg *m = rtm_msg_new(RTM_CONTROL, RTM_SYSTEM, data, (uint32_t)len);
 	if (!m)
@@ -390,7 +399,14 @@ static void send_control(rta_actor *to, int ctl, const char *from,
 	m->flags = (uint16_t)(ctl | flags);
 	m->ref = ref;
 	snprintf(m->sender, sizeof m->sender, "%s", from);
-	rta_deliver(to, m, NULL);
+	deliver(to, m, wake, NULL);
+}
+
+static void send_control(rta_actor *to, int ctl, const char *from,
+			 const void *data, size_t len, uint64_t ref,
+			 uint16_t flags)
+{
+	control(to, ctl, from, data, len, ref, flags, true);
 }
 
 /* ---- spawning --------------------------------------------------------------- */
@@ -473,6 +489,14 @@ done:
 int rta_spawn(thr_runtime *rt, rtf_spec *spec, rta_actor *parent,
 	      uint64_t spawn_token, const uint8_t *init, size_t init_len,
 	      bool has_init, rta_actor **out, th_err *err)
+{
+	return rta_spawn_ex(rt, spec, parent, spawn_token, init, init_len,
+			    has_init, 0, out, err);
+}
+
+int rta_spawn_ex(thr_runtime *rt, rtf_spec *spec, rta_actor *parent,
+		 uint64_t spawn_token, const uint8_t *init, size_t init_len,
+		 bool has_init, unsigned flags, rta_actor **out, th_err *err)
 {
 	const thm_manifest *m = spec->m;
 	rta_actor *a;
@@ -588,7 +612,16 @@ int rta_spawn(thr_runtime *rt, rtf_spec *spec, rta_actor *parent,
 	if (parent)
 		add_child(parent, a);
 	rsv_attach(a);
-	send_control(a, RTA_CTL_INIT, parent ? parent->id : "", NULL, 0, 0, 0);
+	if (flags & RTA_SPAWN_INIT_HERE) {
+		/* The spawner waits for init anyway: running it on this thread
+		 * saves two thread wake-ups (worker, then spawner). */
+		control(a, RTA_CTL_INIT, parent ? parent->id : "", NULL, 0, 0, 0,
+			false);
+		rts_run_here(rt->sched, &a->task);
+	} else {
+		send_control(a, RTA_CTL_INIT, parent ? parent->id : "", NULL, 0,
+			     0, 0);
+	}
 	return 0;
 }
 

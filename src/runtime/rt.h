@@ -262,6 +262,13 @@ int rtc_code_get(thr_runtime *rt, const rtf_spec *spec, rtc_code **out,
 int rta_spawn(thr_runtime *rt, rtf_spec *spec, rta_actor *parent,
 	      uint64_t spawn_token, const uint8_t *init, size_t init_len,
 	      bool has_init, rta_actor **out, th_err *err);
+/* rta_spawn with flags: RTA_SPAWN_INIT_HERE runs the actor's first turn
+ * (init) on the calling thread before returning, when that thread is not a
+ * worker (a caller that would only wait for init). */
+#define RTA_SPAWN_INIT_HERE 1u
+int rta_spawn_ex(thr_runtime *rt, rtf_spec *spec, rta_actor *parent,
+		 uint64_t spawn_token, const uint8_t *init, size_t init_len,
+		 bool has_init, unsigned flags, rta_actor **out, th_err *err);
 /* Give a stopped or failed actor a new instance under the same id, from
  * its last committed state; its init runs again. The caller makes sure
  * the actor has ended (life final). Records actor.restarted. */

@@ -275,8 +275,10 @@ int thr_spawn(thr_runtime *rt, const thr_spawn_opts *opt,
 		rtr_runtime_event(rt, "spawn.failed", "", err ? err->msg : "manifest");
 		return rc;
 	}
-	rc = rta_spawn(rt, spec, NULL, 0, opt->init_state, opt->init_state_len,
-		       opt->has_init_state, &a, err);
+	rc = rta_spawn_ex(rt, spec, NULL, 0, opt->init_state,
+			  opt->init_state_len, opt->has_init_state,
+			  (opt->flags & THR_SPAWN_NO_WAIT) ? 0 : RTA_SPAWN_INIT_HERE,
+			  &a, err);
 	if (a)
 		memcpy(id, a->id, THR_ID_LEN + 1);
 	if (rc || (opt->flags & THR_SPAWN_NO_WAIT))

@@ -366,6 +366,25 @@ static void run_task(worker *w, rts_task *t)
 	enqueue(s, t, ENQ_LOCAL);
 }
 
+void rts_run_here(rts_sched *s, rts_task *t)
+{
+	int st = RTS_TS_IDLE;
+	if (current_worker ||
+	    !atomic_compare_exchange_strong(&t->state, &st, RTS_TS_RUNNING)) {
+		rts_wake(s, t);
+		return;
+	}
+	/* RUNNING now, by this thread: as run_task, except that more work
+	 * goes to the pool rather than keeping the caller. */
+	rts_result r = t->run(t, -1);
+	st = RTS_TS_RUNNING;
+	if (r != RTS_YIELD &&
+	    atomic_compare_exchange_strong(&t->state, &st, RTS_TS_IDLE))
+		return;
+	atomic_store(&t->state, RTS_TS_QUEUED);
+	enqueue(s, t, ENQ_FAIR); /* not a worker: the shared queue */
+}
+
 static rts_task *steal_any(worker *w)
 {
 	rts_sched *s = w->sched;

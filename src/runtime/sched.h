@@ -61,6 +61,11 @@ void rts_wake(rts_sched *s, rts_task *t);
 /* From its next queueing on, t goes to the recovery lane (low) or the
  * normal queues. Any thread; a task already queued stays where it is. */
 void rts_task_set_low(rts_task *t, bool low);
+/* Run t's turn on the calling thread now, if t is idle and the caller is
+ * not a worker of the pool (a thread that would only wait for that turn,
+ * such as a spawner waiting for init); otherwise rts_wake(s, t). The run
+ * function gets worker -1. */
+void rts_run_here(rts_sched *s, rts_task *t);
 /* Index of the calling worker thread, or -1 outside the pool. */
 int rts_current_worker(void);
 

@@ -143,6 +143,34 @@ TEST(creation_flow_records_each_step)
 	thr_runtime_free(rt);
 }
 
+TEST(a_waiting_spawn_runs_init_on_the_spawning_thread)
+{
+	/* No worker turn, so no wake-up of a worker and then of the spawner:
+	 * the pool's run count does not move; a NO_WAIT spawn uses the pool. */
+	char id[THR_ID_LEN + 1];
+	rts_stats before, after;
+	thr_runtime *rt = setup(2);
+	rts_sched_stats(rt->sched, &before);
+	spawn_ok(rt, manifest("counter", counter_path, NULL), id);
+	rts_sched_stats(rt->sched, &after);
+	CHECK_EQ_INT(status_of(rt, id, NULL), THR_RUNNING);
+	CHECK_EQ_INT(after.runs, before.runs);
+	thr_spawn_opts so = { .manifest_text = manifest("counter", counter_path, NULL),
+			      .base_dir = rtest_dir, .flags = THR_SPAWN_NO_WAIT };
+	REQUIRE(thr_spawn(rt, &so, id, NULL) == 0);
+	quiesce(rt);
+	/* (a worker counts a run after its turn returns) */
+	for (int i = 0; i < 5000; i++) {
+		rts_sched_stats(rt->sched, &after);
+		if (after.runs > before.runs)
+			break;
+		usleep(1000);
+	}
+	CHECK(after.runs > before.runs);
+	CHECK_EQ_INT(status_of(rt, id, NULL), THR_RUNNING);
+	thr_runtime_free(rt);
+}
+
 TEST(message_flow_records_arrival_call_result)
 {
 	char id[THR_ID_LEN + 1];
@@ -884,6 +912,66 @@ TEST(supervisor_sees_child_failures_and_restarts_it)
 	CHECK_EQ_STR(st, "stopped");
 	free(st);
 	free(child);
+	thr_runtime_free(rt);
+}
+
+/* ---- message ids ------------------------------------------------------------- */
+
+/* The msg-ids of a chain's message.received events, in order, and the
+ * results of its runtime.message-id host calls ([args, result]). */
+static int msg_ids(thr_runtime *rt, const char *chain, const char *type,
+		   uint64_t *out, int max)
+{
+	thx_chain *c;
+	int k = 0;
+	REQUIRE(thx_chain_open(thr_runtime_chains(rt), chain, NULL, false, &c, NULL) == 0);
+	uint64_t n = thx_chain_count(c);
+	for (uint64_t i = 0; i < n && k < max; i++) {
+		thx_event ev = { 0 };
+		th_cbor_dec d;
+		uint64_t cnt, v;
+		REQUIRE(thx_get(c, i, &ev, NULL) == 0);
+		if (!strcmp(ev.type, type)) {
+			th_cbor_dec_init(&d, ev.data, ev.len);
+			REQUIRE(th_cbor_get_array(&d, &cnt, NULL) == 0);
+			if (cnt == 2) /* host call: skip the args */
+				REQUIRE(th_cbor_skip(&d, NULL) == 0);
+			REQUIRE(th_cbor_get_uint(&d, &v, NULL) == 0);
+			out[k++] = v;
+		}
+		thx_event_release(&ev);
+	}
+	return k;
+}
+
+TEST(a_handler_sees_its_message_id_and_the_call_is_recorded)
+{
+	char id[THR_ID_LEN + 1], path[400];
+	uint64_t rec[8], seen[8];
+	thr_runtime *rt = setup(2);
+	rtest_wat("msgid");
+	snprintf(path, sizeof path, "%s/msgid.wasm", rtest_dir);
+	spawn_ok(rt, manifest("msgid", path, NULL), id);
+	REQUIRE(msg_ids(rt, id, "message.received", rec, 8) == 1);
+	CHECK_EQ_INT(count_of(rt, id), rec[0]); /* init's message */
+	for (int i = 0; i < 3; i++) {
+		send_str(rt, id, "m");
+		quiesce(rt);
+		uint64_t last[8];
+		int n = msg_ids(rt, id, "message.received", last, 8);
+		REQUIRE(n == i + 2); /* init + the sends so far */
+		/* The state is the id the handler got: this message's id. */
+		CHECK_EQ_INT(count_of(rt, id), last[n - 1]);
+	}
+	/* Every call recorded as a host call with its result, and the ids
+	 * are those of the messages, init's control message included. */
+	int n = msg_ids(rt, id, "message.received", rec, 8);
+	int m = msg_ids(rt, id, "host.theater:simple/runtime.message-id", seen, 8);
+	CHECK_EQ_INT(n, 4);
+	CHECK_EQ_INT(m, 4);
+	for (int i = 0; i < n && i < m; i++)
+		CHECK_EQ_INT(seen[i], rec[i]);
+	CHECK(rec[1] != rec[2] && rec[2] != rec[3]);
 	thr_runtime_free(rt);
 }
 

@@ -334,6 +334,51 @@ TEST(recovery_lane_yields_to_ready_tasks_but_is_not_starved)
 	rts_sched_free(s);
 }
 
+/* rts_run_here: records the worker of each run; yields `yields` times. */
+typedef struct here_task {
+	rts_task task;
+	_Atomic long runs;
+	_Atomic int first_worker, last_worker;
+	long yields;
+} here_task;
+
+static rts_result here_run(rts_task *t, int worker)
+{
+	here_task *h = (here_task *)t;
+	if (atomic_fetch_add(&h->runs, 1) == 0)
+		atomic_store(&h->first_worker, worker);
+	atomic_store(&h->last_worker, worker);
+	if (h->yields > 0) {
+		h->yields--;
+		return RTS_YIELD;
+	}
+	return RTS_IDLE;
+}
+
+TEST(run_here_runs_an_idle_task_on_the_calling_thread)
+{
+	rts_sched *s;
+	th_err err = { 0 };
+	static here_task h, y;
+	REQUIRE(rts_sched_new(2, &s, &err) == 0);
+	rts_task_init(&h.task, here_run);
+	rts_run_here(s, &h.task);
+	/* Synchronous, on this thread (worker -1), and idle again after. */
+	CHECK_EQ_INT(atomic_load(&h.runs), 1);
+	CHECK_EQ_INT(atomic_load(&h.first_worker), -1);
+	CHECK_EQ_INT(atomic_load(&h.task.state), 0);
+	/* A task that yields goes on in the pool. */
+	rts_task_init(&y.task, here_run);
+	y.yields = 1;
+	rts_run_here(s, &y.task);
+	CHECK_EQ_INT(atomic_load(&y.first_worker), -1);
+	for (int i = 0; i < 60000 && atomic_load(&y.runs) < 2; i++)
+		usleep(1000);
+	CHECK_EQ_INT(atomic_load(&y.runs), 2);
+	CHECK(atomic_load(&y.last_worker) >= 0);
+	rts_sched_free(s);
+}
+
 TEST(create_fails_cleanly_without_memory)
 {
 	rts_sched *s = (rts_sched *)1;
