@@ -183,7 +183,7 @@ static void record_call(rta_actor *a, const rth_fn *f, const thc_val *args,
 			uint32_t nargs, const thc_val *result, const char *trap)
 {
 	th_cbor_enc e;
-	th_cbor_enc_init(&e, NULL, 0);
+	rtr_enc_init(&e);
 	th_cbor_put_array(&e, 2);
 	put_args(&e, args, nargs);
 	if (trap) {

@@ -153,9 +153,18 @@ rta_actor *rta_of_call(thc_hostcall *call)
 	return thc_instance_data(thc_hostcall_instance(call));
 }
 
+/* The actor whose turn this thread is running (NULL: none). Only that
+ * thread may add to the batch of the actor's call (record.c). */
+static _Thread_local rta_actor *turn_of;
+
 int rta_record(rta_actor *a, const char *type, th_cbor_enc *e,
 	       const char *desc)
 {
+	if (turn_of == a) {
+		if (a->call.batching && !desc)
+			return rtr_batch_add(a->chain, a->id, type, e);
+		rtr_batch_flush(); /* the chain keeps the turn's order */
+	}
 	return rtr_event_enc(a->chain, a->id, type, e, desc);
 }
 
@@ -334,7 +343,7 @@ static int deliver(rta_actor *to, rtm_msg *m, bool wake, th_err *err)
 		return rc;
 	}
 	if (!sys && m->len > to->max_msg) {
-		th_cbor_enc_init(&e, NULL, 0);
+		rtr_enc_init(&e);
 		th_cbor_put_array(&e, 4);
 		th_cbor_put_cstr(&e, m->sender);
 		th_cbor_put_cstr(&e, m->kind < TH_ARRAY_LEN(kind_names) ? kind_names[m->kind] : "?");
@@ -364,7 +373,7 @@ static int deliver(rta_actor *to, rtm_msg *m, bool wake, th_err *err)
 	m->id = atomic_fetch_add(&rt->next_msg, 1);
 
 	/* Arrival is recorded before the message can be seen by the actor. */
-	th_cbor_enc_init(&e, NULL, 0);
+	rtr_enc_init(&e);
 	th_cbor_put_array(&e, 5);
 	put_msg_head(&e, m);
 	th_cbor_put_bytes(&e, m->data, m->len);
@@ -479,7 +488,7 @@ done:
 		return rc;
 	thc_instance_set_data(a->inst, a);
 	mem = thc_instance_memory(a->inst);
-	th_cbor_enc_init(&e, NULL, 0);
+	rtr_enc_init(&e);
 	th_cbor_put_array(&e, 1);
 	th_cbor_put_uint(&e, mem ? thw_memory_pages(mem) : 0);
 	rta_record(a, "actor.instantiated", &e, NULL);
@@ -554,7 +563,7 @@ int rta_spawn_ex(thr_runtime *rt, rtf_spec *spec, rta_actor *parent,
 	const uint8_t *init_p = has_init ? init : spec->init_state;
 	size_t init_n = has_init ? init_len : spec->init_len;
 	bool init_has = has_init || spec->has_init;
-	th_cbor_enc_init(&e, NULL, 0);
+	rtr_enc_init(&e);
 	th_cbor_put_array(&e, 7);
 	th_cbor_put_cstr(&e, m->name);
 	th_cbor_put_cstr(&e, m->file ? m->file : "<string>");
@@ -584,7 +593,7 @@ int rta_spawn_ex(thr_runtime *rt, rtf_spec *spec, rta_actor *parent,
 		return fail_early(a, rc == TH_EINVAL ? "invalid-component"
 						     : "missing-component", err);
 	a->code = code;
-	th_cbor_enc_init(&e, NULL, 0);
+	rtr_enc_init(&e);
 	th_cbor_put_array(&e, 4);
 	th_cbor_put_cstr(&e, code->hex);
 	th_cbor_put_uint(&e, code->size);
@@ -643,7 +652,7 @@ int rta_reincarnate(rta_actor *a, th_err *err)
 	atomic_store(&a->stop_req, false);
 	pthread_mutex_unlock(&a->lock);
 	call_release(a);
-	th_cbor_enc_init(&e, NULL, 0);
+	rtr_enc_init(&e);
 	th_cbor_put_array(&e, 1);
 	th_cbor_put_cstr(&e, a->code->hex);
 	rta_record(a, "actor.restarted", &e, NULL);
@@ -789,7 +798,7 @@ static void ack(rta_actor *a, rtm_msg *m)
 static void drop(rta_actor *a, rtm_msg *m, const char *why)
 {
 	th_cbor_enc e;
-	th_cbor_enc_init(&e, NULL, 0);
+	rtr_enc_init(&e);
 	th_cbor_put_array(&e, 5);
 	put_msg_head(&e, m);
 	th_cbor_put_cstr(&e, why);
@@ -808,7 +817,7 @@ void rta_call_flush(rta_actor *a)
 	th_cbor_enc e;
 	if (!a->call.active || a->call.recorded || !a->call.params)
 		return;
-	th_cbor_enc_init(&e, NULL, 0);
+	rtr_enc_init(&e);
 	th_cbor_put_array(&e, 3);
 	th_cbor_put_cstr(&e, rta_export_full[a->call.x]);
 	th_cbor_put_uint(&e, a->call.msg->id);
@@ -819,9 +828,11 @@ void rta_call_flush(rta_actor *a)
 
 static void call_release(rta_actor *a)
 {
-	th_free(a->call.params);
+	rtr_buf_recycle(a->call.params, a->call.params_cap);
 	a->call.params = NULL;
 	a->call.params_len = 0;
+	a->call.params_cap = 0;
+	a->call.batching = false;
 	a->call.recorded = false;
 	a->call.active = false;
 	a->call.msg = NULL;
@@ -876,10 +887,10 @@ static int start_call(rta_actor *a, rtm_msg *m)
 	/* export.call is recorded lazily (rta_call_flush): before the
 	 * handler's first host call, or never when it makes none - then
 	 * export.result carries the params. */
-	th_cbor_enc_init(&e, NULL, 0);
+	rtr_enc_init(&e);
 	rtv_encode(&e, &args[1]);
 	if (e.err) {
-		th_cbor_enc_release(&e);
+		rtr_enc_release(&e);
 		thc_val_release(&args[0]);
 		thc_val_release(&args[1]);
 		a->call.active = true;
@@ -889,8 +900,10 @@ static int start_call(rta_actor *a, rtm_msg *m)
 	}
 	a->call.params = e.buf;
 	a->call.params_len = e.len;
+	a->call.params_cap = e.cap;
 	a->call.recorded = false;
 	a->call.active = true;
+	a->call.batching = turn_of == a;
 	a->call.x = x;
 	a->call.msg = m;
 	a->call.fuel_left = a->fuel_cap;
@@ -989,7 +1002,7 @@ static void finish_call(rta_actor *a)
 		rta_fail(a, "trap", err.msg);
 		return;
 	}
-	th_cbor_enc_init(&e, NULL, 0);
+	rtr_enc_init(&e);
 	th_cbor_put_array(&e, 4);
 	th_cbor_put_cstr(&e, rta_export_full[x]);
 	th_cbor_put_uint(&e, m->id);
@@ -999,6 +1012,13 @@ static void finish_call(rta_actor *a)
 		th_cbor_put_raw(&e, a->call.params, a->call.params_len);
 	rtv_encode(&e, &res);
 	rc = rta_record(a, "export.result", &e, NULL);
+	/* The call's events, in the chain before anything is answered or
+	 * acknowledged. */
+	if (a->call.batching) {
+		int frc = rtr_batch_flush();
+		rc = rc ? rc : frc;
+		a->call.batching = false;
+	}
 	a->call.recorded = true; /* the result holds the call now */
 	if (rc) {
 		thc_val_release(&res);
@@ -1036,7 +1056,7 @@ static void finish_call(rta_actor *a)
 		size_t n = 0;
 		uint8_t *tmp;
 		if (opt_get(&ok->of.agg.items[1].of.agg.items[0], &p, &n, &tmp)) {
-			th_cbor_enc_init(&e, NULL, 0);
+			rtr_enc_init(&e);
 			th_cbor_put_array(&e, 3);
 			th_cbor_put_uint(&e, m->id);
 			th_cbor_put_uint(&e, m->ref);
@@ -1068,7 +1088,7 @@ static void finish_call(rta_actor *a)
 	atomic_fetch_add(&rt->n_messages, 1);
 	if (x == RTA_X_INIT) {
 		/* Recorded before anyone waiting for the spawn is told. */
-		th_cbor_enc_init(&e, NULL, 0);
+		rtr_enc_init(&e);
 		th_cbor_put_array(&e, 2);
 		th_cbor_put_cstr(&e, a->spec->m->name);
 		th_cbor_put_cstr(&e, a->code->hex);
@@ -1121,7 +1141,7 @@ static int resume_pending(rta_actor *a)
 	a->pend.ctx_free = NULL;
 
 	/* The host call, with its full arguments and result. */
-	th_cbor_enc_init(&e, NULL, 0);
+	rtr_enc_init(&e);
 	th_cbor_put_array(&e, 2);
 	th_cbor_put_raw(&e, a->pend.args, a->pend.args_len);
 	if (trap) {
@@ -1160,13 +1180,26 @@ static const char *trap_kind(const thw_trap *t)
 	}
 }
 
+static rts_result actor_turn(rta_actor *a);
+
+/* A turn, with the batch of its recorded events flushed at its end. */
 static rts_result actor_run(rts_task *t, int worker)
 {
-	rta_actor *a = (rta_actor *)t;
+	rta_actor *a = (rta_actor *)t, *outer = turn_of;
+	TH_UNUSED(worker);
+	rtr_batch_flush(); /* defensive: a turn run inside another's */
+	turn_of = a;
+	rts_result r = actor_turn(a);
+	rtr_batch_flush();
+	turn_of = outer;
+	return r;
+}
+
+static rts_result actor_turn(rta_actor *a)
+{
 	thr_runtime *rt = a->rt;
 	uint64_t slice = rt->opt.fuel_slice;
 	uint32_t taken = 0;
-	TH_UNUSED(worker);
 
 	if (atomic_load(&a->life) >= RTA_STOPPED) {
 		rsv_turn(a); /* a restart planned for it alone */
@@ -1337,6 +1370,9 @@ static void finalize(rta_actor *a, int life, const char *kind,
 	rsv_adjust_end(a, &life, &kind, &reason);
 	what = life == RTA_FAILED ? "failed" : "stopped";
 	abandon_pend(a);
+	if (turn_of == a)
+		rtr_batch_flush(); /* what the call recorded comes first */
+	a->call.batching = false;
 	rta_call_flush(a); /* the call that failed or was cut short */
 	call_release(a);   /* its message is in flight: dropped below */
 
@@ -1356,7 +1392,7 @@ static void finalize(rta_actor *a, int life, const char *kind,
 	pthread_mutex_unlock(&a->lock);
 
 	/* The failure (or stop) is recorded first, then what it implies. */
-	th_cbor_enc_init(&e, NULL, 0);
+	rtr_enc_init(&e);
 	if (life == RTA_FAILED) {
 		th_cbor_put_array(&e, 3);
 		th_cbor_put_cstr(&e, kind ? kind : "error");
@@ -1464,7 +1500,7 @@ static void finalize_failed_restart(rta_actor *a, th_err *err)
 	th_free(a->reason);
 	a->reason = th_strdup(why);
 	pthread_mutex_unlock(&a->lock);
-	th_cbor_enc_init(&e, NULL, 0);
+	rtr_enc_init(&e);
 	th_cbor_put_array(&e, 2);
 	th_cbor_put_cstr(&e, "instantiate");
 	th_cbor_put_cstr(&e, why);

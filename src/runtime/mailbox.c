@@ -15,18 +15,16 @@
 #include "base/base.h"
 #include "runtime/mailbox.h"
 
+/* One allocation per message: the data follows the struct. */
 rtm_msg *rtm_msg_new(rtm_kind kind, rtm_priority prio, const void *data,
 		     uint32_t len)
 {
-	rtm_msg *m = th_calloc(1, sizeof *m);
+	rtm_msg *m = th_malloc(sizeof *m + len);
 	if (!m)
 		return NULL;
+	memset(m, 0, sizeof *m);
 	if (len) {
-		m->data = th_malloc(len);
-		if (!m->data) {
-			th_free(m);
-			return NULL;
-		}
+		m->data = (uint8_t *)(m + 1);
 		memcpy(m->data, data, len);
 	}
 	m->kind = (uint8_t)kind;
@@ -39,7 +37,6 @@ void rtm_msg_free(rtm_msg *m)
 {
 	if (!m)
 		return;
-	th_free(m->data);
 	th_free(m);
 }
 

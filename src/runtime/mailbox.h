@@ -55,7 +55,7 @@ typedef struct rtm_msg {
 	uint16_t flags;
 	uint32_t len;
 	char sender[40];       /* actor id of the sender, "" if external    */
-	uint8_t *data;         /* len bytes, owned by the message           */
+	uint8_t *data;         /* len bytes, in the message's allocation    */
 	void *reply;           /* runtime's reply slot for requests         */
 } rtm_msg;
 

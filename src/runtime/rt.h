@@ -117,7 +117,10 @@ typedef struct rta_call {
 	uint64_t fuel_left;     /* per-message cap remaining              */
 	uint8_t *params;        /* CBOR of the params (owned)             */
 	size_t params_len;
+	size_t params_cap;      /* of the params buffer (recycled)        */
 	bool recorded;          /* export.call is in the chain            */
+	bool batching;          /* the call's events go to the turn's
+				 * batch (until its export.result)        */
 } rta_call;
 
 struct rta_actor {
@@ -219,6 +222,19 @@ int rtr_event(thx_chain *c, const char *actor, const char *type,
 /* Append an event built by an encoder (released here). */
 int rtr_event_enc(thx_chain *c, const char *actor, const char *type,
 		  th_cbor_enc *e, const char *desc);
+/* An encoder on a recycled buffer (record.c's per-thread pool); give the
+ * buffer back with rtr_enc_release, or to rtr_event_enc / rtr_batch_add.
+ * A heap buffer taken from an encoder goes back with rtr_buf_recycle. */
+void rtr_enc_init(th_cbor_enc *e);
+void rtr_enc_release(th_cbor_enc *e);
+void rtr_buf_recycle(uint8_t *buf, size_t cap);
+/* The calling thread's batch of events for one chain (rta_record uses it
+ * during a turn): add takes the encoder's buffer and copies the type (the
+ * batch for another chain is flushed first; actor must outlive the batch);
+ * flush appends everything in one thx_append_batch and returns its error. */
+int rtr_batch_add(thx_chain *c, const char *actor, const char *type,
+		  th_cbor_enc *e);
+int rtr_batch_flush(void);
 /* The runtime chain: one event about actor id. */
 void rtr_runtime_event(thr_runtime *rt, const char *type, const char *id,
 		       const char *detail);

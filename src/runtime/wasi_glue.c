@@ -33,7 +33,7 @@ static void hook(void *ctx, const thw_wasi_call *c)
 	rta_call_flush(a); /* the export call precedes its host calls */
 	atomic_fetch_add(&a->rt->n_host_calls, 1);
 	snprintf(type, sizeof type, "host.%s.%s", THW_WASI_MODULE, c->name);
-	th_cbor_enc_init(&e, NULL, 0);
+	rtr_enc_init(&e);
 	th_cbor_put_array(&e, 2);
 	th_cbor_put_array(&e, c->nargs);
 	for (uint32_t i = 0; i < c->nargs; i++)

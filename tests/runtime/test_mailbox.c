@@ -141,9 +141,22 @@ TEST(drain_returns_everything_and_close_refuses)
 
 TEST(message_allocation_failure_returns_null)
 {
-	th_alloc_fail_after(1);
+	th_alloc_fail_after(0);
 	CHECK(rtm_msg_new(RTM_SEND, RTM_NORMAL, "abc", 3) == NULL);
 	th_alloc_fail_after(-1);
+}
+
+TEST(a_message_is_one_allocation)
+{
+	/* The data lives in the message's own allocation (one malloc and one
+	 * free per message on the hot path). */
+	th_alloc_fail_after(1);
+	rtm_msg *m = rtm_msg_new(RTM_SEND, RTM_NORMAL, "abc", 3);
+	th_alloc_fail_after(-1);
+	REQUIRE(m != NULL);
+	CHECK_EQ_INT(m->len, 3);
+	CHECK(memcmp(m->data, "abc", 3) == 0);
+	rtm_msg_free(m);
 }
 
 TEST_MAIN()
