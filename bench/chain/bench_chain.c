@@ -4,7 +4,14 @@
  *
  *   raw SHA-256            OpenSSL on 256-byte and 1 MiB inputs
  *   fsync latency          write 4 KiB + fdatasync, in the store's directory
- *   append, memory         256-byte events hashed, linked, in blocks (THX_NONE)
+ *   append, memory         256-byte events hashed, linked, in blocks (THX_NONE);
+ *                          the blocks of memory chains are built lazily, so
+ *                          building them is timed too (and added)
+ *   small events           what the runtime records: 40-byte data, a 36-byte
+ *                          actor id; one chain, one call per event or
+ *                          thx_append_batch of 64, and 100 chains in turn
+ *   chain creation         100,000 memory chains: time and bytes per chain,
+ *                          empty and after 10 small events
  *   append, durable        THX_ALWAYS with concurrent appenders and with
  *                          batched appends; THX_BATCH (10 ms) single thread
  *   verify                 full verification of what was written, in MB/s
@@ -182,9 +189,23 @@ static double hash_equiv_rate(size_t events)
 	return (double)(events * sizeof ev) / s;
 }
 
+static uint64_t rss_bytes(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	unsigned long long size = 0, res = 0;
+	if (f) {
+		if (fscanf(f, "%llu %llu", &size, &res) != 2)
+			res = 0;
+		fclose(f);
+	}
+	return (uint64_t)res * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
 /* One thread, memory only: events per CPU-second (*wall: per second).
- * keep > 0: prune to the last `keep` events as it goes (retention). */
-static double mem_rate(int run, size_t n, size_t keep, double *wall)
+ * keep > 0: prune to the last `keep` events as it goes (retention).
+ * *with_blocks: the rate when building the chain's blocks (lazy for
+ * memory chains: done here by thx_block_count) is counted too. */
+static double mem_rate(int run, size_t n, size_t keep, double *wall, double *with_blocks)
 {
 	char name[32];
 	snprintf(name, sizeof name, "mem-%d", run);
@@ -202,10 +223,83 @@ static double mem_rate(int run, size_t n, size_t keep, double *wall)
 		    thx_prune_below(c, i + 1 - keep, &err))
 			die("prune", &err);
 	}
-	double cs = secs(cpu_ns() - c0);
+	uint64_t c1 = cpu_ns();
+	double cs = secs(c1 - c0);
 	*wall = (double)n / secs(th_now_ns() - t0);
+	if (thx_block_count(c) != n / 256)
+		die("blocks", NULL);
+	*with_blocks = (double)n / secs(cpu_ns() - c0);
 	thx_store_close(s);
 	return (double)n / cs;
+}
+
+/* What the runtime records: small events (40-byte data, 36-byte actor id,
+ * a few types) on memory chains. nchains > 1: 4 events to each chain in
+ * turn (as a message ring does); batch > 1: thx_append_batch. Returns CPU
+ * ns per event. */
+static double small_ns(int run, size_t n, int nchains, size_t batch)
+{
+	char name[48];
+	snprintf(name, sizeof name, "small-%d-%d-%zu", run, nchains, batch);
+	thx_store *s = open_dir(name, false);
+	thx_chain *cs[100];
+	for (int i = 0; i < nchains; i++) {
+		char cn[32];
+		snprintf(cn, sizeof cn, "actor-%d", i);
+		cs[i] = mk_chain(s, cn, THX_NONE);
+	}
+	static const char *types[4] = { "message.received", "export.call", "export.result",
+					"host.theater:simple/runtime.log" };
+	thx_event_in evs[64];
+	for (int i = 0; i < 64; i++)
+		evs[i] = (thx_event_in){ .actor = "6f1c2a9e-3b7d-4e2a-9c1f-0d8e7b6a5c4d",
+					 .type = types[i & 3], .data = payload, .len = 40 };
+	th_err err = { 0 };
+	uint64_t c0 = cpu_ns();
+	if (batch > 1) {
+		for (size_t i = 0; i < n; i += batch)
+			if (thx_append_batch(cs[0], evs, batch, NULL, NULL, &err))
+				die("append batch", &err);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			if (thx_append(cs[(i / 4) % (size_t)nchains], &evs[i & 3], NULL, NULL, &err))
+				die("append", &err);
+	}
+	double ns = (double)(cpu_ns() - c0) / (double)n;
+	thx_store_close(s);
+	return ns;
+}
+
+/* 100,000 memory chains: CPU ns per thx_chain_open(create), bytes per empty
+ * chain, then bytes per chain once each holds 10 small events. */
+static void create_cost(int run, double *ns, double *empty_b, double *ten_b)
+{
+	char name[32];
+	snprintf(name, sizeof name, "create-%d", run);
+	thx_store *s = open_dir(name, false);
+	enum { N = 100000 };
+	thx_chain **cs = malloc(N * sizeof *cs);
+	uint64_t r0 = rss_bytes(), c0 = cpu_ns();
+	for (int i = 0; i < N; i++) {
+		char cn[48];
+		snprintf(cn, sizeof cn, "actor-%08d-3b7d-4e2a-9c1f-0d8e7b6a", i);
+		cs[i] = mk_chain(s, cn, THX_NONE);
+	}
+	*ns = (double)(cpu_ns() - c0) / N;
+	uint64_t r1 = rss_bytes();
+	*empty_b = (double)(r1 - r0) / N;
+	th_err err = { 0 };
+	for (int i = 0; i < N; i++)
+		for (int k = 0; k < 10; k++) {
+			thx_event_in in = { .actor = thx_chain_name(cs[i]),
+					    .type = k ? "message.received" : "actor.created",
+					    .data = payload, .len = 40 };
+			if (thx_append(cs[i], &in, NULL, NULL, &err))
+				die("append", &err);
+		}
+	*ten_b = (double)(rss_bytes() - r0) / N;
+	thx_store_close(s);
+	free(cs);
 }
 
 struct worker {
@@ -319,6 +413,7 @@ int main(int argc, char **argv)
 		payload[i] = (uint8_t)(i * 7);
 
 	double v[RUNS], w[RUNS], big[RUNS], small[RUNS], ratio[RUNS], kv[RUNS], kw[RUNS];
+	double vb[RUNS], kb[RUNS];
 	printf("Event Chain benchmark (256-byte events; medians of %d runs; dir %s)\n"
 	       "Rates per CPU-second are robust on a shared machine; wall-clock rates\n"
 	       "depend on how much of the 2 cores this process got.\n\n", RUNS, root);
@@ -327,8 +422,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < RUNS; i++) {
 		big[i] = sha_rate(1 << 20, 256u << 20);
 		small[i] = sha_rate(320, 128u << 20);
-		v[i] = mem_rate(i, 1000000, 0, &w[i]);
-		kv[i] = mem_rate(i + RUNS, 1000000, 65536, &kw[i]);
+		v[i] = mem_rate(i, 1000000, 0, &w[i], &vb[i]);
+		kv[i] = mem_rate(i + RUNS, 1000000, 65536, &kw[i], &kb[i]);
 		ratio[i] = v[i] / (small[i] / 320);
 	}
 	double sha_big = median(big, RUNS), sha_small = median(small, RUNS);
@@ -349,10 +444,30 @@ int main(int argc, char **argv)
 	       median(w, RUNS));
 	printf("           = %.0f%% of raw SHA-256 hashes of 320-byte inputs (same runs)\n",
 	       100.0 * median(ratio, RUNS));
+	printf("  + building its blocks (lazy)          %8.0f events per CPU-second\n",
+	       median(vb, RUNS));
 	double keepr = median(kv, RUNS);
 	printf("  with retention (last 65,536 kept)     %8.0f events per CPU-second "
-	       "(target: %s), %.0f/s wall\n\n", keepr, keepr >= 1e6 ? "met" : "NOT met",
+	       "(target: %s), %.0f/s wall\n", keepr, keepr >= 1e6 ? "met" : "NOT met",
 	       median(kw, RUNS));
+	printf("  + building its blocks (lazy)          %8.0f events per CPU-second\n\n",
+	       median(kb, RUNS));
+
+	double s1[RUNS], s64[RUNS], s100[RUNS], cns[RUNS], ce[RUNS], c10[RUNS];
+	for (int i = 0; i < RUNS; i++) {
+		s1[i] = small_ns(i, 1000000, 1, 1);
+		s64[i] = small_ns(i, 1000000, 1, 64);
+		s100[i] = small_ns(i, 1000000, 100, 1);
+		create_cost(i, &cns[i], &ce[i], &c10[i]);
+	}
+	printf("small events (40-byte data), memory, CPU ns per event (runtime's budget ~300-400):\n");
+	printf("  thx_append, 1 chain                   %8.0f ns (%.0f events per CPU-second)\n",
+	       median(s1, RUNS), 1e9 / median(s1, RUNS));
+	printf("  thx_append_batch of 64, 1 chain       %8.0f ns\n", median(s64, RUNS));
+	printf("  thx_append, 100 chains in turn        %8.0f ns\n", median(s100, RUNS));
+	printf("chain creation (100,000 memory chains)  %8.0f ns CPU each; %.0f bytes each empty,\n"
+	       "                                        %8.0f bytes each with 10 small events\n\n",
+	       median(cns, RUNS), median(ce, RUNS), median(c10, RUNS));
 
 	struct {
 		const char *tag, *label;

@@ -163,13 +163,14 @@ static void chain_free(thx_chain *c)
 		c->mhead = k->next;
 		th_free(k);
 	}
-	th_free(c->ents);
+	for (uint32_t j = 0; j < c->nepages; j++)
+		th_free(c->epages[j]);
+	th_free(c->epages);
 	th_free(c->blocks);
 	thx__pmap_release(&c->types);
 	thx__pmap_release(&c->actors);
 	pthread_mutex_destroy(&c->mu);
 	pthread_mutex_destroy(&c->dmu);
-	th_free(c->name);
 	th_free(c);
 }
 
@@ -178,16 +179,18 @@ thx_chain *thx__chain_by_no(thx_store *s, uint32_t no)
 	return no < s->nnos ? s->by_no[no] : NULL;
 }
 
-/* Chains by name: open addressing with linear probing; s->lk held. */
-static thx_chain *name_get(thx_store *s, const char *name)
+/* Chains by name: open addressing with linear probing; s->lk held. Each
+ * slot keeps the name's hash beside the chain, so probing and growing
+ * compare and rehash without touching the chains themselves. */
+static thx_chain *name_get(thx_store *s, const char *name, uint64_t h)
 {
 	if (!s->namecap)
 		return NULL;
 	size_t mask = s->namecap - 1;
-	for (size_t i = thx__hash_str(name, strlen(name)) & mask;; i = (i + 1) & mask) {
-		thx_chain *c = s->names[i];
-		if (!c || strcmp(c->name, name) == 0)
-			return c;
+	for (size_t i = h & mask;; i = (i + 1) & mask) {
+		thx__name *t = &s->names[i];
+		if (!t->c || (t->h == h && strcmp(t->c->name, name) == 0))
+			return t->c;
 	}
 }
 
@@ -197,17 +200,16 @@ static bool name_reserve(thx_store *s)
 	if ((s->nchains + 1) * 2 <= s->namecap)
 		return true;
 	size_t cap = s->namecap ? s->namecap * 2 : 64;
-	thx_chain **t = th_calloc(cap, sizeof *t);
+	thx__name *t = th_calloc(cap, sizeof *t);
 	if (!t)
 		return false;
 	for (size_t k = 0; k < s->namecap; k++) {
-		thx_chain *c = s->names[k];
-		if (!c)
+		if (!s->names[k].c)
 			continue;
-		size_t i = thx__hash_str(c->name, strlen(c->name)) & (cap - 1);
-		while (t[i])
+		size_t i = s->names[k].h & (cap - 1);
+		while (t[i].c)
 			i = (i + 1) & (cap - 1);
-		t[i] = c;
+		t[i] = s->names[k];
 	}
 	th_free(s->names);
 	s->names = t;
@@ -218,27 +220,26 @@ static bool name_reserve(thx_store *s)
 static void name_put(thx_store *s, thx_chain *c)
 {
 	size_t mask = s->namecap - 1;
-	size_t i = thx__hash_str(c->name, strlen(c->name)) & mask;
-	while (s->names[i])
+	size_t i = c->name_hash & mask;
+	while (s->names[i].c)
 		i = (i + 1) & mask;
-	s->names[i] = c;
+	s->names[i] = (thx__name){ c->name_hash, c };
 }
 
 /* Remove c, shifting later members of its probe run back. */
 static void name_del(thx_store *s, thx_chain *c)
 {
 	size_t mask = s->namecap - 1;
-	size_t i = thx__hash_str(c->name, strlen(c->name)) & mask;
-	while (s->names[i] != c)
+	size_t i = c->name_hash & mask;
+	while (s->names[i].c != c)
 		i = (i + 1) & mask;
-	s->names[i] = NULL;
-	for (size_t j = (i + 1) & mask; s->names[j]; j = (j + 1) & mask) {
-		thx_chain *m = s->names[j];
-		size_t home = thx__hash_str(m->name, strlen(m->name)) & mask;
+	s->names[i].c = NULL;
+	for (size_t j = (i + 1) & mask; s->names[j].c; j = (j + 1) & mask) {
+		size_t home = s->names[j].h & mask;
 		/* m may move to the hole at i if i lies between home and j */
 		if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
-			s->names[i] = m;
-			s->names[j] = NULL;
+			s->names[i] = s->names[j];
+			s->names[j].c = NULL;
 			i = j;
 		}
 	}
@@ -248,7 +249,9 @@ static void name_del(thx_store *s, thx_chain *c)
 int thx__chain_new(thx_store *s, uint32_t no, const char *name,
 		     const thx_chain_opts *opts, thx_chain **out, th_err *err)
 {
-	if (name_get(s, name))
+	size_t nlen = strlen(name);
+	uint64_t h = thx__hash_str(name, nlen);
+	if (name_get(s, name, h))
 		return th_err_set(err, TH_EEXIST, "chain '%s' exists", name);
 	if (!name_reserve(s))
 		return th_err_set(err, TH_ENOMEM, "out of memory");
@@ -269,15 +272,19 @@ int thx__chain_new(thx_store *s, uint32_t no, const char *name,
 		s->by_no = a;
 		s->nnos = (uint32_t)cap;
 	}
-	thx_chain *c = th_calloc(1, sizeof *c);
-	if (!c || !(c->name = th_strdup(name))) {
-		th_free(c);
+	/* One allocation: the chain, then its name. Everything else (entry
+	 * pages, postings, data chunks) waits for the first append. */
+	thx_chain *c = th_calloc(1, sizeof *c + nlen + 1);
+	if (!c)
 		return th_err_set(err, TH_ENOMEM, "out of memory");
-	}
+	c->name = (char *)(c + 1);
+	memcpy(c->name, name, nlen + 1);
+	c->name_hash = h;
 	c->s = s;
 	c->no = no;
 	c->opts = *opts;
 	thx__opts_fill(&c->opts);
+	c->seal_at = c->opts.block_events - 1;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_mutex_init(&c->dmu, NULL);
 	s->chains[s->nchains++] = c;
@@ -367,8 +374,9 @@ int thx_chain_open(thx_store *s, const char *name, const thx_chain_opts *opts,
 {
 	if (!name_ok(name, err, "chain name"))
 		return TH_EINVAL;
+	uint64_t h = thx__hash_str(name, strlen(name));
 	pthread_rwlock_rdlock(&s->lk);
-	thx_chain *found = name_get(s, name);
+	thx_chain *found = name_get(s, name, h);
 	pthread_rwlock_unlock(&s->lk);
 	if (found) {
 		*out = found;
@@ -385,7 +393,7 @@ int thx_chain_open(thx_store *s, const char *name, const thx_chain_opts *opts,
 		return th_err_set(err, TH_ESTATE, "chain store %s is open read-only", s->dir);
 
 	pthread_rwlock_wrlock(&s->lk);
-	if ((found = name_get(s, name))) {
+	if ((found = name_get(s, name, h))) {
 		*out = found;
 		pthread_rwlock_unlock(&s->lk);
 		return 0;
@@ -439,7 +447,7 @@ bool thx_chain_head(thx_chain *c, uint8_t hash[THX_HASH_LEN])
 	pthread_mutex_lock(&c->mu);
 	bool any = c->n > 0;
 	if (any)
-		memcpy(hash, c->ents[c->n - 1].hash, 32);
+		memcpy(hash, thx__ent_at(c, c->n - 1)->hash, 32);
 	pthread_mutex_unlock(&c->mu);
 	return any;
 }
@@ -462,9 +470,16 @@ int thx_chain_configure(thx_chain *c, const thx_chain_opts *opts, th_err *err)
 				  "chain '%s': cannot switch between memory-only and on-disk",
 				  c->name);
 	}
+	int rc = thx__seal_pending(c, err); /* blocks so far follow the old size */
+	if (rc) {
+		pthread_mutex_unlock(&c->mu);
+		return rc;
+	}
 	thx_chain_opts old = c->opts;
 	c->opts = o;
-	int rc = 0;
+	c->seal_at = c->block_start + o.block_events - 1;
+	if (c->seal_at < c->n)
+		c->seal_at = c->n;
 	if (o.durability != THX_NONE) {
 		uint8_t *rec;
 		size_t len;
@@ -523,18 +538,24 @@ void thx_free(void *p)
 
 /* ---- append ---- */
 
+/* Id of str (interned on first use); the chain remembers the last one, so
+ * a repeated actor or type costs one strcmp and no hashing. */
 static int intern_cached(thx_chain *c, const char *str, const char **cache,
-			 uint32_t *cache_id, uint32_t *id)
+			 uint32_t *cache_id, uint32_t *cache_len, uint32_t *id,
+			 size_t *len)
 {
 	if (*cache && strcmp(*cache, str) == 0) {
 		*id = *cache_id;
+		*len = *cache_len;
 		return 0;
 	}
 	const char *interned;
-	int rc = thx__intern(c->s, str, strlen(str), id, &interned);
+	*len = strlen(str);
+	int rc = thx__intern(c->s, str, *len, id, &interned);
 	if (!rc) {
 		*cache = interned;
 		*cache_id = *id;
+		*cache_len = (uint32_t)*len;
 	}
 	return rc;
 }
@@ -554,10 +575,99 @@ bool thx__grow(void **p, uint64_t *cap, uint64_t need, size_t elem)
 	return true;
 }
 
-/* Append one event with c->mu held. *lsn gets the log position to wait for
- * (0 for memory chains). */
-static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t *seq_out,
-			 uint8_t *hash_out, uint64_t *lsn, int *flush, th_err *err)
+bool thx__ents_reserve(thx_chain *c, uint64_t need)
+{
+	if (need == 0)
+		return true;
+	uint64_t off;
+	uint32_t last = thx__ent_page(need - 1, &off);
+	while (c->nepages <= last) {
+		if (c->nepages == c->capepages) {
+			uint64_t cap = c->capepages;
+			if (!thx__grow((void **)&c->epages, &cap, (uint64_t)c->nepages + 1,
+				       sizeof *c->epages))
+				return false;
+			c->capepages = (uint32_t)cap;
+		}
+		thx__ent *pg = th_malloc(thx__ent_page_len(c->nepages) * sizeof *pg);
+		if (!pg)
+			return false;
+		c->epages[c->nepages++] = pg;
+	}
+	return true;
+}
+
+/* Room for need more bytes of memory-chain data in the last chunk. Chunks
+ * double from 512 bytes to 1 MiB and never move: an entry points into
+ * one. */
+static thx__memchunk *mem_room(thx_chain *c, size_t need, uint64_t seq)
+{
+	thx__memchunk *k = c->mtail;
+	if (k && k->cap - k->used >= need)
+		return k;
+	size_t cap = k ? k->cap * 2 : 512;
+	if (cap > (1u << 20))
+		cap = 1u << 20;
+	if (cap < need)
+		cap = need;
+	thx__memchunk *nk;
+	if (c->mspare && cap == (1u << 20) && c->mspare->cap >= need) {
+		/* reuse the chunk pruning freed last (no new pages) */
+		nk = c->mspare;
+		c->mspare = NULL;
+		cap = nk->cap;
+	} else if (!(nk = th_malloc(sizeof *nk + cap))) {
+		return NULL;
+	}
+	nk->next = NULL;
+	nk->used = 0;
+	nk->cap = cap;
+	nk->last_seq = seq;
+	if (k)
+		k->next = nk;
+	else
+		c->mhead = nk;
+	c->mtail = nk;
+	return nk;
+}
+
+int thx__mem_encode(thx_chain *c, uint64_t seq, uint8_t **out, size_t *len,
+		    th_err *err)
+{
+	const thx__ent *e = thx__ent_at(c, seq);
+	const char *actor = thx__str(c->s, e->actor_id);
+	const char *type = thx__str(c->s, e->type_id);
+	const uint8_t *data = e->mem, *desc = NULL;
+	size_t alen = strlen(actor), tlen = strlen(type), dlen = 0;
+	if (e->flags & THX__E_DESC) {
+		dlen = thx__le32(e->mem);
+		data = e->mem + 4;
+		desc = data + (e->size - dlen);
+	}
+	size_t dl = e->size - dlen;
+	uint8_t *buf = th_malloc(thx__event_bound(alen, tlen, dl, dlen));
+	if (!buf)
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	*len = thx__enc_event_raw(buf, seq ? thx__ent_at(c, seq - 1)->hash : NULL, actor,
+				  alen, seq, e->ts, type, tlen, data, dl,
+				  (const char *)desc, dlen);
+	*out = buf;
+	return 0;
+}
+
+/* Append one event with c->mu held; now is the clock reading to use for
+ * an event without a timestamp. *lsn gets the log position to wait for
+ * (0 for memory chains).
+ *
+ * The hot path allocates nothing in the steady state: the encoding goes to
+ * a per-thread scratch buffer (hot in cache), entries to pages that never
+ * move, memory-chain data to chunks that never move; only a new page or
+ * chunk (every 2048 entries / 1 MiB at most) or a posting list doubling
+ * allocates. Memory chains keep only the data (and description): the rest
+ * of the encoding is rebuilt from the entry on the rare read. */
+static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t now,
+			 uint64_t *seq_out, uint8_t *hash_out, uint64_t *lsn,
+			 int *flush, th_err *err)
 {
 	thx_store *s = c->s;
 	size_t alen, tlen, dlen = 0;
@@ -568,8 +678,6 @@ static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t *seq_out
 	if (!in->type || !c->last_type || strcmp(in->type, c->last_type))
 		if (!name_ok(in->type, err, "event type"))
 			return TH_EINVAL;
-	alen = strlen(in->actor);
-	tlen = strlen(in->type);
 	if (in->description) {
 		size_t bad;
 		dlen = strlen(in->description);
@@ -585,70 +693,41 @@ static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t *seq_out
 				  "appends refused", c->name,
 				  (unsigned long long)c->damaged_seq, c->damage);
 	uint64_t seq = c->n;
-	uint64_t ts = in->timestamp_ns ? in->timestamp_ns : th_wall_ns();
+	uint64_t ts = in->timestamp_ns ? in->timestamp_ns : now;
 	if (ts < c->last_ts)
 		ts = c->last_ts;
 	uint32_t tid, aid;
-	if (intern_cached(c, in->type, &c->last_type, &c->last_type_id, &tid) ||
-	    intern_cached(c, in->actor, &c->last_actor, &c->last_actor_id, &aid))
+	if (intern_cached(c, in->type, &c->last_type, &c->last_type_id, &c->last_type_len,
+			  &tid, &tlen) ||
+	    intern_cached(c, in->actor, &c->last_actor, &c->last_actor_id,
+			  &c->last_actor_len, &aid, &alen))
 		return th_err_set(err, TH_ENOMEM, "out of memory");
-	bool seal = seq + 1 - c->block_start >= c->opts.block_events;
-	if (!thx__grow((void **)&c->ents, &c->cap, seq + 1, sizeof *c->ents) ||
-	    !thx__pmap_reserve(&c->types, tid) || !thx__pmap_reserve(&c->actors, aid) ||
+	bool mem = c->opts.durability == THX_NONE;
+	bool seal = !mem && seq + 1 - c->block_start >= c->opts.block_events;
+	thx__post *tp, *ap;
+	if (!thx__ents_reserve(c, seq + 1) || !(tp = thx__pmap_reserve(&c->types, tid)) ||
+	    !(ap = thx__pmap_reserve(&c->actors, aid)) ||
 	    (seal && !thx__grow((void **)&c->blocks, &c->capblocks, c->nblocks + 1,
 			       sizeof *c->blocks)))
 		return th_err_set(err, TH_ENOMEM, "out of memory");
+	size_t mneed = (in->description ? 4 : 0) + in->len + dlen;
+	thx__memchunk *k = NULL;
+	if (mem && mneed && !(k = mem_room(c, mneed, seq)))
+		return th_err_set(err, TH_ENOMEM, "out of memory");
 
 	/* event record: header | chain no | hash | CBOR */
-	size_t bound = 16 + 4 + 32 + 1 + 34 + 9 + alen + 9 + 9 + 9 + tlen + 9 +
-		       in->len + 9 + dlen;
+	size_t bound = 52 + thx__event_bound(alen, tlen, in->len, dlen);
 	size_t nleaves = seal ? (size_t)(seq + 1 - c->block_start) : 0;
 	size_t bbound = seal ? 16 + 4 + 32 + 64 + 34 + 9 + strlen(c->name) + 27 + 34 : 0;
 	uint8_t *buf = scratch_get(bound + bbound + nleaves * 32);
 	if (!buf)
 		return th_err_set(err, TH_ENOMEM, "out of memory");
-	/* Memory chains encode straight into their chunk (no copy later). */
-	uint8_t *dst = buf + 52;
-	thx__memchunk *k = NULL;
-	if (c->opts.durability == THX_NONE) {
-		size_t need = bound - 52;
-		k = c->mtail;
-		if (!k || k->cap - k->used < need) {
-			size_t cap = k ? k->cap * 2 : 512;
-			if (cap > (1u << 20))
-				cap = 1u << 20;
-			if (cap < need)
-				cap = need;
-			thx__memchunk *nk;
-			if (c->mspare && cap == (1u << 20) && c->mspare->cap >= need) {
-				/* reuse the chunk pruning freed last (no new pages) */
-				nk = c->mspare;
-				c->mspare = NULL;
-				cap = nk->cap;
-			} else if (!(nk = th_malloc(sizeof *nk + cap))) {
-				return th_err_set(err, TH_ENOMEM, "out of memory");
-			}
-			nk->next = NULL;
-			nk->used = 0;
-			nk->cap = cap;
-			nk->last_seq = seq;
-			if (k)
-				k->next = nk;
-			else
-				c->mhead = nk;
-			c->mtail = k = nk;
-		}
-		dst = k->data + k->used;
-	}
-	th_cbor_enc e;
-	th_cbor_enc_init(&e, dst, bound - 52);
-	thx__enc_event(&e, seq ? c->ents[seq - 1].hash : NULL, in->actor, alen, seq, ts,
-		       in->type, tlen, in->data, in->len, in->description, dlen);
-	if (e.err)
-		return th_err_set(err, TH_ELIMIT, "event encoding failed");
+	size_t clen = thx__enc_event_raw(buf + 52, seq ? thx__ent_at(c, seq - 1)->hash : NULL,
+					 in->actor, alen, seq, ts, in->type, tlen, in->data,
+					 in->len, in->description, dlen);
 	uint8_t hash[32];
-	thx__sha256(e.buf, e.len, hash);
-	size_t elen = 52 + e.len;
+	thx__sha256(buf + 52, clen, hash);
+	size_t elen = 52 + clen;
 	thx__put_le32(buf + 16, c->no);
 	memcpy(buf + 20, hash, 32);
 
@@ -657,7 +736,7 @@ static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t *seq_out
 	if (seal) {
 		uint8_t (*leaves)[32] = (uint8_t (*)[32])(buf + bound + bbound);
 		for (size_t i = 0; i + 1 < nleaves; i++)
-			memcpy(leaves[i], c->ents[c->block_start + i].hash, 32);
+			memcpy(leaves[i], thx__ent_at(c, c->block_start + i)->hash, 32);
 		memcpy(leaves[nleaves - 1], hash, 32);
 		blk.h.index = c->nblocks;
 		blk.h.first_seq = c->block_start;
@@ -675,23 +754,33 @@ static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t *seq_out
 		thx__put_le32(b + 16, c->no);
 		memcpy(b + 20, blk.h.hash, 32);
 		blen = 52 + be.len;
-		if (c->opts.durability != THX_NONE)
-			thx__frame(b, THX__REC_BLOCK, (uint32_t)(blen - THX__REC_HDR));
+		thx__frame(b, THX__REC_BLOCK, (uint32_t)(blen - THX__REC_HDR));
 	}
-	thx__ent ent = { 0 };
+	thx__ent ent;
 	memcpy(ent.hash, hash, 32);
 	ent.ts = ts;
 	ent.type_id = tid;
 	ent.actor_id = aid;
-	ent.size = (uint32_t)(in->len + dlen);
+	ent.size = (uint32_t)(in->len + dlen) & ((1u << 26) - 1);
+	ent.flags = 0;
 	*lsn = 0;
-	if (c->opts.durability == THX_NONE) {
+	if (mem) {
 		ent.slot = UINT32_MAX;
-		ent.mem = dst;
-		k->used += e.len;
-		k->last_seq = seq;
-		ent.mem_len = (uint32_t)e.len;
-		blk.slot = UINT32_MAX;
+		ent.mem = k ? k->data + k->used : (uint8_t *)c; /* any non-NULL */
+		if (k) {
+			uint8_t *d = ent.mem;
+			if (in->description) {
+				ent.flags = THX__E_DESC;
+				thx__put_le32(d, (uint32_t)dlen);
+				d += 4;
+			}
+			if (in->len)
+				memcpy(d, in->data, in->len);
+			if (dlen)
+				memcpy(d + in->len, in->description, dlen);
+			k->used += mneed;
+			k->last_seq = seq;
+		}
 	} else {
 		thx__frame(buf, THX__REC_EVENT, (uint32_t)(elen - THX__REC_HDR));
 		size_t lens[2] = { elen, blen };
@@ -707,15 +796,16 @@ static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t *seq_out
 		blk.off = offs[1];
 	}
 	/* Nothing below can fail. */
-	c->ents[seq] = ent;
+	*thx__ent_at(c, seq) = ent;
 	c->n = seq + 1;
 	c->last_ts = ts;
 	c->kept_bytes += ent.size;
-	thx__pmap_add(&c->types, tid, seq);
-	thx__pmap_add(&c->actors, aid, seq);
+	tp->seqs[tp->n++] = seq;
+	ap->seqs[ap->n++] = seq;
 	if (seal) {
 		c->blocks[c->nblocks++] = blk;
 		c->block_start = seq + 1;
+		c->seal_at = seq + c->opts.block_events;
 	}
 	if (seq_out)
 		*seq_out = seq;
@@ -733,10 +823,11 @@ int thx_append_batch(thx_chain *c, const thx_event_in *evs, size_t n,
 	int flush = 0, f;
 	size_t k = 0;
 	int rc = 0;
+	uint64_t now = th_wall_ns(); /* one clock read for the whole batch */
 	pthread_mutex_lock(&c->mu);
 	thx_durability dur = c->opts.durability;
 	for (; k < n; k++) {
-		if ((rc = append_locked(c, &evs[k], &seq, NULL, &l, &f, err)))
+		if ((rc = append_locked(c, &evs[k], now, &seq, NULL, &l, &f, err)))
 			break;
 		if (k == 0 && first_seq)
 			*first_seq = seq;
@@ -775,9 +866,10 @@ int thx_append(thx_chain *c, const thx_event_in *ev, uint64_t *seq,
 {
 	uint64_t lsn, s;
 	int flush;
+	uint64_t now = ev->timestamp_ns ? 0 : th_wall_ns();
 	pthread_mutex_lock(&c->mu);
 	thx_durability dur = c->opts.durability;
-	int rc = append_locked(c, ev, &s, hash, &lsn, &flush, err);
+	int rc = append_locked(c, ev, now, &s, hash, &lsn, &flush, err);
 	uint64_t end = c->n;
 	pthread_mutex_unlock(&c->mu);
 	if (rc)
@@ -799,31 +891,22 @@ int thx_append(thx_chain *c, const thx_event_in *ev, uint64_t *seq,
 	return 0;
 }
 
-int thx_seal_block(thx_chain *c, th_err *err)
+/* Close the block [block_start, end) with c->mu held: Merkle root, header
+ * hash and, for on-disk chains, the block record into the log (*lsn and
+ * *flush then say what to wait for). */
+static int seal_locked(thx_chain *c, uint64_t end, uint64_t *lsn, int *flush,
+		       th_err *err)
 {
-	pthread_mutex_lock(&c->mu);
-	uint64_t nleaves = c->n - c->block_start;
-	if (nleaves == 0) {
-		pthread_mutex_unlock(&c->mu);
-		return 0;
-	}
-	if (c->damaged) {
-		pthread_mutex_unlock(&c->mu);
-		return th_err_set(err, TH_ECORRUPT, "chain '%s' is damaged", c->name);
-	}
-	if (!thx__grow((void **)&c->blocks, &c->capblocks, c->nblocks + 1, sizeof *c->blocks)) {
-		pthread_mutex_unlock(&c->mu);
+	uint64_t nleaves = end - c->block_start;
+	if (!thx__grow((void **)&c->blocks, &c->capblocks, c->nblocks + 1, sizeof *c->blocks))
 		return th_err_set(err, TH_ENOMEM, "out of memory");
-	}
 	size_t bbound = 16 + 4 + 32 + 64 + 34 + 9 + strlen(c->name) + 27 + 34;
 	uint8_t *buf = scratch_get(bbound + (size_t)nleaves * 32);
-	if (!buf) {
-		pthread_mutex_unlock(&c->mu);
+	if (!buf)
 		return th_err_set(err, TH_ENOMEM, "out of memory");
-	}
 	uint8_t (*leaves)[32] = (uint8_t (*)[32])(buf + bbound);
 	for (uint64_t i = 0; i < nleaves; i++)
-		memcpy(leaves[i], c->ents[c->block_start + i].hash, 32);
+		memcpy(leaves[i], thx__ent_at(c, c->block_start + i)->hash, 32);
 	thx__blk blk = { 0 };
 	blk.h.index = c->nblocks;
 	blk.h.first_seq = c->block_start;
@@ -841,21 +924,60 @@ int thx_seal_block(thx_chain *c, th_err *err)
 	memcpy(buf + 20, blk.h.hash, 32);
 	size_t blen = 52 + be.len;
 	thx__frame(buf, THX__REC_BLOCK, (uint32_t)(blen - THX__REC_HDR));
-	uint64_t lsn = 0;
-	int rc = 0;
-	thx_durability dur = c->opts.durability;
 	blk.slot = UINT32_MAX;
-	if (dur != THX_NONE) {
+	*lsn = 0;
+	*flush = 0;
+	if (c->opts.durability != THX_NONE) {
+		int rc = thx__log_put(&c->s->log, buf, &blen, 1, &blk.slot, &blk.off, lsn,
+				      flush, err);
+		if (rc)
+			return rc;
+	}
+	c->blocks[c->nblocks++] = blk;
+	c->block_start = end;
+	c->seal_at = end + c->opts.block_events - 1;
+	return 0;
+}
+
+/* Memory chains seal their blocks lazily: appends only record where each
+ * block ends (c->seal_at: the seq whose append would have closed the open
+ * block, exactly as on-disk chains do at append time), and the blocks are
+ * built here, when someone first needs them (block queries, proofs,
+ * verification, thx_seal_block, a change of block size). The blocks are
+ * the same as if they had been sealed at append time; the append path
+ * saves the Merkle hashing (about one node, 2 SHA-256 blocks, per event). */
+int thx__seal_pending(thx_chain *c, th_err *err)
+{
+	if (c->opts.durability != THX_NONE)
+		return 0;
+	while (c->seal_at < c->n) {
+		uint64_t lsn;
 		int flush;
-		rc = thx__log_put(&c->s->log, buf, &blen, 1, &blk.slot, &blk.off, &lsn,
-				  &flush, err);
-		if (!rc && dur != THX_ALWAYS && must_write(c->s, flush))
-			dur = THX_ALWAYS; /* write (and sync) below, outside c->mu */
+		int rc = seal_locked(c, c->seal_at + 1, &lsn, &flush, err);
+		if (rc)
+			return rc;
 	}
-	if (!rc) {
-		c->blocks[c->nblocks++] = blk;
-		c->block_start = c->n;
+	return 0;
+}
+
+int thx_seal_block(thx_chain *c, th_err *err)
+{
+	pthread_mutex_lock(&c->mu);
+	int rc = thx__seal_pending(c, err);
+	if (rc || c->n == c->block_start) {
+		pthread_mutex_unlock(&c->mu);
+		return rc;
 	}
+	if (c->damaged) {
+		pthread_mutex_unlock(&c->mu);
+		return th_err_set(err, TH_ECORRUPT, "chain '%s' is damaged", c->name);
+	}
+	uint64_t lsn;
+	int flush;
+	thx_durability dur = c->opts.durability;
+	rc = seal_locked(c, c->n, &lsn, &flush, err);
+	if (!rc && dur == THX_BATCH && must_write(c->s, flush))
+		dur = THX_ALWAYS; /* write (and sync) below, outside c->mu */
 	pthread_mutex_unlock(&c->mu);
 	if (!rc && dur == THX_ALWAYS)
 		rc = thx__log_commit(&c->s->log, lsn, true, err);
@@ -865,6 +987,7 @@ int thx_seal_block(thx_chain *c, th_err *err)
 uint64_t thx_block_count(thx_chain *c)
 {
 	pthread_mutex_lock(&c->mu);
+	thx__seal_pending(c, NULL); /* out of memory: the blocks sealed so far */
 	uint64_t n = c->nblocks;
 	pthread_mutex_unlock(&c->mu);
 	return n;
@@ -873,6 +996,11 @@ uint64_t thx_block_count(thx_chain *c)
 int thx_block_get(thx_chain *c, uint64_t index, thx_block *out, th_err *err)
 {
 	pthread_mutex_lock(&c->mu);
+	int rc = thx__seal_pending(c, err);
+	if (rc) {
+		pthread_mutex_unlock(&c->mu);
+		return rc;
+	}
 	bool ok = index < c->nblocks;
 	if (ok)
 		*out = c->blocks[index].h;
@@ -899,7 +1027,7 @@ int thx__read_event(thx_chain *c, uint64_t seq, uint8_t **rec, thx__ev *ev,
 			return th_err_set(err, TH_ENOTFOUND, "chain '%s' has no event %llu",
 					  c->name, (unsigned long long)seq);
 		}
-		thx__ent e = c->ents[seq];
+		thx__ent e = *thx__ent_at(c, seq);
 		if (e.flags & THX__E_MISSING) {
 			pthread_mutex_unlock(&c->mu);
 			return th_err_set(err, TH_ECORRUPT,
@@ -913,16 +1041,12 @@ int thx__read_event(thx_chain *c, uint64_t seq, uint8_t **rec, thx__ev *ev,
 		}
 		memcpy(hash, e.hash, 32);
 		if (e.slot == UINT32_MAX) {
-			uint8_t *copy = th_malloc(e.mem_len);
-			if (copy)
-				memcpy(copy, e.mem, e.mem_len);
+			rc = thx__mem_encode(c, seq, rec, cbor_len, err);
 			pthread_mutex_unlock(&c->mu);
-			if (!copy)
-				return th_err_set(err, TH_ENOMEM, "out of memory");
-			*rec = copy;
-			*cbor = copy;
-			*cbor_len = e.mem_len;
-			return thx__dec_event(copy, e.mem_len, ev, err);
+			if (rc)
+				return rc;
+			*cbor = *rec;
+			return thx__dec_event(*rec, *cbor_len, ev, err);
 		}
 		pthread_mutex_unlock(&c->mu);
 		size_t len;
@@ -979,10 +1103,10 @@ int thx_get(thx_chain *c, uint64_t seq, thx_event *out, th_err *err)
 		return th_err_set(err, TH_ENOTFOUND, "chain '%s' has %llu events, no seq %llu",
 				  c->name, (unsigned long long)c->n, (unsigned long long)seq);
 	}
-	thx__ent e = c->ents[seq];
+	thx__ent e = *thx__ent_at(c, seq);
 	if (seq) {
 		out->has_parent = true;
-		memcpy(out->parent, c->ents[seq - 1].hash, 32);
+		memcpy(out->parent, thx__ent_at(c, seq - 1)->hash, 32);
 	}
 	pthread_mutex_unlock(&c->mu);
 	out->seq = seq;
@@ -992,7 +1116,7 @@ int thx_get(thx_chain *c, uint64_t seq, thx_event *out, th_err *err)
 	out->type = thx__str(c->s, e.type_id);
 	thx__seg *sg = e.slot == UINT32_MAX ? NULL : thx__log_seg(&c->s->log, e.slot);
 	out->segment = sg ? sg->segno : 0;
-	out->offset = e.off;
+	out->offset = sg ? e.off : 0;
 	if (e.flags & THX__E_PRUNED) {
 		out->pruned = true;
 		return 0;

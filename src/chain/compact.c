@@ -192,10 +192,10 @@ static int compact_one(thx_store *s, thx__seg *seg, const uint64_t *below,
 						c->blocks[mv[k].key].slot = ns->slot;
 						c->blocks[mv[k].key].off = mv[k].new_off;
 					}
-				} else if (mv[k].key < c->n && c->ents[mv[k].key].slot == seg->slot &&
-					   c->ents[mv[k].key].off == mv[k].old_off) {
-					c->ents[mv[k].key].slot = ns->slot;
-					c->ents[mv[k].key].off = mv[k].new_off;
+				} else if (mv[k].key < c->n && thx__ent_at(c, mv[k].key)->slot == seg->slot &&
+					   thx__ent_at(c, mv[k].key)->off == mv[k].old_off) {
+					thx__ent_at(c, mv[k].key)->slot = ns->slot;
+					thx__ent_at(c, mv[k].key)->off = mv[k].new_off;
 				}
 			}
 			pthread_mutex_unlock(&c->mu);

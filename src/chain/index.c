@@ -121,26 +121,32 @@ thx__post *thx__pmap_find(thx__pmap *m, uint32_t id)
 	}
 }
 
-/* Make room so that thx__pmap_add(m, id, seq) cannot fail. */
-bool thx__pmap_reserve(thx__pmap *m, uint32_t id)
+/* Appends to a chain mostly repeat the last type and actor, so the last
+ * post reserved is remembered and found without hashing. */
+thx__post *thx__pmap_reserve(thx__pmap *m, uint32_t id)
 {
-	thx__post *p = thx__pmap_find(m, id);
+	thx__post *p;
+	if (m->last && m->posts[m->last - 1].id == id)
+		p = &m->posts[m->last - 1];
+	else
+		p = thx__pmap_find(m, id);
 	if (p) {
+		m->last = (uint32_t)(p - m->posts) + 1;
 		if (p->n < p->cap)
-			return true;
-		size_t cap = p->cap ? p->cap * 2 : 8;
+			return p;
+		size_t cap = p->cap * 2;
 		uint64_t *a = th_realloc(p->seqs, cap * sizeof *a);
 		if (!a)
-			return false;
+			return NULL;
 		p->seqs = a;
 		p->cap = cap;
-		return true;
+		return p;
 	}
 	if (m->n == m->cap) {
 		size_t cap = m->cap ? m->cap * 2 : 4;
 		thx__post *a = th_realloc(m->posts, cap * sizeof *a);
 		if (!a)
-			return false;
+			return NULL;
 		m->posts = a;
 		m->cap = cap;
 	}
@@ -148,7 +154,7 @@ bool thx__pmap_reserve(thx__pmap *m, uint32_t id)
 		size_t cap = m->nslots ? m->nslots * 2 : 8;
 		uint32_t *sl = th_calloc(cap, sizeof *sl);
 		if (!sl)
-			return false;
+			return NULL;
 		for (size_t k = 0; k < m->n; k++) {
 			size_t i = (m->posts[k].id * 2654435761u) & (cap - 1);
 			while (sl[i])
@@ -161,7 +167,7 @@ bool thx__pmap_reserve(thx__pmap *m, uint32_t id)
 	}
 	uint64_t *a = th_malloc(8 * sizeof *a);
 	if (!a)
-		return false;
+		return NULL;
 	thx__post *np = &m->posts[m->n];
 	np->id = id;
 	np->seqs = a;
@@ -171,13 +177,8 @@ bool thx__pmap_reserve(thx__pmap *m, uint32_t id)
 	while (m->slots[i])
 		i = (i + 1) & (m->nslots - 1);
 	m->slots[i] = (uint32_t)++m->n;
-	return true;
-}
-
-void thx__pmap_add(thx__pmap *m, uint32_t id, uint64_t seq)
-{
-	thx__post *p = thx__pmap_find(m, id);
-	p->seqs[p->n++] = seq;
+	m->last = (uint32_t)m->n;
+	return np;
 }
 
 void thx__pmap_release(thx__pmap *m)
@@ -197,7 +198,7 @@ uint64_t thx__ts_lower(thx_chain *c, uint64_t t)
 	uint64_t lo = 0, hi = c->n;
 	while (lo < hi) {
 		uint64_t mid = lo + (hi - lo) / 2;
-		if (c->ents[mid].ts < t)
+		if (thx__ent_at(c, mid)->ts < t)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -278,7 +279,7 @@ int thx_query_run(thx_chain *c, const thx_query *q, thx_event_fn fn, void *arg,
 		}
 		if (seq >= hi)
 			break;
-		const thx__ent *e = &c->ents[seq];
+		const thx__ent *e = thx__ent_at(c, seq);
 		if ((!q->type || e->type_id == tid) && (!q->actor || e->actor_id == aid) &&
 		    !(e->flags & THX__E_MISSING)) {
 			if (n == cap) {

@@ -79,6 +79,19 @@ typedef struct thx__ev {
 } thx__ev;
 
 /* Canonical encoding of an event into e. */
+/* The same into dst, which has at least thx__event_bound(...) bytes;
+ * returns the encoding's length. */
+size_t thx__enc_event_raw(uint8_t *dst, const uint8_t *parent,
+			  const char *actor, size_t actor_len, uint64_t seq,
+			  uint64_t ts, const char *type, size_t type_len,
+			  const void *data, size_t len, const char *desc,
+			  size_t desc_len);
+static inline size_t thx__event_bound(size_t actor_len, size_t type_len,
+				      size_t len, size_t desc_len)
+{
+	return 1 + 34 + 9 + actor_len + 9 + 9 + 9 + type_len + 9 + len + 9 +
+	       desc_len;
+}
 void thx__enc_event(th_cbor_enc *e, const uint8_t *parent,
 		    const char *actor, size_t actor_len, uint64_t seq,
 		    uint64_t ts, const char *type, size_t type_len,
@@ -205,20 +218,54 @@ extern _Atomic long long thx__fault_write_budget;
 enum {
 	THX__E_PRUNED = 1, /* data dropped */
 	THX__E_MISSING = 2, /* no record found (hole left by damage) */
-	THX__E_BAD = 4     /* record failed its checksum or hash */
+	THX__E_BAD = 4,    /* record failed its checksum or hash */
+	THX__E_DESC = 8    /* memory chains: has a description (see mem) */
 };
 
+/* One event in a chain's index: 64 bytes. */
 typedef struct thx__ent {
 	uint8_t hash[32];
 	uint64_t ts;
+	union {
+		uint64_t off;  /* record offset in its segment (slot != UINT32_MAX) */
+		uint8_t *mem;  /* memory chains (slot == UINT32_MAX): the data,
+				  in a memchunk; with THX__E_DESC it is preceded
+				  by the description's u32 length and followed by
+				  the description. NULL once pruned. */
+	};
 	uint32_t type_id, actor_id;
-	uint32_t slot;  /* segment slot; UINT32_MAX for memory */
-	uint32_t flags;
-	uint64_t off;   /* record offset in its segment */
-	uint8_t *mem;   /* memory chains: the event's encoding (in a memchunk) */
-	uint32_t mem_len;
-	uint32_t size;  /* data + description bytes (retention) */
+	uint32_t slot;          /* segment slot; UINT32_MAX for memory */
+	uint32_t size : 26;     /* data + description bytes (retention; at
+				   most 2 x 16 MiB) */
+	uint32_t flags : 6;     /* THX__E_* */
 } thx__ent;
+
+/* Entries live in pages that never move, so an append copies nothing and
+ * touches only the newest page: page 0 holds 16 entries, page j >= 1
+ * holds 16 << (j - 1) up to 2048 (128 KiB), and every later page 2048. */
+#define THX__EP0_LOG 4
+#define THX__EPMAX_LOG 11
+#define THX__EP_GEO (THX__EPMAX_LOG - THX__EP0_LOG + 1) /* first fixed page - 1 */
+static inline uint32_t thx__ent_page(uint64_t i, uint64_t *off)
+{
+	if (i < (1u << THX__EP0_LOG)) {
+		*off = i;
+		return 0;
+	}
+	if (i < (2ull << THX__EPMAX_LOG)) {
+		unsigned lg = 63u - (unsigned)__builtin_clzll(i >> THX__EP0_LOG);
+		*off = i - (1ull << (THX__EP0_LOG + lg));
+		return lg + 1;
+	}
+	*off = i & ((1u << THX__EPMAX_LOG) - 1);
+	return (uint32_t)(THX__EP_GEO - 1 + (i >> THX__EPMAX_LOG));
+}
+static inline size_t thx__ent_page_len(uint32_t j)
+{
+	return j == 0 ? 1u << THX__EP0_LOG
+	       : j <= THX__EP_GEO ? (size_t)1 << (THX__EP0_LOG + j - 1)
+				  : (size_t)1 << THX__EPMAX_LOG;
+}
 
 typedef struct thx__blk {
 	thx_block h;
@@ -238,6 +285,7 @@ typedef struct thx__pmap {
 	size_t n, cap;
 	uint32_t *slots; /* index+1, 0 = empty */
 	size_t nslots;
+	uint32_t last;   /* index+1 of the last post reserved (a cache) */
 } thx__pmap;
 
 typedef struct thx__sub {
@@ -262,17 +310,22 @@ typedef struct thx__memchunk {
 struct thx_chain {
 	thx_store *s;
 	uint32_t no;
-	char *name;
+	char *name;          /* stored right after the struct */
+	uint64_t name_hash;  /* thx__hash_str of name */
 	thx_chain_opts opts;
 	pthread_mutex_t mu; /* entries, blocks, postings, configuration */
-	thx__ent *ents;
-	uint64_t n, cap;
+	thx__ent **epages; /* entry pages (see thx__ent_page), allocated on demand */
+	uint32_t nepages, capepages;
+	uint64_t n;
 	uint64_t prune_below;
 	uint64_t kept_bytes;
 	uint64_t last_ts;
 	thx__blk *blocks;
 	uint64_t nblocks, capblocks;
 	uint64_t block_start; /* first seq of the open block */
+	uint64_t seal_at;     /* memory chains: the seq that closes the open
+				 block (blocks are built lazily, see
+				 thx__seal_pending) */
 	thx__memchunk *mhead, *mtail; /* memory chains */
 	thx__memchunk *mspare;        /* a pruned chunk kept for reuse */
 	bool damaged;
@@ -281,11 +334,17 @@ struct thx_chain {
 	thx__pmap types, actors;
 	const char *last_type, *last_actor; /* interned; id cache */
 	uint32_t last_type_id, last_actor_id;
+	uint32_t last_type_len, last_actor_len;
 	uint64_t durable_n; /* events known durable (THX_ALWAYS) */
 	pthread_mutex_t dmu; /* delivery to subscribers */
 	uint64_t delivered;
 	bool delivering;
 };
+
+typedef struct thx__name {
+	uint64_t h;
+	thx_chain *c; /* NULL = empty slot */
+} thx__name;
 
 struct thx_store {
 	char *dir;
@@ -295,7 +354,7 @@ struct thx_store {
 	pthread_rwlock_t lk; /* chain tables, interned strings, subscribers */
 	thx_chain **chains;  /* in creation order */
 	size_t nchains, capchains;
-	thx_chain **names;   /* hash table by name (open addressing) */
+	thx__name *names;    /* hash table by name (open addressing) */
 	size_t namecap;
 	thx_chain **by_no;   /* by chain number */
 	uint32_t nnos;       /* capacity of by_no */
@@ -320,6 +379,22 @@ struct thx_store {
 	_Atomic uint64_t compactions;
 };
 
+static inline thx__ent *thx__ent_at(thx_chain *c, uint64_t i)
+{
+	uint64_t off;
+	uint32_t j = thx__ent_page(i, &off);
+	return &c->epages[j][off];
+}
+/* Build the blocks a memory chain has completed (c->mu held; no-op for
+ * on-disk chains, which seal at append time). */
+int thx__seal_pending(thx_chain *c, th_err *err);
+/* Make entries [0, need) addressable (c->mu held); false: out of memory. */
+bool thx__ents_reserve(thx_chain *c, uint64_t need);
+/* The canonical encoding of memory-chain event seq, rebuilt from its entry
+ * (c->mu held; not pruned): *out is th_malloc'd. */
+int thx__mem_encode(thx_chain *c, uint64_t seq, uint8_t **out, size_t *len,
+		    th_err *err);
+
 thx_chain *thx__chain_by_no(thx_store *s, uint32_t no);
 /* chain.c */
 void thx__opts_fill(thx_chain_opts *o);
@@ -337,8 +412,9 @@ bool thx__str_find(thx_store *s, const char *str, size_t n, uint32_t *id);
 int thx__intern(thx_store *s, const char *str, size_t n, uint32_t *id,
 		const char **interned);
 thx__post *thx__pmap_find(thx__pmap *m, uint32_t id);
-bool thx__pmap_reserve(thx__pmap *m, uint32_t id);
-void thx__pmap_add(thx__pmap *m, uint32_t id, uint64_t seq); /* reserved */
+/* The posting of id with room for one more seq (created if new); NULL:
+ * out of memory. Valid until the next reserve of another id in m. */
+thx__post *thx__pmap_reserve(thx__pmap *m, uint32_t id);
 void thx__pmap_release(thx__pmap *m);
 /* First seq of c with timestamp >= t (c->mu held). */
 uint64_t thx__ts_lower(thx_chain *c, uint64_t t);

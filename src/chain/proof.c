@@ -27,6 +27,11 @@ int thx_prove(thx_chain *c, uint64_t seq, thx_proof *out, th_err *err)
 		return th_err_set(err, TH_ENOTFOUND, "chain '%s' has no event %llu", c->name,
 				  (unsigned long long)seq);
 	}
+	int rc = thx__seal_pending(c, err);
+	if (rc) {
+		pthread_mutex_unlock(&c->mu);
+		return rc;
+	}
 	if (seq >= c->block_start) {
 		pthread_mutex_unlock(&c->mu);
 		return th_err_set(err, TH_ESTATE,
@@ -48,7 +53,7 @@ int thx_prove(thx_chain *c, uint64_t seq, thx_proof *out, th_err *err)
 		return th_err_set(err, TH_ENOMEM, "out of memory");
 	}
 	for (uint64_t i = 0; i < b.count; i++)
-		memcpy(leaves[i], c->ents[b.first_seq + i].hash, 32);
+		memcpy(leaves[i], thx__ent_at(c, b.first_seq + i)->hash, 32);
 	pthread_mutex_unlock(&c->mu);
 
 	snprintf(out->chain, sizeof out->chain, "%s", c->name);

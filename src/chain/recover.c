@@ -77,35 +77,37 @@ static int apply_event_rec(thx_store *s, uint8_t type, const uint8_t *p, size_t 
 	if (rc)
 		return rc;
 	if (ev.seq < c->n) {
-		if (!(c->ents[ev.seq].flags & THX__E_MISSING))
+		if (!(thx__ent_at(c, ev.seq)->flags & THX__E_MISSING))
 			damage(c, ev.seq, "%s offset %llu: duplicate event", file,
 			       (unsigned long long)off);
 		return 0;
 	}
-	if (!thx__grow((void **)&c->ents, &c->cap, ev.seq + 1, sizeof *c->ents))
+	if (!thx__ents_reserve(c, ev.seq + 1))
 		return th_err_set(err, TH_ENOMEM, "out of memory");
 	if (ev.seq > c->n) {
 		damage(c, c->n, "events %llu..%llu lost before %s offset %llu",
 		       (unsigned long long)c->n, (unsigned long long)ev.seq - 1, file,
 		       (unsigned long long)off);
 		for (uint64_t i = c->n; i < ev.seq; i++) {
-			memset(&c->ents[i], 0, sizeof c->ents[i]);
-			c->ents[i].flags = THX__E_MISSING;
-			c->ents[i].slot = UINT32_MAX;
-			c->ents[i].ts = c->last_ts;
+			memset(thx__ent_at(c, i), 0, sizeof(thx__ent));
+			thx__ent_at(c, i)->flags = THX__E_MISSING;
+			thx__ent_at(c, i)->slot = UINT32_MAX;
+			thx__ent_at(c, i)->ts = c->last_ts;
 		}
-	} else if (ev.seq > 0 && !(c->ents[ev.seq - 1].flags & THX__E_MISSING) &&
-		   (!ev.has_parent || memcmp(ev.parent, c->ents[ev.seq - 1].hash, 32))) {
+	} else if (ev.seq > 0 && !(thx__ent_at(c, ev.seq - 1)->flags & THX__E_MISSING) &&
+		   (!ev.has_parent || memcmp(ev.parent, thx__ent_at(c, ev.seq - 1)->hash, 32))) {
 		damage(c, ev.seq, "%s offset %llu: parent link broken", file,
 		       (unsigned long long)off);
 	}
 	uint32_t tid, aid;
 	const char *is;
+	thx__post *tp, *ap;
 	if (thx__intern(s, ev.type, ev.type_len, &tid, &is) ||
 	    thx__intern(s, ev.actor, ev.actor_len, &aid, &is) ||
-	    !thx__pmap_reserve(&c->types, tid) || !thx__pmap_reserve(&c->actors, aid))
+	    !(tp = thx__pmap_reserve(&c->types, tid)) ||
+	    !(ap = thx__pmap_reserve(&c->actors, aid)))
 		return th_err_set(err, TH_ENOMEM, "out of memory");
-	thx__ent *e = &c->ents[ev.seq];
+	thx__ent *e = thx__ent_at(c, ev.seq);
 	memset(e, 0, sizeof *e);
 	memcpy(e->hash, p + 4, 32);
 	e->ts = ev.ts < c->last_ts ? c->last_ts : ev.ts;
@@ -123,8 +125,8 @@ static int apply_event_rec(thx_store *s, uint8_t type, const uint8_t *p, size_t 
 		damage(c, ev.seq, "%s offset %llu: record checksum mismatch", file,
 		       (unsigned long long)off);
 	}
-	thx__pmap_add(&c->types, tid, ev.seq);
-	thx__pmap_add(&c->actors, aid, ev.seq);
+	tp->seqs[tp->n++] = ev.seq;
+	ap->seqs[ap->n++] = ev.seq;
 	c->last_ts = e->ts;
 	c->n = ev.seq + 1;
 	return 0;
@@ -302,7 +304,7 @@ static void check_tail(thx_chain *c)
 		      : 0;
 	uint64_t bfirst = c->nblocks >= 2 ? c->nblocks - 2 : 0;
 	for (uint64_t seq = from; seq < c->n; seq++) {
-		thx__ent *e = &c->ents[seq];
+		thx__ent *e = thx__ent_at(c, seq);
 		if (e->flags & (THX__E_PRUNED | THX__E_MISSING | THX__E_BAD))
 			continue;
 		uint8_t *rec = NULL, h[32], stored[32];
@@ -325,7 +327,7 @@ static void check_tail(thx_chain *c)
 		if (!leaves)
 			return;
 		for (uint64_t i = 0; i < bl->h.count; i++)
-			memcpy(leaves[i], c->ents[bl->h.first_seq + i].hash, 32);
+			memcpy(leaves[i], thx__ent_at(c, bl->h.first_seq + i)->hash, 32);
 		uint8_t root[32];
 		thx__merkle_root((const uint8_t (*)[32])leaves, (size_t)bl->h.count, root);
 		th_free(leaves);
@@ -429,7 +431,7 @@ int thx__recover(thx_store *s, th_err *err)
 		if (c->prune_below > c->n)
 			c->prune_below = c->n;
 		for (uint64_t k = 0; k < c->prune_below; k++) {
-			thx__ent *e = &c->ents[k];
+			thx__ent *e = thx__ent_at(c, k);
 			if (e->flags & (THX__E_PRUNED | THX__E_MISSING))
 				continue;
 			e->flags |= THX__E_PRUNED;

@@ -48,15 +48,14 @@ static int prune_locked(thx_chain *c, uint64_t below, uint64_t *count, th_err *e
 			return rc;
 	}
 	for (uint64_t i = c->prune_below; i < below; i++) {
-		thx__ent *e = &c->ents[i];
+		thx__ent *e = thx__ent_at(c, i);
 		if (e->flags & (THX__E_PRUNED | THX__E_MISSING))
 			continue;
 		e->flags |= THX__E_PRUNED;
 		c->kept_bytes -= e->size;
-		if (e->mem) {
+		if (e->slot == UINT32_MAX) {
 			e->mem = NULL;
-			e->mem_len = 0;
-		} else if (e->slot != UINT32_MAX) {
+		} else {
 			thx__seg *sg = thx__log_seg(&c->s->log, e->slot);
 			if (sg)
 				atomic_fetch_add(&sg->garbage, e->size ? e->size : 1);
@@ -107,11 +106,11 @@ static int retention_apply(thx_chain *c, uint64_t now, uint64_t *count, th_err *
 		uint64_t kept = c->kept_bytes;
 		uint64_t i = c->prune_below;
 		for (; i < below; i++)
-			if (!(c->ents[i].flags & (THX__E_PRUNED | THX__E_MISSING)))
-				kept -= c->ents[i].size;
+			if (!(thx__ent_at(c, i)->flags & (THX__E_PRUNED | THX__E_MISSING)))
+				kept -= thx__ent_at(c, i)->size;
 		while (kept > r->max_bytes && i < c->n) {
-			if (!(c->ents[i].flags & (THX__E_PRUNED | THX__E_MISSING)))
-				kept -= c->ents[i].size;
+			if (!(thx__ent_at(c, i)->flags & (THX__E_PRUNED | THX__E_MISSING)))
+				kept -= thx__ent_at(c, i)->size;
 			i++;
 		}
 		if (i > below)

@@ -259,22 +259,31 @@ static int verify_mem(vstate *st, vchain *v)
 {
 	thx_chain *c = v->c;
 	pthread_mutex_lock(&c->mu);
-	int rc = 0;
+	th_err er0 = { 0 };
+	int rc = thx__seal_pending(c, &er0);
 	for (uint64_t i = 0; i < v->snap_n && !rc; i++) {
-		thx__ent *e = &c->ents[i];
+		thx__ent *e = thx__ent_at(c, i);
 		thx__ev ev = { 0 };
 		th_err er = { 0 };
-		if (e->mem) {
-			if (thx__dec_event(e->mem, e->mem_len, &ev, &er)) {
-				problem(st, v, i, "", 0, "%s", er.msg);
+		if (!(e->flags & THX__E_PRUNED)) {
+			uint8_t *enc;
+			size_t elen;
+			if (thx__mem_encode(c, i, &enc, &elen, &er)) {
+				rc = er.code; /* out of memory */
 				break;
 			}
-			rc = check_event(st, v, &ev, e->hash, e->mem, e->mem_len, "", 0);
+			if (thx__dec_event(enc, elen, &ev, &er)) {
+				problem(st, v, i, "", 0, "%s", er.msg);
+				th_free(enc);
+				break;
+			}
+			rc = check_event(st, v, &ev, e->hash, enc, elen, "", 0);
+			th_free(enc);
 		} else {
 			ev.seq = i;
 			ev.has_parent = i > 0;
 			if (i > 0)
-				memcpy(ev.parent, c->ents[i - 1].hash, 32);
+				memcpy(ev.parent, thx__ent_at(c, i - 1)->hash, 32);
 			rc = check_event(st, v, &ev, e->hash, NULL, 0, "", 0);
 		}
 		while (!rc && v->block_index < c->nblocks &&
