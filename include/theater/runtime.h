@@ -177,6 +177,43 @@ TH_API int thr_stop(thr_runtime *rt, const char *id, th_err *err);
  * init has finished: 0, or the init failure. */
 TH_API int thr_restart(thr_runtime *rt, const char *id, th_err *err);
 
+/* ---- Resuming after a crash ---------------------------------------------- */
+
+typedef struct thr_resume_opts {
+	/* The manifest to run it with (at most one of path and text): NULL =
+	 * the file its actor.spawning names. It must name the component the
+	 * chain recorded. */
+	const char *manifest_path;
+	const char *manifest_text;
+	const char *base_dir;      /* as in thr_spawn_opts                   */
+	unsigned flags;            /* THR_SPAWN_NO_WAIT                      */
+} thr_resume_opts;
+
+typedef struct thr_resume_info {
+	uint64_t from_seq;     /* events in the chain before the resume      */
+	uint64_t state_seq;    /* the export.result whose state it continues */
+	bool has_state_seq;    /* false: the initial state                  */
+	uint64_t redelivered;  /* messages delivered again                   */
+	uint64_t settled;      /* messages acknowledged or dropped before   */
+} thr_resume_info;
+
+/* Rebuild actor id from its chain in this runtime's home after the runtime
+ * that ran it died (kill -9, power loss) or stopped: the same id and chain,
+ * the component the chain recorded, the state of its last successful
+ * handler (export.result), and every message whose arrival was recorded
+ * but whose handler's result was not (nor a message.dropped) delivered
+ * again with its original id, recorded as message.redelivered; init runs
+ * again from that state, as in thr_restart. Records actor.resumed
+ * [component-hash, state-seq | null, [message ids], fuel, pages]. Control
+ * notices (child errors ...) are not redelivered: children and parents
+ * died with the runtime; the resumed actor is top-level. TH_EEXIST if the
+ * actor is already in this runtime, TH_ENOTFOUND without its chain,
+ * TH_EINVAL when the manifest names another component. Returns once init
+ * has finished (unless THR_SPAWN_NO_WAIT). info may be NULL. */
+TH_API int thr_resume(thr_runtime *rt, const char *id,
+		      const thr_resume_opts *opt, thr_resume_info *info,
+		      th_err *err);
+
 /* Wait until the actor has stopped or failed (timeout_ms 0 = forever):
  * 0, or TH_ETIMEOUT. */
 TH_API int thr_wait(thr_runtime *rt, const char *id, uint32_t timeout_ms,

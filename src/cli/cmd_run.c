@@ -3,6 +3,8 @@
  * runs an actor in-process on the embedded runtime (data in
  * $THEATER_HOME), sends it the given messages in order, and prints every
  * event its chain (and the chains of the actors it spawns) records.
+ * `theater run --resume ID` rebuilds an actor whose runtime died from its
+ * chain first (thr_resume).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -23,8 +25,15 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: theater run MANIFEST [options]\n"
+		"       theater run --resume ID [MANIFEST] [options]\n"
 		"Runs the actor described by MANIFEST in this process and prints\n"
 		"the events it records. Messages are sent in the order given.\n\n"
+		"  --resume ID       rebuild actor ID from its chain after its runtime\n"
+		"                    died: its last committed state, and every message\n"
+		"                    received but not acknowledged delivered again with\n"
+		"                    its id (MANIFEST: instead of the recorded one)\n"
+		"  --durability D    always | batch (default) | none: when an event is\n"
+		"                    on disk (always: before the call that made it returns)\n"
 		"  --send MSG        one-way message (handle-send)\n"
 		"  --request MSG     request (handle-request); prints the reply\n"
 		"  --wait            keep running until the actor stops (or Ctrl-C)\n"
@@ -74,7 +83,8 @@ static void summary(FILE *f, const thx_event *ev)
 			fprintf(f, " %.*s", (int)len, s);
 		return;
 	}
-	if (!strcmp(ev->type, "message.received") || !strcmp(ev->type, "message.dropped")) {
+	if (!strcmp(ev->type, "message.received") || !strcmp(ev->type, "message.dropped") ||
+	    !strcmp(ev->type, "message.redelivered")) {
 		/* [id, kind, sender, ref, data|why] */
 		if (th_cbor_get_array(&d, &n, NULL) || th_cbor_get_uint(&d, &u, NULL))
 			return;
@@ -154,7 +164,8 @@ static void on_sigint(int sig)
 
 int cli_run(int argc, char **argv)
 {
-	const char *manifest = NULL;
+	const char *manifest = NULL, *resume = NULL;
+	thx_durability durability = THX_BATCH;
 	const char **msgs = NULL;
 	bool *is_req = NULL;
 	int nmsgs = 0, workers = 0, rc = CLI_OK;
@@ -181,6 +192,21 @@ int cli_run(int argc, char **argv)
 		} else if ((!strcmp(a, "--send") || !strcmp(a, "--request")) && i + 1 < argc) {
 			is_req[nmsgs] = a[2] == 'r';
 			msgs[nmsgs++] = argv[++i];
+		} else if (!strcmp(a, "--resume") && i + 1 < argc) {
+			resume = argv[++i];
+		} else if (!strcmp(a, "--durability") && i + 1 < argc) {
+			const char *d = argv[++i];
+			if (!strcmp(d, "always")) {
+				durability = THX_ALWAYS;
+			} else if (!strcmp(d, "batch")) {
+				durability = THX_BATCH;
+			} else if (!strcmp(d, "none")) {
+				durability = THX_NONE;
+			} else {
+				cli_error("--durability wants always, batch or none, not '%s'", d);
+				rc = CLI_USAGE;
+				goto out;
+			}
 		} else if (!strcmp(a, "--wait")) {
 			wait = true;
 		} else if (!strcmp(a, "--quiet")) {
@@ -214,7 +240,7 @@ int cli_run(int argc, char **argv)
 			manifest = a;
 		}
 	}
-	if (!manifest) {
+	if (!manifest && !resume) {
 		usage(stderr);
 		rc = CLI_USAGE;
 		goto out;
@@ -222,25 +248,44 @@ int cli_run(int argc, char **argv)
 
 	o.home = cli_home();
 	o.workers = workers;
-	o.durability = THX_BATCH;
+	o.durability = durability;
 	if (thr_runtime_new(&o, &rt, &err)) {
 		cli_error("%s", err.msg);
 		rc = CLI_FAIL;
 		goto out;
 	}
 	thr_subscribe(rt, NULL, on_event, NULL, &sub, NULL);
-	thr_spawn_opts so = { .manifest_path = manifest };
-	if (thr_spawn(rt, &so, id, &err)) {
-		if (id[0])
-			thr_quiesce(rt, 1000, NULL); /* let the events print */
-		cli_error("%s", err.msg);
-		rc = CLI_FAIL;
-		goto out;
-	}
-	if (!quiet) {
-		pthread_mutex_lock(&out_lock);
-		printf("actor %s started\n", id);
-		pthread_mutex_unlock(&out_lock);
+	if (resume) {
+		thr_resume_opts ro = { .manifest_path = manifest };
+		thr_resume_info ri;
+		snprintf(id, sizeof id, "%s", resume);
+		if (thr_resume(rt, resume, &ro, &ri, &err)) {
+			thr_quiesce(rt, 1000, NULL);
+			cli_error("%s", err.msg);
+			rc = CLI_FAIL;
+			goto out;
+		}
+		if (!quiet) {
+			pthread_mutex_lock(&out_lock);
+			printf("actor %s resumed after event %llu: %llu messages "
+			       "redelivered\n", id, (unsigned long long)ri.from_seq - 1,
+			       (unsigned long long)ri.redelivered);
+			pthread_mutex_unlock(&out_lock);
+		}
+	} else {
+		thr_spawn_opts so = { .manifest_path = manifest };
+		if (thr_spawn(rt, &so, id, &err)) {
+			if (id[0])
+				thr_quiesce(rt, 1000, NULL); /* let the events print */
+			cli_error("%s", err.msg);
+			rc = CLI_FAIL;
+			goto out;
+		}
+		if (!quiet) {
+			pthread_mutex_lock(&out_lock);
+			printf("actor %s started\n", id);
+			pthread_mutex_unlock(&out_lock);
+		}
 	}
 	for (int i = 0; i < nmsgs; i++) {
 		const char *m = msgs[i];

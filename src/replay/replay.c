@@ -21,6 +21,14 @@
  *                        that ended it; backtrace [[func, offset, name |
  *                        null] ...] innermost first, empty when no trap
  *   actor.restarted     [hash]           - a new instance, same state
+ *   supervision.restarting [n, "state=reset" | "state=preserve", ...] -
+ *                        reset: the restart starts from the initial state
+ *   actor.resumed       [hash, state-seq | null, [msg-id ...], fuel,
+ *                        pages] - the actor rebuilt from its chain after its
+ *                        runtime died (src/runtime/resume.c): the call in
+ *                        progress then, if any, was cut short and has no
+ *                        outcome; the state must be the one of export.result
+ *                        state-seq; a new instance follows (component.loaded)
  * Everything else (message.received, permission.denied, message.response,
  * message.dropped, supervision notices ...) is not an input of the actor
  * and is skipped (interpreted() lists what is read).
@@ -108,10 +116,19 @@ struct rp {
 	uint64_t fuel;              /* per call; UINT64_MAX = none */
 	uint32_t pages;             /* 0 = engine default */
 
-	/* The committed state (R2). */
+	/* The committed state (R2), and the export.result that committed it
+	 * (none: the initial state). */
 	uint8_t *state;
 	size_t state_len;
 	bool has_state;
+	uint64_t state_seq;
+	bool has_state_seq;
+
+	/* A runtime crash cut the call in progress short: the actor.resumed
+	 * met inside it is held for the walk (no verdict on that call). */
+	bool cut;
+	thx_event held;
+	bool has_held;
 
 	/* The call in progress. */
 	bool in_call;
@@ -172,6 +189,7 @@ static bool interpreted(const char *type)
 	static const char *const kinds[] = {
 		"export.call", "export.result", "actor.failed", "actor.spawning",
 		"component.loaded", "actor.instantiated", "actor.restarted",
+		"actor.resumed", "supervision.restarting",
 	};
 	if (!strncmp(type, "host.", 5))
 		return true;
@@ -231,6 +249,20 @@ static int next_significant(rp *r, thx_event *ev)
 	return rc;
 }
 
+/* Inside a call: an actor.resumed where its next step should be means the
+ * runtime died during the call. Keep the event for the walk, cut the call
+ * short (no verdict: its outcome was never recorded). */
+static bool cut_here(rp *r, thx_event *ev)
+{
+	if (strcmp(ev->type, "actor.resumed"))
+		return false;
+	r->held = *ev;
+	memset(ev, 0, sizeof *ev);
+	r->has_held = true;
+	r->cut = true;
+	return true;
+}
+
 /* ---- the state ------------------------------------------------------------- */
 
 static int state_val(rp *r, thc_val *out)
@@ -286,7 +318,7 @@ static int state_of(const thc_val *res, const uint8_t **p, size_t *n,
 	return 0;
 }
 
-static int commit(rp *r, const thc_val *res)
+static int commit(rp *r, const thc_val *res, uint64_t seq)
 {
 	const uint8_t *p;
 	size_t n;
@@ -307,6 +339,8 @@ static int commit(rp *r, const thc_val *res)
 	r->state = copy;
 	r->state_len = n;
 	r->has_state = has;
+	r->state_seq = seq;
+	r->has_state_seq = true;
 	return 0;
 }
 
@@ -380,7 +414,7 @@ static thc_hostret rp_host(thc_hostcall *call, void *ctx, const thc_val *args,
 	thc_hostret ret = THC_HOST_OK;
 	int rc;
 
-	if (r->halt)
+	if (r->halt || r->cut)
 		return thc_hostcall_trap(call, "replay stopped");
 	th_cbor_enc_init(&e, NULL, 0);
 	th_cbor_put_array(&e, nargs);
@@ -412,6 +446,8 @@ static thc_hostret rp_host(thc_hostcall *call, void *ctx, const thc_val *args,
 		r->halt = 2; /* the recording ends inside this call */
 		goto stop;
 	}
+	if (cut_here(r, &ev))
+		goto stop;
 	if (strncmp(ev.type, "host.", 5)) {
 		char what[300];
 		snprintf(what, sizeof what, "the actor made a host call where the "
@@ -525,7 +561,7 @@ static void rp_wasi_hook(void *ctx, const thw_wasi_call *c)
 	uint64_t k, err_no, nout;
 	int rc;
 
-	if (r->halt)
+	if (r->halt || r->cut)
 		return;
 	snprintf(type, sizeof type, "host.%s.%s", THW_WASI_MODULE, c->name);
 	th_cbor_enc_init(&a, NULL, 0);
@@ -553,6 +589,8 @@ static void rp_wasi_hook(void *ctx, const thw_wasi_call *c)
 		r->halt = rc ? 1 : 2;
 		goto out;
 	}
+	if (cut_here(r, &ev))
+		goto out; /* the guest runs on; its outcome is not looked at */
 	th_cbor_dec_init(&d, ev.data, ev.len);
 	if (strcmp(ev.type, type)) {
 		call_text(type, a.buf, a.len, act, sizeof act);
@@ -888,7 +926,7 @@ static int run_call(rp *r, int x, const uint8_t *params, size_t plen,
 	 * lowering the arguments ran is not charged to it). */
 	thw_exec_set_fuel(r->exec, r->fuel, THW_FUEL_TRAP);
 	thw_state st = thw_exec_run(r->exec);
-	if (r->halt || r->rc)
+	if (r->halt || r->rc || r->cut)
 		goto done;
 	if (st == THW_STATE_DONE) {
 		rc = thc_call_finish(r->inst, r->exec, &o->result, &cerr);
@@ -958,7 +996,7 @@ static int check_result(rp *r, int x, const thx_event *ev, th_cbor_dec *d,
 		return 0;
 	}
 	match(r, ev->seq, ev->type);
-	return commit(r, &o->result);
+	return commit(r, &o->result, ev->seq);
 }
 
 /* The recorded failure is the reproduced trap: the same kind and reason,
@@ -995,6 +1033,10 @@ static int check_failure(rp *r, rp_outcome *o)
 		if (rc == 0)
 			r->halt = 2;
 		return rc;
+	}
+	if (cut_here(r, &ev)) {
+		rc = 0;
+		goto out;
 	}
 	if (strcmp(ev.type, "actor.failed")) {
 		char what[300];
@@ -1068,7 +1110,7 @@ static int on_call(rp *r, const thx_event *ev, bool self_contained)
 	r->self_contained = self_contained;
 	rc = run_call(r, x, params, plen, ev->seq, ev->type, &o);
 	r->self_contained = false;
-	if (rc || r->halt)
+	if (rc || r->halt || r->cut)
 		goto out;
 	if (self_contained) {
 		rc = check_result(r, x, ev, &d, &o);
@@ -1079,6 +1121,8 @@ static int on_call(rp *r, const thx_event *ev, bool self_contained)
 		rc = next_significant(r, &res);
 		if (rc == 0)
 			r->halt = 2;
+		if (rc == 1 && cut_here(r, &res))
+			rc = 0;
 		if (rc == 1) {
 			th_cbor_dec rd;
 			const char *rn;
@@ -1278,6 +1322,90 @@ static int on_failed(rp *r, const thx_event *ev)
 	return 0;
 }
 
+/* The runtime that ran the actor died; it was rebuilt from this chain
+ * (src/runtime/resume.c) from the state of export.result state-seq, with
+ * the limits of the manifest it was resumed with. A new instance follows
+ * (component.loaded); the call cut short, if any, has no outcome. */
+static int on_resumed(rp *r, const thx_event *ev)
+{
+	th_cbor_dec d;
+	uint64_t cnt, seq = 0, n, fuel, pages;
+	const char *hex;
+	size_t hn;
+	bool has_seq;
+	char exp[64], act[64];
+
+	th_cbor_dec_init(&d, ev->data, ev->len);
+	if (th_cbor_get_array(&d, &cnt, NULL) || cnt != 5 ||
+	    th_cbor_get_text(&d, &hex, &hn, NULL) || hn != THS_HEX_LEN)
+		goto bad;
+	has_seq = !th_cbor_get_null(&d);
+	if ((has_seq && th_cbor_get_uint(&d, &seq, NULL)) ||
+	    th_cbor_get_array(&d, &n, NULL))
+		goto bad;
+	for (uint64_t i = 0; i < n; i++)
+		if (th_cbor_skip(&d, NULL))
+			goto bad;
+	if (th_cbor_get_uint(&d, &fuel, NULL) || th_cbor_get_uint(&d, &pages, NULL))
+		goto bad;
+	if (has_seq != r->has_state_seq || (has_seq && seq != r->state_seq)) {
+		if (r->has_state_seq)
+			snprintf(exp, sizeof exp, "the state of event %llu",
+				 (unsigned long long)r->state_seq);
+		else
+			snprintf(exp, sizeof exp, "the initial state");
+		if (has_seq)
+			snprintf(act, sizeof act, "the state of event %llu",
+				 (unsigned long long)seq);
+		else
+			snprintf(act, sizeof act, "the initial state");
+		diverge(r, ev->seq, ev->type, "the actor was resumed from another "
+			"state than the last one committed", exp, act);
+		return 0;
+	}
+	if (!r->opt->fuel)
+		r->fuel = fuel ? fuel : UINT64_MAX;
+	if (!r->opt->memory_pages)
+		r->pages = pages && pages <= UINT32_MAX ? (uint32_t)pages : 0;
+	r->failed = true; /* this instance is gone; component.loaded follows */
+	match(r, ev->seq, ev->type);
+	return 0;
+bad:
+	return th_err_set(r->err, TH_EINVAL, "event %llu (actor.resumed): "
+			  "malformed data", (unsigned long long)ev->seq);
+}
+
+/* A supervised restart with state = "reset" starts from the initial
+ * state again. */
+static int on_restarting(rp *r, const thx_event *ev)
+{
+	th_cbor_dec d;
+	uint64_t cnt;
+	const char *s;
+	size_t n;
+	th_cbor_dec_init(&d, ev->data, ev->len);
+	if (th_cbor_get_array(&d, &cnt, NULL) || cnt < 2 || th_cbor_skip(&d, NULL) ||
+	    th_cbor_get_text(&d, &s, &n, NULL))
+		return th_err_set(r->err, TH_EINVAL, "event %llu (%s): malformed data",
+				  (unsigned long long)ev->seq, ev->type);
+	if (n != 11 || memcmp(s, "state=reset", 11))
+		return 0;
+	th_free(r->state);
+	r->state = NULL;
+	r->state_len = 0;
+	r->has_state = r->has_init;
+	r->has_state_seq = false;
+	if (r->has_init) {
+		r->state = th_malloc(r->init_len ? r->init_len : 1);
+		if (!r->state)
+			return th_err_set(r->err, TH_ENOMEM, "out of memory");
+		memcpy(r->state, r->init_state, r->init_len);
+		r->state_len = r->init_len;
+	}
+	match(r, ev->seq, ev->type);
+	return 0;
+}
+
 /* ---- the walk ----------------------------------------------------------------- */
 
 static int walk(rp *r)
@@ -1285,7 +1413,19 @@ static int walk(rp *r)
 	thx_event ev = { 0 };
 	int rc = 0;
 
-	while (!r->halt && (rc = next_raw(r, &ev)) == 1) {
+	for (;;) {
+		if (r->halt)
+			break;
+		if (r->has_held) {
+			/* The event that cut the last call short. */
+			thx_event_release(&ev);
+			ev = r->held;
+			memset(&r->held, 0, sizeof r->held);
+			r->has_held = false;
+			r->cut = false;
+		} else if ((rc = next_raw(r, &ev)) != 1) {
+			break;
+		}
 		const char *t = ev.type;
 		rc = 0;
 		if (!strcmp(t, "actor.spawning"))
@@ -1302,6 +1442,10 @@ static int walk(rp *r)
 			rc = on_call(r, &ev, true);
 		else if (!strcmp(t, "actor.failed"))
 			rc = on_failed(r, &ev);
+		else if (!strcmp(t, "actor.resumed"))
+			rc = on_resumed(r, &ev);
+		else if (!strcmp(t, "supervision.restarting"))
+			rc = on_restarting(r, &ev);
 		else if (!strncmp(t, "host.", 5)) {
 			char act[THRP_TEXT_MAX];
 			rpd_text(ev.data, ev.len, act, sizeof act);
@@ -1338,6 +1482,7 @@ int thrp_replay(ths_store *store, thx_chain *c, const thrp_opts *opt,
 		r.end = r.opt->until + 1;
 	report->ok = true;
 	rc = walk(&r);
+	thx_event_release(&r.held);
 	if (r.opt->progress)
 		r.opt->progress(r.pos, r.end, r.opt->progress_arg);
 	drop_instance(&r);

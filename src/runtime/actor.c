@@ -370,14 +370,16 @@ static int deliver(rta_actor *to, rtm_msg *m, bool wake, th_err *err)
 		rtm_msg_free(m);
 		return th_err_set(err, TH_ESTATE, "actor %s has stopped", to->id);
 	}
-	m->id = atomic_fetch_add(&rt->next_msg, 1);
+	if (!(m->flags & RTA_MSGF_REDELIVERED))
+		m->id = atomic_fetch_add(&rt->next_msg, 1);
 
 	/* Arrival is recorded before the message can be seen by the actor. */
 	rtr_enc_init(&e);
 	th_cbor_put_array(&e, 5);
 	put_msg_head(&e, m);
 	th_cbor_put_bytes(&e, m->data, m->len);
-	rc = rta_record(to, "message.received", &e, NULL);
+	rc = rta_record(to, m->flags & RTA_MSGF_REDELIVERED ? "message.redelivered"
+			: "message.received", &e, NULL);
 	if (rc) {
 		if (!sys)
 			rtm_unreserve(&to->mb);
@@ -503,9 +505,13 @@ int rta_spawn(thr_runtime *rt, rtf_spec *spec, rta_actor *parent,
 			    has_init, 0, out, err);
 }
 
-int rta_spawn_ex(thr_runtime *rt, rtf_spec *spec, rta_actor *parent,
+/* rta_spawn_ex, and rta_spawn_resumed when res is set: then the actor
+ * gets the id and chain it had, res->event is recorded in place of
+ * actor.spawning, and init starts from the state res gives. */
+static int spawn(thr_runtime *rt, rtf_spec *spec, rta_actor *parent,
 		 uint64_t spawn_token, const uint8_t *init, size_t init_len,
-		 bool has_init, unsigned flags, rta_actor **out, th_err *err)
+		 bool has_init, unsigned flags, const rta_resumed *res,
+		 rta_actor **out, th_err *err)
 {
 	const thm_manifest *m = spec->m;
 	rta_actor *a;
@@ -540,12 +546,18 @@ int rta_spawn_ex(thr_runtime *rt, rtf_spec *spec, rta_actor *parent,
 		? (uint32_t)m->limits.request_timeout_ms
 		: rt->opt.request_timeout_ms;
 	atomic_init(&a->life, RTA_STARTING);
-	rtu_uuid4(a->id);
+	if (res)
+		snprintf(a->id, sizeof a->id, "%s", res->id);
+	else
+		rtu_uuid4(a->id);
 
 	/* Step 1: the actor's chain, then the request is recorded. */
 	copts.durability = m->save_chain ? rt->opt.durability : THX_NONE;
-	rc = thx_chain_open(rt->chains, a->id, &copts, true, &a->chain, err);
-	if (!rc) {
+	if (res)
+		a->chain = res->chain;
+	else
+		rc = thx_chain_open(rt->chains, a->id, &copts, true, &a->chain, err);
+	if (res || !rc) {
 		rc = rtg_add(rt->reg, a);
 		if (rc)
 			th_err_set(err, rc, "registering actor %s", a->id);
@@ -563,6 +575,15 @@ int rta_spawn_ex(thr_runtime *rt, rtf_spec *spec, rta_actor *parent,
 	const uint8_t *init_p = has_init ? init : spec->init_state;
 	size_t init_n = has_init ? init_len : spec->init_len;
 	bool init_has = has_init || spec->has_init;
+	if (res) {
+		init_p = res->state;
+		init_n = res->state_len;
+		init_has = res->has_state;
+		rtr_enc_init(&e);
+		th_cbor_put_raw(&e, res->event, res->event_len);
+		rc = rta_record(a, "actor.resumed", &e, NULL);
+		goto recorded;
+	}
 	rtr_enc_init(&e);
 	th_cbor_put_array(&e, 7);
 	th_cbor_put_cstr(&e, m->name);
@@ -576,6 +597,7 @@ int rta_spawn_ex(thr_runtime *rt, rtf_spec *spec, rta_actor *parent,
 	th_cbor_put_uint(&e, m->limits.fuel_per_message);
 	th_cbor_put_uint(&e, m->limits.memory_pages);
 	rc = rta_record(a, "actor.spawning", &e, NULL);
+recorded:
 	if (rc) {
 		th_err_set(err, rc, "recording actor %s's creation failed", a->id);
 		return fail_early(a, "chain", err);
@@ -632,6 +654,20 @@ int rta_spawn_ex(thr_runtime *rt, rtf_spec *spec, rta_actor *parent,
 			     0, 0);
 	}
 	return 0;
+}
+
+int rta_spawn_ex(thr_runtime *rt, rtf_spec *spec, rta_actor *parent,
+		 uint64_t spawn_token, const uint8_t *init, size_t init_len,
+		 bool has_init, unsigned flags, rta_actor **out, th_err *err)
+{
+	return spawn(rt, spec, parent, spawn_token, init, init_len, has_init,
+		     flags, NULL, out, err);
+}
+
+int rta_spawn_resumed(thr_runtime *rt, rtf_spec *spec, const rta_resumed *res,
+		      rta_actor **out, th_err *err)
+{
+	return spawn(rt, spec, NULL, 0, NULL, 0, false, 0, res, out, err);
 }
 
 int rta_reincarnate(rta_actor *a, th_err *err)

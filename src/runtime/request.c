@@ -591,3 +591,10 @@ void rtq_actor_gone(thr_runtime *rt, rta_actor *a, const char *why)
 		th_free(c);
 	}
 }
+
+void rtq_ids_above(thr_runtime *rt, uint64_t n)
+{
+	uint64_t cur = atomic_load(&rt->rq->next);
+	while (cur <= n && !atomic_compare_exchange_weak(&rt->rq->next, &cur, n + 1))
+		;
+}

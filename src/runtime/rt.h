@@ -89,6 +89,9 @@ enum {
 };
 /* rtm_msg.flags bit for a CHILD_EXIT carrying data (option some). */
 #define RTA_MSGF_HAS_DATA 0x100
+/* rtm_msg.flags bit: redelivered after a resume (resume.c); rta_deliver
+ * keeps its id and records message.redelivered. */
+#define RTA_MSGF_REDELIVERED 0x200
 
 /* A suspended host call. The completer (any thread) fills result or trap
  * under the actor's lock, checking token, then wakes the actor; the
@@ -285,6 +288,21 @@ int rta_spawn(thr_runtime *rt, rtf_spec *spec, rta_actor *parent,
 int rta_spawn_ex(thr_runtime *rt, rtf_spec *spec, rta_actor *parent,
 		 uint64_t spawn_token, const uint8_t *init, size_t init_len,
 		 bool has_init, unsigned flags, rta_actor **out, th_err *err);
+/* An actor rebuilt from its chain after its runtime died (resume.c). */
+typedef struct rta_resumed {
+	const char *id;        /* the id it had                            */
+	thx_chain *chain;      /* its chain, opened by the caller           */
+	const uint8_t *event;  /* actor.resumed data, CBOR (copied)         */
+	size_t event_len;
+	const uint8_t *state;  /* the last committed state (copied)         */
+	size_t state_len;
+	bool has_state;
+} rta_resumed;
+/* rta_spawn under res->id with res->chain, recording actor.resumed instead
+ * of actor.spawning; init runs from res's state. Top-level (its parent
+ * died with the runtime). */
+int rta_spawn_resumed(thr_runtime *rt, rtf_spec *spec, const rta_resumed *res,
+		      rta_actor **out, th_err *err);
 /* Give a stopped or failed actor a new instance under the same id, from
  * its last committed state; its init runs again. The caller makes sure
  * the actor has ended (life final). Records actor.restarted. */
@@ -362,6 +380,9 @@ int rtq_outstanding(thr_runtime *rt, rta_actor *a, uint64_t **ns, size_t *n);
 /* Requests `a` made: fail them (a stops); requests to a: answer with an
  * error (a stops). */
 void rtq_actor_gone(thr_runtime *rt, rta_actor *a, const char *why);
+/* New request and channel ids from now on are above n (resume.c: the
+ * redelivered requests keep the ids their dead runtime gave them). */
+void rtq_ids_above(thr_runtime *rt, uint64_t n);
 /* Parse "r<n>" / "c<n>". */
 bool rtq_parse_id(const char *s, size_t len, char prefix, uint64_t *n);
 
