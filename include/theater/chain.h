@@ -270,6 +270,8 @@ typedef struct thx_stats {
 	uint64_t bytes_written;
 	uint64_t segments;
 	uint64_t compactions;
+	uint64_t index_loaded; /* segments recovered from their index file */
+	uint64_t index_built;  /* segment index files written */
 } thx_stats;
 TH_API void thx_store_stats(thx_store *s, thx_stats *out);
 

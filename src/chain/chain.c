@@ -10,6 +10,8 @@
  *     seg-00000001.0.log    segment files, in log order by number
  *     seg-00000002.0.log
  *     seg-00000001.1.log    a compacted rewrite of segment 1 (version 1)
+ *     seg-00000001.1.idx    index file of a sealed segment (segidx.c): a
+ *                           cache that spares recovery reading the segment
  *
  * All chains of a store share the segments: one log, so one fsync makes a
  * whole batch of many chains durable (group commit, see log.c). Segment
@@ -54,12 +56,20 @@
  *      is over exactly those events' hashes.
  *   4. Events below prune_below have no data in memory and may be stubs
  *      on disk; their hash is kept, so 2 and 3 still hold.
- *   5. Memory (THX_NONE) chains never reach the log.
+ *   5. Memory (THX_NONE) chains never reach the log. They keep each event's
+ *      data (and description) only; the rest of its encoding is rebuilt
+ *      from the entry (parent = previous hash, interned actor and type).
+ *      Their blocks are built lazily (thx__seal_pending): [block_start, n)
+ *      may hold complete blocks not built yet; c->seal_at says where each
+ *      ends, exactly where an on-disk chain would have sealed it.
  *
  * RECOVERY (thx_store_open)
  *   Segments are read in number order (for two versions of one number the
  *   higher wins: compaction wrote and fsynced it completely before
- *   unlinking the lower). Records are applied to rebuild every chain's
+ *   unlinking the lower). A sealed segment with a valid index file (same
+ *   number, version, size and creation time; CRCs check) is applied from
+ *   it without reading the segment; one without is scanned and, when it
+ *   scanned clean, indexed. Records are applied to rebuild every chain's
  *   index. At the first invalid record the scanner looks for any valid
  *   record after it: none, in the last segment, means a torn tail (a
  *   write cut short by a crash) and the file is truncated there; else it
@@ -83,11 +93,12 @@
  *   under s->lk), so thx_unsubscribe can wait for the calls under way.
  *   The background thread (bg_main) fsyncs batch chains every
  *   batch_ms, writes the buffer when an appender asks (4 MiB), and runs
- *   retention and compaction every retention_ms.
+ *   retention, compaction and the indexing of newly sealed segments every
+ *   retention_ms.
  *
  * FILES: this one (store, chains, appends, reads, subscriptions), index.c,
- * retain.c, recover.c, log.c, codec.c, hash.c, verify.c, compact.c,
- * proof.c; internal.h lists what each holds.
+ * retain.c, recover.c, segidx.c, log.c, codec.c, hash.c, verify.c,
+ * compact.c, proof.c; internal.h lists what each holds.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -538,26 +549,30 @@ void thx_free(void *p)
 
 /* ---- append ---- */
 
-/* Id of str (interned on first use); the chain remembers the last one, so
- * a repeated actor or type costs one strcmp and no hashing. */
-static int intern_cached(thx_chain *c, const char *str, const char **cache,
-			 uint32_t *cache_id, uint32_t *cache_len, uint32_t *id,
-			 size_t *len)
+/* Id and length of str, interned on first use (then validated: name_ok).
+ * Each chain remembers the last few strings it used (an actor's chain
+ * cycles through a handful of event types), so a repeat costs a strcmp or
+ * two: no validation, hashing or store lock. */
+static int intern_cached(thx_chain *c, thx__icache *ic, size_t nic, const char *str,
+			 const char *what, uint32_t *id, size_t *len, th_err *err)
 {
-	if (*cache && strcmp(*cache, str) == 0) {
-		*id = *cache_id;
-		*len = *cache_len;
-		return 0;
-	}
+	if (str)
+		for (size_t i = 0; i < nic && ic[i].s; i++)
+			if (strcmp(ic[i].s, str) == 0) {
+				*id = ic[i].id;
+				*len = ic[i].len;
+				return 0;
+			}
+	if (!name_ok(str, err, what))
+		return TH_EINVAL;
 	const char *interned;
 	*len = strlen(str);
-	int rc = thx__intern(c->s, str, *len, id, &interned);
-	if (!rc) {
-		*cache = interned;
-		*cache_id = *id;
-		*cache_len = (uint32_t)*len;
-	}
-	return rc;
+	if (thx__intern(c->s, str, *len, id, &interned))
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	/* newest first; the oldest falls off */
+	memmove(ic + 1, ic, (nic - 1) * sizeof *ic);
+	ic[0] = (thx__icache){ interned, *id, (uint32_t)*len };
+	return 0;
 }
 
 bool thx__grow(void **p, uint64_t *cap, uint64_t need, size_t elem)
@@ -671,13 +686,13 @@ static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t now,
 {
 	thx_store *s = c->s;
 	size_t alen, tlen, dlen = 0;
-	/* Names equal to the last interned ones were validated then. */
-	if (!in->actor || !c->last_actor || strcmp(in->actor, c->last_actor))
-		if (!name_ok(in->actor, err, "actor id"))
-			return TH_EINVAL;
-	if (!in->type || !c->last_type || strcmp(in->type, c->last_type))
-		if (!name_ok(in->type, err, "event type"))
-			return TH_EINVAL;
+	uint32_t tid, aid;
+	int rc;
+	if ((rc = intern_cached(c, c->itypes, TH_ARRAY_LEN(c->itypes), in->type, "event type",
+				&tid, &tlen, err)) ||
+	    (rc = intern_cached(c, c->iactors, TH_ARRAY_LEN(c->iactors), in->actor, "actor id",
+				&aid, &alen, err)))
+		return rc;
 	if (in->description) {
 		size_t bad;
 		dlen = strlen(in->description);
@@ -696,12 +711,6 @@ static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t now,
 	uint64_t ts = in->timestamp_ns ? in->timestamp_ns : now;
 	if (ts < c->last_ts)
 		ts = c->last_ts;
-	uint32_t tid, aid;
-	if (intern_cached(c, in->type, &c->last_type, &c->last_type_id, &c->last_type_len,
-			  &tid, &tlen) ||
-	    intern_cached(c, in->actor, &c->last_actor, &c->last_actor_id,
-			  &c->last_actor_len, &aid, &alen))
-		return th_err_set(err, TH_ENOMEM, "out of memory");
 	bool mem = c->opts.durability == THX_NONE;
 	bool seal = !mem && seq + 1 - c->block_start >= c->opts.block_events;
 	thx__post *tp, *ap;
@@ -786,8 +795,8 @@ static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t now,
 		size_t lens[2] = { elen, blen };
 		uint32_t slots[2];
 		uint64_t offs[2];
-		int rc = thx__log_put(&s->log, buf, lens, seal ? 2 : 1, slots, offs, lsn,
-				      flush, err);
+		rc = thx__log_put(&s->log, buf, lens, seal ? 2 : 1, slots, offs, lsn, flush,
+				  err);
 		if (rc)
 			return rc;
 		ent.slot = slots[0];
@@ -1385,6 +1394,7 @@ static void *bg_main(void *arg)
 			last_ret = th_now_ns();
 			if (thx_prune(s, NULL, NULL) == 0)
 				thx_compact(s, NULL, NULL);
+			thx__idx_build_sealed(s);
 		}
 		pthread_mutex_lock(&s->bg_mu);
 	}
@@ -1520,4 +1530,6 @@ void thx_store_stats(thx_store *s, thx_stats *out)
 	out->bytes_written = atomic_load(&s->log.bytes_written);
 	out->segments = atomic_load(&s->log.nsegments);
 	out->compactions = atomic_load(&s->compactions);
+	out->index_loaded = atomic_load(&s->idx_loaded);
+	out->index_built = atomic_load(&s->idx_built);
 }

@@ -212,6 +212,9 @@ static int compact_one(thx_store *s, thx__seg *seg, const uint64_t *below,
 	seg->fd = -1;
 	pthread_rwlock_unlock(&seg->lk);
 	unlinkat(l->dirfd, seg->name, 0);
+	char in[64];
+	thx__idx_name(seg, false, in, sizeof in);
+	unlinkat(l->dirfd, in, 0); /* the new version gets its own */
 	if (fsync(l->dirfd) != 0)
 		rc = th_err_set(err, TH_EIO, "fsync %s: %s", s->dir, strerror(errno));
 	if (reclaimed && size > e.len)

@@ -12,6 +12,7 @@
  *   verify.c   full verification by sequential segment scans
  *   compact.c  rewriting sealed segments without pruned data
  *   proof.c    Merkle inclusion proofs
+ *   segidx.c   per-segment index files (recovery without reading segments)
  *
  * Internal names use the thx__ prefix.
  */
@@ -152,6 +153,8 @@ typedef struct thx__seg {
 	_Atomic uint64_t garbage; /* bytes of pruned event data (compaction) */
 	bool sealed;        /* no more inserts; eligible for compaction */
 	bool dead;          /* replaced by a compacted version */
+	bool indexed;       /* its index file is written (segidx.c) */
+	bool no_index;      /* building its index failed: do not retry */
 	pthread_rwlock_t lk; /* readers (pread) vs fd swap */
 } thx__seg;
 
@@ -298,8 +301,14 @@ typedef struct thx__sub {
 	struct thx__sub *next_dead; /* parked by an unsubscribe from a callback */
 } thx__sub;
 
-/* Memory chains keep event encodings in chunks appended in seq order;
- * pruning (always a prefix) frees whole chunks from the front. */
+/* A string a chain used recently: interned copy, id, length. */
+typedef struct thx__icache {
+	const char *s;
+	uint32_t id, len;
+} thx__icache;
+
+/* Memory chains keep event data (and descriptions) in chunks appended in
+ * seq order; pruning (always a prefix) frees whole chunks from the front. */
 typedef struct thx__memchunk {
 	struct thx__memchunk *next;
 	size_t used, cap;
@@ -332,9 +341,7 @@ struct thx_chain {
 	uint64_t damaged_seq;
 	char damage[200];
 	thx__pmap types, actors;
-	const char *last_type, *last_actor; /* interned; id cache */
-	uint32_t last_type_id, last_actor_id;
-	uint32_t last_type_len, last_actor_len;
+	thx__icache itypes[4], iactors[2]; /* recently used strings, newest first */
 	uint64_t durable_n; /* events known durable (THX_ALWAYS) */
 	pthread_mutex_t dmu; /* delivery to subscribers */
 	uint64_t delivered;
@@ -377,6 +384,8 @@ struct thx_store {
 	_Atomic uint32_t batch_ms; /* smallest batch_ms of any batch chain */
 	_Atomic bool bg_kicked;    /* the writer was asked to write now */
 	_Atomic uint64_t compactions;
+	_Atomic uint64_t idx_loaded, idx_built; /* segment index files */
+	uint64_t damage_notes; /* recovery: problems noted so far */
 };
 
 static inline thx__ent *thx__ent_at(thx_chain *c, uint64_t i)
@@ -420,6 +429,39 @@ void thx__pmap_release(thx__pmap *m);
 uint64_t thx__ts_lower(thx_chain *c, uint64_t t);
 /* retain.c: copy of the chain list, so c->mu can be taken without s->lk */
 int thx__chains_snapshot(thx_store *s, thx_chain ***out, size_t *n, th_err *err);
+/* segidx.c: per-segment index files (a cache of what recovery needs) */
+typedef struct thx__idx {
+	uint8_t *buf;
+	size_t len, pos;
+	const uint8_t **strs; /* each: u8 length, then the bytes */
+	uint32_t nstr;
+} thx__idx;
+typedef struct thx__idx_ent {
+	uint8_t type;     /* THX__REC_* */
+	uint64_t off;     /* of the record in the segment */
+	const uint8_t *payload; /* chain, block, prune: the record's payload */
+	size_t len;
+	uint32_t chain;   /* event, stub: */
+	bool has_parent;
+	uint8_t hash[32];
+	uint64_t seq, ts, size;
+	const char *actor, *type_str; /* not NUL-terminated */
+	size_t actor_len, type_len;
+	uint32_t actor_sid, type_sid; /* indexes into the file's strings */
+} thx__idx_ent;
+void thx__idx_name(const thx__seg *seg, bool tmp, char *out, size_t n);
+/* Write the index of sealed segment seg (0, or an error if any record is
+ * not valid: then nothing is written). */
+int thx__idx_build(thx_store *s, thx__seg *seg);
+/* Read and check the index of seg (seg_size bytes, header seg_hdr): 0,
+ * TH_ENOTFOUND (none) or TH_ECORRUPT (stale or damaged). */
+int thx__idx_read(thx_store *s, const thx__seg *seg, uint64_t seg_size,
+		  const uint8_t seg_hdr[THX__SEG_HDR], thx__idx *out);
+/* Next entry: 1, 0 at the end, -1 if malformed. */
+int thx__idx_next(thx__idx *x, thx__idx_ent *e);
+void thx__idx_release(thx__idx *x);
+/* Index every sealed segment that has none yet (background thread). */
+void thx__idx_build_sealed(thx_store *s);
 /* recover.c: rebuild the index from the segments (in thx_store_open) */
 int thx__recover(thx_store *s, th_err *err);
 const char *thx__str(thx_store *s, uint32_t id);

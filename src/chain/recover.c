@@ -19,6 +19,7 @@
 static void damage(thx_chain *c, uint64_t seq, const char *fmt, ...) TH_PRINTF(3, 4);
 static void damage(thx_chain *c, uint64_t seq, const char *fmt, ...)
 {
+	c->s->damage_notes++;
 	if (c->damaged && c->damaged_seq <= seq)
 		return;
 	va_list ap;
@@ -62,6 +63,67 @@ static int apply_chain_rec(thx_store *s, const uint8_t *p, size_t n, th_err *err
 	return thx__chain_new(s, (uint32_t)no, nm, &o, &c, err);
 }
 
+/* Index one event (or stub) of chain c. parent is its parent hash for the
+ * link check, NULL when the check was done when its segment's index file
+ * was written. */
+static int apply_event(thx_chain *c, uint8_t type, uint64_t seq, uint64_t ts,
+		       uint64_t data_len, bool has_parent, const uint8_t *parent,
+		       const uint8_t hash[32], uint32_t tid, uint32_t aid, uint32_t slot,
+		       uint64_t off, bool bad, const char *file, th_err *err)
+{
+	if (seq < c->n) {
+		if (!(thx__ent_at(c, seq)->flags & THX__E_MISSING))
+			damage(c, seq, "%s offset %llu: duplicate event", file,
+			       (unsigned long long)off);
+		return 0;
+	}
+	if (seq == UINT64_MAX || !thx__ents_reserve(c, seq + 1))
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	if (seq > c->n) {
+		damage(c, c->n, "events %llu..%llu lost before %s offset %llu",
+		       (unsigned long long)c->n, (unsigned long long)seq - 1, file,
+		       (unsigned long long)off);
+		for (uint64_t i = c->n; i < seq; i++) {
+			memset(thx__ent_at(c, i), 0, sizeof(thx__ent));
+			thx__ent_at(c, i)->flags = THX__E_MISSING;
+			thx__ent_at(c, i)->slot = UINT32_MAX;
+			thx__ent_at(c, i)->ts = c->last_ts;
+		}
+	} else if (seq > 0 && !(thx__ent_at(c, seq - 1)->flags & THX__E_MISSING) &&
+		   (!has_parent ||
+		    (parent && memcmp(parent, thx__ent_at(c, seq - 1)->hash, 32)))) {
+		damage(c, seq, "%s offset %llu: parent link broken", file,
+		       (unsigned long long)off);
+	}
+	thx__post *tp, *ap;
+	if (!(tp = thx__pmap_reserve(&c->types, tid)) ||
+	    !(ap = thx__pmap_reserve(&c->actors, aid)))
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	thx__ent *e = thx__ent_at(c, seq);
+	memset(e, 0, sizeof *e);
+	memcpy(e->hash, hash, 32);
+	e->ts = ts < c->last_ts ? c->last_ts : ts;
+	e->type_id = tid;
+	e->actor_id = aid;
+	e->slot = slot;
+	e->off = off;
+	e->size = (uint32_t)data_len & ((1u << 26) - 1);
+	if (type == THX__REC_STUB)
+		e->flags |= THX__E_PRUNED;
+	else
+		c->kept_bytes += e->size;
+	if (bad) {
+		e->flags |= THX__E_BAD;
+		damage(c, seq, "%s offset %llu: record checksum mismatch", file,
+		       (unsigned long long)off);
+	}
+	tp->seqs[tp->n++] = seq;
+	ap->seqs[ap->n++] = seq;
+	c->last_ts = e->ts;
+	c->n = seq + 1;
+	return 0;
+}
+
 static int apply_event_rec(thx_store *s, uint8_t type, const uint8_t *p, size_t n,
 			   uint32_t slot, uint64_t off, bool bad, const char *file,
 			   th_err *err)
@@ -76,60 +138,13 @@ static int apply_event_rec(thx_store *s, uint8_t type, const uint8_t *p, size_t 
 					: thx__dec_stub(p + 36, n - 36, &ev, err);
 	if (rc)
 		return rc;
-	if (ev.seq < c->n) {
-		if (!(thx__ent_at(c, ev.seq)->flags & THX__E_MISSING))
-			damage(c, ev.seq, "%s offset %llu: duplicate event", file,
-			       (unsigned long long)off);
-		return 0;
-	}
-	if (!thx__ents_reserve(c, ev.seq + 1))
-		return th_err_set(err, TH_ENOMEM, "out of memory");
-	if (ev.seq > c->n) {
-		damage(c, c->n, "events %llu..%llu lost before %s offset %llu",
-		       (unsigned long long)c->n, (unsigned long long)ev.seq - 1, file,
-		       (unsigned long long)off);
-		for (uint64_t i = c->n; i < ev.seq; i++) {
-			memset(thx__ent_at(c, i), 0, sizeof(thx__ent));
-			thx__ent_at(c, i)->flags = THX__E_MISSING;
-			thx__ent_at(c, i)->slot = UINT32_MAX;
-			thx__ent_at(c, i)->ts = c->last_ts;
-		}
-	} else if (ev.seq > 0 && !(thx__ent_at(c, ev.seq - 1)->flags & THX__E_MISSING) &&
-		   (!ev.has_parent || memcmp(ev.parent, thx__ent_at(c, ev.seq - 1)->hash, 32))) {
-		damage(c, ev.seq, "%s offset %llu: parent link broken", file,
-		       (unsigned long long)off);
-	}
 	uint32_t tid, aid;
 	const char *is;
-	thx__post *tp, *ap;
 	if (thx__intern(s, ev.type, ev.type_len, &tid, &is) ||
-	    thx__intern(s, ev.actor, ev.actor_len, &aid, &is) ||
-	    !(tp = thx__pmap_reserve(&c->types, tid)) ||
-	    !(ap = thx__pmap_reserve(&c->actors, aid)))
+	    thx__intern(s, ev.actor, ev.actor_len, &aid, &is))
 		return th_err_set(err, TH_ENOMEM, "out of memory");
-	thx__ent *e = thx__ent_at(c, ev.seq);
-	memset(e, 0, sizeof *e);
-	memcpy(e->hash, p + 4, 32);
-	e->ts = ev.ts < c->last_ts ? c->last_ts : ev.ts;
-	e->type_id = tid;
-	e->actor_id = aid;
-	e->slot = slot;
-	e->off = off;
-	e->size = (uint32_t)ev.data_len;
-	if (type == THX__REC_STUB)
-		e->flags |= THX__E_PRUNED;
-	else
-		c->kept_bytes += e->size;
-	if (bad) {
-		e->flags |= THX__E_BAD;
-		damage(c, ev.seq, "%s offset %llu: record checksum mismatch", file,
-		       (unsigned long long)off);
-	}
-	tp->seqs[tp->n++] = ev.seq;
-	ap->seqs[ap->n++] = ev.seq;
-	c->last_ts = e->ts;
-	c->n = ev.seq + 1;
-	return 0;
+	return apply_event(c, type, ev.seq, ev.ts, ev.data_len, ev.has_parent, ev.parent,
+			   p + 4, tid, aid, slot, off, bad, file, err);
 }
 
 static int apply_block_rec(thx_store *s, const uint8_t *p, size_t n, uint32_t slot,
@@ -226,10 +241,12 @@ static int apply_rec(thx_store *s, const uint8_t *r, size_t len, uint32_t slot,
 	}
 }
 
-/* Scan one segment file and apply its records. */
-static int scan_segment(thx_store *s, thx__seg *seg, bool last, th_err *err)
+/* Scan one segment file and apply its records; *clean: every record was
+ * valid and applied without complaint. */
+static int scan_segment(thx_store *s, thx__seg *seg, bool last, bool *clean, th_err *err)
 {
 	uint64_t size = atomic_load(&seg->size);
+	*clean = true;
 	if (size <= THX__SEG_HDR)
 		return 0;
 	uint8_t *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, seg->fd, 0);
@@ -247,6 +264,7 @@ static int scan_segment(thx_store *s, thx__seg *seg, bool last, th_err *err)
 					break;
 				}
 				/* A valid CRC over nonsense: remember and go on. */
+				*clean = false;
 				if (!s->opts.read_only)
 					fprintf(stderr, "theater: chain store %s/%s offset %zu: %s\n",
 						s->dir, seg->name, pos, e2.msg);
@@ -254,6 +272,7 @@ static int scan_segment(thx_store *s, thx__seg *seg, bool last, th_err *err)
 			pos += len;
 			continue;
 		}
+		*clean = false;
 		size_t q = next_valid(m, size, pos + 1);
 		if (q == SIZE_MAX && last) {
 			/* torn tail */
@@ -281,6 +300,69 @@ static int scan_segment(thx_store *s, thx__seg *seg, bool last, th_err *err)
 		pos = end;
 	}
 	munmap(m, size);
+	return rc;
+}
+
+/* Apply seg's index file instead of reading the segment (segidx.c). *used
+ * stays false, and nothing is applied, when there is no usable one. */
+static int apply_index(thx_store *s, thx__seg *seg, uint64_t size,
+		       const uint8_t hdr[THX__SEG_HDR], bool *used, th_err *err)
+{
+	*used = false;
+	thx__idx x;
+	int rc = thx__idx_read(s, seg, size, hdr, &x);
+	if (rc == TH_ENOMEM)
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	if (rc)
+		return 0;
+	/* Check the whole structure first: all or nothing. */
+	size_t start = x.pos;
+	thx__idx_ent e;
+	int r;
+	while ((r = thx__idx_next(&x, &e)) == 1)
+		if (e.off < THX__SEG_HDR || e.off >= size)
+			r = -1;
+	uint32_t *sid = r == 0 ? th_malloc(((size_t)x.nstr + 1) * sizeof *sid) : NULL;
+	if (r == 0 && !sid)
+		rc = th_err_set(err, TH_ENOMEM, "out of memory");
+	for (uint32_t i = 0; sid && i < x.nstr && !rc; i++) {
+		const char *is;
+		if (thx__intern(s, (const char *)x.strs[i] + 1, x.strs[i][0], &sid[i], &is))
+			rc = th_err_set(err, TH_ENOMEM, "out of memory");
+	}
+	if (r != 0 || rc)
+		goto out;
+	x.pos = start;
+	while (thx__idx_next(&x, &e) == 1) {
+		th_err e2 = { 0 };
+		int arc = 0;
+		if (e.type == THX__REC_CHAIN) {
+			arc = apply_chain_rec(s, e.payload, e.len, &e2);
+		} else if (e.type == THX__REC_BLOCK) {
+			arc = apply_block_rec(s, e.payload, e.len, seg->slot, e.off, seg->name, &e2);
+		} else if (e.type == THX__REC_PRUNE) {
+			arc = apply_prune_rec(s, e.payload, e.len, &e2);
+		} else {
+			thx_chain *c = thx__chain_by_no(s, e.chain);
+			arc = !c ? th_err_set(&e2, TH_EINVAL, "event of unknown chain %u", e.chain)
+				 : apply_event(c, e.type, e.seq, e.ts, e.size, e.has_parent, NULL,
+					       e.hash, sid[e.type_sid], sid[e.actor_sid],
+					       seg->slot, e.off, false, seg->name, &e2);
+		}
+		if (arc == TH_ENOMEM) {
+			rc = th_err_set(err, TH_ENOMEM, "out of memory");
+			goto out;
+		}
+		if (arc && !s->opts.read_only)
+			fprintf(stderr, "theater: chain store %s/%s offset %llu: %s\n", s->dir,
+				seg->name, (unsigned long long)e.off, e2.msg);
+	}
+	*used = true;
+	seg->indexed = true;
+	atomic_fetch_add(&s->idx_loaded, 1);
+out:
+	th_free(sid);
+	thx__idx_release(&x);
 	return rc;
 }
 
@@ -370,7 +452,15 @@ int thx__recover(thx_store *s, th_err *err)
 			files[nf++] = f;
 		} else if (!s->opts.read_only && strncmp(de->d_name, "seg-", 4) == 0 &&
 			   strstr(de->d_name, ".tmp")) {
-			unlinkat(s->log.dirfd, de->d_name, 0); /* unfinished compaction */
+			unlinkat(s->log.dirfd, de->d_name, 0); /* unfinished compaction/index */
+		} else if (!s->opts.read_only &&
+			   sscanf(de->d_name, "seg-%8u.%u.idx%n", &f.segno, &f.version, &used) == 2 &&
+			   used == (int)strlen(de->d_name)) {
+			/* an index whose segment is gone */
+			char ln[64];
+			snprintf(ln, sizeof ln, "seg-%08u.%u.log", f.segno, f.version);
+			if (faccessat(s->log.dirfd, ln, F_OK, 0) != 0 && errno == ENOENT)
+				unlinkat(s->log.dirfd, de->d_name, 0);
 		}
 	}
 	closedir(d);
@@ -382,8 +472,13 @@ int thx__recover(thx_store *s, th_err *err)
 	for (size_t i = 0; i < nf; i++) {
 		if (i + 1 < nf && files[i + 1].segno == files[i].segno) {
 			/* superseded by a compacted version */
-			if (!s->opts.read_only)
+			if (!s->opts.read_only) {
 				unlinkat(s->log.dirfd, files[i].name, 0);
+				thx__seg old = { .segno = files[i].segno, .version = files[i].version };
+				char in[64];
+				thx__idx_name(&old, false, in, sizeof in);
+				unlinkat(s->log.dirfd, in, 0);
+			}
 			continue;
 		}
 		int fd = openat(s->log.dirfd, files[i].name,
@@ -419,10 +514,19 @@ int thx__recover(thx_store *s, th_err *err)
 			close(fd);
 			goto out;
 		}
-		/* Single-threaded here: no background thread yet. */
-		rc = scan_segment(s, seg, last, err);
-		if (rc)
+		/* Single-threaded here: no background thread yet. Sealed
+		 * segments come from their index file when it is usable; one
+		 * that scans clean gets a new index file. */
+		bool used = false, clean;
+		if (!last && (rc = apply_index(s, seg, (uint64_t)st.st_size, hdr, &used, err)))
 			goto out;
+		if (!used) {
+			uint64_t notes = s->damage_notes;
+			if ((rc = scan_segment(s, seg, last, &clean, err)))
+				goto out;
+			if (!last && clean && notes == s->damage_notes && !s->opts.read_only)
+				thx__idx_build(s, seg); /* a cache: failing costs a scan later */
+		}
 		lastseg = seg;
 	}
 	/* Apply prunes, then re-check the tails. */

@@ -1519,4 +1519,260 @@ TEST(allocation_failures_fail_the_operation_only)
 	rmrf(dir);
 }
 
+/* ---- per-segment index files ---- */
+
+/* Everything a store's index says about chains a and b, hashed: equal
+ * digests mean equal recovered state. */
+static void state_digest(thx_store *s, char out[65])
+{
+	th_cbor_enc e;
+	th_cbor_enc_init(&e, NULL, 0);
+	const char *names[] = { "a", "b" };
+	th_err err = { 0 };
+	for (int k = 0; k < 2; k++) {
+		thx_chain *c;
+		REQUIRE(thx_chain_open(s, names[k], NULL, false, &c, &err) == 0);
+		uint64_t n = thx_chain_count(c), nb = thx_block_count(c);
+		th_cbor_put_uint(&e, n);
+		th_cbor_put_uint(&e, nb);
+		for (uint64_t i = 0; i < n; i++) {
+			thx_event ev;
+			REQUIRE(thx_get(c, i, &ev, &err) == 0);
+			th_cbor_put_bytes(&e, ev.hash, 32);
+			th_cbor_put_uint(&e, ev.timestamp_ns);
+			th_cbor_put_uint(&e, ev.pruned);
+			th_cbor_put_cstr(&e, ev.type);
+			th_cbor_put_cstr(&e, ev.actor);
+			th_cbor_put_bytes(&e, ev.data ? ev.data : (const uint8_t *)"", ev.len);
+			thx_event_release(&ev);
+		}
+		for (uint64_t b = 0; b < nb; b++) {
+			thx_block bl;
+			REQUIRE(thx_block_get(c, b, &bl, &err) == 0);
+			th_cbor_put_bytes(&e, bl.hash, 32);
+		}
+		struct q_collect q = { 0, 0 };
+		REQUIRE(thx_query_run(c, &(thx_query){ .type = "wasm.call" }, q_count, &q, &err) == 0);
+		th_cbor_put_uint(&e, (uint64_t)q.n);
+	}
+	REQUIRE(!e.err);
+	uint8_t h[32];
+	thx__sha256(e.buf, e.len, h);
+	th_hex(h, 32, out);
+	th_cbor_enc_release(&e);
+}
+
+static thx_stats reopen_stats(thx_store **s, const char *dir, char digest[65])
+{
+	thx_store_close(*s);
+	*s = open_store(dir, 4096);
+	thx_stats st;
+	thx_store_stats(*s, &st);
+	state_digest(*s, digest);
+	return st;
+}
+
+static void idx_path(const char *dir, int segno, char *out, size_t n)
+{
+	snprintf(out, n, "%s/seg-%08d.0.idx", dir, segno);
+}
+
+static void write_file(const char *path, const void *p, size_t n)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	REQUIRE(fd >= 0);
+	REQUIRE(write(fd, p, n) == (ssize_t)n);
+	close(fd);
+}
+
+static size_t read_file(const char *path, uint8_t *buf, size_t cap)
+{
+	int fd = open(path, O_RDONLY);
+	REQUIRE(fd >= 0);
+	ssize_t n = read(fd, buf, cap);
+	close(fd);
+	REQUIRE(n > 0 && (size_t)n < cap);
+	return (size_t)n;
+}
+
+/* Sealed segments get index files; opening uses them instead of reading the
+ * segments, and a missing, stale, corrupt or truncated one is ignored and
+ * rewritten, with the same recovered state every time. */
+TEST(segment_index_files_are_used_missing_stale_or_corrupt_rebuilt)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 4096);
+	thx_chain *a = chain(s, "a", THX_BATCH, 16), *b = chain(s, "b", THX_ALWAYS, 0);
+	add_n(a, 300);
+	add_n(b, 250);
+	th_err err = { 0 };
+	REQUIRE(thx_prune_below(b, 40, &err) == 0);
+	add_n(a, 10);
+	char d0[65], d[65];
+	REQUIRE(thx_store_sync(s, &err) == 0);
+	state_digest(s, d0);
+	thx_stats st;
+	thx_store_stats(s, &st);
+	uint64_t nseg = st.segments;
+	CHECK(nseg >= 10);
+
+	/* first open: every sealed segment scanned and indexed */
+	st = reopen_stats(&s, dir, d);
+	CHECK_EQ_INT(st.index_loaded, 0);
+	CHECK_EQ_INT(st.index_built, nseg - 1);
+	CHECK_EQ_STR(d, d0);
+	/* second: all from the index files */
+	st = reopen_stats(&s, dir, d);
+	CHECK_EQ_INT(st.index_loaded, nseg - 1);
+	CHECK_EQ_INT(st.index_built, 0);
+	CHECK_EQ_STR(d, d0);
+	CHECK(verify_ok(s, NULL));
+
+	char p2[400], p3[400];
+	idx_path(dir, 2, p2, sizeof p2);
+	idx_path(dir, 3, p3, sizeof p3);
+	static uint8_t buf[1 << 20];
+	/* missing */
+	REQUIRE(unlink(p2) == 0);
+	st = reopen_stats(&s, dir, d);
+	CHECK_EQ_INT(st.index_loaded, nseg - 2);
+	CHECK_EQ_INT(st.index_built, 1);
+	CHECK_EQ_STR(d, d0);
+	/* stale: segment 3's (valid) index under segment 2's name */
+	size_t n3 = read_file(p3, buf, sizeof buf);
+	write_file(p2, buf, n3);
+	st = reopen_stats(&s, dir, d);
+	CHECK_EQ_INT(st.index_loaded, nseg - 2);
+	CHECK_EQ_INT(st.index_built, 1);
+	CHECK_EQ_STR(d, d0);
+	/* corrupt: one flipped byte in the body */
+	size_t n2 = read_file(p2, buf, sizeof buf);
+	buf[n2 / 2] ^= 0x10;
+	write_file(p2, buf, n2);
+	st = reopen_stats(&s, dir, d);
+	CHECK_EQ_INT(st.index_loaded, nseg - 2);
+	CHECK_EQ_INT(st.index_built, 1);
+	CHECK_EQ_STR(d, d0);
+	/* truncated (a crash cannot do this: rename is atomic; a disk can) */
+	n2 = read_file(p2, buf, sizeof buf);
+	write_file(p2, buf, n2 / 2);
+	st = reopen_stats(&s, dir, d);
+	CHECK_EQ_INT(st.index_loaded, nseg - 2);
+	CHECK_EQ_INT(st.index_built, 1);
+	CHECK_EQ_STR(d, d0);
+	/* an unfinished index (crash before the rename) and an orphan go away */
+	char tmp[420], orphan[400];
+	snprintf(tmp, sizeof tmp, "%s.tmp", p2);
+	write_file(tmp, "garbage", 7);
+	idx_path(dir, 999, orphan, sizeof orphan);
+	write_file(orphan, buf, n3);
+	st = reopen_stats(&s, dir, d);
+	CHECK_EQ_INT(st.index_loaded, nseg - 1);
+	CHECK_EQ_STR(d, d0);
+	CHECK(access(tmp, F_OK) != 0);
+	CHECK(access(orphan, F_OK) != 0);
+	/* compaction replaces segments with pruned data: their old index files
+	 * go with them, the next open indexes the new versions */
+	uint64_t reclaimed = 0;
+	REQUIRE(thx_compact(s, &reclaimed, &err) == 0);
+	CHECK(reclaimed > 0);
+	int compacted = 0, stale_left = 0;
+	for (uint64_t k = 1; k <= nseg; k++) {
+		char v1[400], i0[400];
+		snprintf(v1, sizeof v1, "%s/seg-%08d.1.log", dir, (int)k);
+		idx_path(dir, (int)k, i0, sizeof i0);
+		if (access(v1, F_OK) == 0) {
+			compacted++;
+			stale_left += access(i0, F_OK) == 0;
+		}
+	}
+	CHECK(compacted >= 1);
+	CHECK_EQ_INT(stale_left, 0);
+	state_digest(s, d0); /* compaction changes no recovered fact... */
+	st = reopen_stats(&s, dir, d);
+	CHECK_EQ_STR(d, d0);
+	CHECK(st.index_built >= 1);
+	st = reopen_stats(&s, dir, d);
+	CHECK_EQ_INT(st.index_loaded, nseg - 1);
+	CHECK_EQ_STR(d, d0);
+	CHECK(verify_ok(s, NULL));
+	thx_store_close(s);
+	/* a read-only open uses the index files and writes none */
+	thx_store_opts ro = { .read_only = true, .no_background = true };
+	REQUIRE(unlink(p3) == 0);
+	REQUIRE(thx_store_open(dir, &ro, &s, &err) == 0);
+	thx_store_stats(s, &st);
+	CHECK_EQ_INT(st.index_loaded, nseg - 2);
+	CHECK_EQ_INT(st.index_built, 0);
+	state_digest(s, d);
+	CHECK_EQ_STR(d, d0);
+	CHECK(access(p3, F_OK) != 0);
+	thx_store_close(s);
+	rmrf(dir);
+}
+
+/* A damaged sealed segment gets no index file, so every open finds the
+ * damage again. */
+TEST(damaged_segment_gets_no_index_file)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 4096);
+	thx_chain *a = chain(s, "a", THX_BATCH, 0);
+	chain(s, "b", THX_BATCH, 0);
+	add_n(a, 100);
+	th_err err = { 0 };
+	REQUIRE(thx_store_sync(s, &err) == 0);
+	thx_store_close(s);
+	char seg2[400], p2[400];
+	snprintf(seg2, sizeof seg2, "%s/seg-00000002.0.log", dir);
+	idx_path(dir, 2, p2, sizeof p2);
+	int fd = open(seg2, O_RDWR);
+	REQUIRE(fd >= 0);
+	uint8_t byte;
+	REQUIRE(pread(fd, &byte, 1, 200) == 1);
+	byte ^= 0x01;
+	REQUIRE(pwrite(fd, &byte, 1, 200) == 1);
+	close(fd);
+	for (int round = 0; round < 2; round++) {
+		s = open_store(dir, 4096);
+		REQUIRE(thx_chain_open(s, "a", NULL, false, &a, &err) == 0);
+		thx_event_in in = { .actor = "a", .type = "t" };
+		CHECK_EQ_INT(thx_append(a, &in, NULL, NULL, &err), TH_ECORRUPT);
+		CHECK(access(p2, F_OK) != 0);
+		thx_store_close(s);
+	}
+	rmrf(dir);
+}
+
+/* Segments sealed while a store is open are indexed by its background
+ * thread. */
+TEST(background_thread_indexes_sealed_segments)
+{
+	char *dir = tmpdir();
+	thx_store_opts o = { .segment_bytes = 4096, .retention_ms = 20 };
+	thx_store *s;
+	th_err err = { 0 };
+	REQUIRE(thx_store_open(dir, &o, &s, &err) == 0);
+	thx_chain *a = chain(s, "a", THX_BATCH, 0);
+	chain(s, "b", THX_BATCH, 0);
+	add_n(a, 100);
+	REQUIRE(thx_store_sync(s, &err) == 0);
+	thx_stats st = { 0 };
+	for (int i = 0; i < 3000 && st.index_built < 2; i++) { /* up to 30 s */
+		usleep(10000);
+		thx_store_stats(s, &st);
+	}
+	CHECK(st.index_built >= 2);
+	char p1[400];
+	idx_path(dir, 1, p1, sizeof p1);
+	CHECK(access(p1, F_OK) == 0);
+	thx_store_close(s);
+	s = open_store(dir, 4096);
+	thx_store_stats(s, &st);
+	CHECK(st.index_loaded >= 2);
+	CHECK(verify_ok(s, NULL));
+	thx_store_close(s);
+	rmrf(dir);
+}
+
 TEST_MAIN()
