@@ -89,5 +89,19 @@ cmp -s "$T/p.hex" "$T/p2.hex" && sed 's/^\(.\{200\}\)./\10/' "$T/p.hex" > "$T/p2
 expect_rc 1 "check-proof of an altered proof" "$B" chain check-proof "$T/p2.hex" --block "$BH"
 expect_rc 1 "check-proof of non-hex" "$B" chain check-proof "$T/bad.thx"
 
+# theater run --resume (docs/replay.md; the crash itself: test_resume.c).
+expect_rc 2 "run --durability with a bad value" "$B" run "$T/m.toml" --durability sometimes
+out=$("$B" run --resume 00000000-0000-4000-8000-000000000000 2>&1)
+rc=$?
+[ $rc -eq 1 ] && echo "$out" | grep -q "no chain" && ok "resume of an unknown chain refused (exit 1)" ||
+	no "resume unknown (exit $rc): $out"
+n0=$("$B" chain ls | awk -v c="$ID" '$1 == c {print $2}')
+out=$("$B" run --resume "$ID" --durability always --send + --request r 2>&1)
+rc=$?
+[ $rc -eq 0 ] && echo "$out" | grep -q "^actor $ID resumed after event $((n0 - 1)): 0 messages redelivered" &&
+	echo "$out" | grep -q 'actor.resumed' &&
+	ok "resume after a clean stop continues the chain" || no "resume (exit $rc): $out"
+"$B" replay "$ID" >/dev/null && ok "the resumed chain replays" || no "resumed chain does not replay"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

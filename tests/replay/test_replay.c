@@ -693,6 +693,7 @@ TEST(lying_chains_are_refused_not_crashed_on)
 		"actor.spawning", "component.loaded", "actor.instantiated",
 		"export.call", "export.result", "actor.failed", "actor.restarted",
 		"host.theater:simple/runtime.log", "message.received",
+		"actor.resumed", "supervision.restarting",
 	};
 	char id[THR_ID_LEN + 1], p[400];
 	thx_store_opts ro = { .read_only = true, .no_background = true };
