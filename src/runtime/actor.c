@@ -52,7 +52,10 @@
  * returns RTS_PARKED). When it finishes: record export.result (the new
  * state is in it), commit the state, answer a request, then acknowledge
  * the message (rtm_ack) - at-least-once: nothing is acknowledged before
- * its result is recorded.
+ * its result is recorded. The turn's own events go to a per-thread batch
+ * (record.c, rta_record with turn_of): appended before an answer goes
+ * out, else at the end of the turn (turn_flush), which then acknowledges
+ * the messages whose results the batch held.
  *
  * 3. Suspension
  *
@@ -157,13 +160,37 @@ rta_actor *rta_of_call(thc_hostcall *call)
  * thread may add to the batch of the actor's call (record.c). */
 static _Thread_local rta_actor *turn_of;
 
+/* Messages of the turn whose export.result is still in the batch: they
+ * are acknowledged once the batch is in the chain (at-least-once: never
+ * before), and stay in flight if appending it failed. */
+#define TURN_ACKS 64
+static _Thread_local struct {
+	uint32_t n;
+	rtm_msg *m[TURN_ACKS];
+} turn_acks;
+
+static void ack(rta_actor *a, rtm_msg *m);
+
+/* Append the turn's batch, then acknowledge what it recorded. */
+static int turn_flush(rta_actor *a)
+{
+	int rc = rtr_batch_flush();
+	for (uint32_t i = 0; i < turn_acks.n; i++)
+		if (!rc)
+			ack(a, turn_acks.m[i]);
+	turn_acks.n = 0;
+	if (rc && !a->fail_kind && atomic_load(&a->life) < RTA_STOPPED)
+		rta_fail(a, "chain", "recording handler results failed");
+	return rc;
+}
+
 int rta_record(rta_actor *a, const char *type, th_cbor_enc *e,
 	       const char *desc)
 {
 	if (turn_of == a) {
 		if (a->call.batching && !desc)
 			return rtr_batch_add(a->chain, a->id, type, e);
-		rtr_batch_flush(); /* the chain keeps the turn's order */
+		turn_flush(a); /* the chain keeps the turn's order */
 	}
 	return rtr_event_enc(a->chain, a->id, type, e, desc);
 }
@@ -1031,6 +1058,7 @@ static void finish_call(rta_actor *a)
 	th_cbor_enc e;
 	th_err err = { 0 };
 	const thc_val *ok;
+	bool answers;
 	int rc;
 
 	rc = thc_call_finish(a->inst, a->exec, &res, &err);
@@ -1048,13 +1076,17 @@ static void finish_call(rta_actor *a)
 		th_cbor_put_raw(&e, a->call.params, a->call.params_len);
 	rtv_encode(&e, &res);
 	rc = rta_record(a, "export.result", &e, NULL);
-	/* The call's events, in the chain before anything is answered or
-	 * acknowledged. */
-	if (a->call.batching) {
-		int frc = rtr_batch_flush();
+	/* The call's events are in the chain before anything is answered.
+	 * A handler that answers nobody (a send, a channel message, a notice)
+	 * leaves them in the turn's batch with the next messages' events; its
+	 * message is acknowledged when the batch is appended. */
+	answers = x == RTA_X_INIT || x == RTA_X_HANDLE_REQUEST ||
+		  x == RTA_X_CHANNEL_OPEN;
+	if (a->call.batching && answers) {
+		int frc = turn_flush(a);
 		rc = rc ? rc : frc;
-		a->call.batching = false;
 	}
+	a->call.batching = false;
 	a->call.recorded = true; /* the result holds the call now */
 	if (rc) {
 		thc_val_release(&res);
@@ -1134,7 +1166,13 @@ static void finish_call(rta_actor *a)
 		rts_task_set_low(&a->task, false); /* recovered, if it was failing */
 		answer_spawner(a, true, a->id);
 	}
-	ack(a, m);
+	if (turn_of == a && !answers) {
+		if (turn_acks.n == TURN_ACKS)
+			turn_flush(a);
+		turn_acks.m[turn_acks.n++] = m;
+	} else {
+		ack(a, m);
+	}
 	rsv_handled(a);
 }
 
@@ -1223,10 +1261,11 @@ static rts_result actor_run(rts_task *t, int worker)
 {
 	rta_actor *a = (rta_actor *)t, *outer = turn_of;
 	TH_UNUSED(worker);
-	rtr_batch_flush(); /* defensive: a turn run inside another's */
+	if (outer)
+		turn_flush(outer); /* defensive: a turn run inside another's */
 	turn_of = a;
 	rts_result r = actor_turn(a);
-	rtr_batch_flush();
+	turn_flush(a);
 	turn_of = outer;
 	return r;
 }
@@ -1407,7 +1446,7 @@ static void finalize(rta_actor *a, int life, const char *kind,
 	what = life == RTA_FAILED ? "failed" : "stopped";
 	abandon_pend(a);
 	if (turn_of == a)
-		rtr_batch_flush(); /* what the call recorded comes first */
+		turn_flush(a); /* what the turn recorded comes first */
 	a->call.batching = false;
 	rta_call_flush(a); /* the call that failed or was cut short */
 	call_release(a);   /* its message is in flight: dropped below */

@@ -42,8 +42,14 @@ void rtm_msg_free(rtm_msg *m)
 
 void rtm_init(rtm_mailbox *mb, uint32_t capacity)
 {
+	pthread_mutexattr_t ma;
 	memset(mb, 0, sizeof *mb);
-	pthread_mutex_init(&mb->lock, NULL);
+	/* Adaptive: a sender and the actor's turn take this lock for a few
+	 * instructions each; spinning briefly beats sleeping in the kernel. */
+	pthread_mutexattr_init(&ma);
+	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+	pthread_mutex_init(&mb->lock, &ma);
+	pthread_mutexattr_destroy(&ma);
 	mb->capacity = capacity ? capacity : 1;
 }
 

@@ -104,6 +104,7 @@ void rtr_enc_release(th_cbor_enc *e)
 typedef struct batch {
 	thx_chain *chain;
 	const char *actor;
+	int err;    /* an append failed since the last rtr_batch_flush */
 	uint32_t n;
 	thx_event_in ev[BATCH_MAX];
 	th_cbor_enc enc[BATCH_MAX];
@@ -116,15 +117,16 @@ int rtr_batch_flush(void)
 {
 	batch *b = &tl_batch;
 	th_err err = { 0 };
-	int rc = 0;
+	int rc = b->err;
+	b->err = 0;
 	if (b->n == 0)
-		return 0;
-	rc = thx_append_batch(b->chain, b->ev, b->n, NULL, NULL, &err);
+		return rc;
+	int arc = thx_append_batch(b->chain, b->ev, b->n, NULL, NULL, &err);
 	for (uint32_t i = 0; i < b->n; i++)
 		rtr_enc_release(&b->enc[i]);
 	b->n = 0;
 	b->chain = NULL;
-	return rc;
+	return rc ? rc : arc;
 }
 
 int rtr_batch_add(thx_chain *c, const char *actor, const char *type,
@@ -138,8 +140,10 @@ int rtr_batch_add(thx_chain *c, const char *actor, const char *type,
 		rtr_enc_release(e);
 		return rc;
 	}
-	if (b->n == BATCH_MAX || (b->n && b->chain != c) || tlen > THX_NAME_MAX)
+	if (b->n == BATCH_MAX || (b->n && b->chain != c) || tlen > THX_NAME_MAX) {
 		rc = rtr_batch_flush();
+		b->err = rc; /* also for the flush that owns the acks */
+	}
 	if (tlen > THX_NAME_MAX) /* the chain refuses it, with its error */
 		return rtr_event_enc(c, actor, type, e, NULL);
 	b->chain = c;

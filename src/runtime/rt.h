@@ -234,7 +234,9 @@ void rtr_buf_recycle(uint8_t *buf, size_t cap);
 /* The calling thread's batch of events for one chain (rta_record uses it
  * during a turn): add takes the encoder's buffer and copies the type (the
  * batch for another chain is flushed first; actor must outlive the batch);
- * flush appends everything in one thx_append_batch and returns its error. */
+ * flush appends everything in one thx_append_batch and returns its error,
+ * or the error of an append that add made (when full) since the last
+ * flush: a caller acknowledging what the batch held knows it is recorded. */
 int rtr_batch_add(thx_chain *c, const char *actor, const char *type,
 		  th_cbor_enc *e);
 int rtr_batch_flush(void);
