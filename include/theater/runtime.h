@@ -92,6 +92,13 @@ typedef struct thr_spawn_opts {
 	size_t init_state_len;
 	bool has_init_state;
 	unsigned flags;            /* THR_SPAWN_*                          */
+	const char *parent;        /* NULL: top level; else a running
+				    * actor's id: the new actor is its
+				    * child (in its supervision tree, its
+				    * handlers told of the child's end),
+				    * with permissions never wider than
+				    * the parent's, as when an actor
+				    * spawns one                           */
 } thr_spawn_opts;
 
 /* Spawn an actor: the manifest is parsed, the component's bytes put in the
@@ -171,6 +178,23 @@ TH_API int thr_get_state(thr_runtime *rt, const char *id, uint8_t **state,
  * Records actor.stopped. Returns once it has stopped. */
 TH_API int thr_stop(thr_runtime *rt, const char *id, th_err *err);
 
+/* Terminate an actor at once: no more of its handlers run. The export
+ * call in progress is cut short at its next instruction-slice boundary
+ * (or at once when it waits on a host call) and whatever it would have
+ * returned is discarded (the state stays the last committed one); queued
+ * messages are dropped (message.dropped), requests to it are answered
+ * with an error, its channels close, its children are stopped, and its
+ * parent is told as for thr_stop. Records actor.stopped with
+ * ["terminated", null]; no supervision policy restarts it. Returns once it
+ * has ended; 0 also for an actor that had already ended. */
+TH_API int thr_terminate(thr_runtime *rt, const char *id, th_err *err);
+
+/* The manifest text actor id was spawned from (the file's content for a
+ * manifest given by path, as it was read at the spawn). *text is
+ * NUL-terminated, free it with thr_free; *len excludes the NUL. */
+TH_API int thr_get_manifest(thr_runtime *rt, const char *id, char **text,
+			    size_t *len, th_err *err);
+
 /* Restart an actor under the same id: stop it if it is running (as
  * thr_stop), then give it a new instance that starts from its last
  * committed state; init runs again. Records actor.restarted. Returns once
@@ -223,6 +247,47 @@ TH_API int thr_wait(thr_runtime *rt, const char *id, uint32_t timeout_ms,
  * in progress (an actor sleeping or waiting for a reply counts as busy).
  * timeout_ms 0 = forever. 0, or TH_ETIMEOUT. */
 TH_API int thr_quiesce(thr_runtime *rt, uint32_t timeout_ms, th_err *err);
+
+/* ---- Channels with the outside ------------------------------------------ */
+
+/* What the actor sent on an external channel: a message (msg, len;
+ * closed NULL), or, exactly once and last, the end of the channel from
+ * the actor's side (msg NULL; closed says why: the actor closed it, or
+ * stopped, failed ...). Called on a runtime thread, one call at a time
+ * per channel, in the order the actor sent; it must not block and must
+ * not call thr_channel_send/close for this channel. */
+typedef void (*thr_channel_fn)(void *arg, uint64_t channel, const void *msg,
+			       size_t len, const char *closed);
+
+/* Open a channel from the caller to actor id: the actor's
+ * handle-channel-open gets (channel id, msg); if it accepts, *channel is
+ * the channel (the actor sees it as "c<channel>") and the message it may
+ * return with its acceptance is in *reply (free with thr_free; NULL and
+ * *reply_len 0 when none). fn then gets what the actor sends on the
+ * channel. Blocks until the actor answered or timeout_ms (0 = the
+ * actor's request timeout): TH_EPERM when refused, TH_ETIMEOUT,
+ * TH_ENOTFOUND, TH_EBUSY (mailbox full), TH_ESTATE (not running).
+ * An open channel is released by thr_channel_close, or once fn has
+ * reported it closed (thr_channel_close then answers TH_ENOTFOUND; the
+ * two may race; thr_runtime_free stops every actor, so fn hears of
+ * each channel's end before it returns). */
+TH_API int thr_channel_open(thr_runtime *rt, const char *id, const void *msg,
+			    size_t len, uint32_t timeout_ms, thr_channel_fn fn,
+			    void *arg, uint64_t *channel, uint8_t **reply,
+			    size_t *reply_len, th_err *err);
+
+/* One message to the actor on the channel (handle-channel-message), in
+ * order; flags THR_SEND_WAIT waits for room in a full mailbox (else
+ * TH_EBUSY). TH_ESTATE once the channel is closed. Copies msg. */
+TH_API int thr_channel_send(thr_runtime *rt, uint64_t channel,
+			    const void *msg, size_t len, unsigned flags,
+			    th_err *err);
+
+/* Close the channel from the caller's side (the actor's
+ * handle-channel-close runs, unless the actor closed it first) and
+ * release it. After it returns, fn is not running and is never called
+ * again for this channel. TH_ENOTFOUND for an unknown or released one. */
+TH_API int thr_channel_close(thr_runtime *rt, uint64_t channel, th_err *err);
 
 /* ---- Events -------------------------------------------------------------- */
 

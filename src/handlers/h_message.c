@@ -258,12 +258,20 @@ static rth_ret fn_send_on_channel(rth_call *c)
 	uint64_t ch;
 	rtm_msg *m;
 
-	if (!chan_id(&c->args[0], &ch) ||
-	    !(other = rtq_channel_peer(c->a->rt, c->a, ch)))
+	if (!chan_id(&c->args[0], &ch))
 		return rth_err(c, "no open channel with that id for this actor");
 	p = rth_bytes(&c->args[1], &n, &tmp);
 	if (!p)
 		return rth_oom(c);
+	/* A channel opened from outside the runtime: its party takes it. */
+	if (rtq_channel_to_ext(c->a->rt, c->a, ch, p, n)) {
+		th_free(tmp);
+		return rth_ok_unit(c);
+	}
+	if (!(other = rtq_channel_peer(c->a->rt, c->a, ch))) {
+		th_free(tmp);
+		return rth_err(c, "no open channel with that id for this actor");
+	}
 	m = n <= UINT32_MAX ? rtm_msg_new(RTM_CHANNEL_MESSAGE, RTM_NORMAL, p,
 					  (uint32_t)n) : NULL;
 	th_free(tmp);

@@ -713,6 +713,7 @@ int rta_reincarnate(rta_actor *a, th_err *err)
 	a->exit_has_data = false; /* the previous life's runtime.shutdown */
 	a->exit_len = 0;
 	atomic_store(&a->stop_req, false);
+	atomic_store(&a->terminate_req, false);
 	pthread_mutex_unlock(&a->lock);
 	call_release(a);
 	rtr_enc_init(&e);
@@ -1335,6 +1336,11 @@ static rts_result actor_turn(rta_actor *a)
 
 		switch (st) {
 		case THW_STATE_DONE:
+			if (atomic_load(&a->terminate_req)) {
+				/* thr_terminate: the result is discarded. */
+				finalize(a, RTA_STOPPED, NULL, NULL);
+				return RTS_IDLE;
+			}
 			finish_call(a);
 			if (atomic_load(&a->life) >= RTA_STOPPED || a->fail_kind)
 				return RTS_IDLE;
@@ -1387,6 +1393,12 @@ void rta_request_stop(rta_actor *a, bool external)
 	rta_wake(a);
 }
 
+void rta_request_terminate(rta_actor *a)
+{
+	atomic_store(&a->terminate_req, true);
+	rta_request_stop(a, true);
+}
+
 void rta_fail(rta_actor *a, const char *kind, const char *reason)
 {
 	/* Detected now; carried out (finalize: recording, freeing the
@@ -1436,6 +1448,7 @@ static void finalize(rta_actor *a, int life, const char *kind,
 	rtm_msg *list;
 	th_cbor_enc e;
 	bool external, has_exit;
+	const char *stopped_by;
 	uint8_t *exit_data;
 	size_t exit_len;
 	int64_t dropped = 0;
@@ -1458,6 +1471,8 @@ static void finalize(rta_actor *a, int life, const char *kind,
 		dropped++;
 	}
 	external = a->stop_external;
+	stopped_by = atomic_load(&a->terminate_req) ? "terminated"
+		: external ? "external" : "shutdown";
 	has_exit = a->exit_has_data;
 	exit_data = a->exit_data;
 	exit_len = a->exit_len;
@@ -1478,14 +1493,14 @@ static void finalize(rta_actor *a, int life, const char *kind,
 		atomic_fetch_add(&rt->n_failed, 1);
 	} else {
 		th_cbor_put_array(&e, 2);
-		th_cbor_put_cstr(&e, external ? "external" : "shutdown");
+		th_cbor_put_cstr(&e, stopped_by);
 		if (has_exit)
 			th_cbor_put_bytes(&e, exit_data, exit_len);
 		else
 			th_cbor_put_null(&e);
 		rta_record(a, "actor.stopped", &e, NULL);
 		rtr_runtime_event(rt, "actor.stopped", a->id,
-				  external ? "external" : "shutdown");
+				  stopped_by);
 		atomic_fetch_add(&rt->n_stopped, 1);
 	}
 

@@ -129,6 +129,15 @@ int rtc_spec(thr_runtime *rt, const char *path, const char *text,
 	}
 	if (rc)
 		goto out;
+	if (path) {
+		uint8_t *t;
+		size_t tl;
+		if (rtf_read_file(path, 1u << 20, &t, &tl, NULL) == 0)
+			spec->text = (char *)t;
+	} else if (!(spec->text = th_strdup(text))) {
+		rc = th_err_set(err, TH_ENOMEM, "out of memory");
+		goto out;
+	}
 
 	mentry *m = th_calloc(1, sizeof *m);
 	if (!m) {

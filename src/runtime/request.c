@@ -14,7 +14,10 @@
  *
  * Channels follow the same rule: an open waits for the target's
  * handle-channel-open; accepted channels stay in the table until closed by
- * either side or until one of the two actors ends.
+ * either side or until one of the two actors ends. The initiator may be
+ * outside the runtime (thr_channel_open): then `a` is NULL and `ext` is its
+ * party (api_chan.c), which hears of the answer, the target's messages and
+ * the end through the rtx_ hooks instead of a mailbox.
  */
 #include "base/base.h"
 #include "runtime/rt.h"
@@ -44,7 +47,8 @@ struct rtq_req {
 typedef struct rtq_chan {
 	struct rtq_chan *next;
 	uint64_t n;
-	rta_actor *a, *b;     /* initiator, target */
+	rta_actor *a, *b;     /* initiator (NULL: ext), target */
+	rtx_end *ext;         /* external initiator (a reference) */
 	int state;
 	uint64_t token;       /* initiator's pending open */
 } rtq_chan;
@@ -112,6 +116,8 @@ void rtq_free(rtq_table *q)
 		while (q->chan[i]) {
 			rtq_chan *c = q->chan[i];
 			q->chan[i] = c->next;
+			if (c->ext)
+				rtx_unref(c->ext);
 			th_free(c);
 		}
 	}
@@ -445,6 +451,7 @@ void rtq_channel_answer(thr_runtime *rt, uint64_t n, bool accepted,
 	rtq_table *q = rt->rq;
 	rtq_chan *c;
 	rta_actor *a;
+	rtx_end *x;
 	uint64_t token;
 	char text[96];
 
@@ -455,13 +462,25 @@ void rtq_channel_answer(thr_runtime *rt, uint64_t n, bool accepted,
 		return;
 	}
 	a = c->a;
+	x = c->ext;
 	token = c->token;
+	if (x)
+		rtx_ref(x);
 	if (accepted)
 		c->state = CH_OPEN;
 	else
 		th_free(chan_remove_locked(q, n));
 	pthread_mutex_unlock(&q->lock);
 
+	if (x) {
+		snprintf(text, sizeof text, "the actor refused channel c%llu",
+			 (unsigned long long)n);
+		rtx_answer(x, accepted, msg, len, has_msg, text);
+		if (!accepted)
+			rtx_unref(x); /* the table's */
+		rtx_unref(x);
+		return;
+	}
 	if (!accepted) {
 		snprintf(text, sizeof text, "channel c%llu was rejected",
 			 (unsigned long long)n);
@@ -487,7 +506,7 @@ rta_actor *rtq_channel_peer(thr_runtime *rt, rta_actor *a, uint64_t n)
 	rta_actor *other = NULL;
 	pthread_mutex_lock(&q->lock);
 	c = chan_find_locked(q, n);
-	if (c && c->state == CH_OPEN && (c->a == a || c->b == a))
+	if (c && !c->ext && c->state == CH_OPEN && (c->a == a || c->b == a))
 		other = c->a == a ? c->b : c->a;
 	pthread_mutex_unlock(&q->lock);
 	return other;
@@ -498,15 +517,22 @@ int rtq_channel_close(thr_runtime *rt, rta_actor *a, uint64_t n, th_err *err)
 	rtq_table *q = rt->rq;
 	rtq_chan *c;
 	rta_actor *other = NULL;
+	rtx_end *x = NULL;
 	rtm_msg *m;
 
 	pthread_mutex_lock(&q->lock);
 	c = chan_find_locked(q, n);
 	if (c && c->state == CH_OPEN && (c->a == a || c->b == a)) {
 		other = c->a == a ? c->b : c->a;
+		x = c->ext;
 		th_free(chan_remove_locked(q, n));
 	}
 	pthread_mutex_unlock(&q->lock);
+	if (x) {
+		rtx_closed(x, "closed by the actor");
+		rtx_unref(x); /* the table's */
+		return 0;
+	}
 	if (!other)
 		return th_err_set(err, TH_ENOTFOUND,
 				  "channel c%llu is not open for this actor",
@@ -576,7 +602,15 @@ void rtq_actor_gone(thr_runtime *rt, rta_actor *a, const char *why)
 		rtq_chan *c = closed;
 		rta_actor *other = c->a == a ? c->b : c->a;
 		closed = c->next;
-		if (c->state == CH_OPENING && c->a != a) {
+		if (c->ext) {
+			char msg[160];
+			snprintf(msg, sizeof msg, "actor %s %s", a->id, why);
+			if (c->state == CH_OPENING)
+				rtx_answer(c->ext, false, NULL, 0, false, msg);
+			else
+				rtx_closed(c->ext, msg);
+			rtx_unref(c->ext);
+		} else if (c->state == CH_OPENING && c->a != a) {
 			char msg[160];
 			snprintf(msg, sizeof msg, "actor %s %s", a->id, why);
 			complete_str(c->a, c->token, 1, msg);
@@ -590,6 +624,104 @@ void rtq_actor_gone(thr_runtime *rt, rta_actor *a, const char *why)
 		}
 		th_free(c);
 	}
+}
+
+/* ---- channels with an external party -------------------------------------- */
+
+uint64_t rtq_next_id(thr_runtime *rt)
+{
+	return atomic_fetch_add(&rt->rq->next, 1);
+}
+
+int rtq_channel_open_ext(thr_runtime *rt, rtx_end *x, uint64_t n,
+			 rta_actor *to, const void *msg, size_t len,
+			 th_err *err)
+{
+	rtq_table *q = rt->rq;
+	rtq_chan *c = th_calloc(1, sizeof *c);
+	rtm_msg *m = len <= UINT32_MAX
+		? rtm_msg_new(RTM_CHANNEL_OPEN, RTM_NORMAL, msg, (uint32_t)len)
+		: NULL;
+	int rc;
+	if (!c || !m) {
+		th_free(c);
+		rtm_msg_free(m);
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	}
+	c->n = n;
+	c->b = to;
+	c->ext = x;
+	rtx_ref(x);
+	m->ref = n;
+	pthread_mutex_lock(&q->lock);
+	c->next = q->chan[n % NBUCKETS];
+	q->chan[n % NBUCKETS] = c;
+	pthread_mutex_unlock(&q->lock);
+	rc = rta_deliver(to, m, err);
+	if (rc) {
+		pthread_mutex_lock(&q->lock);
+		c = chan_remove_locked(q, n);
+		pthread_mutex_unlock(&q->lock);
+		if (c) {
+			rtx_unref(c->ext);
+			th_free(c);
+		}
+	}
+	return rc;
+}
+
+rta_actor *rtq_channel_actor_ext(thr_runtime *rt, uint64_t n)
+{
+	rtq_table *q = rt->rq;
+	rtq_chan *c;
+	rta_actor *to = NULL;
+	pthread_mutex_lock(&q->lock);
+	c = chan_find_locked(q, n);
+	if (c && c->ext && c->state == CH_OPEN)
+		to = c->b;
+	pthread_mutex_unlock(&q->lock);
+	return to;
+}
+
+void rtq_channel_close_ext(thr_runtime *rt, uint64_t n)
+{
+	rtq_table *q = rt->rq;
+	rtq_chan *c;
+	rtm_msg *m;
+	pthread_mutex_lock(&q->lock);
+	c = chan_find_locked(q, n);
+	c = c && c->ext ? chan_remove_locked(q, n) : NULL;
+	pthread_mutex_unlock(&q->lock);
+	if (!c)
+		return;
+	/* Still opening: the target's answer will find nothing. */
+	if (c->state == CH_OPEN &&
+	    (m = rtm_msg_new(RTM_CHANNEL_CLOSE, RTM_NORMAL, NULL, 0))) {
+		m->ref = n;
+		rta_deliver(c->b, m, NULL);
+	}
+	rtx_unref(c->ext);
+	th_free(c);
+}
+
+int rtq_channel_to_ext(thr_runtime *rt, rta_actor *a, uint64_t n,
+		       const void *msg, size_t len)
+{
+	rtq_table *q = rt->rq;
+	rtq_chan *c;
+	rtx_end *x = NULL;
+	pthread_mutex_lock(&q->lock);
+	c = chan_find_locked(q, n);
+	if (c && c->ext && c->state == CH_OPEN && c->b == a) {
+		x = c->ext;
+		rtx_ref(x);
+	}
+	pthread_mutex_unlock(&q->lock);
+	if (!x)
+		return 0;
+	rtx_message(x, msg, len);
+	rtx_unref(x);
+	return 1;
 }
 
 void rtq_ids_above(thr_runtime *rt, uint64_t n)

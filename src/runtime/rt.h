@@ -167,6 +167,7 @@ struct rta_actor {
 	pthread_mutex_t lock;
 	_Atomic int life;            /* rta_life                         */
 	_Atomic bool stop_req;
+	_Atomic bool terminate_req;  /* thr_terminate: discard the call  */
 	bool stop_external;          /* thr_stop / stop-child (vs shutdown) */
 	bool stop_counted;           /* the pending stop counts as busy  */
 	bool ending;                 /* finalize has taken the count     */
@@ -199,6 +200,7 @@ struct thr_runtime {
 	rtg_registry *reg;
 	rtc_cache *cache;
 	rtq_table *rq;
+	struct rtx_table *ext;      /* external channel parties          */
 	thc_host_import *imports;   /* every import of the world         */
 	size_t nimports;
 	int devnull;                /* WASI stdio of every actor         */
@@ -316,6 +318,9 @@ void rta_wake(rta_actor *a);
 int rta_deliver(rta_actor *to, rtm_msg *m, th_err *err);
 /* Ask a to stop (any thread). external: thr_stop / stop-child. */
 void rta_request_stop(rta_actor *a, bool external);
+/* Terminate a (any thread, thr_terminate): as rta_request_stop(a, true),
+ * and the export call in progress is discarded, not committed. */
+void rta_request_terminate(rta_actor *a);
 /* Fail the actor with a reason (its own turn only; kind is a static
  * string). The caller's turn returns at once; the failure is carried out
  * on the actor's next turn, from the recovery lane. actor.failed records
@@ -399,6 +404,45 @@ void rtq_channel_answer(thr_runtime *rt, uint64_t n, bool accepted,
 rta_actor *rtq_channel_peer(thr_runtime *rt, rta_actor *a, uint64_t n);
 /* Close channel n from actor a (the other party gets channel-close). */
 int rtq_channel_close(thr_runtime *rt, rta_actor *a, uint64_t n, th_err *err);
+
+/* Channels with an external party (thr_channel_*, api_chan.c). Channel n
+ * comes from rtq_next_id; the table holds a reference to x while the
+ * channel is in it; the open's answer reaches x through rtx_answer. */
+typedef struct rtx_end rtx_end;
+uint64_t rtq_next_id(thr_runtime *rt);
+int rtq_channel_open_ext(thr_runtime *rt, rtx_end *x, uint64_t n,
+			 rta_actor *to, const void *msg, size_t len,
+			 th_err *err);
+/* The actor of external channel n while it is open, else NULL. */
+rta_actor *rtq_channel_actor_ext(thr_runtime *rt, uint64_t n);
+/* The external party ends n: removed; the actor gets channel-close if it
+ * was open. */
+void rtq_channel_close_ext(thr_runtime *rt, uint64_t n);
+/* Actor a sends msg on n: when n's other party is external, it gets msg
+ * (1); 0 when it is not (n is then an actor-to-actor channel, or not
+ * open). */
+int rtq_channel_to_ext(thr_runtime *rt, rta_actor *a, uint64_t n,
+		       const void *msg, size_t len);
+
+/* ---- External channel parties (api_chan.c) ----------------------------- */
+
+/* Hooks request.c calls, never under its table lock: the answer to the
+ * open (why: the reason of a refusal), a message from the actor, the
+ * channel's end on the actor's side. */
+void rtx_ref(rtx_end *x);
+void rtx_unref(rtx_end *x);
+void rtx_answer(rtx_end *x, bool accepted, const uint8_t *msg, size_t len,
+		bool has_msg, const char *why);
+void rtx_message(rtx_end *x, const void *msg, size_t len);
+void rtx_closed(rtx_end *x, const char *why);
+/* The registry of open external channels (one per runtime). */
+int rtx_table_new(struct rtx_table **out);
+void rtx_table_free(struct rtx_table *t);
+
+/* Deliver m from outside the runtime (thr_send, thr_channel_send): takes
+ * m; with THR_SEND_WAIT waits for room when a's mailbox is full. */
+int rtr_deliver_external(rta_actor *a, rtm_msg *m, unsigned flags,
+			 th_err *err);
 
 /* ---- Blocking work (offload.c) ----------------------------------------- */
 

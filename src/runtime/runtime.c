@@ -113,7 +113,7 @@ int thr_runtime_new(const thr_options *opt, thr_runtime **out, th_err *err)
 				 &rt->rchain, err)))
 		goto fail;
 	if ((rc = rtg_new(&rt->reg)) || (rc = rtc_new(&rt->cache)) ||
-	    (rc = rtq_new(rt, &rt->rq))) {
+	    (rc = rtq_new(rt, &rt->rq)) || (rc = rtx_table_new(&rt->ext))) {
 		th_err_set(err, rc, "out of memory");
 		goto fail;
 	}
@@ -160,6 +160,7 @@ void thr_runtime_free(thr_runtime *rt)
 	rtt_service_free(rt->timers);
 	rts_sched_free(rt->sched);
 	rtq_free(rt->rq);
+	rtx_table_free(rt->ext);
 	/* Again: a spawn that was on the blocking pool may have added one. */
 	th_free(all);
 	all = NULL;
@@ -262,25 +263,37 @@ int thr_spawn(thr_runtime *rt, const thr_spawn_opts *opt,
 	      char id[THR_ID_LEN + 1], th_err *err)
 {
 	rtf_spec *spec;
-	rta_actor *a;
+	rta_actor *a, *parent = NULL;
 	int rc;
 
 	id[0] = 0;
 	if (!opt || (!opt->manifest_path == !opt->manifest_text))
 		return th_err_set(err, TH_EINVAL,
 				  "spawn: give exactly one of a manifest path and text");
+	if (opt->parent) {
+		if (!(parent = find(rt, opt->parent, err)))
+			return TH_ENOTFOUND;
+		if (rta_life_get(parent) != RTA_READY)
+			return th_err_set(err, TH_ESTATE,
+					  "spawn: parent %s is not running",
+					  opt->parent);
+	}
 	rc = rtc_spec(rt, opt->manifest_path, opt->manifest_text, opt->base_dir,
 		      &spec, err);
 	if (rc) {
 		rtr_runtime_event(rt, "spawn.failed", "", err ? err->msg : "manifest");
 		return rc;
 	}
-	rc = rta_spawn_ex(rt, spec, NULL, 0, opt->init_state,
+	rc = rta_spawn_ex(rt, spec, parent, 0, opt->init_state,
 			  opt->init_state_len, opt->has_init_state,
 			  (opt->flags & THR_SPAWN_NO_WAIT) ? 0 : RTA_SPAWN_INIT_HERE,
 			  &a, err);
 	if (a)
 		memcpy(id, a->id, THR_ID_LEN + 1);
+	/* Children end with their parent: one that ended while this child
+	 * was being added may have missed it. */
+	if (!rc && parent && final_life(rta_life_get(parent)))
+		rta_request_stop(a, true);
 	if (rc || (opt->flags & THR_SPAWN_NO_WAIT))
 		return rc;
 	wait_until(rt, started, a, 0);
@@ -320,7 +333,6 @@ int thr_send(thr_runtime *rt, const char *id, const void *msg, size_t len,
 {
 	rta_actor *a = find(rt, id, err);
 	rtm_msg *m;
-	int rc;
 
 	if (!a) {
 		rtr_runtime_event(rt, "message.undeliverable", id ? id : "",
@@ -333,6 +345,13 @@ int thr_send(thr_runtime *rt, const char *id, const void *msg, size_t len,
 			msg, (uint32_t)len);
 	if (!m)
 		return th_err_set(err, TH_ENOMEM, "out of memory");
+	return rtr_deliver_external(a, m, flags, err);
+}
+
+int rtr_deliver_external(rta_actor *a, rtm_msg *m, unsigned flags,
+			 th_err *err)
+{
+	int rc;
 	for (;;) {
 		rc = rta_deliver(a, m, err);
 		if (rc != TH_EBUSY)
@@ -452,6 +471,36 @@ int thr_stop(thr_runtime *rt, const char *id, th_err *err)
 		rta_request_stop(a, true);
 		wait_until(rt, ended, a, 0);
 	}
+	return 0;
+}
+
+int thr_terminate(thr_runtime *rt, const char *id, th_err *err)
+{
+	rta_actor *a = find(rt, id, err);
+	if (!a)
+		return TH_ENOTFOUND;
+	if (!final_life(rta_life_get(a))) {
+		rta_request_terminate(a);
+		wait_until(rt, ended, a, 0);
+	}
+	return 0;
+}
+
+int thr_get_manifest(thr_runtime *rt, const char *id, char **text,
+		     size_t *len, th_err *err)
+{
+	rta_actor *a = find(rt, id, err);
+	*text = NULL;
+	*len = 0;
+	if (!a)
+		return TH_ENOTFOUND;
+	if (!a->spec->text)
+		return th_err_set(err, TH_EIO,
+				  "the manifest of %s could not be read back from %s",
+				  id, a->spec->m->file ? a->spec->m->file : "its file");
+	if (!(*text = th_strdup(a->spec->text)))
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	*len = strlen(*text);
 	return 0;
 }
 

@@ -183,6 +183,7 @@ void rtf_free(rtf_spec *s)
 	thm_free(s->m);
 	th_free(s->component_path);
 	th_free(s->component_label);
+	th_free(s->text);
 	/* From ths_get or th_malloc: both the project allocator. */
 	th_free(s->init_state);
 	th_free(s);

@@ -22,6 +22,9 @@ typedef struct rtf_spec {
 	uint8_t *init_state;
 	size_t init_len;
 	bool has_init;
+	char *text;            /* the manifest's text (thr_get_manifest);
+				* NULL when the file could not be read
+				* again after parsing                   */
 } rtf_spec;
 
 /* Take ownership of m; resolve relative paths against base_dir (NULL: as
