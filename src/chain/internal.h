@@ -61,6 +61,9 @@ enum {
 	THX__REC_PRUNE = 5
 };
 #define THX__SEG_HDR 32
+/* No event record is shorter: header, chain number, hash, and a CBOR
+ * event of 1-byte fields. */
+#define THX__MIN_EVENT_REC (THX__REC_HDR + 36 + 12)
 #define THX__SEG_MAGIC "THXSEG01"
 
 /* A decoded event (pointers into the decoded buffer). */
@@ -386,6 +389,7 @@ struct thx_store {
 	_Atomic uint64_t compactions;
 	_Atomic uint64_t idx_loaded, idx_built; /* segment index files */
 	uint64_t damage_notes; /* recovery: problems noted so far */
+	uint64_t recover_bytes; /* recovery: bytes of all segment files */
 };
 
 static inline thx__ent *thx__ent_at(thx_chain *c, uint64_t i)

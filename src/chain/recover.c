@@ -77,7 +77,14 @@ static int apply_event(thx_chain *c, uint8_t type, uint64_t seq, uint64_t ts,
 			       (unsigned long long)off);
 		return 0;
 	}
-	if (seq == UINT64_MAX || !thx__ents_reserve(c, seq + 1))
+	if (seq - c->n > c->s->recover_bytes / THX__MIN_EVENT_REC) {
+		/* more events lost than the whole log could have held */
+		damage(c, c->n, "%s offset %llu: event seq %llu is implausible (chain has %llu)",
+		       file, (unsigned long long)off, (unsigned long long)seq,
+		       (unsigned long long)c->n);
+		return 0;
+	}
+	if (!thx__ents_reserve(c, seq + 1))
 		return th_err_set(err, TH_ENOMEM, "out of memory");
 	if (seq > c->n) {
 		damage(c, c->n, "events %llu..%llu lost before %s offset %llu",
@@ -468,6 +475,14 @@ int thx__recover(thx_store *s, th_err *err)
 		goto out;
 	if (nf > 1)
 		qsort(files, nf, sizeof *files, segfile_cmp);
+	/* The most events the log could hold: bounds the gaps a damaged or
+	 * forged seq number may claim (apply_event). */
+	s->recover_bytes = 0;
+	for (size_t i = 0; i < nf; i++) {
+		struct stat fst;
+		if (fstatat(s->log.dirfd, files[i].name, &fst, 0) == 0)
+			s->recover_bytes += (uint64_t)fst.st_size;
+	}
 	thx__seg *lastseg = NULL;
 	for (size_t i = 0; i < nf; i++) {
 		if (i + 1 < nf && files[i + 1].segno == files[i].segno) {

@@ -113,7 +113,11 @@ int thx__idx_build(thx_store *s, thx__seg *seg)
 		pthread_rwlock_unlock(&seg->lk);
 		return TH_ESTATE;
 	}
-	uint8_t *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, seg->fd, 0);
+	/* The index must never outlive what it describes: the segment's
+	 * bytes are made durable first (usually a no-op: the log fsynced). */
+	uint8_t *m = fdatasync(seg->fd) == 0
+			     ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, seg->fd, 0)
+			     : MAP_FAILED;
 	pthread_rwlock_unlock(&seg->lk);
 	if (m == MAP_FAILED)
 		return TH_EIO;

@@ -1519,6 +1519,40 @@ TEST(allocation_failures_fail_the_operation_only)
 	rmrf(dir);
 }
 
+/* A valid record whose seq claims billions of lost events is damage, not a
+ * reason to allocate an entry for each (found by fuzz_chain; seed
+ * tests/chain/fuzz-seeds/implausible-seq). */
+TEST(event_claiming_a_huge_seq_is_damage_not_a_huge_allocation)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 0);
+	thx_chain *a = chain(s, "a", THX_ALWAYS, 0);
+	add_n(a, 3);
+	uint32_t no = a->no;
+	thx_store_close(s);
+	uint8_t rec[256];
+	size_t n = thx__enc_event_raw(rec + 52, NULL, "a", 1, 1ull << 40, 1, "t", 1, "x", 1,
+				      NULL, 0);
+	thx__put_le32(rec + 16, no);
+	thx__sha256(rec + 52, n, rec + 20);
+	thx__frame(rec, THX__REC_EVENT, (uint32_t)(36 + n));
+	char seg[400];
+	seg_path(dir, seg, sizeof seg);
+	int fd = open(seg, O_WRONLY | O_APPEND);
+	REQUIRE(fd >= 0);
+	REQUIRE(write(fd, rec, 52 + n) == (ssize_t)(52 + n));
+	close(fd);
+	s = open_store(dir, 0);
+	th_err err = { 0 };
+	REQUIRE(thx_chain_open(s, "a", NULL, false, &a, &err) == 0);
+	CHECK_EQ_INT(thx_chain_count(a), 3);
+	thx_event_in in = { .actor = "a", .type = "t" };
+	CHECK_EQ_INT(thx_append(a, &in, NULL, NULL, &err), TH_ECORRUPT);
+	CHECK(strstr(err.msg, "implausible") != NULL);
+	thx_store_close(s);
+	rmrf(dir);
+}
+
 /* ---- per-segment index files ---- */
 
 /* Everything a store's index says about chains a and b, hashed: equal
