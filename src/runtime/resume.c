@@ -539,14 +539,18 @@ int thr_resume(thr_runtime *rt, const char *id, const thr_resume_opts *opt,
 	/* No id given again (ids are per runtime, the chain spans several). */
 	raise_to(&rt->next_msg, z.max_id);
 	rtq_ids_above(rt, z.max_ref);
-	if (spec->m->save_chain) {
+	/* The chain goes on with this runtime's durability; a chain on disk
+	 * stays on disk (a memory-only one did not survive to be resumed). */
+	if (spec->m->save_chain && rt->opt.durability != THX_NONE) {
 		thx_chain_opts co;
 		thx_chain_opts_get(z.c, &co);
-		if (co.durability != rt->opt.durability) {
+		if (co.durability != rt->opt.durability && co.durability != THX_NONE) {
 			co.durability = rt->opt.durability;
 			rc = thx_chain_configure(z.c, &co, err);
-			if (rc)
+			if (rc) {
+				th_err_prefix(err, "resume %s", id);
 				goto out;
+			}
 		}
 	}
 
