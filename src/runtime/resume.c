@@ -580,17 +580,28 @@ int thr_resume(thr_runtime *rt, const char *id, const thr_resume_opts *opt,
 		goto out;
 	rtr_runtime_event(rt, "actor.resumed", id, spec->m->name);
 
-	for (size_t i = 0; i < z.nmsgs && !rc; i++)
+	/* A message over a smaller limits.max_message_bytes is refused and
+	 * recorded (message.rejected); an actor whose init failed meanwhile
+	 * drops the rest (message.dropped), and the wait below says why. */
+	uint64_t sent = 0;
+	for (size_t i = 0; i < z.nmsgs; i++) {
 		rc = redeliver(a, &z.msgs[i], err);
-	if (rc) {
+		if (rc == TH_ELIMIT)
+			continue;
+		if (rc)
+			break;
+		sent++;
+	}
+	if (rc && rta_life_get(a) < RTA_STOPPED) {
 		th_err_prefix(err, "resume %s: redelivering", id);
 		goto out;
 	}
+	rc = 0;
 	if (info) {
 		info->from_seq = z.count;
 		info->state_seq = z.state_seq;
 		info->has_state_seq = z.has_state_seq;
-		info->redelivered = z.nmsgs;
+		info->redelivered = sent;
 		info->settled = z.acked.n;
 	}
 	if (opt->flags & THR_SPAWN_NO_WAIT)

@@ -484,6 +484,79 @@ TEST(resume_refusals_leave_the_chain_untouched)
 	free(f);
 }
 
+/* The process running the runtime ends abruptly (_exit, nothing freed or
+ * flushed beyond what durability `always` put on disk) while a handler
+ * sleeps; the resume uses a manifest with a smaller max_message_bytes:
+ * the message now over the limit is refused and recorded
+ * (message.rejected), the others are redelivered. */
+TEST(resume_in_process_after_exit_refuses_what_the_new_limits_refuse)
+{
+	char id[THR_ID_LEN + 1] = "", small[400];
+	int fds[2];
+	setup();
+	REQUIRE(pipe(fds) == 0);
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		thr_runtime *rt = runtime(THX_ALWAYS);
+		char cid[THR_ID_LEN + 1];
+		thr_actor_info info;
+		spawn_journal(rt, cid);
+		send(rt, cid, "first");
+		send(rt, cid, "sleep:3000");
+		send(rt, cid, "a");
+		send(rt, cid, "a-message-over-16-bytes");
+		send(rt, cid, "b");
+		/* Once "first" is handled, the sleep is in progress. */
+		for (int i = 0; i < 6000; i++) {
+			if (thr_actor_info_get(rt, cid, &info, NULL) == 0 && info.messages >= 2)
+				break;
+			usleep(1000);
+		}
+		if (write(fds[1], cid, THR_ID_LEN) != THR_ID_LEN)
+			_exit(2);
+		_exit(0);
+	}
+	close(fds[1]);
+	REQUIRE(read(fds[0], id, THR_ID_LEN) == THR_ID_LEN);
+	close(fds[0]);
+	CHECK_EQ_INT(finish(pid), 0);
+
+	snprintf(small, sizeof small, "%s/small.toml", dir);
+	FILE *fo = fopen(small, "w");
+	REQUIRE(fo != NULL);
+	fprintf(fo, "name = \"journal\"\nversion = \"1\"\nsave_chain = true\n"
+		"component = \"journal.core.wasm\"\n[[handler]]\ntype = \"runtime\"\n"
+		"[[handler]]\ntype = \"message-server\"\n[[handler]]\ntype = \"timing\"\n"
+		"[limits]\nmax_message_bytes = 16\n");
+	fclose(fo);
+	thr_runtime *rt = runtime(THX_ALWAYS);
+	thr_resume_opts ro = { .manifest_path = small };
+	thr_resume_info info;
+	th_err err = { 0 };
+	int rc = thr_resume(rt, id, &ro, &info, &err);
+	if (rc)
+		fprintf(stderr, "thr_resume: %s\n", err.msg);
+	REQUIRE(rc == 0);
+	CHECK_EQ_INT((int)info.redelivered, 3); /* sleep:3000, a, b */
+	REQUIRE(thr_quiesce(rt, 60000, NULL) == 0);
+	uint8_t *st;
+	size_t n;
+	bool has;
+	REQUIRE(thr_get_state(rt, id, &st, &n, &has, NULL) == 0 && has);
+	const char *want = "journal\nfirst\nsleep:3000\na\nb\n";
+	CHECK(n == strlen(want) && !memcmp(st, want, n));
+	thr_free(st);
+	thr_runtime_free(rt);
+	facts *f = calloc(1, sizeof *f);
+	REQUIRE(f != NULL);
+	read_facts(id, f);
+	CHECK_EQ_INT(f->nredel, 3);
+	CHECK_EQ_INT(f->nresumed, 4); /* actor.resumed lists all four */
+	replay_ok(id, f->events);
+	free(f);
+}
+
 /* A supervised restart with state = "reset" starts from the initial
  * state: replay follows supervision.restarting, and resume too. */
 TEST(supervised_restart_with_state_reset_replays_and_resumes)
