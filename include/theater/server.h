@@ -62,6 +62,10 @@ typedef struct thsrv_actor {
 	uint32_t queued;                 /* in the mailbox now         */
 	uint32_t children;
 	char reason[256];                /* why it failed              */
+	uint32_t restarts;               /* supervised restarts so far */
+	char circuit[12];                /* breaker: "closed", "open",
+					  * "half-open", "-" (none); ""
+					  * = not reported             */
 } thsrv_actor;
 
 typedef struct thsrv_start {

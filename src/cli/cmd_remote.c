@@ -725,17 +725,21 @@ static int cmd_events(struct ropts *r, int argc, char **argv)
 /* ---- actor commands ---- */
 
 static const char start_usage[] =
-	"usage: theater start MANIFEST [--state JSON|@FILE] [--subscribe] [--json]\n"
+	"usage: theater start MANIFEST [--state JSON|@FILE] [--parent ID] [--subscribe] [--json]\n"
 	"Starts an actor from a manifest file on the server; prints its id.\n"
-	"--subscribe then prints its events until interrupted.\n";
+	"--parent makes it a child of actor ID (its supervision tree, permissions\n"
+	"never wider than the parent's); --subscribe then prints its events until\n"
+	"interrupted.\n";
 
 static int cmd_start(struct ropts *r, int argc, char **argv)
 {
-	const char *path = NULL, *state = NULL;
+	const char *path = NULL, *state = NULL, *parent = NULL;
 	bool sub = false;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--state") && i + 1 < argc)
 			state = argv[++i];
+		else if (!strcmp(argv[i], "--parent") && i + 1 < argc)
+			parent = argv[++i];
 		else if (!strcmp(argv[i], "--subscribe"))
 			sub = true;
 		else if (argv[i][0] == '-' || path) {
@@ -778,6 +782,8 @@ static int cmd_start(struct ropts *r, int argc, char **argv)
 	req_text(&q, "base_dir", dir);
 	if (st)
 		req_bytes(&q, "state", st, sl);
+	if (parent)
+		req_text(&q, "parent", parent);
 	th_free(text);
 	th_free(st);
 	uint8_t *resp;
@@ -857,7 +863,11 @@ static int cmd_simple(struct ropts *r, int argc, char **argv, const char *op,
 			print_json(resp, len);
 		else if (get_bytes(resp, len, "reply", &b, &bl))
 			print_bytes_raw(b, bl);
-		else if (get_key(resp, len, "state", &d)) {
+		else if (get_key(resp, len, "manifest", &d)) {
+			const char *t;
+			if (th_cbor_get_text(&d, &t, &bl, NULL) == 0)
+				fwrite(t, 1, bl, stdout);
+		} else if (get_key(resp, len, "state", &d)) {
 			if (th_cbor_get_bytes(&d, &b, &bl, NULL) == 0)
 				print_bytes_raw(b, bl);
 			else if (isatty(STDOUT_FILENO))
@@ -990,6 +1000,9 @@ static int cmd_status(struct ropts *r, int argc, char **argv, bool inspect)
 		printf("messages:   %" PRIu64 "\n", get_uint(resp, len, "messages", 0));
 		printf("queued:     %" PRIu64 "\n", get_uint(resp, len, "queued", 0));
 		printf("children:   %" PRIu64 "\n", get_uint(resp, len, "children", 0));
+		if (get_text(resp, len, "circuit", b, sizeof b)[0])
+			printf("restarts:   %" PRIu64 "\ncircuit:    %s\n",
+			       get_uint(resp, len, "restarts", 0), b);
 		if (get_text(resp, len, "reason", b, sizeof b)[0])
 			printf("reason:     %s\n", b);
 		if (inspect) {
@@ -1035,10 +1048,14 @@ static void print_tree(th_cbor_dec *d, int depth)
 			return;
 		const uint8_t *p = d->p + s;
 		size_t len = d->pos - s;
-		char id[64], name[130], status[20];
-		printf("%*s%s %s (%s)\n", depth * 2, "", get_text(p, len, "id", id, sizeof id),
+		char id[64], name[130], status[20], circuit[16];
+		printf("%*s%s %s (%s)", depth * 2, "", get_text(p, len, "id", id, sizeof id),
 		       get_text(p, len, "name", name, sizeof name),
 		       get_text(p, len, "status", status, sizeof status));
+		if (get_text(p, len, "circuit", circuit, sizeof circuit)[0])
+			printf("  restarts=%" PRIu64 "  circuit=%s",
+			       get_uint(p, len, "restarts", 0), circuit);
+		putchar('\n');
 		th_cbor_dec kids;
 		if (get_key(p, len, "children", &kids))
 			print_tree(&kids, depth + 1);
@@ -1470,7 +1487,8 @@ static int cmd_channel(struct ropts *r, int argc, char **argv)
 
 static const char *const words[] = {
 	"server", "start", "stop", "restart", "list", "status", "send", "request", "events", "state",
-	"inspect", "tree", "metrics", "channel", "store", "chain", "run", "wasm", "completion",
+	"inspect", "tree", "metrics", "channel", "manifest", "store", "chain", "run", "wasm",
+	"completion",
 	"version",
 };
 
@@ -1573,6 +1591,10 @@ int cli_remote(int argc, char **argv)
 		rc = cmd_simple(&r, nrest, rest, "actor.request", true,
 				"usage: theater request ID MSG|@FILE [--timeout MS]\n"
 				"Sends a request; prints the reply.\n");
+	else if (!strcmp(cmd, "manifest"))
+		rc = cmd_simple(&r, nrest, rest, "actor.manifest", false,
+				"usage: theater manifest ID\nPrints the manifest the actor was "
+				"started from.\n");
 	else if (!strcmp(cmd, "state"))
 		rc = cmd_simple(&r, nrest, rest, "actor.state", false,
 				"usage: theater state ID\nPrints the actor's current state.\n");

@@ -44,6 +44,7 @@ static const struct command commands[] = {
 	{ "request", cli_remote, "send a request to an actor, print the reply" },
 	{ "events", cli_remote, "an actor's events (--follow streams them)" },
 	{ "state", cli_remote, "an actor's state" },
+	{ "manifest", cli_remote, "the manifest an actor was started from" },
 	{ "inspect", cli_remote, "status, state and last events of an actor" },
 	{ "tree", cli_remote, "the supervision tree" },
 	{ "metrics", cli_remote, "server and runtime counters" },

@@ -770,6 +770,10 @@ static void put_actor(th_cbor_enc *e, const thsrv_actor *x)
 	th_cbor_put_uint(map_key(&m, "messages"), x->messages);
 	th_cbor_put_uint(map_key(&m, "queued"), x->queued);
 	th_cbor_put_uint(map_key(&m, "children"), x->children);
+	if (x->circuit[0]) {
+		th_cbor_put_uint(map_key(&m, "restarts"), x->restarts);
+		th_cbor_put_cstr(map_key(&m, "circuit"), x->circuit);
+	}
 	if (x->reason[0])
 		th_cbor_put_cstr(map_key(&m, "reason"), x->reason);
 	map_end(&m, e);
@@ -937,13 +941,20 @@ static void put_subtree(th_cbor_enc *e, const struct actor_list *l, size_t i, in
 	size_t kids = 0;
 	for (size_t k = 0; k < l->n; k++)
 		kids += !strcmp(l->v[k].parent, l->v[i].id);
-	th_cbor_put_map(e, 4);
+	bool sup = l->v[i].circuit[0] != 0;
+	th_cbor_put_map(e, sup ? 6 : 4);
 	th_cbor_put_cstr(e, "id");
 	th_cbor_put_cstr(e, l->v[i].id);
 	th_cbor_put_cstr(e, "name");
 	th_cbor_put_cstr(e, l->v[i].name);
 	th_cbor_put_cstr(e, "status");
 	th_cbor_put_cstr(e, status_name(l->v[i].status));
+	if (sup) {
+		th_cbor_put_cstr(e, "restarts");
+		th_cbor_put_uint(e, l->v[i].restarts);
+		th_cbor_put_cstr(e, "circuit");
+		th_cbor_put_cstr(e, l->v[i].circuit);
+	}
 	th_cbor_put_cstr(e, "children");
 	if (depth >= TH_CBOR_MAX_DEPTH / 2 - 4) {
 		th_cbor_put_array(e, 0); /* defensive: a parent cycle */

@@ -145,21 +145,110 @@ check "metrics" sh -c "'$T' metrics $A | grep -q '\"spawned\":1'"
 expect "status of an unknown actor" 1 "no actor" "$T" status 00000000-0000-4000-8000-000000000000 $A
 expect "start of a missing manifest" 1 "cannot open" "$T" start "$W/none.toml" $A
 expect "send without a message is a usage error" 2 "usage" "$T" send "$id" $A
-expect "terminate is reported as unsupported" 1 "unsupported\|no actor runtime\|not" \
-	"$T" terminate "$id" $A
+check "manifest prints the text the actor was started from" \
+	sh -c "'$T' manifest '$id' $A | cmp -s - '$W/counter.toml'"
+expect "manifest of an unknown actor" 1 "no actor" "$T" manifest 00000000-0000-4000-8000-000000000000 $A
 check "restart" sh -c "'$T' restart '$id' $A && '$T' status '$id' $A | grep -q 'status: *running'"
 "$T" stop "$id" $A
 check "stop" sh -c "'$T' status '$id' $A | grep -q 'status: *stopped'"
 expect "a server that is not there" 1 "cannot connect\|Connection refused" \
 	"$T" list --address 127.0.0.1:1
 check "every remote command has --help" sh -c "
-	for c in start stop list status send request events state inspect tree metrics; do
+	for c in start stop terminate list status send request events state manifest inspect tree metrics; do
 		'$T' \$c --help | grep -q usage || exit 1
 	done"
 check "completion bash" sh -c "'$T' completion bash | grep -q 'complete -F _theater theater'"
-expect "channel: a runtime without channels says so" 1 "unsupported\|no actor runtime\|not offered\|channel" \
-	sh -c "echo hi | '$T' channel open '$id' $A"
 expect "channel: usage" 2 "usage" "$T" channel close "$id" $A
+
+# ---- terminate, start --parent, channels, supervision columns (real actors) ----
+# wait_for DESC CMD: until CMD succeeds (no deadline of its own beyond 60 s).
+wait_for() {
+	d=$1
+	shift
+	i=0
+	while [ $i -lt 600 ] && ! "$@" >/dev/null 2>&1; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	check "$d" "$@"
+}
+loop=$("$T" start "$W/counter.toml" $A)
+"$T" send "$loop" '~' $A # loops forever (no fuel cap)
+"$T" send "$loop" more $A
+check "terminate an actor stuck in a handler" "$T" terminate "$loop" $A
+check "terminated: stopped" sh -c "'$T' status '$loop' $A | grep -q 'status: *stopped'"
+check "terminated: recorded as such, the queued message dropped" \
+	sh -c "'$T' events '$loop' $A --type actor.stopped | grep -q '\"terminated\"' &&
+	       [ \$('$T' events '$loop' $A --type message.dropped | wc -l) -eq 2 ]"
+expect "terminate of an unknown actor" 1 "no actor" "$T" terminate 00000000-0000-4000-8000-000000000000 $A
+plain=$("$T" start "$W/counter.toml" $A)
+expect "channel: an actor without handle-channel-open refuses" 1 "refused" \
+	sh -c "echo hi | '$T' channel open '$plain' $A"
+
+wat2wasm "$ROOT/tests/runtime/actors/relay.wat" -o "$W/relay.wasm"
+sed -e 's/"counter"/"relay"/' -e 's/counter.wasm/relay.wasm/' "$W/counter.toml" >"$W/relay.toml"
+printf '[[handler]]\ntype = "supervisor"\n' >>"$W/relay.toml"
+parent=$("$T" start "$W/relay.toml" $A)
+child=$("$T" start "$W/counter.toml" --parent "$parent" $A)
+check "start --parent prints the child's id" sh -c "echo '$child' | grep -Eq '^[0-9a-f-]{36}$'"
+check "start --parent: the child names its parent" \
+	sh -c "'$T' status '$child' $A | grep -q 'parent: *$parent'"
+check "start --parent: the tree shows the child under its parent" \
+	sh -c "'$T' tree $A | grep -A1 '^$parent relay' | grep -q '^  $child counter (running)'"
+"$T" send "$child" '!' $A
+wait_for "start --parent: the parent's handle-child-error ran" \
+	sh -c "'$T' state '$parent' $A | grep -q unreachable"
+expect "start --parent of an unknown parent" 1 "no actor" \
+	"$T" start "$W/counter.toml" --parent 00000000-0000-4000-8000-000000000000 $A
+
+# A channel both ways: the relay's state is the channel id after the open;
+# its 'c' command sends on the channel named by its state; a channel
+# message becomes its state; the close makes it "closed".
+relay=$("$T" start "$W/relay.toml" $A)
+mkfifo "$W/chin"
+"$T" channel open "$relay" hello $A <"$W/chin" >"$W/chout" 2>"$W/cherr" &
+CPID=$!
+PIDS="$PIDS $CPID"
+exec 3>"$W/chin"
+wait_for "channel open: the actor's handle-channel-open ran" \
+	sh -c "'$T' state '$relay' $A | grep -Eqx 'c[0-9]+'"
+"$T" send "$relay" "cfrom the actor" $A
+wait_for "channel: a message from the actor reaches the client" grep -qx "from the actor" "$W/chout"
+echo "from the client" >&3
+wait_for "channel: a line from the client reaches the actor" \
+	sh -c "'$T' state '$relay' $A | grep -qx 'from the client'"
+exec 3>&-
+wait $CPID
+check "channel: end of input closes it (exit 0)" [ $? -eq 0 ]
+wait_for "channel: the actor's handle-channel-close ran" \
+	sh -c "'$T' state '$relay' $A | grep -qx closed"
+# Closed by the actor: the client hears the reason and exits.
+"$T" channel open "$relay" again $A <"$W/chin" >"$W/chout" 2>"$W/cherr" &
+CPID=$!
+PIDS="$PIDS $CPID"
+exec 3>"$W/chin"
+wait_for "channel reopened" sh -c "'$T' state '$relay' $A | grep -Eqx 'c[0-9]+'"
+"$T" send "$relay" C $A
+wait_for "channel: closed by the actor, the client is told why" grep -q "closed by the actor" "$W/cherr"
+exec 3>&-
+wait $CPID
+check "channel: closed by the actor, exit 0" [ $? -eq 0 ]
+
+# Supervision columns: a crasher restarted by its policy ('o' traps in the
+# actor's first generation only, so the redelivered message then passes).
+wat2wasm "$ROOT/tests/runtime/actors/crasher.wat" -o "$W/crasher.wasm"
+sed -e 's/"counter"/"phoenix"/' -e 's/counter.wasm/crasher.wasm/' "$W/counter.toml" >"$W/phoenix.toml"
+printf '[supervision]\nrestart = "permanent"\nbackoff_min_ms = 0\n' >>"$W/phoenix.toml"
+phx=$("$T" start "$W/phoenix.toml" $A)
+check "tree: restarts=0 and the circuit before a failure" \
+	sh -c "'$T' tree $A | grep -q '^$phx phoenix (running)  restarts=0  circuit=closed'"
+"$T" send "$phx" o $A
+wait_for "tree: the restart and the circuit state after a failure" \
+	sh -c "'$T' tree $A | grep -q '^$phx phoenix (running)  restarts=1  circuit=closed'"
+check "status: restarts and circuit" \
+	sh -c "'$T' status '$phx' $A | grep -q 'restarts: *1' && '$T' status '$phx' $A | grep -q 'circuit: *closed'"
+check "tree --json: restarts and circuit" \
+	sh -c "'$T' tree $A --json | grep -q '\"restarts\":1,\"circuit\":\"closed\"'"
 
 # ---- malformed bytes never hurt the server ----
 node -e '
