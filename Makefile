@@ -97,8 +97,9 @@ test-$(1): $(filter $(BUILD)/tests/$(1)/%,$(TEST_BINS))
 endef
 $(foreach a,$(AREAS),$(eval $(call AREA_RULES,$(a))))
 
-# The replay area's black-box tests drive the theater binary.
+# The replay and net areas' black-box tests drive the theater binary.
 test-replay: $(THEATER)
+test-net: $(THEATER)
 
 $(THEATER): $(CLI_OBJS) $(LIBFILES)
 	$(CC) $(CFLAGS_ALL) -o $@ $(CLI_OBJS) $(LIBFILES) $(LDFLAGS_ALL) $(call extlibs_of,cli)
