@@ -313,6 +313,20 @@ int thx__chain_new(thx_store *s, uint32_t no, const char *name,
 	return 0;
 }
 
+/* Whether p holds only ASCII (always valid UTF-8): 8 bytes at a time. */
+static bool all_ascii(const char *p, size_t n)
+{
+	uint64_t acc = 0, w;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, p + i, 8);
+		acc |= w;
+	}
+	for (; i < n; i++)
+		acc |= (uint8_t)p[i];
+	return !(acc & 0x8080808080808080ull);
+}
+
 static bool name_ok(const char *name, th_err *err, const char *what)
 {
 	size_t n = name ? strlen(name) : 0, bad;
@@ -321,7 +335,7 @@ static bool name_ok(const char *name, th_err *err, const char *what)
 			   THX_NAME_MAX, n);
 		return false;
 	}
-	if (!th_cbor_utf8_ok(name, n, &bad)) {
+	if (!all_ascii(name, n) && !th_cbor_utf8_ok(name, n, &bad)) {
 		th_err_set(err, TH_EINVAL, "%s is not valid UTF-8 (byte %zu)", what, bad);
 		return false;
 	}
@@ -1117,6 +1131,33 @@ int thx_get(thx_chain *c, uint64_t seq, thx_event *out, th_err *err)
 		out->has_parent = true;
 		memcpy(out->parent, thx__ent_at(c, seq - 1)->hash, 32);
 	}
+	if (e.slot == UINT32_MAX && !(e.flags & (THX__E_PRUNED | THX__E_MISSING))) {
+		/* A memory chain's event is its entry plus its data: copied out
+		 * here, under c->mu (pruning may free the chunk), with no
+		 * encoding or decoding. */
+		size_t dlen = e.flags & THX__E_DESC ? thx__le32(e.mem) : 0;
+		const uint8_t *data = e.mem + (e.flags & THX__E_DESC ? 4 : 0);
+		size_t len = e.size - dlen;
+		uint8_t *own = th_malloc(len + dlen + 1);
+		if (!own) {
+			pthread_mutex_unlock(&c->mu);
+			return th_err_set(err, TH_ENOMEM, "out of memory");
+		}
+		memcpy(own, data, len + dlen);
+		own[len + dlen] = '\0';
+		pthread_mutex_unlock(&c->mu);
+		out->seq = seq;
+		out->timestamp_ns = e.ts;
+		memcpy(out->hash, e.hash, 32);
+		out->actor = thx__str(c->s, e.actor_id);
+		out->type = thx__str(c->s, e.type_id);
+		out->data = own;
+		out->len = len;
+		if (e.flags & THX__E_DESC) /* after the data, NUL-terminated */
+			out->description = (const char *)own + len;
+		out->owned_ = own;
+		return 0;
+	}
 	pthread_mutex_unlock(&c->mu);
 	out->seq = seq;
 	out->timestamp_ns = e.ts;
@@ -1496,9 +1537,7 @@ void thx_store_close(thx_store *s)
 	th_free(s->chains);
 	th_free(s->names);
 	th_free(s->by_no);
-	for (size_t i = 0; i < s->nstrs; i++)
-		th_free(s->strs[i]);
-	th_free(s->strs);
+	thx__strs_release(s);
 	th_free(s->strmap);
 	for (size_t i = 0; i < s->nsubs; i++) {
 		th_free(s->subs[i]->chain_name);

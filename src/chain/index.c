@@ -18,12 +18,28 @@ uint64_t thx__hash_str(const char *s, size_t n)
 	return h;
 }
 
+/* Interned strings live in pages that never move (page j holds 64 << j
+ * of them, so 32 pages hold any u32 id); a string is written once, then
+ * published by a release store of nstrs_pub, so thx__str needs no lock. */
+static char **str_slot(thx_store *s, uint32_t id)
+{
+	unsigned j = 63u - (unsigned)__builtin_clzll(((uint64_t)id >> 6) + 1);
+	return &s->strpages[j][(uint64_t)id - ((((uint64_t)1 << j) - 1) << 6)];
+}
+
 const char *thx__str(thx_store *s, uint32_t id)
 {
-	pthread_rwlock_rdlock(&s->lk);
-	const char *r = id < s->nstrs ? s->strs[id] : "";
-	pthread_rwlock_unlock(&s->lk);
-	return r;
+	if (id >= atomic_load_explicit(&s->nstrs_pub, memory_order_acquire))
+		return "";
+	return *str_slot(s, id);
+}
+
+void thx__strs_release(thx_store *s)
+{
+	for (size_t i = 0; i < s->nstrs; i++)
+		th_free(*str_slot(s, (uint32_t)i));
+	for (size_t j = 0; j < TH_ARRAY_LEN(s->strpages); j++)
+		th_free(s->strpages[j]);
 }
 
 /* Lookup without inserting; s->lk held. */
@@ -36,7 +52,7 @@ bool thx__str_find(thx_store *s, const char *str, size_t n, uint32_t *id)
 		uint32_t v = s->strmap[i];
 		if (!v)
 			return false;
-		const char *c = s->strs[v - 1];
+		const char *c = *str_slot(s, v - 1);
 		if (strlen(c) == n && memcmp(c, str, n) == 0) {
 			*id = v - 1;
 			return true;
@@ -50,14 +66,14 @@ int thx__intern(thx_store *s, const char *str, size_t n, uint32_t *id,
 	pthread_rwlock_rdlock(&s->lk);
 	bool found = thx__str_find(s, str, n, id);
 	if (found)
-		*interned = s->strs[*id];
+		*interned = *str_slot(s, *id);
 	pthread_rwlock_unlock(&s->lk);
 	if (found)
 		return 0;
 	pthread_rwlock_wrlock(&s->lk);
 	int rc = 0;
 	if (thx__str_find(s, str, n, id)) {
-		*interned = s->strs[*id];
+		*interned = *str_slot(s, *id);
 		goto out;
 	}
 	if ((s->nstrs + 1) * 2 > s->strmap_cap) {
@@ -68,7 +84,7 @@ int thx__intern(thx_store *s, const char *str, size_t n, uint32_t *id,
 			goto out;
 		}
 		for (size_t k = 0; k < s->nstrs; k++) {
-			const char *c = s->strs[k];
+			const char *c = *str_slot(s, (uint32_t)k);
 			size_t i = thx__hash_str(c, strlen(c)) & (cap - 1);
 			while (m[i])
 				i = (i + 1) & (cap - 1);
@@ -78,15 +94,15 @@ int thx__intern(thx_store *s, const char *str, size_t n, uint32_t *id,
 		s->strmap = m;
 		s->strmap_cap = cap;
 	}
-	if (s->nstrs == s->capstrs) {
-		size_t cap = s->capstrs ? s->capstrs * 2 : 64;
-		char **a = th_realloc(s->strs, cap * sizeof *a);
-		if (!a) {
-			rc = TH_ENOMEM;
-			goto out;
-		}
-		s->strs = a;
-		s->capstrs = cap;
+	if (s->nstrs >= UINT32_MAX) {
+		rc = TH_ENOMEM;
+		goto out;
+	}
+	unsigned pg = 63u - (unsigned)__builtin_clzll(((uint64_t)s->nstrs >> 6) + 1);
+	if (!s->strpages[pg] && !(s->strpages[pg] = th_malloc(((size_t)64 << pg) *
+							      sizeof(char *)))) {
+		rc = TH_ENOMEM;
+		goto out;
 	}
 	char *copy = th_strndup(str, n);
 	if (!copy) {
@@ -96,9 +112,10 @@ int thx__intern(thx_store *s, const char *str, size_t n, uint32_t *id,
 	size_t i = thx__hash_str(str, n) & (s->strmap_cap - 1);
 	while (s->strmap[i])
 		i = (i + 1) & (s->strmap_cap - 1);
-	s->strs[s->nstrs] = copy;
+	*str_slot(s, (uint32_t)s->nstrs) = copy;
 	s->strmap[i] = (uint32_t)s->nstrs + 1;
 	*id = (uint32_t)s->nstrs++;
+	atomic_store_explicit(&s->nstrs_pub, (uint32_t)s->nstrs, memory_order_release);
 	*interned = copy;
 out:
 	pthread_rwlock_unlock(&s->lk);

@@ -369,8 +369,11 @@ struct thx_store {
 	thx_chain **by_no;   /* by chain number */
 	uint32_t nnos;       /* capacity of by_no */
 	uint32_t next_no;    /* 1 + the largest chain number in use */
-	char **strs;         /* interned strings by id */
-	size_t nstrs, capstrs;
+	char **strpages[32]; /* interned strings by id, in pages that never
+				move: page j holds 64 << j (thx__str reads
+				them without a lock) */
+	size_t nstrs;        /* under lk */
+	_Atomic uint32_t nstrs_pub; /* published count, for lock-free reads */
 	uint32_t *strmap;    /* open addressing: id+1 */
 	size_t strmap_cap;
 	thx__sub **subs;     /* heap-allocated, so deliverers can hold one */
@@ -468,7 +471,8 @@ void thx__idx_release(thx__idx *x);
 void thx__idx_build_sealed(thx_store *s);
 /* recover.c: rebuild the index from the segments (in thx_store_open) */
 int thx__recover(thx_store *s, th_err *err);
-const char *thx__str(thx_store *s, uint32_t id);
+const char *thx__str(thx_store *s, uint32_t id); /* no lock; "" if unknown */
+void thx__strs_release(thx_store *s);
 /* Read and decode event seq of c into *rec (th_free it) and *ev (pointers
  * into *rec); also returns its stored hash. Takes c->mu itself. Pruned or
  * missing events: TH_ENOTFOUND / TH_ECORRUPT. */

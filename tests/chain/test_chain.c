@@ -1437,6 +1437,9 @@ TEST(bad_input_gets_clear_errors)
 	CHECK_EQ_INT(thx_chain_open(s, big, NULL, true, &c, &err), TH_EINVAL);
 	CHECK_EQ_INT(thx_chain_open(s, "bad\xff", NULL, true, &c, &err), TH_EINVAL);
 	CHECK(strstr(err.msg, "UTF-8") != NULL);
+	/* past the 8-byte ASCII fast path: a cut sequence, then a valid one */
+	CHECK_EQ_INT(thx_chain_open(s, "abcdefgh-ijklmnop\xc3", NULL, true, &c, &err), TH_EINVAL);
+	CHECK_EQ_INT(thx_chain_open(s, "abcdefgh-caf\xc3\xa9-ijklmnop", NULL, true, &c, &err), 0);
 	CHECK_EQ_INT(thx_chain_open(s, "nope", NULL, false, &c, &err), TH_ENOTFOUND);
 	c = chain(s, "ok", THX_NONE, 0);
 	CHECK_EQ_INT(thx_append(c, &(thx_event_in){ .actor = "ok", .type = big }, NULL, NULL,
