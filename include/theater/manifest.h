@@ -156,6 +156,11 @@ typedef struct thm_limits {
 	uint32_t mailbox_capacity;  /* queued messages before backpressure */
 	uint64_t request_timeout_ms;
 	uint64_t max_message_bytes;
+	/* Mailbox limits that fail the actor ("mailbox limit exceeded"),
+	 * 0 = none: full with no message finished for this long (its senders
+	 * wait meanwhile), and system-lane messages queued beyond this. */
+	uint64_t mailbox_full_ms;
+	uint32_t mailbox_system_max;
 } thm_limits;
 
 typedef enum thm_strategy {

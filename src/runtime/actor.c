@@ -97,6 +97,7 @@ const char *const rta_export_iface[RTA_NX] = {
 	[RTA_X_CHILD_ERROR] = "theater:simple/supervisor-handlers",
 	[RTA_X_CHILD_EXIT] = "theater:simple/supervisor-handlers",
 	[RTA_X_CHILD_STOP] = "theater:simple/supervisor-handlers",
+	[RTA_X_PROBE] = "theater:simple/health",
 };
 
 const char *const rta_export_name[RTA_NX] = {
@@ -109,6 +110,7 @@ const char *const rta_export_name[RTA_NX] = {
 	[RTA_X_CHILD_ERROR] = "handle-child-error",
 	[RTA_X_CHILD_EXIT] = "handle-child-exit",
 	[RTA_X_CHILD_STOP] = "handle-child-external-stop",
+	[RTA_X_PROBE] = "check",
 };
 
 const char *const rta_export_full[RTA_NX] = {
@@ -121,6 +123,7 @@ const char *const rta_export_full[RTA_NX] = {
 	[RTA_X_CHILD_ERROR] = "theater:simple/supervisor-handlers.handle-child-error",
 	[RTA_X_CHILD_EXIT] = "theater:simple/supervisor-handlers.handle-child-exit",
 	[RTA_X_CHILD_STOP] = "theater:simple/supervisor-handlers.handle-child-external-stop",
+	[RTA_X_PROBE] = "theater:simple/health.check",
 };
 
 static const char *const kind_names[] = {
@@ -421,6 +424,8 @@ static int deliver(rta_actor *to, rtm_msg *m, bool wake, th_err *err)
 		rtm_msg_free(m);
 		return th_err_set(err, TH_ESTATE, "actor %s has stopped", to->id);
 	}
+	if (sys)
+		rml_system_pushed(to); /* limits.mailbox_system_max */
 	if (wake)
 		rta_wake(to);
 	return 0;
@@ -748,6 +753,7 @@ static rta_export export_of(const rtm_msg *m)
 		case RTA_CTL_INIT: return RTA_X_INIT;
 		case RTA_CTL_CHILD_ERROR: return RTA_X_CHILD_ERROR;
 		case RTA_CTL_CHILD_EXIT: return RTA_X_CHILD_EXIT;
+		case RTA_CTL_PROBE: return RTA_X_PROBE;
 		default: return RTA_X_CHILD_STOP;
 		}
 	}
@@ -826,6 +832,13 @@ static int build_params(rta_actor *a, rta_export x, const rtm_msg *m,
 			rc = str_val(m->sender, &p->of.agg.items[0]);
 		return rc ? rc : opt_bytes(m->flags & RTA_MSGF_HAS_DATA, m->data,
 					   m->len, &p->of.agg.items[1]);
+	case RTA_X_PROBE:
+		rc = thc_val_agg(THC_TUPLE, 1, p);
+		if (!rc) {
+			p->of.agg.items[0].kind = THC_U64;
+			p->of.agg.items[0].of.u = m->ref;
+		}
+		return rc;
 	default:
 		rc = thc_val_agg(THC_TUPLE, 1, p);
 		return rc ? rc : str_val(m->sender, &p->of.agg.items[0]);
@@ -906,10 +919,31 @@ enum { CALL_STARTED, CALL_NONE, CALL_FAILED };
 
 /* Begin handling m: start the export (CALL_STARTED), or deal with the
  * message without a call (CALL_NONE: dropped, acknowledged), or fail. */
+/* The health export a probe message names (data = its function name in
+ * theater:simple/health), or -1. */
+static int probe_export(rta_actor *a, const rtm_msg *m)
+{
+	char name[128];
+	snprintf(name, sizeof name, "%.*s", (int)m->len, (const char *)m->data);
+	return thc_component_find_export(a->code->comp,
+					 rta_export_iface[RTA_X_PROBE], name);
+}
+
+/* A probe's call ended: answered (ok) or missed (why). Not committed and
+ * not counted as a handled message. */
+static void probe_end(rta_actor *a, bool ok, const char *why)
+{
+	rtm_msg *m = a->call.msg;
+	uint64_t n = m->ref;
+	call_release(a);
+	ack(a, m);
+	rhc_probe_done(a, n, ok, why);
+}
+
 static int start_call(rta_actor *a, rtm_msg *m)
 {
 	rta_export x = export_of(m);
-	int idx = a->code->exports[x];
+	int idx = x == RTA_X_PROBE ? probe_export(a, m) : a->code->exports[x];
 	thc_val args[2] = { { 0 } };
 	th_cbor_enc e;
 	th_err err = { 0 };
@@ -917,6 +951,16 @@ static int start_call(rta_actor *a, rtm_msg *m)
 
 	if (idx < 0) {
 		char why[160];
+		if (x == RTA_X_PROBE) {
+			uint64_t n = m->ref;
+			snprintf(why, sizeof why, "the actor does not export %s#%.*s",
+				 rta_export_iface[x], (int)m->len,
+				 (const char *)m->data);
+			drop(a, m, why);
+			ack(a, m);
+			rhc_probe_done(a, n, false, why);
+			return CALL_NONE;
+		}
 		if (x == RTA_X_CHILD_ERROR || x == RTA_X_CHILD_EXIT ||
 		    x == RTA_X_CHILD_STOP) {
 			/* A parent without supervisor-handlers: the notice is
@@ -1108,7 +1152,15 @@ static void finish_call(rta_actor *a)
 			 s && s->kind == THC_STRING ? (int)s->of.str.len : 0,
 			 s && s->kind == THC_STRING ? s->of.str.ptr : "");
 		thc_val_release(&res);
-		rta_fail(a, "handler-error", reason);
+		if (x == RTA_X_PROBE)
+			probe_end(a, false, reason);
+		else
+			rta_fail(a, "handler-error", reason);
+		return;
+	}
+	if (x == RTA_X_PROBE) {
+		thc_val_release(&res);
+		probe_end(a, true, NULL);
 		return;
 	}
 	ok = res.of.var.payload;
@@ -1361,6 +1413,15 @@ static rts_result actor_turn(rta_actor *a)
 			snprintf(reason, sizeof reason, "%s trapped: %s",
 				 rta_export_name[a->call.x],
 				 tr && tr->message ? tr->message : "trap");
+			if (a->call.x == RTA_X_PROBE) {
+				/* A missed probe, not a failure: the call is
+				 * ended and the actor goes on. */
+				thc_val none = { 0 };
+				th_err terr = { 0 };
+				thc_call_finish(a->inst, a->exec, &none, &terr);
+				probe_end(a, false, reason);
+				continue;
+			}
 			rta_fail(a, trap_kind(tr), reason);
 			return RTS_IDLE;
 		}

@@ -49,6 +49,7 @@ typedef enum rta_export {
 	RTA_X_CHILD_ERROR,
 	RTA_X_CHILD_EXIT,
 	RTA_X_CHILD_STOP,
+	RTA_X_PROBE,            /* theater:simple/health (health.c)     */
 	RTA_NX
 } rta_export;
 
@@ -85,7 +86,8 @@ enum {
 	RTA_CTL_INIT = 1,
 	RTA_CTL_CHILD_ERROR = 2,  /* sender = child id, data = reason      */
 	RTA_CTL_CHILD_EXIT = 3,   /* sender = child id, data = exit data   */
-	RTA_CTL_CHILD_STOP = 4    /* sender = child id                     */
+	RTA_CTL_CHILD_STOP = 4,   /* sender = child id                     */
+	RTA_CTL_PROBE = 5         /* ref = probe number, data = export name */
 };
 /* rtm_msg.flags bit for a CHILD_EXIT carrying data (option some). */
 #define RTA_MSGF_HAS_DATA 0x100

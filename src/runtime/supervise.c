@@ -149,6 +149,7 @@ void rsv_attach(rta_actor *a)
 	}
 	a->sv = n;
 	rhc_start(a);
+	rml_start(a);
 }
 
 void rsv_detach(rta_actor *a)
@@ -482,6 +483,7 @@ static void restart_one(rta_actor *x, bool own_turn)
 		return;
 	}
 	rhc_start(x);
+	rml_start(x);
 	if (!own_turn && atomic_load(&rt->closing)) {
 		/* The runtime is being freed and may have looked at x already:
 		 * stop it and wait, so that it has ended before the pool this
@@ -575,6 +577,7 @@ void rsv_on_end(rta_actor *a, int was, int life, bool external,
 	if (!n)
 		return;
 	rhc_stop(a);
+	rml_stop(a);
 	if (atomic_load(&rt->closing))
 		return;
 	pthread_mutex_lock(&n->lock);

@@ -1,8 +1,9 @@
 /*
  * supervise.h (internal) - supervision: restart policies, restart
  * intensity and escalation, backoff, circuit breaker (supervise.c, prefix
- * rsv_), the wait-for graph of requests (deadlock.c, rdl_) and health
- * probes (health.c, rhc_). See docs/supervision.md.
+ * rsv_), the wait-for graph of requests (deadlock.c, rdl_), health
+ * probes (health.c, rhc_) and mailbox limits (mblimit.c, rml_). See
+ * docs/supervision.md.
  *
  * Every actor gets an rsv_node at spawn (rta_actor.sv; NULL only when that
  * allocation failed, and then the actor is simply unsupervised). The
@@ -59,11 +60,19 @@ typedef struct rsv_node {
 	_Atomic bool due;           /* restart alone on its next turn       */
 	rtt_timer timer;            /* backoff, circuit reset               */
 
-	/* Health probes (health.c; timer thread only). */
+	/* Health probes (health.c): hc_armed on the actor's life path, the
+	 * rest under lock. */
 	rtt_timer hc_timer;
 	bool hc_armed;              /* hc_timer was armed in this life      */
-	uint64_t hc_handled, hc_stuck_since;
-	uint32_t hc_missed;
+	uint64_t hc_handled, hc_stuck_since; /* ping probes              */
+	uint64_t hc_seq, hc_sent;   /* export probes: last sent, when       */
+	bool hc_out;                /* ... and it is not answered yet       */
+	uint32_t hc_missed;         /* consecutive misses                   */
+
+	/* Mailbox limits (mblimit.c; timer thread, and its life path). */
+	rtt_timer ml_timer;
+	bool ml_armed;
+	uint64_t ml_handled, ml_full_since;
 
 	/* Wait-for graph (deadlock.c; under its global lock). */
 	rta_actor *waits_on;
@@ -122,5 +131,17 @@ void rdl_leave(rta_actor *from, uint64_t n);
 void rhc_start(rta_actor *a);
 /* Disarm them (not from the probe's own callback). */
 void rhc_stop(rta_actor *a);
+/* ---- mblimit.c ------------------------------------------------------------ */
+
+/* Arm / disarm a's limits.mailbox_full_ms watch (when it has one). */
+void rml_start(rta_actor *a);
+void rml_stop(rta_actor *a);
+/* A system-lane message was queued for a (rta_deliver): fail a if that
+ * is more than limits.mailbox_system_max. */
+void rml_system_pushed(rta_actor *a);
+
+/* The actor's turn ended export probe seq: ok (answered) or not (why:
+ * error, trap, missing export). */
+void rhc_probe_done(rta_actor *a, uint64_t seq, bool ok, const char *why);
 
 #endif

@@ -353,7 +353,8 @@ static int reference(ctx *c, const tt_value *v, const char *name, thm_ref *out)
 static int parse_limits(ctx *c, const tt_value *root, thm_limits *l)
 {
 	static const char *const keys[] = { "memory_pages", "fuel_per_message",
-		"mailbox_capacity", "request_timeout_ms", "max_message_bytes", NULL };
+		"mailbox_capacity", "request_timeout_ms", "max_message_bytes",
+		"mailbox_full_ms", "mailbox_system_max", NULL };
 	const tt_value *t;
 	int rc = get_table(c, root, "limits", &t);
 	if (rc || !t)
@@ -367,7 +368,11 @@ static int parse_limits(ctx *c, const tt_value *root, thm_limits *l)
 	    (rc = get_u64(c, t, "limits", "request_timeout_ms", 1, INT64_MAX,
 			  &l->request_timeout_ms)) ||
 	    (rc = get_u64(c, t, "limits", "max_message_bytes", 1, 1u << 30,
-			  &l->max_message_bytes)))
+			  &l->max_message_bytes)) ||
+	    (rc = get_u64(c, t, "limits", "mailbox_full_ms", 1, INT64_MAX,
+			  &l->mailbox_full_ms)) ||
+	    (rc = get_u32(c, t, "limits", "mailbox_system_max", 1, 1u << 24,
+			  &l->mailbox_system_max)))
 		return rc;
 	return 0;
 }

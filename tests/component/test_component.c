@@ -106,7 +106,7 @@ TEST(decode_full_world_dummy)
 	thcd_lifted *ex;
 	uint32_t nex;
 	REQUIRE(thcd_exports(&c, &ex, &nex, &err) == 0);
-	CHECK_EQ_INT(nex, 9); /* actor 1 + message-server-client 5 + supervisor-handlers 3 */
+	CHECK_EQ_INT(nex, 10); /* actor 1 + message-server-client 5 + supervisor-handlers 3 + health 1 */
 	uint32_t nfuncs = 0;
 	for (uint32_t i = 0; i < c.root->imports.n; i++) {
 		const thcd_insttype *it = c.root->insts.v[c.root->imports.v[i].idx].type;
@@ -161,7 +161,7 @@ TEST(world_check_accepts_counter)
 	rc = check(OUT "/full.wasm", &c, &err);
 	CHECK(rc == 0);
 	CHECK_EQ_INT(c->nimports, 49);
-	CHECK_EQ_INT(c->nexports, 9);
+	CHECK_EQ_INT(c->nexports, 10);
 	check_free(c);
 }
 

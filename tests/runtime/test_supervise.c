@@ -5,7 +5,8 @@
  * deadlocks of two and three actors, limit failures (memory bomb, endless
  * loop, deep recursion) that fail only their actor, mailbox preserve
  * (redelivery) and discard (recorded drops), state preserved or reset,
- * health probes and the supervision tree. Each test checks the chain
+ * health probes (ping and export probes) and the supervision tree. Each
+ * test checks the chain
  * events as well as the behaviour. The actor is
  * tests/runtime/actors/crasher.wat. No timing assertions: waits for
  * events are generous and only guard against a hang.
@@ -64,9 +65,10 @@ static rta_actor *child_of(thr_runtime *rt, const char *parent, const char *text
 static void send_ok(thr_runtime *rt, const char *id, const char *msg)
 {
 	th_err err = { 0 };
-	if (thr_send(rt, id, msg, strlen(msg), THR_SEND_WAIT, &err))
+	int rc = thr_send(rt, id, msg, strlen(msg), THR_SEND_WAIT, &err);
+	if (rc)
 		fprintf(stderr, "send: %s\n", err.msg);
-	REQUIRE(err.code == 0);
+	REQUIRE(rc == 0); /* err may hold a TH_EBUSY it waited through */
 }
 
 /* Wait (generously: only against a hang) until chain has n events of
@@ -115,21 +117,28 @@ static uint32_t restarts_of(thr_runtime *rt, const char *id)
 }
 
 /* The detail strings of the runtime chain's events of type about id. */
-static int runtime_count(thr_runtime *rt, const char *type, const char *id)
+/* Events of type in chain whose data holds the text has. */
+static int count_with(thr_runtime *rt, const char *chain, const char *type,
+		      const char *has)
 {
 	thx_chain *c;
 	int k = 0;
-	REQUIRE(thx_chain_open(thr_runtime_chains(rt), THX_RUNTIME_CHAIN, NULL,
-			       false, &c, NULL) == 0);
+	REQUIRE(thx_chain_open(thr_runtime_chains(rt), chain, NULL, false, &c,
+			       NULL) == 0);
 	uint64_t n = thx_chain_count(c);
 	for (uint64_t i = 0; i < n; i++) {
 		thx_event ev = { 0 };
 		REQUIRE(thx_get(c, i, &ev, NULL) == 0);
-		if (!strcmp(ev.type, type) && rtest_has(ev.data, ev.len, id))
+		if (!strcmp(ev.type, type) && rtest_has(ev.data, ev.len, has))
 			k++;
 		thx_event_release(&ev);
 	}
 	return k;
+}
+
+static int runtime_count(thr_runtime *rt, const char *type, const char *id)
+{
+	return count_with(rt, THX_RUNTIME_CHAIN, type, id);
 }
 
 #define FAST "[supervision]\nbackoff_min_ms = 0\nbackoff_max_ms = 0\nmax_restarts = 100\nwithin_seconds = 60\n"
@@ -635,6 +644,205 @@ TEST(an_idle_actor_passes_its_health_probes)
 	}
 	CHECK(rtest_count(rt, id, "health.missed") == 0);
 	CHECK(rta_life_get(rtg_find(rt->reg, id)) == RTA_READY);
+	thr_runtime_free(rt);
+}
+
+/* ---- export probes (tests/runtime/actors/prober.wat) ------------------- */
+
+static char *prober(const char *name, const char *health)
+{
+	static char buf[4][2048];
+	static int k;
+	char *b = buf[k++ % 4];
+	snprintf(b, sizeof buf[0],
+		 "name = \"%s\"\nversion = \"0.1.0\"\ncomponent = \"prober.wasm\"\n"
+		 "[[handler]]\ntype = \"message-server\"\n"
+		 "[supervision]\nrestart = \"temporary\"\n"
+		 "[supervision.health]\nprobe = \"export:check\"\n%s", name, health);
+	return b;
+}
+
+static uint64_t checks_of(thr_runtime *rt, const char *id)
+{
+	uint8_t *reply;
+	size_t len;
+	uint64_t n = 0;
+	REQUIRE(thr_request(rt, id, "?", 1, 0, &reply, &len, NULL) == 0);
+	REQUIRE(len == 8);
+	memcpy(&n, reply, 8);
+	thr_free(reply);
+	return n;
+}
+
+/* Each probe calls the export; answered probes are never missed. */
+TEST(export_probes_call_the_health_export)
+{
+	thr_runtime *rt;
+	char id[THR_ID_LEN + 1];
+	rtest_home();
+	rtest_wat("prober");
+	rt = rtest_runtime(2);
+	spawn_ok(rt, prober("ok", "interval_ms = 5\ntimeout_ms = 600000\nmax_missed = 1\n"), id);
+	for (int i = 0; i < 24000 && checks_of(rt, id) < 3; i++)
+		usleep(5000);
+	CHECK(checks_of(rt, id) >= 3);
+	CHECK(rtest_count(rt, id, "health.missed") == 0);
+	CHECK(rta_life_get(rtg_find(rt->reg, id)) == RTA_READY);
+	/* each call is in the chain: its result (state not committed) */
+	CHECK(count_with(rt, id, "export.result", "theater:simple/health.check") >= 3);
+	thr_runtime_free(rt);
+}
+
+/* An error result and a trap are misses (the actor goes on after a
+ * trapped probe: a second probe runs); max_missed of them fail it. */
+static void probe_fails(const char *mode, const char *reason_part)
+{
+	thr_runtime *rt;
+	char id[THR_ID_LEN + 1];
+	thr_actor_info info;
+	size_t n;
+	rtest_home();
+	rtest_wat("prober");
+	rt = rtest_runtime(2);
+	spawn_ok(rt, prober("sick", "interval_ms = 5\ntimeout_ms = 600000\nmax_missed = 2\n"), id);
+	send_ok(rt, id, mode);
+	wait_life(rt, id, RTA_FAILED);
+	REQUIRE(thr_actor_info_get(rt, id, &info, NULL) == 0);
+	CHECK(strstr(info.reason, "health check: 2 consecutive probes missed") != NULL);
+	CHECK(strstr(info.reason, reason_part) != NULL);
+	CHECK(rtest_count(rt, id, "health.missed") == 2);
+	CHECK(runtime_count(rt, "health.missed", id) == 2);
+	uint8_t *d = rtest_event(rt, id, "health.missed", &n);
+	CHECK(d && rtest_has(d, n, reason_part));
+	free(d);
+	d = rtest_event(rt, id, "actor.failed", &n);
+	CHECK(d && rtest_has(d, n, "unresponsive"));
+	free(d);
+	thr_runtime_free(rt);
+}
+
+TEST(an_export_probe_returning_an_error_is_a_miss)
+{
+	probe_fails("e", "check returned an error: sick");
+}
+
+TEST(an_export_probe_that_traps_is_a_miss_and_the_actor_goes_on)
+{
+	probe_fails("t", "check trapped");
+}
+
+/* A probe that never answers is missed after timeout_ms, once per
+ * timeout; no second probe is sent meanwhile. */
+TEST(an_export_probe_not_answered_in_time_is_a_miss)
+{
+	thr_runtime *rt;
+	char id[THR_ID_LEN + 1];
+	thr_actor_info info;
+	rtest_home();
+	rtest_wat("prober");
+	rt = rtest_runtime(2);
+	spawn_ok(rt, prober("hang", "interval_ms = 5\ntimeout_ms = 20\nmax_missed = 2\n"), id);
+	send_ok(rt, id, "l");
+	wait_life(rt, id, RTA_FAILED);
+	REQUIRE(thr_actor_info_get(rt, id, &info, NULL) == 0);
+	CHECK(strstr(info.reason, "not answered within 20 ms") != NULL);
+	CHECK(rtest_count(rt, id, "health.missed") == 2);
+	thr_runtime_free(rt);
+}
+
+TEST(an_export_probe_on_an_actor_without_the_export_is_a_miss)
+{
+	thr_runtime *rt = setup();
+	char id[THR_ID_LEN + 1];
+	thr_actor_info info;
+	spawn_ok(rt, manifest("noexp", "[supervision]\nrestart = \"temporary\"\n"
+			      "[supervision.health]\nprobe = \"export:check\"\n"
+			      "interval_ms = 5\ntimeout_ms = 600000\nmax_missed = 1\n"), id);
+	wait_life(rt, id, RTA_FAILED);
+	REQUIRE(thr_actor_info_get(rt, id, &info, NULL) == 0);
+	CHECK(strstr(info.reason, "does not export theater:simple/health#check") != NULL);
+	CHECK(rtest_count(rt, id, "message.dropped") >= 1);
+	thr_runtime_free(rt);
+}
+
+/* ---- mailbox limits (mblimit.c) ---------------------------------------- */
+
+/* A full mailbox is backpressure: senders wait (or get TH_EBUSY) and the
+ * actor is not failed while it drains it. */
+TEST(a_full_mailbox_that_drains_is_backpressure_not_a_failure)
+{
+	thr_runtime *rt = setup();
+	char id[THR_ID_LEN + 1];
+	uint64_t count, gen;
+	spawn_ok(rt, manifest("slow", "[limits]\nmailbox_capacity = 1\n"
+			      "mailbox_full_ms = 600000\n"), id);
+	for (int i = 0; i < 200; i++)
+		send_ok(rt, id, "+"); /* THR_SEND_WAIT: waits for room */
+	REQUIRE(thr_quiesce(rt, 0, NULL) == 0);
+	state_of(rt, id, &count, &gen);
+	CHECK(count == 200);
+	CHECK(rta_life_get(rtg_find(rt->reg, id)) == RTA_READY);
+	CHECK(rtest_count(rt, id, "actor.failed") == 0);
+	thr_runtime_free(rt);
+}
+
+/* Full, and nothing finishes (the handler sleeps): after
+ * limits.mailbox_full_ms the actor fails with the limit as its reason;
+ * its senders were refused meanwhile, and its policy restarts it. */
+TEST(a_mailbox_full_for_too_long_fails_its_actor)
+{
+	thr_runtime *rt = setup();
+	char id[THR_ID_LEN + 1];
+	th_err err = { 0 };
+	size_t n;
+	spawn_ok(rt, manifest("stuck", FAST "restart = \"permanent\"\n"
+			      "mailbox = \"discard\"\n"
+			      "[limits]\nmailbox_capacity = 2\nmailbox_full_ms = 40\n"), id);
+	send_ok(rt, id, "z"); /* taken at once, sleeps ten minutes */
+	for (int i = 0; i < 24000 && rtest_count(rt, id, "export.call") < 2; i++)
+		usleep(5000);
+	send_ok(rt, id, "+");
+	send_ok(rt, id, "+");
+	CHECK(thr_send(rt, id, "+", 1, 0, &err) == TH_EBUSY); /* backpressure */
+	wait_events(rt, id, "supervision.recovered", 1);
+	uint8_t *d = rtest_event(rt, id, "actor.failed", &n);
+	REQUIRE(d != NULL);
+	CHECK(rtest_has(d, n, "mailbox-limit"));
+	CHECK(rtest_has(d, n, "mailbox limit exceeded"));
+	CHECK(rtest_has(d, n, "limits.mailbox_full_ms"));
+	free(d);
+	CHECK(runtime_count(rt, "actor.failed", id) >= 1);
+	CHECK(rtest_count(rt, id, "message.dropped") >= 2); /* discard, recorded */
+	CHECK(restarts_of(rt, id) == 1);
+	thr_runtime_free(rt);
+}
+
+/* System-lane messages are never refused; more than
+ * limits.mailbox_system_max of them queued fails the actor. */
+TEST(system_messages_beyond_the_reserve_fail_the_actor)
+{
+	thr_runtime *rt = setup();
+	char id[THR_ID_LEN + 1];
+	thr_actor_info info;
+	rta_actor *a;
+	spawn_ok(rt, manifest("flooded", "[supervision]\nrestart = \"temporary\"\n"
+			      "[limits]\nmailbox_system_max = 3\n"), id);
+	a = rtg_find(rt->reg, id);
+	send_ok(rt, id, "z"); /* busy (asleep): notices queue up */
+	for (int i = 0; i < 24000 && rtest_count(rt, id, "export.call") < 2; i++)
+		usleep(5000);
+	for (int i = 0; i < 4; i++) {
+		rtm_msg *m = rtm_msg_new(RTM_CONTROL, RTM_SYSTEM, NULL, 0);
+		REQUIRE(m != NULL);
+		m->flags = RTA_CTL_CHILD_STOP;
+		snprintf(m->sender, sizeof m->sender, "some-child");
+		CHECK(rta_deliver(a, m, NULL) == 0); /* never refused */
+	}
+	wait_life(rt, id, RTA_FAILED);
+	REQUIRE(thr_actor_info_get(rt, id, &info, NULL) == 0);
+	CHECK(strstr(info.reason, "mailbox limit exceeded: 4 system messages "
+			"queued (limits.mailbox_system_max = 3)") != NULL);
+	CHECK(runtime_count(rt, "actor.failed", id) == 1);
 	thr_runtime_free(rt);
 }
 

@@ -56,6 +56,8 @@ static const char full_manifest[] =
 	"mailbox_capacity = 64\n"
 	"request_timeout_ms = 2500\n"
 	"max_message_bytes = 65536\n"
+	"mailbox_full_ms = 750\n"
+	"mailbox_system_max = 300\n"
 	"\n"
 	"[supervision]\n"
 	"strategy = \"rest_for_one\"\n"
@@ -138,6 +140,8 @@ TEST(every_field)
 	CHECK_EQ_INT(m->limits.mailbox_capacity, 64);
 	CHECK_EQ_INT(m->limits.request_timeout_ms, 2500);
 	CHECK_EQ_INT(m->limits.max_message_bytes, 65536);
+	CHECK_EQ_INT(m->limits.mailbox_full_ms, 750);
+	CHECK_EQ_INT(m->limits.mailbox_system_max, 300);
 	const thm_supervision *s = &m->supervision;
 	CHECK(s->present);
 	CHECK_EQ_INT(s->strategy, THM_REST_FOR_ONE);
@@ -172,6 +176,8 @@ TEST(defaults)
 	CHECK_EQ_INT(m->limits.mailbox_capacity, THM_DEFAULT_MAILBOX_CAPACITY);
 	CHECK_EQ_INT(m->limits.request_timeout_ms, THM_DEFAULT_REQUEST_TIMEOUT_MS);
 	CHECK_EQ_INT(m->limits.max_message_bytes, THM_DEFAULT_MAX_MESSAGE_BYTES);
+	CHECK_EQ_INT(m->limits.mailbox_full_ms, 0);
+	CHECK_EQ_INT(m->limits.mailbox_system_max, 0);
 	CHECK(!m->supervision.present);
 	CHECK_EQ_INT(m->supervision.strategy, THM_ONE_FOR_ONE);
 	CHECK_EQ_INT(m->supervision.restart, THM_PERMANENT);
@@ -277,7 +283,7 @@ TEST(bad_manifests)
 	CHECK_EQ_STR(parse_bad(BASE "[limits]\nrequest_timeout_ms = \"1s\"\n"),
 		     "counter/manifest.toml:5:22: limits.request_timeout_ms must be a positive integer, not a string");
 	CHECK_EQ_STR(parse_bad(BASE "[limits]\nmemory_page = 3\n"),
-		     "counter/manifest.toml:5:15: unknown key 'limits.memory_page' (limits allows: memory_pages, fuel_per_message, mailbox_capacity, request_timeout_ms, max_message_bytes)");
+		     "counter/manifest.toml:5:15: unknown key 'limits.memory_page' (limits allows: memory_pages, fuel_per_message, mailbox_capacity, request_timeout_ms, max_message_bytes, mailbox_full_ms, mailbox_system_max)");
 	CHECK_EQ_STR(parse_bad("version = \"1\"\ncomponent = \"c.wasm\"\n"),
 		     "counter/manifest.toml:1:1: missing required key 'name'");
 	CHECK_EQ_STR(parse_bad("name = \"c\"\nversion = \"1\"\n"),
