@@ -46,6 +46,15 @@ static uint64_t pct(uint64_t *v, size_t n, double p)
 	return v[i];
 }
 
+/* CPU time of the whole process (every thread: server and clients). */
+static double cpu_s(void)
+{
+	struct rusage u;
+	getrusage(RUSAGE_SELF, &u);
+	return (double)u.ru_utime.tv_sec + (double)u.ru_utime.tv_usec / 1e6 +
+	       (double)u.ru_stime.tv_sec + (double)u.ru_stime.tv_usec / 1e6;
+}
+
 static double median(double *v, int n)
 {
 	for (int i = 0; i < n; i++)
@@ -424,8 +433,11 @@ int main(int argc, char **argv)
 	}
 	start();
 	build_send();
-	printf("theater network benchmark (one process, loopback; %ld CPUs online)\n",
-	       sysconf(_SC_NPROCESSORS_ONLN));
+	double load[3] = { 0, 0, 0 };
+	getloadavg(load, 3);
+	printf("theater network benchmark (one process, loopback; %ld CPUs online; "
+	       "load average %.2f %.2f %.2f)\n",
+	       sysconf(_SC_NPROCESSORS_ONLN), load[0], load[1], load[2]);
 
 	/* 1. connections */
 	thcl_loop *loops[2];
@@ -452,12 +464,13 @@ int main(int argc, char **argv)
 	int threads = 4;
 	uint64_t *lat = calloc((size_t)nreq, sizeof *lat);
 	double p50s[16], p99s[16], p999s[16], rps[16], raw50[16], raw99[16], dir50[16];
-	double a50[16], a99[16], a999[16], arps[16];
+	double a50[16], a99[16], a999[16], arps[16], cpu_b[16], cpu_a[16];
 	int depth = 8;
 	for (int r = 0; r < runs && r < 16; r++) {
 		pthread_t t[16];
 		struct rt_job jobs[16];
 		uint64_t s0 = th_now_ns();
+		double c0 = cpu_s();
 		for (int k = 0; k < threads; k++) {
 			jobs[k] = (struct rt_job){ cl, nconns, k * 7919 + r, 13,
 						   nreq / threads, lat + (size_t)k * (size_t)(nreq / threads) };
@@ -467,13 +480,16 @@ int main(int argc, char **argv)
 			pthread_join(t[k], NULL);
 		uint64_t s1 = th_now_ns();
 		size_t n = (size_t)(nreq / threads) * (size_t)threads;
+		cpu_b[r] = (cpu_s() - c0) * 1e6 / (double)n;
 		qsort(lat, n, sizeof *lat, cmp_u64);
 		p50s[r] = (double)pct(lat, n, 0.50) / 1e3;
 		p99s[r] = (double)pct(lat, n, 0.99) / 1e3;
 		p999s[r] = (double)pct(lat, n, 0.999) / 1e3;
 		rps[r] = (double)n * 1e9 / (double)(s1 - s0);
 		/* Event-driven clients (no application thread in the path). */
+		c0 = cpu_s();
 		async_rtt(cl, nconns, depth, nreq, lat, &arps[r]);
+		cpu_a[r] = (cpu_s() - c0) * 1e6 / (double)nreq;
 		qsort(lat, (size_t)nreq, sizeof *lat, cmp_u64);
 		a50[r] = (double)pct(lat, (size_t)nreq, 0.50) / 1e3;
 		a99[r] = (double)pct(lat, (size_t)nreq, 0.99) / 1e3;
@@ -498,11 +514,13 @@ int main(int argc, char **argv)
 	printf("\n2. actor.send round trip through the server, %d connections held, %d threads "
 	       "(one request in flight each), %d requests x %d runs (medians):\n",
 	       nconns, threads, nreq, rr);
-	printf("   p50 %.1f us   p99 %.1f us   p99.9 %.1f us   %.0f requests/s\n", m50, m99, m999,
-	       median(rps, rr));
+	printf("   p50 %.1f us   p99 %.1f us   p99.9 %.1f us   %.0f requests/s   "
+	       "CPU %.1f us/request (process, client + server)\n", m50, m99, m999,
+	       median(rps, rr), median(cpu_b, rr));
 	printf("   event-driven clients (%d in flight, completions on the client loop): "
-	       "p50 %.1f us   p99 %.1f us   p99.9 %.1f us   %.0f requests/s\n",
-	       depth, median(a50, rr), median(a99, rr), median(a999, rr), median(arps, rr));
+	       "p50 %.1f us   p99 %.1f us   p99.9 %.1f us   %.0f requests/s   CPU %.1f us/request\n",
+	       depth, median(a50, rr), median(a99, rr), median(a999, rr), median(arps, rr),
+	       median(cpu_a, rr));
 	printf("   reference, raw TCP ping-pong over loopback: p50 %.1f us, p99 %.1f us "
 	       "(server p50 = %.1fx, p99 = %.1fx)\n",
 	       mraw50, mraw99, m50 / mraw50, m99 / mraw99);
@@ -511,7 +529,7 @@ int main(int argc, char **argv)
 	       m99 <= 1000 ? "met" : "NOT met", median(a99, rr) <= 1000 ? "met" : "NOT met");
 
 	/* 3. streaming */
-	double live[16], hist[16], direct[16], ldirect[16];
+	double live[16], hist[16], direct[16], ldirect[16], cpu_l[16], cpu_h[16];
 	uint64_t gaps = 0, gaps_total = 0;
 	thcl_opts so = { .address = addr };
 	thcl *sc;
@@ -520,9 +538,13 @@ int main(int argc, char **argv)
 	for (int r = 0; r < rr; r++) {
 		char name[32];
 		snprintf(name, sizeof name, "bench-%d", r);
+		double c0 = cpu_s();
 		live[r] = stream(sc, name, 0, nevents, true, &gaps);
+		cpu_l[r] = (cpu_s() - c0) * 1e9 / (double)nevents;
 		gaps_total += gaps;
+		c0 = cpu_s();
 		hist[r] = stream(sc, name, 0, nevents, false, &gaps);
+		cpu_h[r] = (cpu_s() - c0) * 1e9 / (double)nevents;
 		gaps_total += gaps;
 		thx_chain *ch;
 		thx_chain_open(thr_runtime_chains(rt), name, NULL, false, &ch, NULL);
@@ -536,10 +558,11 @@ int main(int argc, char **argv)
 	printf("\n3. events streamed to one subscriber (16-byte data, window 4096, buffer 16384), "
 	       "%llu events x %d runs (medians):\n",
 	       (unsigned long long)nevents, rr);
-	printf("   live (producer appending in batches of 512 meanwhile): %.0f events/s "
-	       "(gap notices: %llu)\n",
-	       median(live, rr), (unsigned long long)gaps_total);
-	printf("   from history (catch-up from the chain): %.0f events/s\n", median(hist, rr));
+	printf("   live (producer appending in batches of 512 meanwhile): %.0f events/s, "
+	       "CPU %.0f ns/event (gap notices: %llu)\n",
+	       median(live, rr), median(cpu_l, rr), (unsigned long long)gaps_total);
+	printf("   from history (catch-up from the chain): %.0f events/s, CPU %.0f ns/event\n",
+	       median(hist, rr), median(cpu_h, rr));
 	printf("   reference, reading the chain in-process (thx_query_run): %.0f events/s\n",
 	       median(direct, rr));
 	printf("   reference, live in-process (same producer, a chain subscriber counting): "
