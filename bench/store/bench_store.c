@@ -8,13 +8,16 @@
  *     get through a fresh handle (store cache cold, page cache warm);
  *   - re-storing a 100 MB object with one byte inserted near its start:
  *     new bytes written as a share of the object (target < 1%).
- * Each timing is the median of REPS runs.
+ * Each timing is the median of REPS runs. Beside wall-clock figures it
+ * prints CPU time (all threads) relative to the SHA-256 reference's, and
+ * the load average before and after: the machine is shared.
  *
  *   bench_store [DIR...]        (default: /tmp and /dev/shm)
  *   BENCH_STORE_MB=256 REPS=3   sizes and repetitions
  */
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -41,6 +44,27 @@ static void fill(uint8_t *p, size_t n, uint64_t seed)
 static double secs(uint64_t t0)
 {
 	return (double)(th_now_ns() - t0) / 1e9;
+}
+
+/* CPU seconds used by the process so far (every thread). */
+static double cpu_now(void)
+{
+	struct rusage r;
+	getrusage(RUSAGE_SELF, &r);
+	return (double)(r.ru_utime.tv_sec + r.ru_stime.tv_sec) +
+	       (double)(r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6;
+}
+
+static void print_load(const char *when)
+{
+	char buf[128] = "?";
+	FILE *f = fopen("/proc/loadavg", "r");
+	if (f) {
+		if (!fgets(buf, sizeof buf, f))
+			snprintf(buf, sizeof buf, "?\n");
+		fclose(f);
+	}
+	printf("  load average %s: %s", when, buf);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -186,12 +210,16 @@ static void bench_dir(const char *dir, const uint8_t *buf, size_t n)
 		"put (sync none, 1 thread)", "put (sync none)",
 		"put (sync full)", "re-put (all present)", "get (fresh handle)",
 	};
-	double t[NOPS][16], ratio[NOPS][16];
+	double t[NOPS][16], ratio[NOPS][16], cpu[NOPS][16];
 	snprintf(root, sizeof root, "%s/s", base);
+	printf("\n%s:\n", dir);
+	print_load("before");
 	for (int r = 0; r < reps; r++) {
 		ths_hash h;
 		for (int op = 0; op < NOPS; op++) {
+			double c0 = cpu_now();
 			double ref = t_sha(buf, n), x = ref;
+			double c1 = cpu_now();
 			switch (op) {
 			case SHA: x = t_sha(buf, n); break;
 			case CDC: x = t_cdc(buf, n); break;
@@ -216,15 +244,19 @@ static void bench_dir(const char *dir, const uint8_t *buf, size_t n)
 			}
 			t[op][r] = x;
 			ratio[op][r] = ref / x;
+			cpu[op][r] = (cpu_now() - c1) / (c1 - c0);
 		}
 	}
 	rm_rf(root);
+	print_load("after ");
 	double mb = (double)n / 1e6;
-	printf("\n%s: %.0f MB, median of %d\n", dir, mb, reps);
-	printf("  %-26s %9s %12s\n", "", "MB/s", "vs SHA-256");
+	printf("  %.0f MB, median of %d; CPU: CPU seconds of all threads "
+	       "over those of the SHA-256 run\n", mb, reps);
+	printf("  %-26s %9s %12s %9s\n", "", "MB/s", "vs SHA-256", "CPU");
 	for (int op = 0; op < NOPS; op++)
-		printf("  %-26s %9.0f %11.0f%%\n", names[op],
-		       mb / median(t[op], reps), 100.0 * median(ratio[op], reps));
+		printf("  %-26s %9.0f %11.0f%% %9.2f\n", names[op],
+		       mb / median(t[op], reps), 100.0 * median(ratio[op], reps),
+		       median(cpu[op], reps));
 	rm_rf(base);
 }
 

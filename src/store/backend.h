@@ -27,6 +27,9 @@ struct ths__obj_info {
 	int64_t mtime_ns; /* when written or last touched (wall clock) */
 };
 
+/* A problem found by check: the file and what is wrong. */
+typedef void (*ths__problem_fn)(void *ud, const char *path, const char *msg);
+
 /* Called once per object by list; a non-zero return stops the listing
  * and is returned by list. */
 typedef int (*ths__list_fn)(void *ud, const struct ths__obj_info *info);
@@ -46,7 +49,10 @@ struct ths__backend_ops {
 		    struct ths__obj_info *out, th_err *err);
 	/* Sets an existing object's mtime to now (GC's grace period). */
 	int (*touch)(ths__backend *be, const ths_hash *h, th_err *err);
-	int (*batch_begin)(ths__backend *be, ths__batch **out, th_err *err);
+	/* many: the batch will hold many objects (a chunked put's chunks),
+	 * which a backend may store together (disk.c: one pack file). */
+	int (*batch_begin)(ths__backend *be, bool many, ths__batch **out,
+			   th_err *err);
 	/* Stages a copy of len bytes as object h; invisible until commit. */
 	int (*batch_add)(ths__batch *b, const ths_hash *h, const void *data,
 			 size_t len, th_err *err);
@@ -54,15 +60,22 @@ struct ths__backend_ops {
 	int (*batch_commit)(ths__batch *b, th_err *err);
 	/* Drops everything staged; frees the batch; accepts NULL. */
 	void (*batch_abort)(ths__batch *b);
+	/* Deletes object h; a backend may defer part of it to the next sync
+	 * (disk.c rewrites packs then), but the object stays readable until
+	 * then. */
 	int (*remove)(ths__backend *be, const ths_hash *h, th_err *err);
 	int (*list)(ths__backend *be, ths__list_fn fn, void *ud, th_err *err);
 	/* Deletes leftovers of interrupted writes. Only call when no writer
 	 * is active (GC holds the store's exclusive lock). */
 	int (*sweep_tmp)(ths__backend *be, uint64_t *removed, th_err *err);
-	/* Makes earlier removes durable. */
+	/* Completes and makes durable the earlier removes. */
 	int (*sync)(ths__backend *be, th_err *err);
 	/* Human-readable location of an object, for messages. */
 	void (*where)(ths__backend *be, const ths_hash *h, char *buf, size_t n);
+	/* Reports damaged containers (e.g. a pack whose index is corrupt)
+	 * through fn: what verify cannot see object by object. */
+	int (*check)(ths__backend *be, ths__problem_fn fn, void *ud,
+		     th_err *err);
 	void (*destroy)(ths__backend *be);
 };
 

@@ -6,6 +6,11 @@
  *                             digits); the file holds exactly the object's
  *                             bytes, so SHA-256 of the file is its name
  *   ROOT/tmp/PID.SEQ.HASH8    an object being written (never read)
+ *   ROOT/packs/NAME.pack      many objects in one file (pack.c)
+ *
+ * A batch begun with `many` (the chunks of a chunked put) goes to one new
+ * pack (pack.c); any other batch to loose files as below. Reads look in
+ * the packs first (an in-memory map), then for a loose file.
  *
  * Writes: each staged object goes to a new file in tmp/ (O_EXCL), then at
  * commit the data is made durable, the files are renamed into objects/,
@@ -26,6 +31,8 @@
 #include <unistd.h>
 
 #include "store/backend.h"
+#include "store/hmap.h"
+#include "store/pack.h"
 
 #define SMALL_BATCH 8
 
@@ -35,6 +42,7 @@ struct disk {
 	int rootfd, objfd, tmpfd;
 	int sync;
 	_Atomic uint64_t seq;
+	ths__packset *ps;
 };
 
 struct staged {
@@ -48,6 +56,7 @@ struct ths__batch {
 	struct staged *v;
 	size_t n, cap;
 	bool big; /* more than SMALL_BATCH files: syncfs instead of fsync */
+	ths__packw *pw; /* a pack batch: everything goes there */
 };
 
 int ths__errno_code(int e)
@@ -86,6 +95,8 @@ static void disk_where(ths__backend *be, const ths_hash *h, char *buf, size_t n)
 {
 	struct disk *d = (struct disk *)be;
 	char rel[THS_HEX_LEN + 2];
+	if (ths__packset_where(d->ps, h, buf, n))
+		return;
 	obj_rel(h, rel);
 	snprintf(buf, n, "%s/objects/%s", d->root, rel);
 }
@@ -147,6 +158,10 @@ static int disk_read(ths__backend *be, const ths_hash *h, size_t max,
 	char where[4200];
 	int rc = 0;
 	uint8_t *b = NULL;
+	rc = ths__packset_read(d->ps, h, max, buf, len, err);
+	if (rc != TH_ENOTFOUND)
+		return rc;
+	rc = 0;
 	int fd = disk_open_obj(d, h, err);
 	if (fd < 0)
 		return fd;
@@ -189,6 +204,9 @@ static int disk_peek(ths__backend *be, const ths_hash *h, uint8_t *buf,
 		     size_t n, size_t *got, th_err *err)
 {
 	struct disk *d = (struct disk *)be;
+	int rc = ths__packset_peek(d->ps, h, buf, n, got, err);
+	if (rc != TH_ENOTFOUND)
+		return rc;
 	int fd = disk_open_obj(d, h, err);
 	if (fd < 0)
 		return fd;
@@ -206,6 +224,11 @@ static void disk_prefetch(ths__backend *be, const ths_hash *h)
 {
 	struct disk *d = (struct disk *)be;
 	char rel[THS_HEX_LEN + 2];
+	struct ths__obj_info info;
+	if (ths__packset_stat(d->ps, h, &info) == 0) {
+		ths__packset_prefetch(d->ps, h);
+		return;
+	}
 	obj_rel(h, rel);
 	int fd = openat(d->objfd, rel, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -222,6 +245,8 @@ static int disk_stat(ths__backend *be, const ths_hash *h,
 	struct disk *d = (struct disk *)be;
 	char rel[THS_HEX_LEN + 2];
 	struct stat st;
+	if (ths__packset_stat(d->ps, h, out) == 0)
+		return 0;
 	obj_rel(h, rel);
 	if (fstatat(d->objfd, rel, &st, 0) != 0) {
 		char where[4200];
@@ -246,18 +271,32 @@ static int disk_touch(ths__backend *be, const ths_hash *h, th_err *err)
 	obj_rel(h, rel);
 	if (utimensat(d->objfd, rel, NULL, 0) != 0) {
 		char where[4200];
+		if (errno == ENOENT) {
+			int rc = ths__packset_touch(d->ps, h, err);
+			if (rc != TH_ENOTFOUND)
+				return rc;
+			errno = ENOENT;
+		}
 		disk_where(be, h, where, sizeof where);
 		return sys_err(err, errno, "cannot touch", where);
 	}
 	return 0;
 }
 
-static int disk_batch_begin(ths__backend *be, ths__batch **out, th_err *err)
+static int disk_batch_begin(ths__backend *be, bool many, ths__batch **out,
+			    th_err *err)
 {
 	ths__batch *b = th_calloc(1, sizeof *b);
 	if (!b)
 		return th_err_set(err, TH_ENOMEM, "out of memory (write batch)");
 	b->d = (struct disk *)be;
+	if (many) {
+		int rc = ths__packw_begin(b->d->ps, &b->pw, err);
+		if (rc) {
+			th_free(b);
+			return rc;
+		}
+	}
 	*out = b;
 	return 0;
 }
@@ -275,6 +314,8 @@ static int disk_batch_add(ths__batch *b, const ths_hash *h, const void *data,
 			  size_t len, th_err *err)
 {
 	struct disk *d = b->d;
+	if (b->pw)
+		return ths__packw_add(b->pw, h, data, len, err);
 	if (b->n == b->cap) {
 		size_t ncap = b->cap ? b->cap * 2 : 16;
 		struct staged *nv = th_realloc(b->v, ncap * sizeof *nv);
@@ -323,6 +364,7 @@ static void disk_batch_abort(ths__batch *b)
 {
 	if (!b)
 		return;
+	ths__packw_abort(b->pw);
 	batch_close_fds(b);
 	for (size_t i = 0; i < b->n; i++)
 		unlinkat(b->d->tmpfd, b->v[i].tmp, 0);
@@ -349,6 +391,12 @@ static int disk_batch_commit(ths__batch *b, th_err *err)
 	uint8_t touched[256] = { 0 };
 	int ntouched = 0;
 	bool made_dir = false;
+
+	if (b->pw) {
+		rc = ths__packw_commit(b->pw, err);
+		th_free(b);
+		return rc;
+	}
 
 	/* 1. Data durable. */
 	if (full) {
@@ -427,18 +475,31 @@ static int disk_remove(ths__backend *be, const ths_hash *h, th_err *err)
 {
 	struct disk *d = (struct disk *)be;
 	char rel[THS_HEX_LEN + 2];
+	/* A packed copy goes at the next sync (repack). */
+	bool packed = ths__packset_remove(d->ps, h);
 	obj_rel(h, rel);
 	if (unlinkat(d->objfd, rel, 0) != 0) {
 		char where[4200];
-		disk_where(be, h, where, sizeof where);
+		if (errno == ENOENT && packed)
+			return 0;
+		snprintf(where, sizeof where, "%s/objects/%s", d->root, rel);
 		return sys_err(err, errno, "cannot remove", where);
 	}
 	return 0;
 }
 
+static bool list_skip(void *ud, const ths_hash *h)
+{
+	return ths__hmap_find(ud, h) != NULL;
+}
+
+/* Loose objects first (each hash once; a copy also in a pack reports the
+ * later mtime of the two), then packed objects with no loose copy. */
 static int disk_list(ths__backend *be, ths__list_fn fn, void *ud, th_err *err)
 {
 	struct disk *d = (struct disk *)be;
+	ths__hmap loose;
+	ths__hmap_init(&loose);
 	int rc = 0;
 	for (int i = 0; i < 256 && !rc; i++) {
 		char dname[3];
@@ -448,12 +509,14 @@ static int disk_list(ths__backend *be, ths__list_fn fn, void *ud, th_err *err)
 		if (dfd < 0) {
 			if (errno == ENOENT)
 				continue;
-			return sys_err(err, errno, "cannot open directory", dname);
+			rc = sys_err(err, errno, "cannot open directory", dname);
+			break;
 		}
 		DIR *dir = fdopendir(dfd);
 		if (!dir) {
 			close(dfd);
-			return sys_err(err, errno, "cannot read directory", dname);
+			rc = sys_err(err, errno, "cannot read directory", dname);
+			break;
 		}
 		struct dirent *de;
 		while (!rc && (de = readdir(dir)) != NULL) {
@@ -474,13 +537,24 @@ static int disk_list(ths__backend *be, ths__list_fn fn, void *ud, th_err *err)
 			info.size = (uint64_t)st.st_size;
 			info.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 +
 					st.st_mtim.tv_nsec;
-			rc = fn(ud, &info);
+			struct ths__obj_info pinfo;
+			if (ths__packset_stat(d->ps, &info.hash, &pinfo) == 0 &&
+			    pinfo.mtime_ns > info.mtime_ns)
+				info.mtime_ns = pinfo.mtime_ns;
+			ths__hval *v;
+			if (ths__hmap_upsert(&loose, &info.hash, &v) < 0)
+				rc = TH_ENOMEM;
+			else
+				rc = fn(ud, &info);
 		}
 		closedir(dir);
 	}
 	if (rc && err && !err->code)
 		th_err_set(err, rc, "listing objects stopped: %s",
 			   th_strerror(rc));
+	if (!rc)
+		rc = ths__packset_list(d->ps, list_skip, &loose, fn, ud, err);
+	ths__hmap_release(&loose);
 	return rc;
 }
 
@@ -510,9 +584,19 @@ static int disk_sweep_tmp(ths__backend *be, uint64_t *removed, th_err *err)
 static int disk_sync(ths__backend *be, th_err *err)
 {
 	struct disk *d = (struct disk *)be;
+	int rc = ths__packset_repack(d->ps, err);
+	if (rc)
+		return rc;
 	if (d->sync == THS_SYNC_FULL && syncfs(d->rootfd) != 0)
 		return sys_err(err, errno, "syncfs", d->root);
 	return 0;
+}
+
+static int disk_check(ths__backend *be, ths__problem_fn fn, void *ud,
+		      th_err *err)
+{
+	struct disk *d = (struct disk *)be;
+	return ths__packset_check(d->ps, fn, ud, err);
 }
 
 static void disk_destroy(ths__backend *be)
@@ -520,6 +604,7 @@ static void disk_destroy(ths__backend *be)
 	struct disk *d = (struct disk *)be;
 	if (!d)
 		return;
+	ths__packset_free(d->ps);
 	if (d->tmpfd >= 0)
 		close(d->tmpfd);
 	if (d->objfd >= 0)
@@ -545,6 +630,7 @@ static const struct ths__backend_ops disk_ops = {
 	.sweep_tmp = disk_sweep_tmp,
 	.sync = disk_sync,
 	.where = disk_where,
+	.check = disk_check,
 	.destroy = disk_destroy,
 };
 
@@ -578,7 +664,9 @@ int ths__disk_open(const char *root, int sync, ths__backend **out, th_err *err)
 		goto fail;
 	}
 	if ((rc = open_subdir(d, "objects", &d->objfd, err)) != 0 ||
-	    (rc = open_subdir(d, "tmp", &d->tmpfd, err)) != 0)
+	    (rc = open_subdir(d, "tmp", &d->tmpfd, err)) != 0 ||
+	    (rc = ths__packset_open(root, d->rootfd, d->tmpfd, sync, &d->ps,
+				    err)) != 0)
 		goto fail;
 	*out = &d->base;
 	return 0;

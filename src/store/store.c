@@ -14,7 +14,14 @@
  *                                  fan-out directory). No header, so
  *                                  `sha256sum` of any object file prints
  *                                  its name.
+ *   ROOT/packs/NAME.pack           many objects in one file: the
+ *                                  chunks of a chunked put (format,
+ *                                  invariants P1-P3 and repacking in
+ *                                  pack.c). Not `sha256sum`-checkable
+ *                                  as a whole; `verify` checks each
+ *                                  object in it.
  *   ROOT/tmp/PID.SEQ.HASH8         objects being written; never read
+ *   ROOT/tmp/PID.SEQ.pack          a pack being written; never read
  *   ROOT/stores/ID/LOCK            flock()ed while a label of ID changes
  *   ROOT/stores/ID/labels/NAME     one label: exactly 65 bytes, the 64
  *                                  lowercase hex digits of the hash and
@@ -41,6 +48,8 @@
  * INVARIANTS
  *   I1. A file under objects/ is complete: its bytes hash to its name
  *       (unless the disk flipped bits since; reads and `verify` check).
+ *       A pack under packs/ is complete, and each object in it hashes
+ *       to its name (pack.c, P1 and P3).
  *   I2. If a manifest is in objects/, every chunk it lists is too.
  *       (Puts commit chunks, durably, before the manifest; GC deletes
  *       unreachable manifests, durably, before unreachable plain objects.)
@@ -50,24 +59,40 @@
  *   I4. Objects are immutable; only GC deletes them.
  *
  * WRITING (crash safety)
- *   Every object and label file is written to a new temporary file, made
- *   durable (fsync, or one syncfs for a big batch), renamed into place
- *   (atomic), and then its directory is made durable. A crash (kill -9,
- *   power loss) at any point leaves either no file or the complete file
- *   under the final name, plus perhaps stray temporaries that nothing
- *   reads and GC deletes. A put returns (acknowledges the hash) only
- *   after the last step, so an acknowledged object survives power loss.
+ *   Every object, pack and label file is written to a new temporary
+ *   file, made durable (fsync/fdatasync), renamed into place (atomic),
+ *   and then its directory is made durable. A crash (kill -9, power
+ *   loss) at any point leaves either no file or the complete file under
+ *   the final name, plus perhaps stray temporaries that nothing reads
+ *   and GC deletes. A put returns (acknowledges the hash) only after the
+ *   last step, so an acknowledged object survives power loss.
+ *   fsync policy of one put: content of at most 64 KiB is one loose
+ *   object: fsync of the file, of objects/xx (and of objects/ if xx was
+ *   new). Chunked content: its new chunks go to ONE pack (a new pack
+ *   every 1 GiB): the pack is written during the put (O_DIRECT), then
+ *   one fdatasync of the pack, rename, one fsync of packs/; then the
+ *   manifest as a loose object as above. So 2 data syncs and 2-3
+ *   directory syncs per put, whatever its size.
  *   With THS_SYNC_NONE the fsyncs are skipped: atomicity against a
  *   process crash remains, durability against power loss does not.
+ *
+ * PUT PIPELINE (a chunked put of at least 4 MiB)
+ *   The calling thread finds chunk boundaries (cdc.c) and copies new
+ *   chunks into the pack's buffer; a helper thread hashes chunks
+ *   (hasher.c); the pack's writer thread writes full 4 MiB buffers. No
+ *   byte is read twice from the input and none is re-read from disk.
  *
  * GARBAGE COLLECTION (gc.c): mark and sweep under the exclusive lock.
  *   Roots: every label of every named store, every pin of this handle, and
  *   every object whose mtime is within the grace period before GC began
  *   (a put that returned a hash not yet labelled; a put of content already
- *   present touches the object so that it counts as fresh). Marking a
- *   manifest marks its chunks. Sweep deletes unmarked manifests first,
- *   syncs, then the other unmarked objects, then stray temporaries (no
- *   writer can be active: they hold the shared lock). GC only ever
+ *   present touches the object so that it counts as fresh; a packed
+ *   object's mtime is its pack's). Marking a manifest marks its chunks.
+ *   Sweep deletes unmarked manifests first, syncs, then the other
+ *   unmarked objects (a pack holding some is rewritten without them,
+ *   the new pack durable before the old one goes), then stray
+ *   temporaries (no writer can be active: they hold the shared lock).
+ *   GC only ever
  *   deletes unreachable objects, so stopping it at any point is safe; the
  *   order keeps I2 true at every instant.
  *
@@ -96,9 +121,13 @@
 #define DEFAULT_READAHEAD 4
 /* Input window of a streaming put: at least two maximal chunks. */
 #define PUT_WINDOW (4u << 20)
-/* A write batch is committed once it holds this many files or bytes. */
+/* A batch of loose files is committed once it holds this many files or
+ * bytes; a pack (the chunks of a chunked put) once it holds PACK_BYTES. */
 #define BATCH_FILES 512
 #define BATCH_BYTES (64u << 20)
+#define PACK_BYTES ((size_t)1 << 30)
+/* Chunks a streaming reader of big content reads and hashes ahead. */
+#define GET_AHEAD 8
 /* Largest object file read whole (a manifest of ~1.8 TB of content). */
 #define OBJECT_MAX ((size_t)1 << 30)
 
@@ -278,6 +307,7 @@ struct put_ctx {
 	ths__batch *batch;
 	size_t staged_files, staged_bytes;
 	ths__hmap staged; /* hashes in the open batch (in-put duplicates) */
+	bool many;        /* chunks: one pack per batch */
 	th_err *err;
 };
 
@@ -315,7 +345,8 @@ static int put_object(struct put_ctx *c, const ths_hash *h, const uint8_t *p,
 			*c->err = serr;
 		return rc;
 	}
-	if (!c->batch && (rc = be->ops->batch_begin(be, &c->batch, c->err)))
+	if (!c->batch &&
+	    (rc = be->ops->batch_begin(be, c->many, &c->batch, c->err)))
 		return rc;
 	ths__hval *slot;
 	if (ths__hmap_upsert(&c->staged, h, &slot) < 0)
@@ -324,7 +355,9 @@ static int put_object(struct put_ctx *c, const ths_hash *h, const uint8_t *p,
 		return rc;
 	c->staged_files++;
 	c->staged_bytes += n;
-	if (c->staged_files >= BATCH_FILES || c->staged_bytes >= BATCH_BYTES)
+	if (c->many ? c->staged_bytes >= PACK_BYTES
+		    : c->staged_files >= BATCH_FILES ||
+		      c->staged_bytes >= BATCH_BYTES)
 		return put_commit(c);
 	return 0;
 }
@@ -446,6 +479,7 @@ static int put_run(ths_store *s, struct put_src *src, uint64_t total_hint,
 		rc = th_err_set(err, TH_ENOMEM, "out of memory (hasher)");
 		goto out;
 	}
+	c.many = true;
 	for (;;) {
 		if (!src->eof && src->end - src->start < THS_CHUNK_MAX) {
 			/* src_fill moves the window: finish what points into it. */
@@ -474,6 +508,7 @@ static int put_run(ths_store *s, struct put_src *src, uint64_t total_hint,
 	/* I2: the chunks are durable and visible before the manifest is. */
 	if ((rc = put_commit(&c)) != 0)
 		goto out;
+	c.many = false;
 	ths__mf_builder_finish(&mf);
 	ths_hash mh;
 	if ((rc = ths__sha256(mf.buf, mf.len, &mh)) != 0) {
@@ -581,6 +616,14 @@ struct ths_reader {
 	size_t idx;          /* next chunk to load */
 	size_t prefetched;   /* chunks below this have been prefetched */
 	uint64_t total;
+	/* Verify pipeline (big content, see reader_next_chunk): chunks
+	 * [idx, sent) are read and queued on hs for hashing; reading chunk
+	 * ahead_at failed with ahead_rc / ahead_err, reported when the
+	 * reader gets there. */
+	ths__hasher *hs;
+	size_t sent, ahead_at;
+	int ahead_rc;
+	th_err ahead_err;
 };
 
 int ths_reader_open(ths_store *s, const ths_hash *h, ths_reader **out,
@@ -604,6 +647,19 @@ int ths_reader_open(ths_store *s, const ths_hash *h, ths_reader **out,
 		/* Scan resistance: a big object streams past the cache. */
 		r->cache_chunks = r->total <= s->cache.budget / 8;
 		ths__cobj_release(o);
+		/* Big content streaming past the cache is hashed on a helper
+		 * thread while the next chunks are read. */
+		if (!r->cache_chunks && r->total >= PUT_WINDOW &&
+		    !s->single_thread) {
+			r->hs = ths__hasher_new(true);
+			if (!r->hs) {
+				rc = th_err_set(err, TH_ENOMEM,
+						"out of memory (reader)");
+				ths__mf_release(&r->mf);
+				o = NULL;
+				goto fail;
+			}
+		}
 	} else {
 		r->cur = o;
 		r->total = o->len;
@@ -621,7 +677,68 @@ uint64_t ths_reader_size(const ths_reader *r)
 	return r->total;
 }
 
-static int reader_next_chunk(ths_reader *r, th_err *err)
+/* Reads chunks ahead into the verify pipeline, up to GET_AHEAD. */
+static void reader_fill(ths_reader *r)
+{
+	ths__backend *be = r->s->be;
+	while (!r->ahead_rc && r->sent < r->mf.n &&
+	       ths__hasher_pending(r->hs) < GET_AHEAD) {
+		size_t ra_end = r->sent + 1 + r->s->readahead;
+		if (ra_end > r->mf.n)
+			ra_end = r->mf.n;
+		if (r->prefetched < r->sent + 1)
+			r->prefetched = r->sent + 1;
+		for (; r->prefetched < ra_end; r->prefetched++) {
+			be->ops->prefetch(be, &r->mf.chunks[r->prefetched].hash);
+			atomic_fetch_add(&r->s->n_readahead, 1);
+		}
+		uint8_t *buf;
+		size_t len;
+		r->ahead_rc = be->ops->read(be, &r->mf.chunks[r->sent].hash,
+					    OBJECT_MAX, &buf, &len,
+					    &r->ahead_err);
+		if (r->ahead_rc) {
+			r->ahead_at = r->sent;
+			break;
+		}
+		ths__hasher_submit(r->hs, buf, len);
+		r->sent++;
+	}
+}
+
+/* The next chunk from the verify pipeline, checked against the manifest
+ * (what ths__load does inline for other readers). */
+static int reader_take(ths_reader *r, ths__cobj **out, th_err *err)
+{
+	const struct ths__mf_chunk *c = &r->mf.chunks[r->idx];
+	reader_fill(r);
+	struct ths__hjob j;
+	if (!ths__hasher_take(r->hs, true, &j)) {
+		/* Nothing queued: reading chunk idx (= ahead_at) failed. */
+		if (err)
+			*err = r->ahead_err;
+		return r->ahead_rc;
+	}
+	uint8_t *buf = (uint8_t *)j.p; /* ours: read by reader_fill */
+	if (j.rc) {
+		th_free(buf);
+		return th_err_set(err, j.rc, "out of memory (hashing)");
+	}
+	if (memcmp(j.hash.b, c->hash.b, THS_HASH_LEN) != 0) {
+		char where[4200], hex[THS_HEX_LEN + 1];
+		r->s->be->ops->where(r->s->be, &c->hash, where, sizeof where);
+		ths_hash_hex(&j.hash, hex);
+		th_free(buf);
+		return th_err_set(err, TH_ECORRUPT, "object %s is corrupt: "
+				  "its %zu bytes hash to %s", where, j.n, hex);
+	}
+	if (!(*out = ths__cobj_new(&c->hash, buf, j.n)))
+		return th_err_set(err, TH_ENOMEM, "out of memory (object)");
+	return 0;
+}
+
+/* The next chunk through the cache, hashed inline. */
+static int reader_load(ths_reader *r, ths__cobj **out, th_err *err)
 {
 	ths_store *s = r->s;
 	/* Read-ahead: ask the backend for the next chunks while this one is
@@ -635,9 +752,16 @@ static int reader_next_chunk(ths_reader *r, th_err *err)
 		s->be->ops->prefetch(s->be, &r->mf.chunks[r->prefetched].hash);
 		atomic_fetch_add(&s->n_readahead, 1);
 	}
+	return ths__load(s, &r->mf.chunks[r->idx].hash, r->cache_chunks, out,
+			 err);
+}
+
+static int reader_next_chunk(ths_reader *r, th_err *err)
+{
+	ths_store *s = r->s;
 	const struct ths__mf_chunk *c = &r->mf.chunks[r->idx];
 	ths__cobj *o = NULL;
-	int rc = ths__load(s, &c->hash, r->cache_chunks, &o, err);
+	int rc = r->hs ? reader_take(r, &o, err) : reader_load(r, &o, err);
 	if (rc == 0 && o->len != c->size) {
 		char where[4200];
 		s->be->ops->where(s->be, &c->hash, where, sizeof where);
@@ -690,6 +814,10 @@ void ths_reader_close(ths_reader *r)
 {
 	if (!r)
 		return;
+	struct ths__hjob j;
+	while (r->hs && ths__hasher_take(r->hs, true, &j))
+		th_free((uint8_t *)j.p); /* read ahead, never consumed */
+	ths__hasher_free(r->hs);
 	ths__cobj_release(r->cur);
 	ths__mf_release(&r->mf);
 	th_free(r);

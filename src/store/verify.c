@@ -5,7 +5,10 @@
  * go on). Checks, reporting each problem with the file it is in:
  *   - every object file's bytes hash to its name (I1);
  *   - every manifest's chunks are present with the listed sizes (I2);
- *   - every label file is well formed and names a present object (I3).
+ *   - every label file is well formed and names a present object (I3);
+ *   - every pack file is whole and its index intact (the backend's check;
+ *     a flipped byte in a packed object is found by re-hashing it, and
+ *     reported with the pack's path and the object's offset).
  * An object written after the listing began is looked up again before it
  * is reported missing.
  */
@@ -133,6 +136,11 @@ static int v_object(struct verify *v, const struct ths__obj_info *info)
 	return 0;
 }
 
+static void v_problem(void *ud, const char *path, const char *msg)
+{
+	v_report(ud, path, "%s", msg);
+}
+
 static int v_label(void *ud, const char *store_id, const char *label,
 		   const ths_hash *hash, const char *path, const char *problem)
 {
@@ -177,6 +185,8 @@ int ths_verify(ths_store *s, ths_verify_fn report, void *ud,
 			progress(pud, done, v.total);
 	}
 	if (rc)
+		goto out;
+	if ((rc = s->be->ops->check(s->be, v_problem, &v, err)) != 0)
 		goto out;
 	if ((rc = ths__labels_each(s, v_label, &v, err)) != 0)
 		goto out;

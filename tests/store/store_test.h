@@ -10,10 +10,12 @@
 #include <sys/stat.h>
 
 #include "base/base.h"
+#include "store/store_int.h"
 #include "test.h"
 #include "theater/store.h"
 
 static char st_root[256];
+static ths_store *st_store; /* the last st_open */
 
 /* Opens a store in a new temporary directory (sync off: tests check
  * logic, not the disk). */
@@ -28,6 +30,7 @@ static inline ths_store *st_open(size_t cache_bytes)
 	if (rc)
 		fprintf(stderr, "  ths_open: %s\n", err.msg);
 	REQUIRE(rc == 0);
+	st_store = s;
 	return s;
 }
 
@@ -60,11 +63,27 @@ static inline uint8_t *st_random(size_t n, uint64_t seed)
 	return p;
 }
 
-/* Number of files under ROOT/objects. */
+static inline int st_count_one(void *ud, const struct ths__obj_info *info)
+{
+	TH_UNUSED(info);
+	(*(long *)ud)++;
+	return 0;
+}
+
+/* Number of objects, loose or packed (the backend's listing). */
 static inline long st_count_objects(void)
 {
+	long n = 0;
+	REQUIRE(st_store->be->ops->list(st_store->be, st_count_one, &n,
+					NULL) == 0);
+	return n;
+}
+
+/* Number of files under ROOT/DIR (objects, packs, tmp). */
+static inline long st_count_files(const char *dir)
+{
 	char cmd[400];
-	snprintf(cmd, sizeof cmd, "find %s/objects -type f | wc -l", st_root);
+	snprintf(cmd, sizeof cmd, "find %s/%s -type f | wc -l", st_root, dir);
 	FILE *f = popen(cmd, "r");
 	long n = -1;
 	if (f) {
