@@ -127,12 +127,21 @@ static rth_ret deliver_or_wait(rth_call *c, rta_actor *to, rtm_msg *m)
 	return RTH_PENDING;
 }
 
+/* The actor named by v. An actor usually sends to the same few actors:
+ * the last one found is kept (actor structs live as long as the runtime
+ * and ids never change hands, rt.h), which saves the registry's lock. */
 static rta_actor *target(rth_call *c, const thc_val *v)
 {
+	rta_actor *a = c->a, *to;
 	char id[64];
 	if (!rth_cstr(v, id, sizeof id))
 		return NULL;
-	return rtg_find(c->a->rt->reg, id);
+	if (a->last_to && !strcmp(a->last_to->id, id))
+		return a->last_to;
+	to = rtg_find(a->rt->reg, id);
+	if (to)
+		a->last_to = to;
+	return to;
 }
 
 static rth_ret no_target(rth_call *c, const thc_val *v)

@@ -1043,6 +1043,15 @@ static int commit_state(rta_actor *a, const thc_val *tuple)
 	if (opt->of.var.disc == 1 && opt->of.var.payload) {
 		const thc_val *b = opt->of.var.payload;
 		has = true;
+		if (b->kind == THC_BYTES && a->has_state && a->state &&
+		    a->state_len == b->of.bytes.len) {
+			/* Same size as the committed state (a counter, a fixed
+			 * record): overwritten in place, no allocation. */
+			pthread_mutex_lock(&a->lock);
+			memcpy(a->state, b->of.bytes.ptr, b->of.bytes.len);
+			pthread_mutex_unlock(&a->lock);
+			return 0;
+		}
 		if (b->kind == THC_BYTES) {
 			n = b->of.bytes.len;
 			copy = th_malloc(n ? n : 1);

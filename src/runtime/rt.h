@@ -147,6 +147,7 @@ struct rta_actor {
 	thx_chain *chain;
 
 	/* Owned by the actor's turn (one worker at a time). */
+	rta_actor *last_to;          /* last actor it sent to by id      */
 	thw_realm *realm;
 	thc_instance *inst;
 	thw_exec *exec;
