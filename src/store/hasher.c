@@ -2,7 +2,10 @@
  * hasher.c - in-order chunk hashing on a helper thread (hasher.h).
  * A ring of THS__HASHER_RING jobs and three counters: submitted (by the
  * put), hashed (by the helper), taken (by the put); all under one mutex,
- * which is held only to move a counter, never while hashing.
+ * which is held only to move a counter, never while hashing. A waiting
+ * taker asks for half of the pending jobs (`want`), and the helper wakes
+ * it only when that many are done: one wake-up per several chunks, not
+ * one per chunk.
  */
 #include <pthread.h>
 
@@ -15,6 +18,7 @@ struct ths__hasher {
 	pthread_t thread;
 	bool threaded, stop;
 	size_t submitted, hashed, taken;
+	size_t want; /* a taker sleeps until hashed reaches this (0: none) */
 	struct ths__hjob ring[THS__HASHER_RING];
 };
 
@@ -37,7 +41,10 @@ static void *hasher_main(void *arg)
 		hash_job(j);
 		pthread_mutex_lock(&hs->mu);
 		hs->hashed++;
-		pthread_cond_signal(&hs->done);
+		if (hs->want && hs->hashed >= hs->want) {
+			hs->want = 0;
+			pthread_cond_signal(&hs->done);
+		}
 	}
 	pthread_mutex_unlock(&hs->mu);
 	return NULL;
@@ -84,8 +91,14 @@ bool ths__hasher_take(ths__hasher *hs, bool wait, struct ths__hjob *out)
 		return false;
 	if (hs->threaded) {
 		pthread_mutex_lock(&hs->mu);
-		while (hs->hashed == hs->taken && wait)
-			pthread_cond_wait(&hs->done, &hs->mu);
+		if (hs->hashed == hs->taken && wait) {
+			size_t pending = hs->submitted - hs->taken;
+			size_t target = hs->taken + (pending > 1 ? pending / 2 : 1);
+			while (hs->hashed < target) {
+				hs->want = target;
+				pthread_cond_wait(&hs->done, &hs->mu);
+			}
+		}
 		bool ready = hs->hashed > hs->taken;
 		pthread_mutex_unlock(&hs->mu);
 		if (!ready)
