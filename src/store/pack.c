@@ -44,9 +44,10 @@
  *       (store.c), as for loose objects; a flipped byte is reported with
  *       the pack's path and the object's offset in it.
  *
- * WRITING. ths__packw copies the appended objects into one of two 4 MiB
+ * WRITING. ths__packw copies the appended objects into one of four 4 MiB
  * buffers aligned to 4 KiB; a full buffer goes to a writer thread that
- * writes it while the caller fills the other. The file is opened with
+ * writes it while the caller fills the next (up to three queued, which
+ * rides out the disk's latency spikes). The file is opened with
  * O_DIRECT: the data goes to the disk during the put instead of all at
  * once in the final fdatasync, and the kernel neither copies it into the
  * page cache (measured here: a buffered write of a big file costs a
@@ -81,6 +82,7 @@
 #define REC_LEN 48
 #define FOOT_LEN 56
 #define WBUF (4u << 20)
+#define NBUF 4 /* buffers: one being filled, up to three being written */
 #define ALIGN 4096u
 #define NAME_LEN (THS_HEX_LEN + 5) /* hex + ".pack" */
 /* Packs kept open for reading; beyond this, reads open and close. */
@@ -828,20 +830,18 @@ struct ths__packw {
 	ths__packset *ps;
 	int fd;
 	char tmp[64];
-	uint8_t *mem, *buf[2];
-	int cur;
-	size_t fill;          /* bytes in buf[cur] */
-	uint64_t flushed;     /* file bytes before buf[cur] */
+	uint8_t *mem, *buf[NBUF];
+	size_t fill;          /* bytes in the buffer being filled */
 	struct rec *recs;
 	size_t n, cap;
-	/* The writer thread and its one job. */
+	/* The writer thread. Job k is buffer k % NBUF, written whole at file
+	 * offset k * WBUF; jobs [written, queued) are waiting or being
+	 * written, and the caller fills buffer queued % NBUF. */
 	pthread_t th;
-	bool threaded, busy, stop, direct;
+	bool threaded, stop, direct;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	const uint8_t *job;
-	size_t job_len;
-	uint64_t job_off;
+	uint64_t queued, written;
 	int werr;             /* errno of a failed write, sticky */
 };
 
@@ -864,33 +864,31 @@ static void *w_main(void *arg)
 	ths__packw *w = arg;
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		while (!w->busy && !w->stop)
+		while (w->written == w->queued && !w->stop)
 			pthread_cond_wait(&w->cv, &w->mu);
-		if (!w->busy)
+		if (w->written == w->queued)
 			break;
-		const uint8_t *p = w->job;
-		size_t n = w->job_len;
-		uint64_t off = w->job_off;
+		uint64_t k = w->written;
 		bool skip = w->werr != 0;
 		pthread_mutex_unlock(&w->mu);
-		int e = skip ? 0 : w_write(w, p, n, off);
+		int e = skip ? 0 : w_write(w, w->buf[k % NBUF], WBUF, k * WBUF);
 		pthread_mutex_lock(&w->mu);
 		if (e && !w->werr)
 			w->werr = e;
-		w->busy = false;
+		w->written++;
 		pthread_cond_broadcast(&w->cv);
 	}
 	pthread_mutex_unlock(&w->mu);
 	return NULL;
 }
 
-/* Waits until the writer is idle; returns its sticky errno. */
-static int w_idle(ths__packw *w)
+/* Waits until at most `most` jobs are pending; returns the sticky errno. */
+static int w_wait(ths__packw *w, uint64_t most)
 {
 	if (!w->threaded)
 		return w->werr;
 	pthread_mutex_lock(&w->mu);
-	while (w->busy)
+	while (w->queued - w->written > most)
 		pthread_cond_wait(&w->cv, &w->mu);
 	int e = w->werr;
 	pthread_mutex_unlock(&w->mu);
@@ -914,29 +912,27 @@ static int w_errmsg(ths__packw *w, int e, th_err *err)
 	return sys_err(err, e, "cannot write", w->ps->root, w->tmp);
 }
 
-/* Hands the full current buffer to the writer and switches buffers. */
+/* Hands the full current buffer to the writer, then waits until the
+ * next one is free. */
 static int w_flush(ths__packw *w, th_err *err)
 {
-	int e = w_idle(w);
-	if (e)
-		return w_errmsg(w, e, err);
+	int e;
 	if (!w->threaded) {
-		if ((e = w_write(w, w->buf[w->cur], w->fill, w->flushed)) != 0) {
+		uint64_t k = w->queued;
+		if ((e = w_write(w, w->buf[k % NBUF], WBUF, k * WBUF)) != 0) {
 			w->werr = e;
 			return w_errmsg(w, e, err);
 		}
+		w->queued = w->written = k + 1;
 	} else {
 		pthread_mutex_lock(&w->mu);
-		w->job = w->buf[w->cur];
-		w->job_len = w->fill;
-		w->job_off = w->flushed;
-		w->busy = true;
+		w->queued++;
 		pthread_cond_broadcast(&w->cv);
 		pthread_mutex_unlock(&w->mu);
 	}
-	w->flushed += w->fill;
 	w->fill = 0;
-	w->cur ^= 1;
+	if ((e = w_wait(w, NBUF - 1)) != 0)
+		return w_errmsg(w, e, err);
 	return 0;
 }
 
@@ -946,7 +942,7 @@ static int w_append(ths__packw *w, const uint8_t *p, size_t n, th_err *err)
 		size_t take = WBUF - w->fill;
 		if (take > n)
 			take = n;
-		memcpy(w->buf[w->cur] + w->fill, p, take);
+		memcpy(w->buf[w->queued % NBUF] + w->fill, p, take);
 		w->fill += take;
 		p += take;
 		n -= take;
@@ -969,14 +965,14 @@ int ths__packw_begin(ths__packset *ps, ths__packw **out, th_err *err)
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->cv, NULL);
 	int rc = 0;
-	w->mem = th_malloc(2 * (size_t)WBUF + ALIGN);
+	w->mem = th_malloc(NBUF * (size_t)WBUF + ALIGN);
 	if (!w->mem) {
 		rc = th_err_set(err, TH_ENOMEM, "out of memory (pack buffer)");
 		goto fail;
 	}
 	uintptr_t a = ((uintptr_t)w->mem + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1);
-	w->buf[0] = (uint8_t *)a;
-	w->buf[1] = w->buf[0] + WBUF;
+	for (int i = 0; i < NBUF; i++)
+		w->buf[i] = (uint8_t *)a + (size_t)i * WBUF;
 	int flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
 	w->direct = true; /* see WRITING */
 	for (int tries = 0; w->fd < 0; tries++) {
@@ -1024,7 +1020,7 @@ int ths__packw_add(ths__packw *w, const ths_hash *h, const void *data,
 	put_u64(hdr + 32, len);
 	struct rec *r = &w->recs[w->n];
 	r->h = *h;
-	r->off = w->flushed + w->fill + ENT_HDR;
+	r->off = w->queued * WBUF + w->fill + ENT_HDR;
 	r->size = len;
 	int rc = w_append(w, hdr, ENT_HDR, err);
 	if (!rc)
@@ -1060,7 +1056,7 @@ int ths__packw_commit(ths__packw *w, th_err *err)
 	ths__packset *ps = w->ps;
 	int rc = 0;
 	uint8_t *idx = NULL;
-	int e = w_idle(w);
+	int e = w_wait(w, 0);
 	w_stop(w);
 	if (e) {
 		rc = w_errmsg(w, e, err);
@@ -1092,13 +1088,14 @@ int ths__packw_commit(ths__packw *w, th_err *err)
 		th_err_set(err, rc, "out of memory (hashing)");
 		goto out;
 	}
-	uint64_t x = w->flushed + w->fill;
+	uint64_t tail = w->queued * WBUF, x = tail + w->fill;
 	uint8_t *f = idx + ilen;
 	memcpy(f, IDX_MAGIC, MAGIC_LEN);
 	put_u64(f + 8, w->n);
 	put_u64(f + 16, x);
 	memcpy(f + 24, ih.b, THS_HASH_LEN);
-	if ((e = pwrite_all(w->fd, w->buf[w->cur], w->fill, w->flushed)) != 0 ||
+	if ((e = pwrite_all(w->fd, w->buf[w->queued % NBUF], w->fill,
+			    tail)) != 0 ||
 	    (e = pwrite_all(w->fd, idx, ilen + FOOT_LEN, x)) != 0) {
 		rc = w_errmsg(w, e, err);
 		goto out;
