@@ -29,6 +29,12 @@
  *                        progress then, if any, was cut short and has no
  *                        outcome; the state must be the one of export.result
  *                        state-seq; a new instance follows (component.loaded)
+ * Health probes (supervision's export probes): export.call / export.result
+ * of "theater:simple/health.check" whatever function the probe names (its
+ * name is the data of the control message with that msg-id, remembered by
+ * next_raw); a probe's state is never committed, and a probe that traps is
+ * a miss, not a failure: its export.call is recorded, nothing after it, and
+ * the instance goes on (as live).
  * Everything else (message.received, permission.denied, message.response,
  * message.dropped, supervision notices ...) is not an input of the actor
  * and is skipped (interpreted() lists what is read).
@@ -124,6 +130,11 @@ struct rp {
 	uint64_t state_seq;
 	bool has_state_seq;
 
+	/* Control messages' data by id (the function a health probe names);
+	 * the last RP_CTL of them. */
+	struct { uint64_t id; char name[64]; } ctl[16];
+	unsigned nctl;
+
 	/* A runtime crash cut the call in progress short: the actor.resumed
 	 * met inside it is held for the walk (no verdict on that call). */
 	bool cut;
@@ -199,6 +210,37 @@ static bool interpreted(const char *type)
 	return false;
 }
 
+/* message.received [id, "control", sender, ref, data]: a probe's data is
+ * the name of the health function it calls. */
+static void remember_control(rp *r, const thx_event *ev)
+{
+	th_cbor_dec d;
+	uint64_t n, id, ref;
+	const char *k, *snd;
+	size_t kl, sl, bl;
+	const uint8_t *b;
+	th_cbor_dec_init(&d, ev->data, ev->len);
+	if (th_cbor_get_array(&d, &n, NULL) || n != 5 ||
+	    th_cbor_get_uint(&d, &id, NULL) || th_cbor_get_text(&d, &k, &kl, NULL) ||
+	    kl != 7 || memcmp(k, "control", 7) || th_cbor_get_text(&d, &snd, &sl, NULL) ||
+	    th_cbor_get_uint(&d, &ref, NULL) || th_cbor_get_bytes(&d, &b, &bl, NULL) ||
+	    bl == 0 || bl >= sizeof r->ctl[0].name)
+		return;
+	unsigned i = r->nctl++ % TH_ARRAY_LEN(r->ctl);
+	r->ctl[i].id = id;
+	memcpy(r->ctl[i].name, b, bl);
+	r->ctl[i].name[bl] = 0;
+}
+
+/* The health function probe message msg calls ("check" when unknown). */
+static const char *probe_name(const rp *r, uint64_t msg)
+{
+	for (unsigned i = 0; i < TH_ARRAY_LEN(r->ctl) && i < r->nctl; i++)
+		if (r->ctl[i].id == msg)
+			return r->ctl[i].name;
+	return "check";
+}
+
 /* Read event r->pos into *ev and advance. 1: got one, 0: at the end,
  * negative: error (r->err set). */
 static int next_raw(rp *r, thx_event *ev)
@@ -232,6 +274,8 @@ static int next_raw(rp *r, thx_event *ev)
 	memcpy(r->prev_hash, ev->hash, THX_HASH_LEN);
 	r->has_prev = true;
 	r->pos++;
+	if (ev->type[0] == 'm' && !strcmp(ev->type, "message.received"))
+		remember_control(r, ev);
 	r->rep->events++;
 	r->rep->last_seq = ev->seq;
 	if (r->opt->progress && (r->pos & 1023) == 0)
@@ -873,7 +917,7 @@ static void outcome_release(rp_outcome *o)
 }
 
 /* Run export x with the recorded params; fills *o unless r->halt. */
-static int run_call(rp *r, int x, const uint8_t *params, size_t plen,
+static int run_call(rp *r, int x, int idx, const uint8_t *params, size_t plen,
 		    uint64_t seq, const char *type, rp_outcome *o)
 {
 	thc_val args[2] = { { 0 } };
@@ -881,10 +925,9 @@ static int run_call(rp *r, int x, const uint8_t *params, size_t plen,
 	th_cbor_dec d;
 	th_err cerr = { 0 };
 	char what[300];
-	int idx, rc;
+	int rc;
 
 	memset(o, 0, sizeof *o);
-	idx = r->xidx[x];
 	if (idx < 0) {
 		snprintf(what, sizeof what, "the component does not export %s",
 			 rta_export_full[x]);
@@ -951,7 +994,13 @@ static int run_call(rp *r, int x, const uint8_t *params, size_t plen,
 	}
 done:
 	r->in_call = false;
-	if (o->trapped) {
+	if (o->trapped && x == RTA_X_PROBE) {
+		/* A missed probe: the call ends, the instance goes on. */
+		thc_val none = { 0 };
+		th_err ferr = { 0 };
+		thc_call_finish(r->inst, r->exec, &none, &ferr);
+		thc_val_release(&none);
+	} else if (o->trapped) {
 		r->failed = true;
 		if (backtrace_cbor(r->exec, &o->bt, &o->bt_len))
 			return th_err_set(r->err, TH_ENOMEM, "out of memory");
@@ -963,20 +1012,18 @@ done:
 
 /* Compare a finished call with the export.result at ev (data decoded up to
  * the result item in d). */
-static int check_result(rp *r, int x, const thx_event *ev, th_cbor_dec *d,
-			rp_outcome *o)
+static int check_result(rp *r, int x, int idx, const thx_event *ev,
+			th_cbor_dec *d, rp_outcome *o)
 {
 	const uint8_t *res;
 	size_t n;
 	char exp[THRP_TEXT_MAX], act[THRP_TEXT_MAX];
 	thc_funcref f;
 	const thc_type *rt = NULL;
-	int idx;
 
 	if (item_span(d, &res, &n))
 		return th_err_set(r->err, TH_EINVAL, "event %llu (export.result): "
 				  "malformed data", (unsigned long long)ev->seq);
-	idx = r->xidx[x];
 	if (idx >= 0) {
 		thc_component_export(r->comp, (uint32_t)idx, &f);
 		rt = f.type->result;
@@ -996,6 +1043,8 @@ static int check_result(rp *r, int x, const thx_event *ev, th_cbor_dec *d,
 		return 0;
 	}
 	match(r, ev->seq, ev->type);
+	if (x == RTA_X_PROBE)
+		return 0; /* a probe's state is not committed */
 	return commit(r, &o->result, ev->seq);
 }
 
@@ -1094,7 +1143,7 @@ static int on_call(rp *r, const thx_event *ev, bool self_contained)
 	const uint8_t *params;
 	size_t plen;
 	rp_outcome o;
-	int x, rc;
+	int x, idx, rc;
 
 	th_cbor_dec_init(&d, ev->data, ev->len);
 	if (th_cbor_get_array(&d, &cnt, NULL) || cnt != (self_contained ? 4u : 3u) ||
@@ -1107,13 +1156,19 @@ static int on_call(rp *r, const thx_event *ev, bool self_contained)
 		return th_err_set(r->err, TH_EINVAL, "event %llu (%s): unknown export "
 				  "'%.*s'", (unsigned long long)ev->seq, ev->type,
 				  (int)nn, name);
+	idx = x != RTA_X_PROBE ? r->xidx[x]
+		: thc_component_find_export(r->comp, rta_export_iface[x],
+					    probe_name(r, msg));
 	r->self_contained = self_contained;
-	rc = run_call(r, x, params, plen, ev->seq, ev->type, &o);
+	rc = run_call(r, x, idx, params, plen, ev->seq, ev->type, &o);
 	r->self_contained = false;
 	if (rc || r->halt || r->cut)
 		goto out;
 	if (self_contained) {
-		rc = check_result(r, x, ev, &d, &o);
+		rc = check_result(r, x, idx, ev, &d, &o);
+	} else if (o.trapped && x == RTA_X_PROBE) {
+		/* A missed probe: nothing follows its host calls. */
+		match(r, ev->seq, ev->type);
 	} else if (o.trapped) {
 		rc = check_failure(r, &o);
 	} else {
@@ -1149,7 +1204,7 @@ static int on_call(rp *r, const thx_event *ev, bool self_contained)
 						(unsigned long long)res.seq,
 						(unsigned long long)ev->seq);
 			} else {
-				rc = check_result(r, x, &res, &rd, &o);
+				rc = check_result(r, x, idx, &res, &rd, &o);
 			}
 		}
 		thx_event_release(&res);

@@ -1427,6 +1427,10 @@ static rts_result actor_turn(rta_actor *a)
 				 * ended and the actor goes on. */
 				thc_val none = { 0 };
 				th_err terr = { 0 };
+				/* Its export.call is in the chain even when it made
+				 * no host call: a replay re-runs it (the trap may
+				 * have changed the instance's memory). */
+				rta_call_flush(a);
 				thc_call_finish(a->inst, a->exec, &none, &terr);
 				probe_end(a, false, reason);
 				continue;

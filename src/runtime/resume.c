@@ -23,7 +23,8 @@
  *   actor.restarted,
  *   actor.resumed           the component hash the actor ran last
  *   export.result           acknowledges its msg-id; an ok result commits
- *                           its state (the last one wins)
+ *                           its state (the last one wins; a health probe's
+ *                           result commits nothing)
  *   message.dropped         settles its msg-id (not redelivered)
  *   supervision.restarting  "state=reset": back to the initial state
  *   message.received,
@@ -380,6 +381,10 @@ static int find_state(rz_scan *z, const rtc_code *code, th_err *err)
 		for (int k = 0; k < RTA_NX; k++)
 			if (strlen(rta_export_full[k]) == nl && !memcmp(rta_export_full[k], name, nl))
 				x = k;
+		if (x == RTA_X_PROBE) { /* a health probe commits nothing */
+			thx_event_release(&ev);
+			continue;
+		}
 		if (x < 0 || code->exports[x] < 0) {
 			rc = th_err_set(err, TH_EINVAL, "event %llu (export.result): the "
 					"component has no export %.*s", (unsigned long long)seq,

@@ -516,6 +516,57 @@ TEST(crash_at_another_place_diverges_on_the_backtrace)
 	free(v4);
 }
 
+static uint64_t checks_of(thr_runtime *rt, const char *id)
+{
+	uint8_t *reply;
+	size_t len;
+	uint64_t n = 0;
+	REQUIRE(thr_request(rt, id, "?", 1, 0, &reply, &len, NULL) == 0);
+	REQUIRE(len == 8);
+	memcpy(&n, reply, 8);
+	thr_free(reply);
+	return n;
+}
+
+/* Health probes (tests/runtime/actors/prober.wat, probe "export:check"):
+ * answered, erring and trapping probes run between the messages; a trapped
+ * probe changed the instance (its count of checks) and is a miss, not a
+ * failure. The replay re-runs every probe where it ran, and the count the
+ * requests answered matches. */
+TEST(health_probes_answered_erring_and_trapped_replay)
+{
+	char id[THR_ID_LEN + 1], cmd[600];
+	thrp_report rep;
+	th_err err = { 0 };
+	setup();
+	snprintf(cmd, sizeof cmd, "wat2wasm tests/runtime/actors/prober.wat -o '%s/prober.wasm'",
+		 dir);
+	REQUIRE(system(cmd) == 0);
+	thr_runtime *rt = runtime();
+	spawn(rt, "prober.wasm", "[supervision]\nrestart = \"temporary\"\n"
+	      "[supervision.health]\nprobe = \"export:check\"\ninterval_ms = 5\n"
+	      "timeout_ms = 600000\nmax_missed = 100000\n", id);
+	static const char *modes[] = { "0", "t", "e", "0" };
+	for (size_t k = 0; k < TH_ARRAY_LEN(modes); k++) {
+		send(rt, id, modes[k]);
+		uint64_t base = checks_of(rt, id); /* after the mode changed */
+		for (int i = 0; i < 12000 && checks_of(rt, id) < base + 2; i++)
+			usleep(5000);
+		REQUIRE(checks_of(rt, id) >= base + 2);
+	}
+	thr_runtime_free(rt);
+	CHECK(seq_of(home, id, "health.missed", 0) != UINT64_MAX);
+	int rc = replay(home, id, NULL, &rep, &err);
+	if (rc || !rep.ok) {
+		fprintf(stderr, "%s\n", err.msg);
+		thrp_report_print(&rep, id, false, stderr);
+	}
+	CHECK_EQ_INT(rc, 0);
+	CHECK(rep.ok);
+	CHECK(!rep.crashed);
+	CHECK(rep.calls > 12);
+}
+
 /* An endless loop stopped by the manifest's fuel cap: the cap is in the
  * chain (actor.spawning), the replay stops at the same place. */
 TEST(out_of_fuel_is_reproduced_with_the_recorded_cap)
