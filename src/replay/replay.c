@@ -820,9 +820,12 @@ static int instantiate(rp *r)
 
 static int export_of(const char *full, size_t n)
 {
+	static const char probe[] = "theater:simple/health.";
 	for (int x = 0; x < RTA_NX; x++)
 		if (strlen(rta_export_full[x]) == n && !memcmp(rta_export_full[x], full, n))
 			return x;
+	if (n > sizeof probe - 1 && !memcmp(full, probe, sizeof probe - 1))
+		return RTA_X_PROBE; /* a probe recorded under its own function */
 	return -1;
 }
 
@@ -1156,9 +1159,17 @@ static int on_call(rp *r, const thx_event *ev, bool self_contained)
 		return th_err_set(r->err, TH_EINVAL, "event %llu (%s): unknown export "
 				  "'%.*s'", (unsigned long long)ev->seq, ev->type,
 				  (int)nn, name);
-	idx = x != RTA_X_PROBE ? r->xidx[x]
-		: thc_component_find_export(r->comp, rta_export_iface[x],
-					    probe_name(r, msg));
+	if (x == RTA_X_PROBE) {
+		/* "theater:simple/health.check" stands for any probe function:
+		 * its control message names it. */
+		char fn[64];
+		size_t at = strlen(rta_export_iface[x]) + 1;
+		snprintf(fn, sizeof fn, "%.*s", (int)(nn - at), name + at);
+		idx = thc_component_find_export(r->comp, rta_export_iface[x],
+						 strcmp(fn, "check") ? fn : probe_name(r, msg));
+	} else {
+		idx = r->xidx[x];
+	}
 	r->self_contained = self_contained;
 	rc = run_call(r, x, idx, params, plen, ev->seq, ev->type, &o);
 	r->self_contained = false;
