@@ -283,10 +283,11 @@ TH_API int thr_channel_send(thr_runtime *rt, uint64_t channel,
 			    const void *msg, size_t len, unsigned flags,
 			    th_err *err);
 
-/* Close the channel from the caller's side (the actor's
- * handle-channel-close runs, unless the actor closed it first) and
- * release it. After it returns, fn is not running and is never called
- * again for this channel. TH_ENOTFOUND for an unknown or released one. */
+/* Close the channel from the caller's side and release it: the actor's
+ * handle-channel-close runs after the messages sent before (unless the
+ * actor closed it or ended first; a full mailbox is waited for). After it
+ * returns, fn is not running and is never called again for this channel.
+ * TH_ENOTFOUND for an unknown or released one. */
 TH_API int thr_channel_close(thr_runtime *rt, uint64_t channel, th_err *err);
 
 /* ---- Events -------------------------------------------------------------- */

@@ -267,13 +267,25 @@ int thr_channel_send(thr_runtime *rt, uint64_t channel, const void *msg,
 int thr_channel_close(thr_runtime *rt, uint64_t channel, th_err *err)
 {
 	rtx_end *x = reg_take(rt->ext, channel);
+	rta_actor *a;
+	rtm_msg *m;
 	if (!x)
 		return th_err_set(err, TH_ENOTFOUND, "no open channel c%llu",
 				  (unsigned long long)channel);
 	pthread_mutex_lock(&x->lock);
 	x->closed = true;
 	pthread_mutex_unlock(&x->lock);
-	rtq_channel_close_ext(rt, channel);
 	rtx_unref(x); /* the registry's */
+	/* The close follows the messages sent before it, in the same lane,
+	 * waiting for room like them: handle-channel-close always runs,
+	 * unless the actor ends first (then the delivery fails, and the end
+	 * closed the channel anyway). */
+	if (!(a = rtq_channel_close_ext(rt, channel)))
+		return 0;
+	if (!(m = rtm_msg_new(RTM_CHANNEL_CLOSE, RTM_NORMAL, NULL, 0)))
+		return th_err_set(err, TH_ENOMEM, "out of memory telling %s of the close",
+				  a->id);
+	m->ref = channel;
+	(void)rtr_deliver_external(a, m, THR_SEND_WAIT, NULL);
 	return 0;
 }

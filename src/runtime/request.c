@@ -683,25 +683,23 @@ rta_actor *rtq_channel_actor_ext(thr_runtime *rt, uint64_t n)
 	return to;
 }
 
-void rtq_channel_close_ext(thr_runtime *rt, uint64_t n)
+rta_actor *rtq_channel_close_ext(thr_runtime *rt, uint64_t n)
 {
 	rtq_table *q = rt->rq;
 	rtq_chan *c;
-	rtm_msg *m;
+	rta_actor *to = NULL;
 	pthread_mutex_lock(&q->lock);
 	c = chan_find_locked(q, n);
 	c = c && c->ext ? chan_remove_locked(q, n) : NULL;
 	pthread_mutex_unlock(&q->lock);
 	if (!c)
-		return;
+		return NULL;
 	/* Still opening: the target's answer will find nothing. */
-	if (c->state == CH_OPEN &&
-	    (m = rtm_msg_new(RTM_CHANNEL_CLOSE, RTM_NORMAL, NULL, 0))) {
-		m->ref = n;
-		rta_deliver(c->b, m, NULL);
-	}
+	if (c->state == CH_OPEN)
+		to = c->b;
 	rtx_unref(c->ext);
 	th_free(c);
+	return to;
 }
 
 int rtq_channel_to_ext(thr_runtime *rt, rta_actor *a, uint64_t n,

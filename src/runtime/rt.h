@@ -418,9 +418,9 @@ int rtq_channel_open_ext(thr_runtime *rt, rtx_end *x, uint64_t n,
 			 th_err *err);
 /* The actor of external channel n while it is open, else NULL. */
 rta_actor *rtq_channel_actor_ext(thr_runtime *rt, uint64_t n);
-/* The external party ends n: removed; the actor gets channel-close if it
- * was open. */
-void rtq_channel_close_ext(thr_runtime *rt, uint64_t n);
+/* The external party ends n: removed from the table. Returns the actor
+ * to send channel-close to (NULL when n was not open). */
+rta_actor *rtq_channel_close_ext(thr_runtime *rt, uint64_t n);
 /* Actor a sends msg on n: when n's other party is external, it gets msg
  * (1); 0 when it is not (n is then an actor-to-actor channel, or not
  * open). */

@@ -483,6 +483,55 @@ TEST(external_channel_refused_unknown_or_unanswered)
 	thr_runtime_free(rt);
 }
 
+struct close_arg {
+	thr_runtime *rt;
+	uint64_t ch;
+	int rc;
+};
+
+static void *close_thread(void *arg)
+{
+	struct close_arg *c = arg;
+	c->rc = thr_channel_close(c->rt, c->ch, NULL);
+	return NULL;
+}
+
+TEST(close_waits_for_room_and_comes_after_the_messages)
+{
+	char a[THR_ID_LEN + 1], b[THR_ID_LEN + 1], cmd[128];
+	struct seen s;
+	pthread_t th;
+	th_err err = { 0 };
+	seen_init(&s);
+	thr_runtime *rt = setup(2);
+	spawn_ok(rt, manifest("a", relay_path, "[limits]\nmailbox_capacity = 4\n"), a);
+	spawn_ok(rt, manifest("b", relay_path, NULL), b);
+	uint64_t ch = open_ok(rt, a, "x", &s);
+	/* a waits for b's deferred answer: it takes no message meanwhile. */
+	snprintf(cmd, sizeof cmd, "r%sq", b);
+	send_str(rt, a, cmd);
+	wait_taken(rt, b, 0, 2);
+	int sent = 0;
+	while (thr_channel_send(rt, ch, "m", 1, 0, &err) == 0)
+		sent++;
+	CHECK_EQ_INT(err.code, TH_EBUSY);
+	CHECK(sent >= 1);
+	struct close_arg c = { .rt = rt, .ch = ch, .rc = 1 };
+	REQUIRE(pthread_create(&th, NULL, close_thread, &c) == 0);
+	/* b answers (its state is the request id): a goes on, makes room. */
+	send_str(rt, b, "Rdone");
+	pthread_join(th, NULL);
+	CHECK_EQ_INT(c.rc, 0);
+	quiesce(rt);
+	char *st = state_str(rt, a);
+	CHECK_EQ_STR(st, "closed"); /* the close came last */
+	free(st);
+	CHECK_EQ_INT(count_with(rt, a, "message.received", "channel-message"), sent);
+	CHECK_EQ_INT(count_with(rt, a, "message.received", "channel-close"), 1);
+	CHECK_EQ_INT(rtest_count(rt, a, "message.dropped"), 0);
+	thr_runtime_free(rt);
+}
+
 struct closer {
 	thr_runtime *rt;
 	uint64_t ch;
