@@ -35,8 +35,9 @@
  *       leaves a stray file in tmp/ (GC deletes it) and never a partial
  *       pack.
  *   P2. Packs are immutable. Removing objects (GC) writes a new pack
- *       with the live ones, makes it durable and visible, and only then
- *       unlinks the old pack: at every instant each live object is in at
+ *       with the live ones of every pack it rewrites (and of the small
+ *       packs it merges), makes it durable and visible, and only then
+ *       unlinks the old packs: at every instant each live object is in at
  *       least one valid pack. The same object may sit in two packs (two
  *       puts racing, or a crash in the middle of a repack); any copy
  *       serves.
@@ -88,6 +89,11 @@
 /* Packs kept open for reading; beyond this, reads open and close. */
 #define MAX_OPEN 128
 #define SCAN_MARGIN_NS 50000000
+/* GC merges the packs holding less than SMALL_PACK bytes of objects into
+ * one once there are SMALL_PACKS_MAX of them: puts of a few chunks each
+ * (actor states, say) would otherwise leave one small pack apiece. */
+#define SMALL_PACK ((uint64_t)4 << 20)
+#define SMALL_PACKS_MAX 8
 /* Prefetch asks the kernel for this much of a pack past the object asked
  * for: a put writes chunks in content order, so a sequential reader
  * reads a pack front to back, and one 64 KiB chunk ahead is too little
@@ -1130,41 +1136,55 @@ out:
 
 /* ---- Repacking (GC) ------------------------------------------------------------ */
 
-/* Copies pk's live objects into a new pack (none: nothing written). */
-static int repack_one(ths__packset *ps, struct pack *pk, th_err *err)
+/* Copies the live objects of packs todo[0..n) into one new pack, each
+ * hash once (nothing live: nothing written). */
+static int repack_into_one(ths__packset *ps, struct pack **todo, size_t n,
+			   th_err *err)
 {
 	ths__packw *w = NULL;
 	uint8_t *buf = NULL;
 	size_t cap = 0;
+	ths__hmap copied;
+	ths__hmap_init(&copied);
 	int rc = 0;
-	for (size_t i = 0; i < pk->n; i++) {
-		struct pentry *e = &pk->e[i];
-		pthread_mutex_lock(&ps->mu);
-		bool dead = ths__hmap_find(&ps->dead, &e->h) != NULL;
-		pthread_mutex_unlock(&ps->mu);
-		if (dead)
-			continue;
-		if (e->size > cap) {
-			th_free(buf);
-			cap = (size_t)e->size;
-			if (!(buf = th_malloc(cap))) {
+	for (size_t k = 0; k < n; k++) {
+		struct pack *pk = todo[k];
+		for (size_t i = 0; i < pk->n; i++) {
+			struct pentry *e = &pk->e[i];
+			ths__hval *v;
+			pthread_mutex_lock(&ps->mu);
+			bool dead = ths__hmap_find(&ps->dead, &e->h) != NULL;
+			pthread_mutex_unlock(&ps->mu);
+			if (dead)
+				continue;
+			int r = ths__hmap_upsert(&copied, &e->h, &v);
+			if (r == 0)
+				continue; /* already copied from another pack */
+			if (r >= 0 && e->size > cap) {
+				th_free(buf);
+				cap = (size_t)e->size;
+				if (!(buf = th_malloc(cap)))
+					cap = 0;
+			}
+			if (r < 0 || cap < e->size) {
 				rc = th_err_set(err, TH_ENOMEM, "out of memory "
 						"(repack)");
 				goto out;
 			}
-		}
-		struct loc l = { pk, e->off, e->size, 0 };
-		if ((rc = loc_read(ps, &l, buf, (size_t)e->size, err)) != 0) {
+			struct loc l = { pk, e->off, e->size, 0 };
+			rc = loc_read(ps, &l, buf, (size_t)e->size, err);
 			if (rc == TH_ENOTFOUND)
 				rc = th_err_set(err, rc, "pack %s/packs/%s "
 						"vanished during GC", ps->root,
 						pk->name);
-			goto out;
+			if (rc)
+				goto out;
+			if (!w && (rc = ths__packw_begin(ps, &w, err)) != 0)
+				goto out;
+			rc = ths__packw_add(w, &e->h, buf, (size_t)e->size, err);
+			if (rc)
+				goto out;
 		}
-		if (!w && (rc = ths__packw_begin(ps, &w, err)) != 0)
-			goto out;
-		if ((rc = ths__packw_add(w, &e->h, buf, (size_t)e->size, err)))
-			goto out;
 	}
 	if (w) {
 		rc = ths__packw_commit(w, err);
@@ -1172,49 +1192,56 @@ static int repack_one(ths__packset *ps, struct pack *pk, th_err *err)
 	}
 out:
 	ths__packw_abort(w);
+	ths__hmap_release(&copied);
 	th_free(buf);
 	return rc;
+}
+
+static uint64_t pack_bytes(const struct pack *pk)
+{
+	uint64_t b = 0;
+	for (size_t i = 0; i < pk->n; i++)
+		b += pk->e[i].size;
+	return b;
 }
 
 int ths__packset_repack(ths__packset *ps, th_err *err)
 {
 	struct pack **todo = NULL;
-	size_t n = 0;
+	size_t n = 0, nsmall = 0;
 	int rc = 0;
 	pthread_mutex_lock(&ps->mu);
-	if (ps->dead.count) {
-		size_t np = 0;
-		for (struct pack *pk = ps->packs; pk; pk = pk->next)
-			np++;
+	size_t np = 0;
+	for (struct pack *pk = ps->packs; pk; pk = pk->next) {
+		np++;
+		nsmall += pack_bytes(pk) < SMALL_PACK;
+	}
+	bool merge_small = nsmall >= SMALL_PACKS_MAX;
+	if (ps->dead.count || merge_small) {
 		todo = th_calloc(np ? np : 1, sizeof *todo);
 		if (!todo)
 			rc = th_err_set(err, TH_ENOMEM, "out of memory (repack)");
-		for (struct pack *pk = ps->packs; pk && todo; pk = pk->next) {
-			for (size_t i = 0; i < pk->n; i++) {
-				if (ths__hmap_find(&ps->dead, &pk->e[i].h)) {
-					pk->refs++;
-					todo[n++] = pk;
-					break;
-				}
-			}
+	}
+	for (struct pack *pk = ps->packs; pk && todo; pk = pk->next) {
+		bool take = merge_small && pack_bytes(pk) < SMALL_PACK;
+		for (size_t i = 0; i < pk->n && !take; i++)
+			take = ths__hmap_find(&ps->dead, &pk->e[i].h) != NULL;
+		if (take) {
+			pk->refs++;
+			todo[n++] = pk;
 		}
 	}
 	pthread_mutex_unlock(&ps->mu);
-	bool unlinked = false;
-	for (size_t i = 0; i < n && !rc; i++) {
-		/* P2: the live objects are in a durable new pack first. */
-		if ((rc = repack_one(ps, todo[i], err)) != 0)
-			break;
+	/* P2: the live objects are in a durable new pack before any old
+	 * pack goes. */
+	if (!rc && n)
+		rc = repack_into_one(ps, todo, n, err);
+	for (size_t i = 0; i < n && !rc; i++)
 		if (unlinkat(ps->packsfd, todo[i]->name, 0) != 0 &&
-		    errno != ENOENT) {
+		    errno != ENOENT)
 			rc = sys_err(err, errno, "cannot remove", ps->root,
 				     todo[i]->name);
-			break;
-		}
-		unlinked = true;
-	}
-	if (!rc && unlinked && ps->sync == THS_SYNC_FULL &&
-	    fsync(ps->packsfd) != 0)
+	if (!rc && n && ps->sync == THS_SYNC_FULL && fsync(ps->packsfd) != 0)
 		rc = sys_err(err, errno, "fsync of directory", ps->root, "packs");
 	pthread_mutex_lock(&ps->mu);
 	for (size_t i = 0; i < n; i++)

@@ -371,6 +371,39 @@ TEST(gc_rewrites_a_pack_keeping_only_its_live_chunks)
 	st_cleanup(s);
 }
 
+TEST(gc_merges_many_small_packs_into_one)
+{
+	ths_store *s = st_open(0);
+	th_err err = { 0 };
+	enum { N = 10 };
+	size_t n = 300 * 1024;
+	uint8_t *x[N];
+	ths_hash h[N];
+	for (int i = 0; i < N; i++) {
+		char label[16];
+		snprintf(label, sizeof label, "s%d", i);
+		x[i] = st_random(n, 100 + (uint64_t)i);
+		REQUIRE(ths_store_at_label(s, D, label, x[i], n, &h[i], &err) == 0);
+	}
+	CHECK_EQ_INT(st_count_files("packs"), N);
+	long objs = st_count_objects();
+	ths_gc_stats gs;
+	REQUIRE(ths_gc(s, 0, &gs, &err) == 0);
+	CHECK_EQ_INT(gs.removed, 0);
+	CHECK_EQ_INT(st_count_files("packs"), 1);
+	CHECK_EQ_INT(st_count_objects(), objs);
+	for (int i = 0; i < N; i++) {
+		uint8_t *d;
+		size_t len;
+		REQUIRE(ths_get(s, &h[i], n, &d, &len, &err) == 0);
+		CHECK(len == n && !memcmp(d, x[i], n));
+		ths_buf_free(d);
+		free(x[i]);
+	}
+	REQUIRE(ths_verify(s, NULL, NULL, NULL, NULL, NULL, &err) == 0);
+	st_cleanup(s);
+}
+
 TEST(packs_written_or_repacked_by_another_handle_are_seen)
 {
 	ths_store *s = st_open(0);
