@@ -200,7 +200,7 @@ static bool interpreted(const char *type)
 	static const char *const kinds[] = {
 		"export.call", "export.result", "actor.failed", "actor.spawning",
 		"component.loaded", "actor.instantiated", "actor.restarted",
-		"actor.resumed", "supervision.restarting",
+		"actor.resumed", "supervision.restarting", "actor.stopped",
 	};
 	if (!strncmp(type, "host.", 5))
 		return true;
@@ -293,12 +293,45 @@ static int next_significant(rp *r, thx_event *ev)
 	return rc;
 }
 
-/* Inside a call: an actor.resumed where its next step should be means the
- * runtime died during the call. Keep the event for the walk, cut the call
- * short (no verdict: its outcome was never recorded). */
+/* An actor.failed of a kind the engine produces when a call traps (the
+ * replay reproduces those); other kinds (unresponsive, mailbox-limit,
+ * escalation ...) end the actor from outside. */
+static bool engine_failure(const thx_event *ev)
+{
+	static const char *const kinds[] = {
+		"trap", "out-of-fuel", "stack-exhausted", "out-of-memory",
+		"memory-limit", "internal",
+	};
+	th_cbor_dec d;
+	uint64_t n;
+	const char *k;
+	size_t kl;
+	th_cbor_dec_init(&d, ev->data, ev->len);
+	if (!ev->data || th_cbor_get_array(&d, &n, NULL) || n < 2 ||
+	    th_cbor_get_text(&d, &k, &kl, NULL))
+		return true; /* malformed: left to check_failure to report */
+	for (size_t i = 0; i < TH_ARRAY_LEN(kinds); i++)
+		if (strlen(kinds[i]) == kl && !memcmp(kinds[i], k, kl))
+			return true;
+	return false;
+}
+
+/* An event that ends the call in progress from outside: the runtime died
+ * (actor.resumed), the actor was stopped or terminated during the call
+ * (actor.stopped), or failed for a reason that is not the call's own
+ * (actor.failed of a kind the engine does not produce). */
+static bool ends_from_outside(const thx_event *ev)
+{
+	return !strcmp(ev->type, "actor.resumed") || !strcmp(ev->type, "actor.stopped") ||
+		(!strcmp(ev->type, "actor.failed") && !engine_failure(ev));
+}
+
+/* Inside a call: an event that ended it from outside where its next step
+ * should be. Keep the event for the walk, cut the call short (no verdict:
+ * its outcome was never recorded). */
 static bool cut_here(rp *r, thx_event *ev)
 {
-	if (strcmp(ev->type, "actor.resumed"))
+	if (!ends_from_outside(ev))
 		return false;
 	r->held = *ev;
 	memset(ev, 0, sizeof *ev);
@@ -1136,6 +1169,28 @@ out:
 	return rc;
 }
 
+/* Without a fuel cap a call that ran away live (an endless loop ended by
+ * thr_terminate, a health check, a crash) would never end here: look
+ * ahead, past its host calls, for how the recording ends it. Returns the
+ * seq of an event that ended it from outside, or UINT64_MAX (an outcome
+ * of its own, or the end of the recording: run it). */
+static uint64_t ended_from_outside_at(rp *r, th_err *err, int *rc)
+{
+	*rc = 0;
+	for (uint64_t s = r->pos; s < r->end; s++) {
+		thx_event ev = { 0 };
+		bool mine, outside;
+		if ((*rc = thx_get(r->c, s, &ev, err)))
+			return UINT64_MAX;
+		mine = !strncmp(ev.type, "host.", 5) || !interpreted(ev.type);
+		outside = !mine && ends_from_outside(&ev);
+		thx_event_release(&ev);
+		if (!mine)
+			return outside ? s : UINT64_MAX;
+	}
+	return UINT64_MAX;
+}
+
 /* export.call at ev: run it (its host calls follow), then its outcome. */
 static int on_call(rp *r, const thx_event *ev, bool self_contained)
 {
@@ -1169,6 +1224,23 @@ static int on_call(rp *r, const thx_event *ev, bool self_contained)
 						 strcmp(fn, "check") ? fn : probe_name(r, msg));
 	} else {
 		idx = r->xidx[x];
+	}
+	if (!self_contained && r->fuel == UINT64_MAX) {
+		uint64_t stop = ended_from_outside_at(r, r->err, &rc);
+		if (rc)
+			return rc;
+		if (stop != UINT64_MAX) {
+			/* Not re-run (no verdict): its host calls are read
+			 * (hash-checked), the walk takes the event that ended it. */
+			thx_event skip = { 0 };
+			while (r->pos < stop && (rc = next_raw(r, &skip)) == 1)
+				;
+			thx_event_release(&skip);
+			if (rc < 0)
+				return rc;
+			match(r, ev->seq, ev->type);
+			return 0;
+		}
 	}
 	r->self_contained = self_contained;
 	rc = run_call(r, x, idx, params, plen, ev->seq, ev->type, &o);
@@ -1512,6 +1584,8 @@ static int walk(rp *r)
 			rc = on_resumed(r, &ev);
 		else if (!strcmp(t, "supervision.restarting"))
 			rc = on_restarting(r, &ev);
+		else if (!strcmp(t, "actor.stopped"))
+			r->failed = true; /* the instance is gone (a restart follows) */
 		else if (!strncmp(t, "host.", 5)) {
 			char act[THRP_TEXT_MAX];
 			rpd_text(ev.data, ev.len, act, sizeof act);

@@ -11,8 +11,10 @@
 #include <dirent.h>
 #include <openssl/evp.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/base.h"
+#include "base/cbor.h"
 #include "test.h"
 #include "theater/replay.h"
 #include "theater/runtime.h"
@@ -565,6 +567,109 @@ TEST(health_probes_answered_erring_and_trapped_replay)
 	CHECK(rep.ok);
 	CHECK(!rep.crashed);
 	CHECK(rep.calls > 12);
+}
+
+/* A handler in an endless loop (no fuel cap) ended from outside by
+ * thr_terminate: the chain has its export.call and then actor.stopped
+ * "terminated". The replay must not run that call (it would never end):
+ * a call cut short from outside gets no verdict. */
+TEST(call_cut_short_from_outside_is_not_run_again)
+{
+	char id[THR_ID_LEN + 1];
+	thrp_report rep;
+	th_err err = { 0 };
+	setup();
+	thr_runtime *rt = runtime();
+	spawn(rt, "counter.wasm", NULL, id);
+	send(rt, id, "+");
+	send(rt, id, "l");
+	send(rt, id, "~");
+	thr_actor_info info;
+	for (int i = 0; i < 6000; i++) {
+		REQUIRE(thr_actor_info_get(rt, id, &info, NULL) == 0);
+		if (info.messages >= 3 && info.queued == 0)
+			break;
+		usleep(1000);
+	}
+	usleep(20000); /* the loop is running */
+	REQUIRE(thr_terminate(rt, id, &err) == 0);
+	/* ... and the actor goes on after a restart. */
+	REQUIRE(thr_restart(rt, id, &err) == 0);
+	send(rt, id, "l");
+	quiesce(rt);
+	thr_runtime_free(rt);
+	alarm(120); /* a replay running the loop would never return */
+	int rc = replay(home, id, NULL, &rep, &err);
+	alarm(0);
+	if (rc || !rep.ok) {
+		fprintf(stderr, "%s\n", err.msg);
+		thrp_report_print(&rep, id, false, stderr);
+	}
+	CHECK_EQ_INT(rc, 0);
+	CHECK(rep.ok);
+	CHECK(seq_of(home, id, "actor.stopped", 0) != UINT64_MAX);
+
+	/* The same chain with no fuel cap recorded (as chains from before
+	 * the cap was): the loop is not run at all, the replay looks ahead
+	 * and sees the call was ended from outside. */
+	char p[400];
+	thx_store_opts ro = { .read_only = true, .no_background = true };
+	thx_store_opts mo = { .no_background = true };
+	thx_chain_opts co = { .durability = THX_NONE };
+	thx_store *src = NULL, *mem = NULL;
+	thx_chain *c = NULL, *m = NULL;
+	ths_store *st = NULL;
+	snprintf(p, sizeof p, "%s/store", home);
+	REQUIRE(ths_open(p, NULL, &st, NULL) == 0);
+	snprintf(p, sizeof p, "%s/chains", home);
+	REQUIRE(thx_store_open(p, &ro, &src, NULL) == 0);
+	REQUIRE(thx_chain_open(src, id, NULL, false, &c, NULL) == 0);
+	snprintf(p, sizeof p, "%s/mem", dir);
+	REQUIRE(thx_store_open(p, &mo, &mem, NULL) == 0);
+	REQUIRE(thx_chain_open(mem, "nocap", &co, true, &m, NULL) == 0);
+	for (uint64_t k = 0; k < thx_chain_count(c); k++) {
+		thx_event ev = { 0 };
+		th_cbor_enc e;
+		REQUIRE(thx_get(c, k, &ev, NULL) == 0);
+		thx_event_in in = { .actor = ev.actor, .type = ev.type, .data = ev.data,
+				    .len = ev.len, .timestamp_ns = ev.timestamp_ns };
+		th_cbor_enc_init(&e, NULL, 0);
+		if (!strcmp(ev.type, "actor.spawning")) {
+			/* [name, manifest, parent, version, init, fuel, pages] */
+			th_cbor_dec d;
+			uint64_t nn, pages;
+			th_cbor_dec_init(&d, ev.data, ev.len);
+			REQUIRE(th_cbor_get_array(&d, &nn, NULL) == 0 && nn == 7);
+			size_t from = d.pos;
+			for (int i = 0; i < 5; i++)
+				REQUIRE(th_cbor_skip(&d, NULL) == 0);
+			size_t to = d.pos;
+			REQUIRE(th_cbor_skip(&d, NULL) == 0);
+			REQUIRE(th_cbor_get_uint(&d, &pages, NULL) == 0);
+			th_cbor_put_array(&e, 7);
+			th_cbor_put_raw(&e, ev.data + from, to - from);
+			th_cbor_put_uint(&e, 0);
+			th_cbor_put_uint(&e, pages);
+			in.data = e.buf;
+			in.len = e.len;
+		}
+		REQUIRE(thx_append(m, &in, NULL, NULL, NULL) == 0);
+		th_cbor_enc_release(&e);
+		thx_event_release(&ev);
+	}
+	alarm(120);
+	rc = thrp_replay(st, m, NULL, &rep, &err);
+	alarm(0);
+	if (rc || !rep.ok) {
+		fprintf(stderr, "%s\n", err.msg);
+		thrp_report_print(&rep, "nocap", false, stderr);
+	}
+	CHECK_EQ_INT(rc, 0);
+	CHECK(rep.ok);
+	CHECK_EQ_INT((int)rep.events, (int)thx_chain_count(c));
+	thx_store_close(mem);
+	thx_store_close(src);
+	ths_close(st);
 }
 
 /* An endless loop stopped by the manifest's fuel cap: the cap is in the
