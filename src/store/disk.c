@@ -20,8 +20,11 @@
  *
  * fsync batching: a batch of up to SMALL_BATCH files is synced file by file
  * (fsync each, then fsync each touched objects/xx directory); a larger
- * batch (the chunks of a big put) uses one syncfs() for the data and one
- * for the names, whose cost does not grow with the number of files.
+ * loose batch uses one syncfs() for the data and one for the names, whose
+ * cost does not grow with the number of files. (store.c's loose batches
+ * hold one object - small content or a manifest - since chunks go to
+ * packs; the larger-batch path keeps the backend correct and its open
+ * descriptors bounded for any caller that does not pass `many`.)
  */
 #include <dirent.h>
 #include <errno.h>
