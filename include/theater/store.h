@@ -67,8 +67,10 @@ typedef struct ths_options {
 	int sync;             /* enum ths_sync */
 	unsigned readahead;   /* chunks prefetched ahead of a sequential
 			       * reader; 0 = 4 */
-	bool single_thread;   /* never hash a big put's chunks on a helper
-			       * thread (default: do, from 4 MiB up) */
+	bool single_thread;   /* never hash a big put's or get's chunks on
+			       * a helper thread (default: do, from 4 MiB
+			       * up; for a get, content that streams past
+			       * the cache) */
 } ths_options;
 
 /* Progress callback for long operations: done and total (0 if unknown)

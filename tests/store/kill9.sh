@@ -65,6 +65,7 @@ check "every acknowledged put is present and intact" [ "$missing" -eq 0 ]
 partial=$(find "$S/objects" -type f -exec sha256sum {} + |
 	awk '{ n = split($2, a, "/"); if ($1 != a[n-1] a[n]) print $2 }' | wc -l)
 check "no object file differs from its name (sha256sum)" [ "$partial" -eq 0 ]
+echo "# $(find "$S/tmp" -name '*.pack' | wc -l) partial packs left in tmp/ by the kills"
 npacks=$(find "$S/packs" -name '*.pack' | wc -l)
 check "the puts wrote packs ($npacks)" [ "$npacks" -gt 0 ]
 # GC killed at random moments: unlabel every other put, then start
