@@ -21,12 +21,15 @@
  *
  *   NAME is the 64 hex digits of that last SHA-256. The entry headers
  *   repeat the index so that a pack's objects can be found by a scan if
- *   its index is ever lost; readers use the index.
+ *   its index is damaged; readers use the index.
  *
  * A pack is valid when: both magics are in place, X + 48 * count + 56 is
  * the file size, the index hashes to the footer's hash and to NAME, and
- * every record lies between byte 8 + 40 and X. A file in packs/ that is
- * not valid is ignored by reads and reported by `verify`.
+ * every record lies between byte 8 + 40 and X. A pack whose footer or
+ * index is not valid (a flipped byte, say) is loaded from its entry
+ * headers instead (pack_scan; each object is still checked against its
+ * hash when read), so its objects stay readable, and `verify` reports
+ * it. A file without the leading magic is ignored and reported.
  *
  * INVARIANTS (extending store.c's)
  *   P1. A file under packs/ is complete: it was written whole under
@@ -115,6 +118,7 @@ struct pack {
 	unsigned refs;   /* readers using it now */
 	bool gone;       /* unlinked: freed when refs drops to 0 */
 	bool seen;       /* scan mark */
+	bool damaged;    /* index unusable: entries found by pack_scan */
 	int64_t mtime_ns;
 	uint64_t ra_end;  /* read-ahead asked up to here (prefetch) */
 	struct pentry *e;
@@ -216,6 +220,46 @@ static void pack_free(ths__packset *ps, struct pack *pk)
 /* Reads and checks pack `name`; *out gets it (fd closed) or *problem
  * (static text or msg) says why not. TH_ENOMEM and I/O errors are
  * returned; an invalid pack returns 0 with *out NULL. */
+/* Recovers the entries of a pack whose index or footer is damaged from
+ * the entry headers, scanning from byte 8 while they fit below limit.
+ * Every object found is still checked against its hash when read. */
+static int pack_scan(int fd, uint64_t limit, struct pack *pk)
+{
+	size_t cap = 0, got;
+	uint64_t off = MAGIC_LEN;
+	uint8_t hdr[ENT_HDR];
+	th_free(pk->e);
+	pk->e = NULL;
+	pk->n = 0;
+	while (off + ENT_HDR <= limit) {
+		if (pread_all(fd, hdr, ENT_HDR, off, &got) || got != ENT_HDR)
+			break;
+		uint64_t size = get_u64(hdr + 32);
+		if (size > limit - off - ENT_HDR)
+			break;
+		if (pk->n == cap) {
+			size_t ncap = cap ? cap * 2 : 64;
+			struct pentry *ne = th_realloc(pk->e, ncap * sizeof *ne);
+			if (!ne)
+				return TH_ENOMEM;
+			pk->e = ne;
+			cap = ncap;
+		}
+		struct pentry *e = &pk->e[pk->n++];
+		memcpy(e->h.b, hdr, THS_HASH_LEN);
+		e->off = off + ENT_HDR;
+		e->size = size;
+		e->pk = pk;
+		off += ENT_HDR + size;
+	}
+	return 0;
+}
+
+/* Reads and checks pack `name`. *out gets it (fd closed), or NULL if the
+ * file is no pack at all; *msg says what is wrong. A pack whose index or
+ * footer is damaged is still loaded, from its entry headers, with
+ * damaged set (verify reports it). TH_ENOMEM is returned, and
+ * TH_ENOTFOUND if the file vanished. */
 static int pack_load(ths__packset *ps, const char *name, struct pack **out,
 		     char *msg, size_t msglen)
 {
@@ -235,7 +279,7 @@ static int pack_load(ths__packset *ps, const char *name, struct pack **out,
 		snprintf(msg, msglen, "cannot stat: %s", strerror(errno));
 		goto out;
 	}
-	uint64_t size = (uint64_t)st.st_size;
+	uint64_t size = (uint64_t)st.st_size, limit = size;
 	if (size < MAGIC_LEN + FOOT_LEN) {
 		snprintf(msg, msglen, "%llu bytes: too short for a pack",
 			 (unsigned long long)size);
@@ -246,11 +290,18 @@ static int pack_load(ths__packset *ps, const char *name, struct pack **out,
 		snprintf(msg, msglen, "bad magic at byte 0 (not a pack)");
 		goto out;
 	}
+	if (!(pk = th_calloc(1, sizeof *pk))) {
+		rc = TH_ENOMEM;
+		goto out;
+	}
+	memcpy(pk->name, name, NAME_LEN + 1);
+	pk->fd = -1;
+	pk->mtime_ns = ts_ns(&st.st_mtim);
 	if (pread_all(fd, foot, FOOT_LEN, size - FOOT_LEN, &got) ||
 	    got != FOOT_LEN || memcmp(foot, IDX_MAGIC, MAGIC_LEN) != 0) {
 		snprintf(msg, msglen, "bad footer magic at byte %llu",
 			 (unsigned long long)(size - FOOT_LEN));
-		goto out;
+		goto damaged;
 	}
 	uint64_t n = get_u64(foot + 8), x = get_u64(foot + 16);
 	if (n > (size - MAGIC_LEN - FOOT_LEN) / REC_LEN ||
@@ -260,19 +311,19 @@ static int pack_load(ths__packset *ps, const char *name, struct pack **out,
 			 (unsigned long long)(size - FOOT_LEN),
 			 (unsigned long long)n, (unsigned long long)x,
 			 (unsigned long long)size);
-		goto out;
+		goto damaged;
 	}
+	limit = x;
 	size_t ilen = (size_t)(n * REC_LEN);
 	idx = th_malloc(ilen ? ilen : 1);
-	pk = th_calloc(1, sizeof *pk);
-	if (!idx || !pk || !(pk->e = th_calloc(n ? n : 1, sizeof *pk->e))) {
+	if (!idx || !(pk->e = th_calloc(n ? n : 1, sizeof *pk->e))) {
 		rc = TH_ENOMEM;
 		goto out;
 	}
 	if (pread_all(fd, idx, ilen, x, &got) || got != ilen) {
 		snprintf(msg, msglen, "cannot read the index at byte %llu",
 			 (unsigned long long)x);
-		goto out;
+		goto damaged;
 	}
 	ths_hash ih;
 	char hex[THS_HEX_LEN + 1];
@@ -282,13 +333,13 @@ static int pack_load(ths__packset *ps, const char *name, struct pack **out,
 		snprintf(msg, msglen, "index (bytes %llu..%llu) is corrupt: "
 			 "it does not hash to the footer's hash",
 			 (unsigned long long)x, (unsigned long long)(x + ilen));
-		goto out;
+		goto damaged;
 	}
 	ths_hash_hex(&ih, hex);
 	if (strlen(name) != NAME_LEN || memcmp(name, hex, THS_HEX_LEN) != 0) {
 		snprintf(msg, msglen, "name does not match its index hash %s",
 			 hex);
-		goto out;
+		goto damaged;
 	}
 	for (uint64_t i = 0; i < n; i++) {
 		const uint8_t *r = idx + i * REC_LEN;
@@ -304,14 +355,21 @@ static int pack_load(ths__packset *ps, const char *name, struct pack **out,
 				 (unsigned long long)(x + i * REC_LEN),
 				 (unsigned long long)e->off,
 				 (unsigned long long)e->size);
-			goto out;
+			goto damaged;
 		}
 		e->pk = pk;
 	}
-	memcpy(pk->name, name, NAME_LEN + 1);
 	pk->n = (size_t)n;
-	pk->fd = -1;
-	pk->mtime_ns = ts_ns(&st.st_mtim);
+	*out = pk;
+	pk = NULL;
+	goto out;
+damaged:
+	if ((rc = pack_scan(fd, limit, pk)) != 0)
+		goto out;
+	pk->damaged = true;
+	size_t len = strlen(msg);
+	snprintf(msg + len, msglen - len, "; %zu object%s found by scanning "
+		 "the entry headers", pk->n, pk->n == 1 ? "" : "s");
 	*out = pk;
 	pk = NULL;
 out:
@@ -812,7 +870,7 @@ int ths__packset_check(ths__packset *ps, ths__problem_fn fn, void *ud,
 			rc = 0;
 			continue;
 		}
-		if (!rc && !pk)
+		if (!rc && (!pk || pk->damaged))
 			fn(ud, path, msg);
 		if (pk) {
 			th_free(pk->e);
