@@ -263,9 +263,11 @@ int rtq_request(thr_runtime *rt, rta_actor *from, uint64_t token,
 
 	rc = rtt_arm(rt->timers, &r->timer,
 		     th_now_ns() + (uint64_t)r->timeout_ms * 1000000u);
-	if (!rc)
+	if (!rc) {
 		rc = rta_deliver(to, m, err);
-	else {
+		if (rc == TH_EBUSY)
+			rtm_msg_free(m); /* a full mailbox leaves m to the caller */
+	} else {
 		rtm_msg_free(m);
 		th_err_set(err, rc, "out of memory arming a timer");
 	}
@@ -411,38 +413,54 @@ static void complete_str(rta_actor *a, uint64_t token, unsigned disc,
 		thc_val_release(&res);
 }
 
-int rtq_channel_open(thr_runtime *rt, rta_actor *from, uint64_t token,
-		     rta_actor *to, const void *msg, size_t len, th_err *err)
+/* Put c (number and parties set) in the table and deliver the open to
+ * its target. On failure c is taken out again and freed, with its
+ * external party's reference (unless an actor's end took it first). */
+static int chan_start(rtq_table *q, rtq_chan *c, const void *msg, size_t len,
+		      th_err *err)
 {
-	rtq_table *q = rt->rq;
-	rtq_chan *c = th_calloc(1, sizeof *c);
 	rtm_msg *m = len <= UINT32_MAX
 		? rtm_msg_new(RTM_CHANNEL_OPEN, RTM_NORMAL, msg, (uint32_t)len)
 		: NULL;
 	int rc;
-	if (!c || !m) {
+	if (!m) {
+		if (c->ext)
+			rtx_unref(c->ext);
 		th_free(c);
-		rtm_msg_free(m);
 		return th_err_set(err, TH_ENOMEM, "out of memory");
 	}
-	c->n = atomic_fetch_add(&q->next, 1);
-	c->a = from;
-	c->b = to;
-	c->token = token;
 	m->ref = c->n;
-	snprintf(m->sender, sizeof m->sender, "%s", from->id);
+	if (c->a)
+		snprintf(m->sender, sizeof m->sender, "%s", c->a->id);
 	pthread_mutex_lock(&q->lock);
 	c->next = q->chan[c->n % NBUCKETS];
 	q->chan[c->n % NBUCKETS] = c;
 	pthread_mutex_unlock(&q->lock);
-	rc = rta_deliver(to, m, err);
+	rc = rta_deliver(c->b, m, err);
+	if (rc == TH_EBUSY)
+		rtm_msg_free(m); /* a full mailbox leaves m to the caller */
 	if (rc) {
 		pthread_mutex_lock(&q->lock);
 		c = chan_remove_locked(q, c->n);
 		pthread_mutex_unlock(&q->lock);
+		if (c && c->ext)
+			rtx_unref(c->ext);
 		th_free(c);
 	}
 	return rc;
+}
+
+int rtq_channel_open(thr_runtime *rt, rta_actor *from, uint64_t token,
+		     rta_actor *to, const void *msg, size_t len, th_err *err)
+{
+	rtq_chan *c = th_calloc(1, sizeof *c);
+	if (!c)
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	c->n = atomic_fetch_add(&rt->rq->next, 1);
+	c->a = from;
+	c->b = to;
+	c->token = token;
+	return chan_start(rt->rq, c, msg, len, err);
 }
 
 void rtq_channel_answer(thr_runtime *rt, uint64_t n, bool accepted,
@@ -637,37 +655,14 @@ int rtq_channel_open_ext(thr_runtime *rt, rtx_end *x, uint64_t n,
 			 rta_actor *to, const void *msg, size_t len,
 			 th_err *err)
 {
-	rtq_table *q = rt->rq;
 	rtq_chan *c = th_calloc(1, sizeof *c);
-	rtm_msg *m = len <= UINT32_MAX
-		? rtm_msg_new(RTM_CHANNEL_OPEN, RTM_NORMAL, msg, (uint32_t)len)
-		: NULL;
-	int rc;
-	if (!c || !m) {
-		th_free(c);
-		rtm_msg_free(m);
+	if (!c)
 		return th_err_set(err, TH_ENOMEM, "out of memory");
-	}
 	c->n = n;
 	c->b = to;
 	c->ext = x;
 	rtx_ref(x);
-	m->ref = n;
-	pthread_mutex_lock(&q->lock);
-	c->next = q->chan[n % NBUCKETS];
-	q->chan[n % NBUCKETS] = c;
-	pthread_mutex_unlock(&q->lock);
-	rc = rta_deliver(to, m, err);
-	if (rc) {
-		pthread_mutex_lock(&q->lock);
-		c = chan_remove_locked(q, n);
-		pthread_mutex_unlock(&q->lock);
-		if (c) {
-			rtx_unref(c->ext);
-			th_free(c);
-		}
-	}
-	return rc;
+	return chan_start(rt->rq, c, msg, len, err);
 }
 
 rta_actor *rtq_channel_actor_ext(thr_runtime *rt, uint64_t n)

@@ -10,6 +10,10 @@
 #include "rtest.h"
 #include "theater/supervise.h"
 
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
+
 static char counter_path[400], relay_path[400], crasher_path[400];
 
 static char *manifest(const char *name, const char *wasm, const char *extra)
@@ -530,6 +534,37 @@ TEST(close_waits_for_room_and_comes_after_the_messages)
 	CHECK_EQ_INT(count_with(rt, a, "message.received", "channel-close"), 1);
 	CHECK_EQ_INT(rtest_count(rt, a, "message.dropped"), 0);
 	thr_runtime_free(rt);
+}
+
+/* Regression: a channel open or request refused because the mailbox was
+ * full leaked its message (rta_deliver leaves it to the caller on
+ * TH_EBUSY). Under ASan, LeakSanitizer checks it. */
+TEST(full_mailbox_refuses_open_and_request_without_a_leak)
+{
+	char a[THR_ID_LEN + 1], b[THR_ID_LEN + 1], cmd[128];
+	struct seen s;
+	uint64_t ch;
+	uint8_t *reply;
+	size_t rl;
+	th_err err = { 0 };
+	seen_init(&s);
+	thr_runtime *rt = setup(2);
+	spawn_ok(rt, manifest("a", relay_path, "[limits]\nmailbox_capacity = 2\n"), a);
+	spawn_ok(rt, manifest("b", relay_path, NULL), b);
+	snprintf(cmd, sizeof cmd, "r%sq", b);
+	send_str(rt, a, cmd); /* a waits for b's deferred answer */
+	wait_taken(rt, b, 0, 2);
+	while (thr_send(rt, a, "l", 1, 0, NULL) == 0)
+		;
+	CHECK_EQ_INT(thr_channel_open(rt, a, "hi", 2, 0, on_chan, &s, &ch, &reply, &rl, &err),
+		     TH_EBUSY);
+	CHECK_EQ_INT(thr_request(rt, a, "hi", 2, 1000, &reply, &rl, &err), TH_EBUSY);
+	send_str(rt, b, "Rdone");
+	quiesce(rt);
+	thr_runtime_free(rt);
+#ifdef __SANITIZE_ADDRESS__
+	CHECK_EQ_INT(__lsan_do_recoverable_leak_check(), 0);
+#endif
 }
 
 struct closer {
