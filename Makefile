@@ -97,10 +97,11 @@ test-$(1): $(filter $(BUILD)/tests/$(1)/%,$(TEST_BINS))
 endef
 $(foreach a,$(AREAS),$(eval $(call AREA_RULES,$(a))))
 
-# The replay, net and store areas' black-box tests drive the theater binary.
+# The replay, net, store and chain areas' black-box tests drive the theater binary.
 test-replay: $(THEATER)
 test-net: $(THEATER)
 test-store: $(THEATER)
+test-chain: $(THEATER)
 
 $(THEATER): $(CLI_OBJS) $(LIBFILES)
 	$(CC) $(CFLAGS_ALL) -o $@ $(CLI_OBJS) $(LIBFILES) $(LDFLAGS_ALL) $(call extlibs_of,cli)

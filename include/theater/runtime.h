@@ -86,6 +86,9 @@ enum {
 typedef struct thr_spawn_opts {
 	const char *manifest_path; /* exactly one of path and text          */
 	const char *manifest_text;
+	const char *manifest_name; /* names manifest_text in messages and the
+				    * actor.spawning event (the client's file
+				    * name); NULL = "<string>"              */
 	const char *base_dir;      /* resolves a relative `component` in a
 				    * manifest given as text; NULL = cwd    */
 	const uint8_t *init_state; /* overrides the manifest's init_state  */

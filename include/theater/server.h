@@ -77,6 +77,10 @@ typedef struct thsrv_start {
 	size_t state_len;
 	bool has_state;
 	const char *parent;              /* NULL = top level           */
+	const char *path;                /* the manifest's file name on the
+					  * client, for messages and the
+					  * actor.spawning event; NULL =
+					  * none (text is "<string>")   */
 } thsrv_start;
 
 /* An open channel, owned by the server. The runtime delivers the actor's
@@ -121,6 +125,15 @@ typedef struct thsrv_ops {
 	/* Request/response; may block up to timeout_ms (0 = default). */
 	int (*request)(void *ctx, const char *id, const void *msg, size_t len,
 		       uint32_t timeout_ms, thsrv_bytes *reply, th_err *err);
+	/* Optional: like send and request, but a full mailbox makes them
+	 * wait for room (request: within its timeout) instead of failing
+	 * with TH_EBUSY (the client's "wait": true). Called on worker
+	 * threads only. NULL: "wait" is answered TH_EUNSUPPORTED. */
+	int (*send_wait)(void *ctx, const char *id, const void *msg, size_t len,
+			 th_err *err);
+	int (*request_wait)(void *ctx, const char *id, const void *msg,
+			    size_t len, uint32_t timeout_ms, thsrv_bytes *reply,
+			    th_err *err);
 	/* Current state; *has false for none. */
 	int (*get_state)(void *ctx, const char *id, thsrv_bytes *state,
 			 bool *has, th_err *err);

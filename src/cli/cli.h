@@ -7,6 +7,8 @@
 #define TH_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #define CLI_OK 0
 #define CLI_FAIL 1
@@ -32,5 +34,14 @@ const char *cli_home(void);
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* True when stderr is a terminal (progress bars are drawn only then). */
 bool cli_stderr_tty(void);
+/* Name of the i-th command of main.c's table, NULL past the end
+ * (completion scripts are generated from it). */
+const char *cli_command_name(unsigned i);
+/* A time argument (--since/--until): 2026-11-21T16:00:00Z, 2026-11-21,
+ * an age (30s, 10m, 2h, 3d) or nanoseconds since the epoch. cmd_chain.c. */
+bool cli_parse_time(const char *s, uint64_t *out);
+/* Is p[0..n) one well-formed JSON document? If not, *where is the byte
+ * offset and *what the problem. json_check.c. */
+bool cli_json_check(const char *p, size_t n, size_t *where, const char **what);
 
 #endif

@@ -34,6 +34,11 @@ static void chain_usage(FILE *f)
 		"                    or nanoseconds since the epoch\n"
 		"      --until TIME  before TIME (same forms)\n"
 		"      --limit N     at most N events\n"
+		"  export CHAIN > FILE             one self-contained file: events + their objects\n"
+		"  import FILE|-                   re-create an exported chain here\n"
+		"  prove CHAIN SEQ [--seal]        Merkle inclusion proof of event SEQ\n"
+		"  check-proof FILE|- [--block H]  check a proof (against a block hash)\n"
+		"      ('theater chain export --help' describes these four)\n"
 		"\n"
 		"development:\n"
 		"  append CHAIN [--type T] [--actor A] [--data S | --size N] [--count N]\n"
@@ -121,7 +126,7 @@ static bool is_text(const uint8_t *p, size_t n)
 
 /* ---- time arguments ---- */
 
-static bool parse_time(const char *s, uint64_t *out)
+bool cli_parse_time(const char *s, uint64_t *out)
 {
 	char *end;
 	struct tm tm = { 0 };
@@ -438,7 +443,7 @@ static int cmd_show(int argc, char **argv)
 			q.actor = argv[++i];
 		} else if ((!strcmp(a, "--since") || !strcmp(a, "--until")) && has_val) {
 			uint64_t t;
-			if (!parse_time(argv[i + 1], &t)) {
+			if (!cli_parse_time(argv[i + 1], &t)) {
 				cli_error("chain show: bad time '%s' (try 2026-11-21T16:00:00Z, "
 					  "2026-11-21, 10m or 2h)", argv[i + 1]);
 				return CLI_USAGE;
@@ -452,8 +457,8 @@ static int cmd_show(int argc, char **argv)
 			char *end;
 			errno = 0;
 			unsigned long long v = strtoull(argv[++i], &end, 10);
-			if (errno || *end || v == 0) {
-				cli_error("chain show: bad --limit '%s'", argv[i]);
+			if (errno || *end || v == 0 || argv[i][0] == '-') {
+				cli_error("chain show: bad --limit '%s' (a positive number)", argv[i]);
 				return CLI_USAGE;
 			}
 			q.limit = (size_t)v;

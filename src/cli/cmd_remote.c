@@ -316,6 +316,13 @@ static void req_uint(struct req *r, const char *k, uint64_t v)
 	r->nkeys++;
 }
 
+static void req_bool(struct req *r, const char *k, bool v)
+{
+	th_cbor_put_cstr(&r->keys, k);
+	th_cbor_put_bool(&r->keys, v);
+	r->nkeys++;
+}
+
 static void req_bytes(struct req *r, const char *k, const void *p, size_t n)
 {
 	th_cbor_put_cstr(&r->keys, k);
@@ -526,7 +533,10 @@ static void on_int(int sig)
 }
 
 /* Follow chain from seq: print every event (and gap notice) until
- * interrupted or the subscription ends. */
+ * interrupted or the subscription ends. The client was connected with
+ * reconnect on (follow_opts): a dropped connection is reconnected with
+ * backoff and the session resumed, so the events continue from the next
+ * sequence number, without a gap or a duplicate. */
 static int follow(thcl *c, const char *chain, uint64_t from, const char *type, bool json)
 {
 	thcl_sub *s;
@@ -560,43 +570,13 @@ static int follow(thcl *c, const char *chain, uint64_t from, const char *type, b
 	return rc;
 }
 
-/* --since: nanoseconds since the epoch, or an age: 30s, 10m, 2h, 3d. */
-static int parse_since(const char *s, uint64_t *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -1;
-	uint64_t mult = 0;
-	if (!*end)
-		mult = 1;
-	else if (!strcmp(end, "s"))
-		mult = 1000000000ull;
-	else if (!strcmp(end, "m"))
-		mult = 60ull * 1000000000ull;
-	else if (!strcmp(end, "h"))
-		mult = 3600ull * 1000000000ull;
-	else if (!strcmp(end, "d"))
-		mult = 86400ull * 1000000000ull;
-	else
-		return -1;
-	if (mult == 1) {
-		*out = v;
-		return 0;
-	}
-	uint64_t age = v * mult, now = th_wall_ns();
-	*out = age < now ? now - age : 0;
-	return 0;
-}
-
 static int parse_uint(const char *opt, const char *s, uint64_t *out)
 {
 	char *end;
 	errno = 0;
 	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || *end) {
-		cli_error("%s: '%s' is not a number", opt, s);
+	if (errno || end == s || *end || s[strspn(s, " \t")] == '-') {
+		cli_error("%s: '%s' is not a number (0 or more)", opt, s);
 		return CLI_USAGE;
 	}
 	*out = v;
@@ -607,8 +587,10 @@ static const char events_usage[] =
 	"usage: theater events ID [--follow] [--type T] [--since T] [--from SEQ]\n"
 	"                         [--limit N] [--json] [--address A]\n"
 	"Prints the events of actor ID (or of any chain). --follow keeps printing\n"
-	"new ones (JSON lines with --json) until interrupted. --since takes\n"
-	"nanoseconds since the epoch or an age (30s, 10m, 2h, 3d).\n";
+	"new ones (JSON lines with --json) until interrupted; a dropped connection\n"
+	"is reconnected with backoff and the stream resumes where it stopped.\n"
+	"--since takes the forms of 'theater chain show --since': 2026-11-21T16:00:00Z,\n"
+	"2026-11-21, an age (30s, 10m, 2h, 3d) or nanoseconds since the epoch.\n";
 
 static int cmd_events(struct ropts *r, int argc, char **argv)
 {
@@ -624,8 +606,9 @@ static int cmd_events(struct ropts *r, int argc, char **argv)
 			type = v;
 			i++;
 		} else if (!strcmp(a, "--since") && v) {
-			if (parse_since(v, &since)) {
-				cli_error("--since: '%s' is not a time (ns, or 30s/10m/2h/3d)", v);
+			if (!cli_parse_time(v, &since)) {
+				cli_error("--since: '%s' is not a time (try 2026-11-21T16:00:00Z, "
+					  "2026-11-21, 10m or 2h)", v);
 				return CLI_USAGE;
 			}
 			i++;
@@ -653,6 +636,7 @@ static int cmd_events(struct ropts *r, int argc, char **argv)
 		fputs(events_usage, stderr);
 		return CLI_USAGE;
 	}
+	r->o.reconnect = fol;
 	thcl *c;
 	if (connect_or_fail(r, &c))
 		return CLI_FAIL;
@@ -729,7 +713,9 @@ static const char start_usage[] =
 	"Starts an actor from a manifest file on the server; prints its id.\n"
 	"--parent makes it a child of actor ID (its supervision tree, permissions\n"
 	"never wider than the parent's); --subscribe then prints its events until\n"
-	"interrupted.\n";
+	"interrupted (reconnecting and resuming if the connection drops).\n"
+	"--state JSON must be one JSON document; --state @FILE sends the file's\n"
+	"bytes as they are. Errors in the manifest name MANIFEST:LINE:COL.\n";
 
 static int cmd_start(struct ropts *r, int argc, char **argv)
 {
@@ -756,6 +742,15 @@ static int cmd_start(struct ropts *r, int argc, char **argv)
 		fputs(start_usage, stderr);
 		return CLI_USAGE;
 	}
+	if (state && state[0] != '@') {
+		size_t at;
+		const char *what;
+		if (!cli_json_check(state, strlen(state), &at, &what)) {
+			cli_error("--state: not JSON: %s at byte %zu of '%s' (use @FILE for "
+				  "other bytes)", what, at, state);
+			return CLI_USAGE;
+		}
+	}
 	uint8_t *text = NULL, *st = NULL;
 	size_t tl = 0, sl = 0;
 	char at[PATH_MAX + 2];
@@ -766,10 +761,16 @@ static int cmd_start(struct ropts *r, int argc, char **argv)
 		th_free(text);
 		return CLI_FAIL;
 	}
-	char real[PATH_MAX];
+	char real[PATH_MAX], shown[PATH_MAX];
 	char dir[PATH_MAX] = ".";
-	if (realpath(path, real))
+	/* The absolute name goes with the text ("path"): the server's
+	 * messages and the actor.spawning event name the file. */
+	snprintf(shown, sizeof shown, "%s", path);
+	if (realpath(path, real)) {
+		snprintf(shown, sizeof shown, "%s", real);
 		snprintf(dir, sizeof dir, "%s", dirname(real));
+	}
+	r->o.reconnect = sub;
 	thcl *c;
 	if (connect_or_fail(r, &c)) {
 		th_free(text);
@@ -779,6 +780,7 @@ static int cmd_start(struct ropts *r, int argc, char **argv)
 	struct req q;
 	req_init(&q, "actor.start");
 	req_bytes(&q, "manifest", text, tl);
+	req_text(&q, "path", shown);
 	req_text(&q, "base_dir", dir);
 	if (st)
 		req_bytes(&q, "state", st, sl);
@@ -811,10 +813,13 @@ static int cmd_simple(struct ropts *r, int argc, char **argv, const char *op,
 {
 	const char *id = NULL, *msg = NULL;
 	uint64_t timeout = 0;
+	bool wait = false;
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
 			if (parse_uint("--timeout", argv[++i], &timeout))
 				return CLI_USAGE;
+		} else if (!strcmp(argv[i], "--wait") && takes_msg) {
+			wait = true;
 		} else if (argv[i][0] == '-' && argv[i][1]) {
 			cli_error("%s: unexpected '%s' (see --help)", argv[0], argv[i]);
 			return CLI_USAGE;
@@ -851,6 +856,8 @@ static int cmd_simple(struct ropts *r, int argc, char **argv, const char *op,
 		req_bytes(&q, "msg", m, ml);
 	if (timeout)
 		req_uint(&q, "timeout_ms", timeout);
+	if (wait)
+		req_bool(&q, "wait", true);
 	th_free(m);
 	uint8_t *resp;
 	size_t len;
@@ -1093,6 +1100,7 @@ static int cmd_noarg(struct ropts *r, int argc, const char *op, const char *usag
 struct progress {
 	bool on;
 	int last;
+	const char *what;
 };
 
 static void progress_cb(void *ud, uint64_t done, uint64_t total)
@@ -1108,8 +1116,8 @@ static void progress_cb(void *ud, uint64_t done, uint64_t total)
 	for (int i = 0; i < 40; i++)
 		bar[i] = i < pm * 40 / 1000 ? '#' : ' ';
 	bar[40] = 0;
-	fprintf(stderr, "\rput [%s] %3d%% %" PRIu64 "/%" PRIu64 " MiB", bar, pm / 10, done >> 20,
-		total >> 20);
+	fprintf(stderr, "\r%s [%s] %3d%% %" PRIu64 "/%" PRIu64 " MiB", p->what, bar, pm / 10,
+		done >> 20, total >> 20);
 	if (done >= total)
 		fputc('\n', stderr);
 }
@@ -1133,7 +1141,14 @@ static int dl_data(void *ud, const uint8_t *p, size_t n)
 		n -= (size_t)w;
 		d->done += (uint64_t)w;
 	}
+	progress_cb(&d->p, d->done, d->total);
 	return 0;
+}
+
+/* Progress bars only on a terminal, and only for long transfers. */
+static bool progress_wanted(uint64_t total)
+{
+	return cli_stderr_tty() && total >= (16u << 20);
 }
 
 static const char rstore_usage[] =
@@ -1141,19 +1156,33 @@ static const char rstore_usage[] =
 	"Through a server:\n"
 	"  put FILE|- [--label NAME]   store content; prints its hash\n"
 	"  get HASH | --label NAME     write the content to stdout (or -o FILE)\n"
-	"  label NAME HASH             point a label at a hash\n"
+	"  label NAME HASH [--expect OLD|none]\n"
+	"                              point a label at a hash (with --expect: only\n"
+	"                              if it points at OLD now, or does not exist)\n"
 	"  ls                          list labels (NAME HASH)\n"
 	"  rm-label NAME               remove a label\n"
-	"  new                         create a named store; prints its id\n";
+	"  new                         create a named store; prints its id\n"
+	"  gc [--grace SECS]           delete content no label refers to\n"
+	"  verify                      re-hash everything; lists bad objects\n";
 
 static int remote_store(struct ropts *r, int argc, char **argv)
 {
-	const char *store = NULL, *label = NULL, *out = NULL;
+	const char *store = NULL, *label = NULL, *out = NULL, *expect = NULL;
 	const char *pos[3];
 	int np = 0;
+	uint64_t grace = 3600;
+	bool has_grace = false;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		if (!strcmp(a, "--store") && v) {
+		if (!strcmp(a, "--expect") && v) {
+			expect = v;
+			i++;
+		} else if (!strcmp(a, "--grace") && v) {
+			if (parse_uint(a, v, &grace))
+				return CLI_USAGE;
+			has_grace = true;
+			i++;
+		} else if (!strcmp(a, "--store") && v) {
 			store = v;
 			i++;
 		} else if (!strcmp(a, "--label") && v) {
@@ -1176,10 +1205,16 @@ static int remote_store(struct ropts *r, int argc, char **argv)
 	const char *sub = pos[0];
 	int want = !strcmp(sub, "put") ? 2 : !strcmp(sub, "get") ? (label ? 1 : 2)
 		   : !strcmp(sub, "label") ? 3 : !strcmp(sub, "ls") ? 1
-		   : !strcmp(sub, "rm-label") ? 2 : !strcmp(sub, "new") ? 1 : -1;
+		   : !strcmp(sub, "rm-label") ? 2 : !strcmp(sub, "new") ? 1
+		   : !strcmp(sub, "gc") ? 1 : !strcmp(sub, "verify") ? 1 : -1;
 	if (want < 0) {
-		cli_error("store %s: not available through a server (put, get, label, ls, "
-			  "rm-label, new are)", sub);
+		cli_error("store: unknown command '%s' (see 'theater store --help --address A')",
+			  sub);
+		return CLI_USAGE;
+	}
+	if ((expect && strcmp(sub, "label")) || (has_grace && strcmp(sub, "gc"))) {
+		cli_error("store %s: %s applies to %s only", sub, expect ? "--expect" : "--grace",
+			  expect ? "label" : "gc");
 		return CLI_USAGE;
 	}
 	if (np != want) {
@@ -1216,7 +1251,7 @@ static int remote_store(struct ropts *r, int argc, char **argv)
 			req_text(&q, "store", store);
 		if (label)
 			req_text(&q, "label", label);
-		struct progress p = { cli_stderr_tty() && total >= (16u << 20), -1 };
+		struct progress p = { progress_wanted(total), -1, "put" };
 		if (req_done(&q) == 0 &&
 		    thcl_call_upload(c, q.e.buf, q.e.len, fd, total, progress_cb, &p, &resp, &len,
 				     &err) != 0) {
@@ -1240,7 +1275,27 @@ static int remote_store(struct ropts *r, int argc, char **argv)
 			req_text(&q, "label", label);
 		else
 			req_text(&q, "hash", pos[1]);
-		struct dl d = { STDOUT_FILENO, 0, 0, { false, -1 } };
+		struct dl d = { STDOUT_FILENO, 0, 0, { false, -1, "get" } };
+		if (cli_stderr_tty()) {
+			/* The size first (store.stat), for the progress bar. */
+			struct req sq;
+			uint8_t *sr;
+			size_t sn;
+			req_init(&sq, "store.stat");
+			if (store)
+				req_text(&sq, "store", store);
+			if (label)
+				req_text(&sq, "label", label);
+			else
+				req_text(&sq, "hash", pos[1]);
+			if (req_done(&sq) == 0 &&
+			    thcl_call(c, sq.e.buf, sq.e.len, 0, &sr, &sn, &err) == 0) {
+				d.total = get_uint(sr, sn, "size", 0);
+				d.p.on = progress_wanted(d.total);
+				thcl_free(sr);
+			}
+			th_cbor_enc_release(&sq.e);
+		}
 		if (out && (d.fd = open(out, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0644)) < 0) {
 			cli_error("cannot create %s: %s", out, strerror(errno));
 			thcl_close(c);
@@ -1265,6 +1320,13 @@ static int remote_store(struct ropts *r, int argc, char **argv)
 			req_init(&q, "store.label");
 			req_text(&q, "label", pos[1]);
 			req_text(&q, "hash", pos[2]);
+			if (expect)
+				req_text(&q, "expect", expect);
+		} else if (!strcmp(sub, "gc")) {
+			req_init(&q, "store.gc");
+			req_uint(&q, "grace_s", grace);
+		} else if (!strcmp(sub, "verify")) {
+			req_init(&q, "store.verify");
 		} else if (!strcmp(sub, "ls")) {
 			req_init(&q, "store.labels");
 		} else if (!strcmp(sub, "rm-label")) {
@@ -1273,12 +1335,49 @@ static int remote_store(struct ropts *r, int argc, char **argv)
 		} else {
 			req_init(&q, "store.new");
 		}
-		if (store && strcmp(sub, "new"))
+		if (store && strcmp(sub, "new") && strcmp(sub, "gc") && strcmp(sub, "verify"))
 			req_text(&q, "store", store);
-		rc = req_call(c, &q, 0, &resp, &len);
+		/* gc and verify read the whole store: no 60 s default limit. */
+		bool whole = !strcmp(sub, "gc") || !strcmp(sub, "verify");
+		rc = req_call(c, &q, whole ? 24u * 3600 * 1000 : 0, &resp, &len);
 		if (rc == CLI_OK) {
+			th_cbor_dec vd;
+			bool ok = true;
+			if (!strcmp(sub, "verify") && get_key(resp, len, "ok", &vd))
+				(void)th_cbor_get_bool(&vd, &ok, NULL);
+			if (!ok)
+				rc = CLI_FAIL;
 			if (r->json) {
 				print_json(resp, len);
+			} else if (!strcmp(sub, "gc")) {
+				printf("gc: %" PRIu64 " objects, %" PRIu64 " live, removed %" PRIu64
+				       " (%" PRIu64 " bytes) and %" PRIu64 " temporary files\n",
+				       get_uint(resp, len, "objects", 0), get_uint(resp, len, "live", 0),
+				       get_uint(resp, len, "removed", 0),
+				       get_uint(resp, len, "removed_bytes", 0),
+				       get_uint(resp, len, "tmp_removed", 0));
+				if (get_uint(resp, len, "missing", 0))
+					printf("gc: %" PRIu64 " referenced objects are missing "
+					       "(run 'theater store verify')\n",
+					       get_uint(resp, len, "missing", 0));
+			} else if (!strcmp(sub, "verify")) {
+				uint64_t n, bad = get_uint(resp, len, "bad", 0);
+				if (get_key(resp, len, "problems", &vd) &&
+				    th_cbor_get_array(&vd, &n, NULL) == 0)
+					for (uint64_t i = 0; i < n; i++) {
+						size_t s = vd.pos;
+						if (th_cbor_skip(&vd, NULL))
+							break;
+						char what[400];
+						printf("BAD %s: %s\n",
+						       get_text(vd.p + s, vd.pos - s, "path", buf, sizeof buf),
+						       get_text(vd.p + s, vd.pos - s, "problem", what,
+								sizeof what));
+					}
+				printf("verify: %" PRIu64 " objects, %" PRIu64 " bytes, %" PRIu64
+				       " problem%s\n",
+				       get_uint(resp, len, "objects", 0), get_uint(resp, len, "bytes", 0),
+				       bad, bad == 1 ? "" : "s");
 			} else if (!strcmp(sub, "ls")) {
 				th_cbor_dec d;
 				uint64_t n;
@@ -1384,10 +1483,14 @@ static int remote_chain(struct ropts *r, int argc, char **argv)
 /* ---- channels ---- */
 
 static const char channel_usage[] =
-	"usage: theater channel open ID [FIRST-MSG] [--address A]\n"
-	"Opens a channel to actor ID: each line read from stdin is sent as one\n"
-	"message, each message from the actor is printed as one line (JSON\n"
-	"lines with --json); end of input closes the channel (send and close).\n";
+	"usage: theater channel open ID [FIRST-MSG] [--address A] [--json]\n"
+	"Opens a channel to actor ID and stays in it (interactive): each line read\n"
+	"from stdin is sent on it as one message (channel send), each message from\n"
+	"the actor is printed as one line (JSON lines with --json), and the end of\n"
+	"input closes it (channel close). A channel belongs to the connection that\n"
+	"opened it and ends with it, so there is no separate 'channel send' or\n"
+	"'channel close' command: pipe or type into 'channel open'.\n"
+	"  e.g.  printf 'a\\nb\\n' | theater channel open ID\n";
 
 struct chan_reader {
 	thcl_chan *ch;
@@ -1430,6 +1533,13 @@ static int cmd_channel(struct ropts *r, int argc, char **argv)
 	if (r->help) {
 		fputs(channel_usage, stdout);
 		return CLI_OK;
+	}
+	if (argc >= 2 && (!strcmp(argv[1], "send") || !strcmp(argv[1], "close"))) {
+		cli_error("channel %s: a channel belongs to the connection that opened it, so it "
+			  "cannot be reached from another command; use 'theater channel open ID' "
+			  "and write lines to its stdin (each line is a %s)",
+			  argv[1], !strcmp(argv[1], "send") ? "send" : "send; end of input closes it");
+		return CLI_USAGE;
 	}
 	if (argc < 3 || argc > 4 || strcmp(argv[1], "open")) {
 		fputs(channel_usage, stderr);
@@ -1485,13 +1595,6 @@ static int cmd_channel(struct ropts *r, int argc, char **argv)
 
 /* ---- completion ---- */
 
-static const char *const words[] = {
-	"server", "start", "stop", "restart", "list", "status", "send", "request", "events", "state",
-	"inspect", "tree", "metrics", "channel", "manifest", "store", "chain", "run", "wasm",
-	"completion",
-	"version",
-};
-
 static int cmd_completion(int argc, char **argv)
 {
 	if (argc != 2 || (strcmp(argv[1], "bash") && strcmp(argv[1], "zsh") &&
@@ -1501,10 +1604,12 @@ static int cmd_completion(int argc, char **argv)
 		      argc == 2 && !strcmp(argv[1], "--help") ? stdout : stderr);
 		return argc == 2 && !strcmp(argv[1], "--help") ? CLI_OK : CLI_USAGE;
 	}
-	char list[512] = "";
+	/* The commands of main.c's table, so a new command is never missed. */
+	char list[1024] = "";
 	size_t k = 0;
-	for (size_t i = 0; i < TH_ARRAY_LEN(words); i++)
-		k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", i ? " " : "", words[i]);
+	const char *w;
+	for (unsigned i = 0; (w = cli_command_name(i)) && k < sizeof list; i++)
+		k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", i ? " " : "", w);
 	if (!strcmp(argv[1], "bash")) {
 		printf("_theater() {\n"
 		       "  local cur=${COMP_WORDS[COMP_CWORD]}\n"
@@ -1586,11 +1691,13 @@ int cli_remote(int argc, char **argv)
 				"usage: theater terminate ID\nStops an actor at once.\n");
 	else if (!strcmp(cmd, "send"))
 		rc = cmd_simple(&r, nrest, rest, "actor.send", true,
-				"usage: theater send ID MSG|@FILE\nSends a one-way message.\n");
+				"usage: theater send ID MSG|@FILE [--wait]\nSends a one-way message. A full mailbox "
+				"fails it at once\n(exit 1), unless --wait: then it waits for room.\n");
 	else if (!strcmp(cmd, "request"))
 		rc = cmd_simple(&r, nrest, rest, "actor.request", true,
-				"usage: theater request ID MSG|@FILE [--timeout MS]\n"
-				"Sends a request; prints the reply.\n");
+				"usage: theater request ID MSG|@FILE [--timeout MS] [--wait]\n"
+				"Sends a request; prints the reply. --wait: a full mailbox is\n"
+				"waited for (within the timeout) instead of failing at once.\n");
 	else if (!strcmp(cmd, "manifest"))
 		rc = cmd_simple(&r, nrest, rest, "actor.manifest", false,
 				"usage: theater manifest ID\nPrints the manifest the actor was "
@@ -1616,6 +1723,11 @@ int cli_remote(int argc, char **argv)
 		cli_error("unknown command '%s'", cmd);
 		rc = CLI_USAGE;
 	}
+	if (r.help && rc == CLI_OK)
+		fputs("\nEvery command that talks to a server takes --address A (default\n"
+		      "$THEATER_ADDRESS, else tcp://127.0.0.1:9000; tls://, ws://, wss://),\n"
+		      "--tls-ca F, --tls-cert F, --tls-key F, --tls-name NAME and --json.\n",
+		      stdout);
 	th_free(rest);
 	fflush(stdout);
 	return rc;

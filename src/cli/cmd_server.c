@@ -114,6 +114,12 @@ int cli_server(int argc, char **argv)
 		if (takes)
 			i++;
 	}
+	if (!cfg.tls_cert != !cfg.tls_key || (cfg.tls_client_ca && !cfg.tls_cert)) {
+		cli_error("%s", cfg.tls_client_ca && !cfg.tls_cert && !cfg.tls_key
+				? "--tls-client-ca needs --tls-cert and --tls-key"
+				: "--tls-cert and --tls-key go together (see --help)");
+		return CLI_USAGE;
+	}
 	if (home && setenv("THEATER_HOME", home, 1) != 0) {
 		cli_error("cannot set THEATER_HOME: %s", strerror(errno));
 		return CLI_FAIL;

@@ -18,7 +18,9 @@ static const char store_usage[] =
 	"\n"
 	"  put FILE|-          store a file (or stdin); prints its hash\n"
 	"  get HASH            write the content to stdout\n"
-	"  label NAME HASH     point label NAME at HASH\n"
+	"  label NAME HASH [--expect OLD|none]\n"
+	"                      point label NAME at HASH; with --expect only if it\n"
+	"                      points at OLD now (none: only if it does not exist)\n"
 	"  ls [--all]          list labels (NAME HASH SIZE), or with --all\n"
 	"                      every object (HASH SIZE DISK KIND)\n"
 	"  rm-label NAME       remove a label\n"
@@ -28,6 +30,8 @@ static const char store_usage[] =
 	"  verify              re-hash everything; lists bad objects\n"
 	"\n"
 	"--store ID selects a named store (default: \"default\").\n"
+	"--json prints one JSON document (put, ls, new, gc, verify), the same\n"
+	"as through a server (--address A).\n"
 	"Data lives in $THEATER_HOME/store (default ~/.theater/store).\n";
 
 struct progress {
@@ -83,6 +87,9 @@ static int fail(th_err *err)
 	return CLI_FAIL;
 }
 
+/* --json output: the same documents a server answers with. */
+static bool json_out;
+
 static int cmd_put(ths_store *s, const char *path)
 {
 	th_err err = { 0 };
@@ -117,7 +124,13 @@ static int cmd_put(ths_store *s, const char *path)
 	}
 	char hex[THS_HEX_LEN + 1];
 	ths_hash_hex(&h, hex);
-	printf("%s\n", hex);
+	if (json_out) {
+		uint64_t size = total;
+		(void)ths_size(s, &h, &size, NULL); /* stdin: its size as stored */
+		printf("{\"hash\":\"%s\",\"size\":%" PRIu64 "}\n", hex, size);
+	}
+	else
+		printf("%s\n", hex);
 	return fflush(stdout) == 0 ? CLI_OK : CLI_FAIL;
 }
 
@@ -138,15 +151,31 @@ static int cmd_get(ths_store *s, const char *text)
 }
 
 static int cmd_label(ths_store *s, const char *store, const char *name,
-		     const char *text)
+		     const char *text, const char *expect)
 {
 	th_err err = { 0 };
-	ths_hash h;
+	ths_hash h, old;
 	if (ths_name_check("label", name, &err) != 0 ||
-	    ths_hash_parse(text, &h, &err) != 0 ||
-	    ths_label_set(s, store, name, &h, &err) != 0)
+	    ths_hash_parse(text, &h, &err) != 0)
 		return fail(&err);
-	return CLI_OK;
+	int rc;
+	if (!expect)
+		rc = ths_label_set(s, store, name, &h, &err);
+	else if (!strcmp(expect, "none"))
+		rc = ths_label_cas(s, store, name, NULL, &h, &err);
+	else if ((rc = ths_hash_parse(expect, &old, &err)) == 0)
+		rc = ths_label_cas(s, store, name, &old, &h, &err);
+	return rc ? fail(&err) : CLI_OK;
+}
+
+static void json_label(const char *name, const char *hex, uint64_t size, bool has_size,
+		       bool first)
+{
+	/* Label names are checked to be plain ([A-Za-z0-9._-]): no escaping. */
+	printf("%s{\"hash\":\"%s\",\"name\":\"%s\"", first ? "" : ",", hex, name);
+	if (has_size)
+		printf(",\"size\":%" PRIu64, size);
+	putchar('}');
 }
 
 static int cmd_ls(ths_store *s, const char *store, bool all)
@@ -158,11 +187,20 @@ static int cmd_ls(ths_store *s, const char *store, bool all)
 		size_t n;
 		if (ths_content_list(s, NULL, &v, &n, &err) != 0)
 			return fail(&err);
+		if (json_out)
+			fputs("{\"objects\":[", stdout);
 		for (size_t i = 0; i < n; i++) {
 			ths_hash_hex(&v[i].hash, hex);
-			printf("%s %" PRIu64 " %" PRIu64 " %s\n", hex, v[i].size,
-			       v[i].disk, v[i].chunked ? "manifest" : "blob");
+			if (json_out)
+				printf("%s{\"hash\":\"%s\",\"size\":%" PRIu64 ",\"disk\":%" PRIu64
+				       ",\"kind\":\"%s\"}", i ? "," : "", hex, v[i].size, v[i].disk,
+				       v[i].chunked ? "manifest" : "blob");
+			else
+				printf("%s %" PRIu64 " %" PRIu64 " %s\n", hex, v[i].size,
+				       v[i].disk, v[i].chunked ? "manifest" : "blob");
 		}
+		if (json_out)
+			fputs("]}\n", stdout);
 		ths_buf_free(v);
 		return CLI_OK;
 	}
@@ -170,15 +208,22 @@ static int cmd_ls(ths_store *s, const char *store, bool all)
 	size_t n;
 	if (ths_label_list(s, store, &v, &n, &err) != 0)
 		return fail(&err);
+	if (json_out)
+		fputs("{\"labels\":[", stdout);
 	for (size_t i = 0; i < n; i++) {
 		uint64_t size = 0;
 		th_err serr = { 0 };
 		ths_hash_hex(&v[i].hash, hex);
-		if (ths_size(s, &v[i].hash, &size, &serr) != 0)
+		bool has = ths_size(s, &v[i].hash, &size, &serr) == 0;
+		if (json_out)
+			json_label(v[i].name, hex, size, has, i == 0);
+		else if (!has)
 			printf("%s %s ? (%s)\n", v[i].name, hex, serr.msg);
 		else
 			printf("%s %s %" PRIu64 "\n", v[i].name, hex, size);
 	}
+	if (json_out)
+		fputs("]}\n", stdout);
 	ths_buf_free(v);
 	return CLI_OK;
 }
@@ -189,6 +234,14 @@ static int cmd_gc(ths_store *s, uint64_t grace)
 	ths_gc_stats st;
 	if (ths_gc(s, grace, &st, &err) != 0)
 		return fail(&err);
+	if (json_out) {
+		printf("{\"live\":%" PRIu64 ",\"missing\":%" PRIu64 ",\"objects\":%" PRIu64
+		       ",\"removed\":%" PRIu64 ",\"removed_bytes\":%" PRIu64
+		       ",\"tmp_removed\":%" PRIu64 "}\n",
+		       st.live, st.missing, st.objects, st.removed, st.removed_bytes,
+		       st.tmp_removed);
+		return CLI_OK;
+	}
 	printf("gc: %" PRIu64 " objects, %" PRIu64 " live, removed %" PRIu64
 	       " (%" PRIu64 " bytes) and %" PRIu64 " temporary files\n",
 	       st.objects, st.live, st.removed, st.removed_bytes,
@@ -199,10 +252,33 @@ static int cmd_gc(ths_store *s, uint64_t grace)
 	return CLI_OK;
 }
 
+static void json_text(const char *t)
+{
+	putchar('"');
+	for (; *t; t++) {
+		unsigned char c = (unsigned char)*t;
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
 static void print_problem(void *ud, const char *path, const char *problem)
 {
-	TH_UNUSED(ud);
-	printf("BAD %s: %s\n", path, problem);
+	uint64_t *n = ud;
+	if (!json_out) {
+		printf("BAD %s: %s\n", path, problem);
+		return;
+	}
+	printf("%s{\"path\":", (*n)++ ? "," : "");
+	json_text(path);
+	fputs(",\"problem\":", stdout);
+	json_text(problem);
+	putchar('}');
 }
 
 static int cmd_verify(ths_store *s)
@@ -213,9 +289,20 @@ static int cmd_verify(ths_store *s)
 	ths_total_size(s, NULL, &total, NULL);
 	struct progress p;
 	progress_init(&p, "verify", total);
-	int rc = ths_verify(s, print_problem, NULL, progress_draw, &p, &st, &err);
-	if (rc && rc != TH_ECORRUPT)
+	uint64_t nprob = 0;
+	if (json_out)
+		fputs("{\"problems\":[", stdout);
+	int rc = ths_verify(s, print_problem, &nprob, progress_draw, &p, &st, &err);
+	if (rc && rc != TH_ECORRUPT) {
+		if (json_out)
+			fputs("]}\n", stdout);
 		return fail(&err);
+	}
+	if (json_out) {
+		printf("],\"bad\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"objects\":%" PRIu64
+		       ",\"ok\":%s}\n", st.bad, st.bytes, st.objects, rc ? "false" : "true");
+		return rc ? CLI_FAIL : CLI_OK;
+	}
 	printf("verify: %" PRIu64 " objects, %" PRIu64 " bytes, %" PRIu64
 	       " problem%s\n", st.objects, st.bytes, st.bad,
 	       st.bad == 1 ? "" : "s");
@@ -237,19 +324,27 @@ int cli_store(int argc, char **argv)
 	const char *args[4];
 	int nargs = 0;
 	bool all = false;
+	const char *expect = NULL;
 	uint64_t grace = 3600;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
 			fputs(store_usage, stdout);
 			return CLI_OK;
-		} else if (!strcmp(a, "--store") || !strcmp(a, "--grace")) {
+		} else if (!strcmp(a, "--json")) {
+			json_out = true;
+		} else if (!strcmp(a, "--store") || !strcmp(a, "--grace") ||
+			   !strcmp(a, "--expect")) {
 			if (i + 1 >= argc) {
 				cli_error("%s needs a value", a);
 				return CLI_USAGE;
 			}
 			if (!strcmp(a, "--store")) {
 				store = argv[++i];
+				continue;
+			}
+			if (!strcmp(a, "--expect")) {
+				expect = argv[++i];
 				continue;
 			}
 			char *end;
@@ -294,6 +389,10 @@ int cli_store(int argc, char **argv)
 		return rc;
 	if (!strcmp(cmd, "label") && (rc = need_args(cmd, n, 2)))
 		return rc;
+	if (expect && strcmp(cmd, "label")) {
+		cli_error("store %s: --expect applies to 'store label' only", cmd);
+		return CLI_USAGE;
+	}
 	if ((!strcmp(cmd, "ls") || !strcmp(cmd, "gc") || !strcmp(cmd, "new") ||
 	     !strcmp(cmd, "verify")) && (rc = need_args(cmd, n, 0)))
 		return rc;
@@ -313,7 +412,7 @@ int cli_store(int argc, char **argv)
 	} else if (!strcmp(cmd, "get")) {
 		rc = cmd_get(s, args[1]);
 	} else if (!strcmp(cmd, "label")) {
-		rc = cmd_label(s, store, args[1], args[2]);
+		rc = cmd_label(s, store, args[1], args[2], expect);
 	} else if (!strcmp(cmd, "ls")) {
 		rc = cmd_ls(s, store, all);
 	} else if (!strcmp(cmd, "rm-label")) {
@@ -323,7 +422,7 @@ int cli_store(int argc, char **argv)
 		char id[THS_NAME_MAX + 1];
 		rc = ths_store_new(s, id, &err) ? fail(&err) : CLI_OK;
 		if (!rc)
-			printf("%s\n", id);
+			printf(json_out ? "{\"id\":\"%s\"}\n" : "%s\n", id);
 	} else if (!strcmp(cmd, "gc")) {
 		rc = cmd_gc(s, grace);
 	} else {

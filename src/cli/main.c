@@ -49,9 +49,14 @@ static const struct command commands[] = {
 	{ "tree", cli_remote, "the supervision tree" },
 	{ "metrics", cli_remote, "server and runtime counters" },
 	{ "completion", cli_remote, "shell completion script: bash, zsh, fish" },
-	{ "channel", cli_remote, "open a channel to an actor (stdin lines in, messages out)" },
+	{ "channel", cli_remote, "channel to an actor: open (interactive: stdin lines in, messages out)" },
 	{ "replay", cli_replay, "re-run an actor from its chain and check it step by step" },
 };
+
+const char *cli_command_name(unsigned i)
+{
+	return i < TH_ARRAY_LEN(commands) ? commands[i].name : NULL;
+}
 
 static void usage(FILE *f)
 {

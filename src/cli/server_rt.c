@@ -12,6 +12,8 @@
  * what the server needs before it drops its channel after channel_close;
  * and the callback's closing call (thsrv_channel_closed) is its last.
  */
+#include <time.h>
+
 #include "base/base.h"
 #include "cli/server_rt.h"
 #include "theater/supervise.h"
@@ -74,6 +76,7 @@ static int rt_start(void *ctx, const thsrv_start *a, char id[THSRV_ID_MAX + 1],
 	if (a->manifest_ref && (rc = manifest_from_store(rt, a->manifest_ref, &text, err)))
 		return rc;
 	thr_spawn_opts o = { .manifest_text = text ? text : a->manifest_text,
+			     .manifest_name = text ? a->manifest_ref : a->path,
 			     .base_dir = a->base_dir,
 			     .init_state = a->state,
 			     .init_state_len = a->state_len,
@@ -134,6 +137,12 @@ static int rt_send(void *ctx, const char *id, const void *msg, size_t len, th_er
 	return thr_send(ctx, id, msg, len, 0, err);
 }
 
+static int rt_send_wait(void *ctx, const char *id, const void *msg, size_t len,
+			th_err *err)
+{
+	return thr_send(ctx, id, msg, len, THR_SEND_WAIT, err);
+}
+
 static int rt_request(void *ctx, const char *id, const void *msg, size_t len,
 		      uint32_t timeout_ms, thsrv_bytes *reply, th_err *err)
 {
@@ -144,6 +153,28 @@ static int rt_request(void *ctx, const char *id, const void *msg, size_t len,
 		rc = th_err_set(err, TH_ENOMEM, "out of memory");
 	thr_free(r);
 	return rc;
+}
+
+/* thr_request fails at once on a full mailbox; the embedding API has no
+ * waiting request, so this retries with a growing pause (1 ms doubling
+ * to 50 ms) until the request is taken or its timeout has passed. */
+static int rt_request_wait(void *ctx, const char *id, const void *msg, size_t len,
+			   uint32_t timeout_ms, thsrv_bytes *reply, th_err *err)
+{
+	uint64_t limit = (uint64_t)(timeout_ms ? timeout_ms : 30000) * 1000000u;
+	uint64_t start = th_now_ns(), pause_ms = 1;
+	for (;;) {
+		int rc = rt_request(ctx, id, msg, len, timeout_ms, reply, err);
+		if (rc != TH_EBUSY)
+			return rc;
+		if (th_now_ns() - start >= limit)
+			return th_err_set(err, TH_ETIMEOUT,
+					  "actor %s: mailbox still full after %u ms", id,
+					  (unsigned)(limit / 1000000u));
+		struct timespec ts = { 0, (long)(pause_ms * 1000000u) };
+		nanosleep(&ts, NULL);
+		pause_ms = pause_ms * 2 > 50 ? 50 : pause_ms * 2;
+	}
 }
 
 static int rt_get_state(void *ctx, const char *id, thsrv_bytes *state, bool *has,
@@ -238,6 +269,8 @@ const thsrv_ops cli_server_rt_ops = {
 	.status = rt_status,
 	.send = rt_send,
 	.request = rt_request,
+	.send_wait = rt_send_wait,
+	.request_wait = rt_request_wait,
 	.get_state = rt_get_state,
 	.get_manifest = rt_get_manifest,
 	.channel_open = rt_channel_open,

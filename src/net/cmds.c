@@ -339,12 +339,109 @@ static int cmd_store_label(thn_job *j, const thn_args *a)
 	char store[THS_NAME_MAX + 1], label[THS_NAME_MAX + 1];
 	ths_hash h;
 	int rc;
+	char expect[THS_HEX_LEN + 8];
+	ths_hash old;
 	if ((rc = store_arg(a, store, err)) ||
 	    (rc = thn_arg_text(a, "label", true, label, sizeof label, err)) ||
 	    (rc = hash_arg(a, "hash", &h, err)) ||
-	    (rc = ths_label_set(cfg_of(j)->store, store, label, &h, err)))
+	    (rc = thn_arg_text(a, "expect", false, expect, sizeof expect, err)) < 0)
+		return rc;
+	if (rc == 1)
+		rc = ths_label_set(cfg_of(j)->store, store, label, &h, err);
+	else if (!strcmp(expect, "none"))
+		rc = ths_label_cas(cfg_of(j)->store, store, label, NULL, &h, err);
+	else if ((rc = ths_hash_parse(expect, &old, err)) == 0)
+		rc = ths_label_cas(cfg_of(j)->store, store, label, &old, &h, err);
+	if (rc)
 		return rc;
 	th_cbor_put_map(&j->out, 0);
+	return 0;
+}
+
+static int cmd_store_stat(thn_job *j, const thn_args *a)
+{
+	th_err *err = &j->err;
+	ths_hash h;
+	uint64_t size;
+	int rc;
+	if ((rc = resolve(j, a, &h, err)) || (rc = ths_size(cfg_of(j)->store, &h, &size, err)))
+		return rc;
+	omap m;
+	map_init(&m);
+	put_hash(map_key(&m, "hash"), h.b);
+	th_cbor_put_uint(map_key(&m, "size"), size);
+	map_end(&m, &j->out);
+	return 0;
+}
+
+static int cmd_store_gc(thn_job *j, const thn_args *a)
+{
+	th_err *err = &j->err;
+	uint64_t grace = 3600;
+	ths_gc_stats st;
+	int rc;
+	if ((rc = thn_arg_uint(a, "grace_s", false, &grace, err)) < 0 ||
+	    (rc = ths_gc(cfg_of(j)->store, grace, &st, err)))
+		return rc;
+	omap m;
+	map_init(&m);
+	th_cbor_put_uint(map_key(&m, "objects"), st.objects);
+	th_cbor_put_uint(map_key(&m, "live"), st.live);
+	th_cbor_put_uint(map_key(&m, "removed"), st.removed);
+	th_cbor_put_uint(map_key(&m, "removed_bytes"), st.removed_bytes);
+	th_cbor_put_uint(map_key(&m, "tmp_removed"), st.tmp_removed);
+	th_cbor_put_uint(map_key(&m, "missing"), st.missing);
+	map_end(&m, &j->out);
+	return 0;
+}
+
+/* store.verify's problems, the first STORE_PROBLEMS_MAX of them. */
+#define STORE_PROBLEMS_MAX 100
+struct problems {
+	th_cbor_enc e;
+	uint64_t n;
+};
+
+static void on_problem(void *ud, const char *path, const char *problem)
+{
+	struct problems *p = ud;
+	if (p->n >= STORE_PROBLEMS_MAX)
+		return;
+	th_cbor_put_map(&p->e, 2);
+	th_cbor_put_cstr(&p->e, "path");
+	th_cbor_put_cstr(&p->e, path);
+	th_cbor_put_cstr(&p->e, "problem");
+	th_cbor_put_cstr(&p->e, problem);
+	p->n++;
+}
+
+static int cmd_store_verify(thn_job *j, const thn_args *a)
+{
+	TH_UNUSED(a);
+	th_err *err = &j->err;
+	struct problems p = { .n = 0 };
+	ths_verify_stats st;
+	th_cbor_enc_init(&p.e, NULL, 0);
+	int rc = ths_verify(cfg_of(j)->store, on_problem, &p, NULL, NULL, &st, err);
+	if (rc && rc != TH_ECORRUPT) {
+		th_cbor_enc_release(&p.e);
+		return rc;
+	}
+	if (p.e.err) {
+		th_cbor_enc_release(&p.e);
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	}
+	omap m;
+	map_init(&m);
+	th_cbor_put_bool(map_key(&m, "ok"), rc == 0);
+	th_cbor_put_uint(map_key(&m, "objects"), st.objects);
+	th_cbor_put_uint(map_key(&m, "bytes"), st.bytes);
+	th_cbor_put_uint(map_key(&m, "bad"), st.bad);
+	th_cbor_enc *pe = map_key(&m, "problems");
+	th_cbor_put_array(pe, p.n);
+	th_cbor_put_raw(pe, p.e.buf, p.e.len);
+	th_cbor_enc_release(&p.e);
+	map_end(&m, &j->out);
 	return 0;
 }
 
@@ -797,6 +894,7 @@ static int cmd_actor_start(thn_job *j, const thn_args *a)
 		return err->code;
 	thsrv_start s = { 0 };
 	char *text = NULL, ref[THS_NAME_MAX + 8], base[4096], parent[THSRV_ID_MAX + 1];
+	char path[4096];
 	const uint8_t *tp;
 	size_t tn;
 	int rc = thn_arg_bytes(a, "manifest", false, &tp, &tn, err);
@@ -823,6 +921,10 @@ static int cmd_actor_start(thn_job *j, const thn_args *a)
 		goto out;
 	if (rc == 0)
 		s.parent = parent;
+	if ((rc = thn_arg_text(a, "path", false, path, sizeof path, err)) < 0)
+		goto out;
+	if (rc == 0)
+		s.path = path;
 	if ((rc = thn_arg_bytes(a, "state", false, &s.state, &s.state_len, err)) < 0)
 		goto out;
 	s.has_state = rc == 0;
@@ -1017,6 +1119,28 @@ static int cmd_actor_status(thn_job *j, const thn_args *a)
 	return 0;
 }
 
+/* "wait": true asks for the ops' waiting variant (the server runs such a
+ * request on a worker, never on its loop: thn_wants_wait). */
+static int wait_arg(thn_job *j, const thn_args *a, bool present, bool *wait)
+{
+	*wait = false;
+	int rc = thn_arg_bool(a, "wait", wait, &j->err);
+	if (rc < 0)
+		return rc;
+	if (*wait && !present)
+		return th_err_set(&j->err, TH_EUNSUPPORTED,
+				  "%s: this server cannot wait for room in a mailbox", j->cmd->op);
+	return 0;
+}
+
+bool thn_wants_wait(const uint8_t *p, size_t n)
+{
+	thn_args a;
+	bool wait = false;
+	return thn_args_parse(p, n, &a, NULL) == 0 && thn_arg_bool(&a, "wait", &wait, NULL) == 0 &&
+	       wait;
+}
+
 static int cmd_actor_send(thn_job *j, const thn_args *a)
 {
 	const thsrv_ops *ops = OPS(j, send);
@@ -1025,10 +1149,12 @@ static int cmd_actor_send(thn_job *j, const thn_args *a)
 	char id[THSRV_ID_MAX + 1];
 	const uint8_t *msg;
 	size_t len;
+	bool wait;
 	int rc;
 	if ((rc = id_arg(a, id, &j->err)) ||
 	    (rc = thn_arg_bytes(a, "msg", true, &msg, &len, &j->err)) ||
-	    (rc = ops->send(cfg_of(j)->ops_ctx, id, msg, len, &j->err)))
+	    (rc = wait_arg(j, a, ops->send_wait != NULL, &wait)) ||
+	    (rc = (wait ? ops->send_wait : ops->send)(cfg_of(j)->ops_ctx, id, msg, len, &j->err)))
 		return rc;
 	put_empty(j);
 	return 0;
@@ -1043,13 +1169,15 @@ static int cmd_actor_request(thn_job *j, const thn_args *a)
 	const uint8_t *msg;
 	size_t len;
 	uint64_t timeout = 0;
+	bool wait;
 	int rc;
 	if ((rc = id_arg(a, id, &j->err)) ||
 	    (rc = thn_arg_bytes(a, "msg", true, &msg, &len, &j->err)) ||
-	    (rc = thn_arg_uint(a, "timeout_ms", false, &timeout, &j->err)) < 0)
+	    (rc = thn_arg_uint(a, "timeout_ms", false, &timeout, &j->err)) < 0 ||
+	    (rc = wait_arg(j, a, ops->request_wait != NULL, &wait)))
 		return rc;
 	thsrv_bytes reply = { 0 };
-	rc = ops->request(cfg_of(j)->ops_ctx, id, msg, len,
+	rc = (wait ? ops->request_wait : ops->request)(cfg_of(j)->ops_ctx, id, msg, len,
 			  timeout > UINT32_MAX ? UINT32_MAX : (uint32_t)timeout, &reply,
 			  &j->err);
 	if (rc == 0) {
@@ -1186,6 +1314,9 @@ static const struct thn_cmd cmds[] = {
 	{ "store.unlabel", cmd_store_unlabel, 0 },
 	{ "store.labels", cmd_store_labels, 0 },
 	{ "store.new", cmd_store_new, 0 },
+	{ "store.stat", cmd_store_stat, 0 },
+	{ "store.gc", cmd_store_gc, 0 },
+	{ "store.verify", cmd_store_verify, 0 },
 	{ "chain.list", cmd_chain_list, 0 },
 	{ "chain.verify", cmd_chain_verify, 0 },
 	{ "chain.append", cmd_chain_append, 0 },

@@ -159,6 +159,9 @@ struct thn_cmd {
 };
 
 const struct thn_cmd *thn_cmd_find(const char *op, size_t n);
+/* True when a request payload asks "wait": true (such a send must not
+ * run on the loop thread). */
+bool thn_wants_wait(const uint8_t *p, size_t n);
 /* Reads the next THN_READ_CHUNK bytes of j->reader into j->body. */
 extern const struct thn_cmd thn_cmd_chunk;
 

@@ -1062,7 +1062,7 @@ static void handle_request(thn_conn *c, const thp_frame *f)
 	st->kind = ST_REQ;
 	st->deadline = now_ns() + (uint64_t)srv->cfg.request_timeout_ms * 1000000u;
 	if ((cmd->flags & THN_CMD_LOOP_SEND) && srv->cfg.ops &&
-	    (srv->cfg.ops->loop_safe & THSRV_LOOP_SEND)) {
+	    (srv->cfg.ops->loop_safe & THSRV_LOOP_SEND) && !thn_wants_wait(req, n)) {
 		/* Never blocks: run it here and answer at once. */
 		srv->inflight++;
 		job_run(j);

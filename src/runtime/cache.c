@@ -73,6 +73,13 @@ void rtc_free(rtc_cache *c, ths_store *store)
 int rtc_spec(thr_runtime *rt, const char *path, const char *text,
 	     const char *base_dir, rtf_spec **out, th_err *err)
 {
+	return rtc_spec_named(rt, path, text, NULL, base_dir, out, err);
+}
+
+int rtc_spec_named(thr_runtime *rt, const char *path, const char *text,
+		   const char *name, const char *base_dir, rtf_spec **out,
+		   th_err *err)
+{
 	rtc_cache *c = rt->cache;
 	char *key = NULL;
 	size_t klen;
@@ -94,16 +101,21 @@ int rtc_spec(thr_runtime *rt, const char *path, const char *text,
 					(long long)st.st_mtim.tv_sec,
 					(long)st.st_mtim.tv_nsec);
 	} else {
+		/* The name is part of the key: the spec keeps it (m->file). */
 		size_t tl = strlen(text), bl = base_dir ? strlen(base_dir) : 0;
-		klen = 1 + bl + 1 + tl;
+		size_t nl = name ? strlen(name) : 0;
+		klen = 1 + bl + 1 + nl + 1 + tl;
 		key = th_malloc(klen + 1);
 		if (!key)
 			return th_err_set(err, TH_ENOMEM, "out of memory");
 		key[0] = 'T';
 		if (bl)
 			memcpy(key + 1, base_dir, bl);
-		key[1 + bl] = '|';
-		memcpy(key + 2 + bl, text, tl);
+		key[1 + bl] = 0; /* NUL: in neither a path nor a name */
+		if (nl)
+			memcpy(key + 2 + bl, name, nl);
+		key[2 + bl + nl] = 0;
+		memcpy(key + 3 + bl + nl, text, tl);
 		key[klen] = 0;
 	}
 	pthread_mutex_lock(&c->lock);
@@ -123,7 +135,7 @@ int rtc_spec(thr_runtime *rt, const char *path, const char *text,
 		if (path)
 			rc = thm_load(path, &man, err);
 		else
-			rc = thm_parse(text, strlen(text), NULL, &man, err);
+			rc = thm_parse(text, strlen(text), name, &man, err);
 		if (!rc)
 			rc = rtf_from_manifest(man, base_dir, rt->store, &spec, err);
 	}

@@ -272,6 +272,10 @@ void rtc_free(rtc_cache *c, ths_store *store);
  * text. *out stays valid until rtc_free. */
 int rtc_spec(thr_runtime *rt, const char *path, const char *text,
 	     const char *base_dir, rtf_spec **out, th_err *err);
+/* rtc_spec with name naming text in messages (NULL = "<string>"). */
+int rtc_spec_named(thr_runtime *rt, const char *path, const char *text,
+		   const char *name, const char *base_dir, rtf_spec **out,
+		   th_err *err);
 /* The component a spec names: put in the Store and pinned (path), or taken
  * from it (hash), loaded once per hash. *cached tells whether it was
  * already loaded. */

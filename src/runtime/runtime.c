@@ -278,8 +278,9 @@ int thr_spawn(thr_runtime *rt, const thr_spawn_opts *opt,
 					  "spawn: parent %s is not running",
 					  opt->parent);
 	}
-	rc = rtc_spec(rt, opt->manifest_path, opt->manifest_text, opt->base_dir,
-		      &spec, err);
+	rc = rtc_spec_named(rt, opt->manifest_path, opt->manifest_text,
+			    opt->manifest_path ? NULL : opt->manifest_name,
+			    opt->base_dir, &spec, err);
 	if (rc) {
 		rtr_runtime_event(rt, "spawn.failed", "", err ? err->msg : "manifest");
 		return rc;

@@ -38,6 +38,10 @@ n=$("$B" chain show actor-1 --since 1h --limit 7 | wc -l)
 [ "$n" -eq 7 ] && ok "show --since --limit" || no "show --since --limit gave $n"
 n=$("$B" chain show actor-1 --since 2099-01-01 | wc -l)
 [ "$n" -eq 0 ] && ok "show --since in the future is empty" || no "future gave $n"
+expect_rc 2 "show --limit -3 is refused" "$B" chain show actor-1 --limit -3
+for w in export import prove check-proof; do
+	"$B" chain --help | grep -q "^  $w " && ok "chain --help lists $w" || no "chain --help lacks $w"
+done
 expect_rc 2 "show with a bad time" "$B" chain show actor-1 --since yesterday-ish
 expect_rc 1 "show of an unknown chain" "$B" chain show nobody
 json=$("$B" chain show actor-1 --json --limit 2)

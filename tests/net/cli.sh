@@ -36,6 +36,7 @@ cleanup() {
 	rm -rf "$W"
 }
 trap cleanup EXIT
+[ -n "$KEEP" ] && trap - EXIT
 
 # start_server NAME ARGS... : runs a server, sets ADDR (and WSADDR).
 start_server() {
@@ -59,7 +60,7 @@ check "server --help" sh -c "'$T' server --help | grep -q -- '--tls-client-ca'"
 expect "server: unknown option is a usage error" 2 "unknown option" "$T" server --bogus x
 expect "server: plaintext beyond loopback is refused" 1 "refusing plaintext" \
 	"$T" server --home "$W/x" --listen 0.0.0.0:0
-expect "server: --tls-cert needs --tls-key" 1 "both --tls-cert and --tls-key" \
+expect "server: --tls-cert without --tls-key is a usage error" 2 "go together" \
 	"$T" server --home "$W/x" --listen 127.0.0.1:0 --tls-cert /nonexistent
 
 start_server main --listen 127.0.0.1:0 --ws-listen 127.0.0.1:0
@@ -88,7 +89,6 @@ sid=$("$T" store new $A)
 check "store new via the server" [ -n "$sid" ]
 expect "store: unknown hash is an error" 1 "no object" "$T" store get \
 	0000000000000000000000000000000000000000000000000000000000000000 $A
-expect "store gc is not offered remotely" 2 "not available through a server" "$T" store gc $A
 check "chain ls via the server" sh -c "'$T' chain ls $A | grep -q '^runtime '"
 check "chain verify via the server" sh -c "'$T' chain verify $A | grep -q '^ok'"
 
@@ -158,7 +158,9 @@ check "every remote command has --help" sh -c "
 		'$T' \$c --help | grep -q usage || exit 1
 	done"
 check "completion bash" sh -c "'$T' completion bash | grep -q 'complete -F _theater theater'"
-expect "channel: usage" 2 "usage" "$T" channel close "$id" $A
+expect "channel close: explained (a channel ends with its connection)" 2 \
+	"belongs to the connection" "$T" channel close "$id" $A
+expect "channel: usage" 2 "usage" "$T" channel frob "$id" $A
 
 # ---- terminate, start --parent, channels, supervision columns (real actors) ----
 # wait_for DESC CMD: until CMD succeeds (no deadline of its own beyond 60 s).
@@ -249,6 +251,136 @@ check "status: restarts and circuit" \
 	sh -c "'$T' status '$phx' $A | grep -q 'restarts: *1' && '$T' status '$phx' $A | grep -q 'circuit: *closed'"
 check "tree --json: restarts and circuit" \
 	sh -c "'$T' tree $A --json | grep -q '\"restarts\":1,\"circuit\":\"closed\"'"
+
+# ---- CLI gaps closed in session 2 (manifest name, --state, --wait, store
+# gc/verify/CAS, events arguments, completion, download bar, reconnect) ----
+printf 'name = "bad"\nversion = "0.1.0"\ncomponent = "counter.wasm"\nbogus = 3\n' >"$W/bad.toml"
+expect "start: a manifest error names the client's file, line and column" 1 "bad.toml:4:" \
+	"$T" start "$W/bad.toml" $A
+expect "start: --state that is not JSON is refused" 2 "not JSON" \
+	"$T" start "$W/counter.toml" --state '{bad json' $A
+named=$("$T" start "$W/counter.toml" --state '{"a":1}' $A)
+check "start: actor.spawning records the manifest's file" \
+	sh -c "'$T' events '$named' $A --type actor.spawning | grep -q 'counter.toml\"'"
+expect "events --from -5 is a usage error" 2 "not a number" "$T" events "$named" $A --from -5
+check "events --since takes a date like chain show --since" \
+	sh -c "'$T' events '$named' $A --since 2020-01-01T00:00:00Z | grep -q actor.spawning"
+check "events --since in the future shows nothing" \
+	sh -c "[ -z \"\$('$T' events '$named' $A --since 2099-01-01)\" ]"
+expect "events --since garbage is a usage error" 2 "not a time" "$T" events "$named" $A --since soon
+for sh_ in bash zsh fish; do
+	check "completion $sh_ knows terminate and replay" \
+		sh -c "'$T' completion $sh_ | grep -q terminate && '$T' completion $sh_ | grep -q replay"
+done
+check "store gc via the server" sh -c "'$T' store gc $A | grep -q '^gc: [0-9]* objects'"
+check "store gc --json via the server" sh -c "'$T' store gc --grace 0 $A --json | grep -q '\"removed\":'"
+check "store verify via the server" sh -c "'$T' store verify $A | grep -q '^verify: .* 0 problems'"
+check "store verify --json via the server" sh -c "'$T' store verify $A --json | grep -q '\"ok\":true'"
+hx=$(printf 'x\n' | "$T" store put - $A)
+hy=$(printf 'y\n' | "$T" store put - $A)
+"$T" store label cas "$hx" $A
+expect "store label --expect with a stale hash fails via the server" 1 "changed" \
+	"$T" store label cas "$hy" --expect "$hy" $A
+check "store label --expect with the current hash swaps via the server" \
+	sh -c "'$T' store label cas '$hy' --expect '$hx' $A && '$T' store ls $A | grep -qx 'cas $hy'"
+expect "store label --expect none on an existing label fails" 1 "changed" \
+	"$T" store label cas "$hx" --expect none $A
+# --wait: a relay whose 'z' sleeps 3 s, with room for one queued message.
+sed 's/(i64.const 20) (i32.const 256)/(i64.const 3000) (i32.const 256)/' \
+	"$ROOT/tests/runtime/actors/relay.wat" >"$W/sleepy.wat"
+wat2wasm "$W/sleepy.wat" -o "$W/sleepy.wasm"
+sed -e 's/"counter"/"sleepy"/' -e 's/counter.wasm/sleepy.wasm/' "$W/counter.toml" >"$W/sleepy.toml"
+printf '[[handler]]\ntype = "timing"\n\n[limits]\nmailbox_capacity = 1\n' >>"$W/sleepy.toml"
+slp=$("$T" start "$W/sleepy.toml" $A)
+"$T" send "$slp" z $A
+"$T" send "$slp" z $A
+expect "send to a full mailbox fails at once without --wait" 1 "full" "$T" send "$slp" lnot-waiting $A
+check "send --wait waits for room and delivers" "$T" send "$slp" lwaited --wait $A
+wait_for "the waited message was handled" \
+	sh -c "'$T' events '$slp' $A --type message.received | grep -q lwaited"
+check "send --wait --help" sh -c "'$T' send --help | grep -q -- --wait"
+check "--help of a remote command lists the connection options" \
+	sh -c "'$T' events --help | grep -q -- '--address A' && '$T' list --help | grep -q -- --tls-ca"
+expect "channel send is explained, not a bare usage" 2 "belongs to the connection" \
+	"$T" channel send "$slp" x $A
+check "channel --help says it is interactive" sh -c "'$T' channel --help | grep -q interactive"
+# Download progress bar on a terminal (17 MiB, over the 16 MiB threshold).
+if command -v script >/dev/null 2>&1; then
+	head -c 17825792 /dev/urandom >"$W/huge"
+	"$T" store put "$W/huge" --label huge $A >/dev/null
+	script -qc "'$T' store get --label huge $A -o '$W/huge2'" /dev/null >"$W/dl.tty" 2>&1
+	check "download: a progress bar on a terminal reaches 100%" grep -q "get \[.*100%" "$W/dl.tty"
+	check "download: the content arrives" cmp -s "$W/huge" "$W/huge2"
+	"$T" store get --label huge $A -o "$W/huge3" 2>"$W/dl.err"
+	check "download: no bar when stderr is not a terminal" [ ! -s "$W/dl.err" ]
+fi
+# events --follow through a TCP proxy that is killed and restarted on the
+# same port: the CLI reconnects, resumes its session, no gap, no duplicate.
+cat >"$W/proxy.py" <<'PY'
+import socket, sys, threading
+lp, tp = int(sys.argv[1]), int(sys.argv[2])
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", lp))
+s.listen(16)
+print(s.getsockname()[1], flush=True)
+def pump(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d:
+                break
+            b.sendall(d)
+    except OSError:
+        pass
+    for x in (a, b):
+        try:
+            x.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+while True:
+    c, _ = s.accept()
+    try:
+        u = socket.create_connection(("127.0.0.1", tp))
+    except OSError:
+        c.close()
+        continue
+    threading.Thread(target=pump, args=(c, u), daemon=True).start()
+    threading.Thread(target=pump, args=(u, c), daemon=True).start()
+PY
+start_proxy() { # start_proxy PORT: sets PROXY (pid) and PPORT
+	python3 "$W/proxy.py" "$1" "${ADDR##*:}" >"$W/proxy.port" 2>>"$W/proxy.err" &
+	PROXY=$!
+	PIDS="$PIDS $PROXY"
+	i=0
+	while [ $i -lt 100 ] && [ ! -s "$W/proxy.port" ]; do sleep 0.1; i=$((i + 1)); done
+	PPORT=$(cat "$W/proxy.port")
+}
+start_proxy 0
+fid=$("$T" start "$W/counter.toml" $A)
+"$T" events "$fid" --address "127.0.0.1:$PPORT" --follow --json >"$W/rfollow" 2>"$W/rfollow.err" &
+RF=$!
+PIDS="$PIDS $RF"
+"$T" send "$fid" one $A
+"$T" send "$fid" two $A
+wait_for "follow through the proxy sees the first messages" \
+	sh -c "[ \$(grep -c '\"message.received\"' '$W/rfollow') -eq 3 ]"
+kill -KILL $PROXY
+wait $PROXY 2>/dev/null
+"$T" send "$fid" three $A
+"$T" send "$fid" four $A
+"$T" send "$fid" five $A
+start_proxy "$PPORT"
+wait_for "follow reconnects and gets the events sent while cut off" \
+	sh -c "[ \$(grep -c '\"message.received\"' '$W/rfollow') -eq 6 ]"
+check "the follower is still running after the cut" kill -0 $RF
+kill -INT $RF
+wait $RF
+check "follow: interrupted after a reconnection, exit 0" [ $? -eq 0 ]
+check "follow: sequence numbers 0..N, no gap and no duplicate across the cut" \
+	sh -c "sed -n 's/.*\"seq\":\([0-9]*\)[,}].*/\1/p' '$W/rfollow' |
+	       awk 'BEGIN{n=0} \$1!=n{exit 1} {n++} END{exit n<10}'"
+kill $PROXY 2>/dev/null
 
 # ---- malformed bytes never hurt the server ----
 node -e '

@@ -88,6 +88,28 @@ expect "put of a missing file" 1 "cannot open" "$T" store put "$W/nope"
 expect "put of a directory" 1 "directory" "$T" store put "$W"
 expect "unknown store" 1 "no store" "$T" store --store nosuch ls
 expect "unknown command" 2 "unknown command" "$T" store frob
+
+# --json (the documents a server answers with) and label compare-and-swap.
+check "ls --json is one JSON document with the label" \
+	sh -c "'$T' store ls --json | grep -q '{\"labels\":\\[.*{\"hash\":\"$h\",\"name\":\"greeting\",\"size\":6}'"
+check "ls --all --json lists objects" sh -c "'$T' store ls --all --json | grep -q '^{\"objects\":\\[{\"hash\":'"
+check "put --json gives hash and size" \
+	sh -c "'$T' store put --json '$W/small' | grep -qx '{\"hash\":\"$h\",\"size\":6}'"
+check "gc --json" sh -c "'$T' store gc --json | grep -q '\"removed\":[0-9]*,\"removed_bytes\"'"
+check "verify --json says ok" sh -c "'$T' store verify --json | grep -q '\"ok\":true}$'"
+printf 'other\n' >"$W/other"
+ho=$("$T" store put "$W/other")
+expect "label --expect with a stale hash fails" 1 "changed" \
+	"$T" store label greeting "$ho" --expect "$ho"
+check "and leaves the label as it was" sh -c "'$T' store ls | grep -qx 'greeting $h 6'"
+check "label --expect with the current hash swaps" \
+	"$T" store label greeting "$ho" --expect "$h"
+check "and moves the label" sh -c "'$T' store ls | grep -q '^greeting $ho '"
+expect "label --expect none on an existing label fails" 1 "changed" \
+	"$T" store label greeting "$h" --expect none
+check "label --expect none creates a new label" "$T" store label fresh "$h" --expect none
+expect "--expect on another command is a usage error" 2 "label" \
+	"$T" store ls --expect "$h"
 expect "missing argument" 2 "takes 1 argument" "$T" store get
 expect "bad --grace" 2 "number of seconds" "$T" store gc --grace soon
 check "--help exits 0" sh -c "'$T' store --help | grep -q usage"
