@@ -285,8 +285,8 @@ check "store label --expect with the current hash swaps via the server" \
 	sh -c "'$T' store label cas '$hy' --expect '$hx' $A && '$T' store ls $A | grep -qx 'cas $hy'"
 expect "store label --expect none on an existing label fails" 1 "changed" \
 	"$T" store label cas "$hx" --expect none $A
-# --wait: a relay whose 'z' sleeps 3 s, with room for one queued message.
-sed 's/(i64.const 20) (i32.const 256)/(i64.const 3000) (i32.const 256)/' \
+# --wait: a relay whose 'z' sleeps 5 s, with room for one queued message.
+sed 's/(i64.const 20) (i32.const 256)/(i64.const 5000) (i32.const 256)/' \
 	"$ROOT/tests/runtime/actors/relay.wat" >"$W/sleepy.wat"
 wat2wasm "$W/sleepy.wat" -o "$W/sleepy.wasm"
 sed -e 's/"counter"/"sleepy"/' -e 's/counter.wasm/sleepy.wasm/' "$W/counter.toml" >"$W/sleepy.toml"
@@ -295,6 +295,8 @@ slp=$("$T" start "$W/sleepy.toml" $A)
 "$T" send "$slp" z $A
 "$T" send "$slp" z $A
 expect "send to a full mailbox fails at once without --wait" 1 "full" "$T" send "$slp" lnot-waiting $A
+expect "request --wait waits for room (here until its timeout)" 1 "still full after 1000 ms" \
+	"$T" request "$slp" q --wait --timeout 1000 $A
 check "send --wait waits for room and delivers" "$T" send "$slp" lwaited --wait $A
 wait_for "the waited message was handled" \
 	sh -c "'$T' events '$slp' $A --type message.received | grep -q lwaited"
