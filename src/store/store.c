@@ -121,6 +121,11 @@
 #define DEFAULT_READAHEAD 4
 /* Input window of a streaming put: at least two maximal chunks. */
 #define PUT_WINDOW (4u << 20)
+/* A put from a descriptor reads PUT_WINDOW at a time into the free tail
+ * of a buffer this big while the chunks before are still being hashed;
+ * only when the tail is full are the unread bytes moved to the front,
+ * which first waits for every chunk pointing into the buffer. */
+#define PUT_BUF (16u << 20)
 /* A batch of loose files is committed once it holds this many files or
  * bytes; a pack (the chunks of a chunked put) once it holds PACK_BYTES. */
 #define BATCH_FILES 512
@@ -372,19 +377,27 @@ struct put_src {
 	uint64_t consumed;  /* bytes cut so far */
 };
 
-/* Tops the fd window up to PUT_WINDOW bytes (or EOF). */
+/* Whether the next src_fill moves the unread bytes (invalidating every
+ * pointer into the buffer). */
+static bool src_must_move(const struct put_src *src)
+{
+	return src->fd >= 0 && !src->eof && src->start &&
+	       src->end + PUT_WINDOW > PUT_BUF;
+}
+
+/* Tops the unread bytes up to PUT_WINDOW (or EOF), at the buffer's tail. */
 static int src_fill(struct put_src *src, th_err *err)
 {
 	if (src->fd < 0 || src->eof)
 		return 0;
-	if (src->start) {
+	if (src_must_move(src)) {
 		memmove(src->buf, src->buf + src->start, src->end - src->start);
 		src->end -= src->start;
 		src->start = 0;
 	}
-	while (src->end < PUT_WINDOW) {
-		ssize_t r = read(src->fd, src->buf + src->end,
-				 PUT_WINDOW - src->end);
+	size_t want = src->start + PUT_WINDOW;
+	while (src->end < want) {
+		ssize_t r = read(src->fd, src->buf + src->end, want - src->end);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -482,10 +495,13 @@ static int put_run(ths_store *s, struct put_src *src, uint64_t total_hint,
 	c.many = true;
 	for (;;) {
 		if (!src->eof && src->end - src->start < THS_CHUNK_MAX) {
-			/* src_fill moves the window: finish what points into it. */
-			if ((rc = put_take(&c, hs, &mf, src, true, progress, ud,
-					   total_hint)) != 0 ||
-			    (rc = src_fill(src, err)) != 0)
+			/* Moving the unread bytes: finish what points into
+			 * the buffer first. */
+			if (src_must_move(src) &&
+			    (rc = put_take(&c, hs, &mf, src, true, progress, ud,
+					   total_hint)) != 0)
+				goto out;
+			if ((rc = src_fill(src, err)) != 0)
 				goto out;
 		}
 		avail = src->end - src->start;
@@ -546,7 +562,7 @@ int ths_put_fd(ths_store *s, int fd, uint64_t total_hint,
 	       uint64_t *size_out, th_err *err)
 {
 	struct put_src src = { .fd = fd };
-	src.buf = th_malloc(PUT_WINDOW);
+	src.buf = th_malloc(PUT_BUF);
 	if (!src.buf)
 		return th_err_set(err, TH_ENOMEM, "out of memory (put window)");
 	src.base = src.buf;

@@ -165,7 +165,9 @@ TEST(insertion_near_start_changes_only_first_chunks)
 TEST(streaming_put_from_fd_matches_put_from_memory)
 {
 	ths_store *s = st_open(0);
-	size_t sizes[] = { 0, 100, THS_SMALL_MAX, THS_SMALL_MAX + 1, 5 << 20 };
+	/* 37 MiB: the 16 MiB input buffer fills and moves twice. */
+	size_t sizes[] = { 0, 100, THS_SMALL_MAX, THS_SMALL_MAX + 1, 5 << 20,
+			   (37 << 20) + 7 };
 	for (size_t k = 0; k < TH_ARRAY_LEN(sizes); k++) {
 		size_t n = sizes[k];
 		uint8_t *p = st_random(n, 10 + k);
