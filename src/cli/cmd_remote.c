@@ -472,11 +472,63 @@ static void preview(const uint8_t *p, size_t n, char *buf, size_t cap)
 	snprintf(buf + k, cap - k, "%s (%zu bytes)", k < 2 * n ? "..." : "", n);
 }
 
+/* One event as a JSON object (no newline): the same shape for events read
+ * from history (events.get maps) and for live ones (subscriptions), so a
+ * script sees one schema in `events --json` and `--follow --json`. */
+static void json_event(const thcl_event *ev)
+{
+	printf("{\"seq\":%" PRIu64 ",\"ts\":%" PRIu64 ",\"type\":", ev->seq, ev->ts);
+	json_string(stdout, ev->type, strlen(ev->type));
+	if (ev->actor[0]) {
+		fputs(",\"actor\":", stdout);
+		json_string(stdout, ev->actor, strlen(ev->actor));
+	}
+	if (ev->data) {
+		fputs(",\"data\":", stdout);
+		json_bytes(stdout, ev->data, ev->len);
+	}
+	if (ev->desc) {
+		fputs(",\"desc\":", stdout);
+		json_string(stdout, ev->desc, strlen(ev->desc));
+	}
+	if (ev->pruned)
+		fputs(",\"pruned\":true", stdout);
+	fputs(",\"hash\":\"", stdout);
+	for (int i = 0; i < 32; i++)
+		printf("%02x", ev->hash[i]);
+	fputs("\"}", stdout);
+}
+
+/* An events.get event map as JSON, through json_event. */
+static void json_event_map(const uint8_t *p, size_t n)
+{
+	char type[300], actor[300], desc[1024];
+	thcl_event ev;
+	const uint8_t *h;
+	size_t hl;
+	th_cbor_dec d;
+	memset(&ev, 0, sizeof ev);
+	ev.seq = get_uint(p, n, "seq", 0);
+	ev.ts = get_uint(p, n, "ts", 0);
+	ev.type = get_text(p, n, "type", type, sizeof type);
+	ev.actor = get_text(p, n, "actor", actor, sizeof actor);
+	if (!get_bytes(p, n, "data", &ev.data, &ev.len))
+		ev.data = NULL;
+	if (get_key(p, n, "desc", &d))
+		ev.desc = get_text(p, n, "desc", desc, sizeof desc);
+	if (get_bytes(p, n, "hash", &h, &hl) && hl == sizeof ev.hash)
+		memcpy(ev.hash, h, hl);
+	if (get_key(p, n, "pruned", &d))
+		(void)th_cbor_get_bool(&d, &ev.pruned, NULL);
+	json_event(&ev);
+}
+
 /* One event map (CBOR) as a text line or a JSON line. */
 static void print_event_map(const uint8_t *p, size_t n, bool json)
 {
 	if (json) {
-		print_json(p, n);
+		json_event_map(p, n);
+		putchar('\n');
 		return;
 	}
 	char type[300], when[64], data[100];
@@ -502,20 +554,8 @@ static void print_event(const thcl_event *ev, bool json)
 		return;
 	}
 	if (json) {
-		printf("{\"seq\":%" PRIu64 ",\"ts\":%" PRIu64 ",\"type\":", ev->seq, ev->ts);
-		json_string(stdout, ev->type, strlen(ev->type));
-		if (ev->actor[0]) {
-			fputs(",\"actor\":", stdout);
-			json_string(stdout, ev->actor, strlen(ev->actor));
-		}
-		if (ev->data) {
-			fputs(",\"data\":", stdout);
-			json_bytes(stdout, ev->data, ev->len);
-		}
-		fputs(",\"hash\":\"", stdout);
-		for (int i = 0; i < 32; i++)
-			printf("%02x", ev->hash[i]);
-		fputs("\"}\n", stdout);
+		json_event(ev);
+		putchar('\n');
 		return;
 	}
 	char when[64], data[100];
@@ -674,9 +714,7 @@ static int cmd_events(struct ropts *r, int argc, char **argv)
 				if (r->json && !fol) {
 					if (!first)
 						fputc(',', stdout);
-					th_cbor_dec e;
-					th_cbor_dec_init(&e, ev, el);
-					(void)json_item(stdout, &e, 0);
+					json_event_map(ev, el);
 				} else {
 					print_event_map(ev, el, r->json);
 				}
@@ -1069,6 +1107,36 @@ static void print_tree(th_cbor_dec *d, int depth)
 	}
 }
 
+/* metrics as text: one "group.name value" line per counter. */
+static void print_metrics(const uint8_t *p, size_t n)
+{
+	th_cbor_dec d;
+	uint64_t groups, k;
+	th_cbor_dec_init(&d, p, n);
+	if (th_cbor_get_map(&d, &groups, NULL))
+		return;
+	for (uint64_t g = 0; g < groups; g++) {
+		const char *gs, *ks;
+		size_t gl, kl;
+		uint64_t v;
+		if (th_cbor_get_text(&d, &gs, &gl, NULL))
+			return;
+		if (th_cbor_get_map(&d, &k, NULL)) {
+			if (th_cbor_skip(&d, NULL))
+				return;
+			continue;
+		}
+		for (uint64_t i = 0; i < k; i++) {
+			if (th_cbor_get_text(&d, &ks, &kl, NULL))
+				return;
+			if (th_cbor_get_uint(&d, &v, NULL) == 0)
+				printf("%.*s.%.*s %" PRIu64 "\n", (int)gl, gs, (int)kl, ks, v);
+			else if (th_cbor_skip(&d, NULL))
+				return;
+		}
+	}
+}
+
 static int cmd_noarg(struct ropts *r, int argc, const char *op, const char *usage)
 {
 	if (r->help || argc > 1) {
@@ -1085,8 +1153,10 @@ static int cmd_noarg(struct ropts *r, int argc, const char *op, const char *usag
 	int rc = req_call(c, &q, 0, &resp, &len);
 	if (rc == CLI_OK) {
 		th_cbor_dec d;
-		if (r->json || strcmp(op, "actor.tree") != 0)
+		if (r->json)
 			print_json(resp, len);
+		else if (!strcmp(op, "metrics"))
+			print_metrics(resp, len);
 		else if (get_key(resp, len, "tree", &d))
 			print_tree(&d, 0);
 		thcl_free(resp);
@@ -1718,7 +1788,8 @@ int cli_remote(int argc, char **argv)
 			       "usage: theater tree [--json]\nThe supervision tree.\n");
 	else if (!strcmp(cmd, "metrics"))
 		rc = cmd_noarg(&r, nrest, "metrics",
-			       "usage: theater metrics\nServer and runtime counters (JSON).\n");
+			       "usage: theater metrics [--json]\nServer and runtime counters, one 'group.name value' "
+			       "per line.\n");
 	else {
 		cli_error("unknown command '%s'", cmd);
 		rc = CLI_USAGE;

@@ -141,7 +141,8 @@ wait $FPID
 check "events --follow streams new events as JSON lines" \
 	sh -c "[ \$(grep -c '\"message.received\"' '$W/follow') -eq 6 ] &&
 	       node -e 'for (const l of require(\"fs\").readFileSync(\"$W/follow\",\"utf8\").trim().split(\"\\n\")) JSON.parse(l)'"
-check "metrics" sh -c "'$T' metrics $A | grep -q '\"spawned\":1'"
+check "metrics --json" sh -c "'$T' metrics $A --json | grep -q '\"spawned\":1'"
+check "metrics as text" sh -c "'$T' metrics $A | grep -qx 'runtime.spawned 1'"
 expect "status of an unknown actor" 1 "no actor" "$T" status 00000000-0000-4000-8000-000000000000 $A
 expect "start of a missing manifest" 1 "cannot open" "$T" start "$W/none.toml" $A
 expect "send without a message is a usage error" 2 "usage" "$T" send "$id" $A
@@ -382,6 +383,8 @@ check "follow: interrupted after a reconnection, exit 0" [ $? -eq 0 ]
 check "follow: sequence numbers 0..N, no gap and no duplicate across the cut" \
 	sh -c "sed -n 's/.*\"seq\":\([0-9]*\)[,}].*/\1/p' '$W/rfollow' |
 	       awk 'BEGIN{n=0} \$1!=n{exit 1} {n++} END{exit n<10}'"
+check "follow --json: history and live lines share one schema" \
+	sh -c "! grep -v '^{\"seq\":[0-9]*,\"ts\":[0-9]*,\"type\":\".*,\"hash\":\"[0-9a-f]\{64\}\"}\$' '$W/rfollow'"
 kill $PROXY 2>/dev/null
 
 # ---- malformed bytes never hurt the server ----
