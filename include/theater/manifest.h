@@ -4,9 +4,9 @@
  *
  * Every field is documented in docs/manifest.md. The format follows
  * Theater's manifests (name, version, component, description, save_chain,
- * init_state, [[handler]], [permission_policy]) and adds [limits] and
- * [supervision]. Unknown keys are errors: a typo in a security setting must
- * not be silently ignored.
+ * init_state, [[handler]], [permission_policy]) and adds [limits],
+ * [supervision] and [chain]. Unknown keys are errors: a typo in a security
+ * setting must not be silently ignored.
  *
  * Errors name the file, line and column, and what is wrong:
  *   "counter/manifest.toml:4:16: limits.memory_pages must be an integer
@@ -198,6 +198,24 @@ typedef struct thm_supervision {
 	thm_health health;
 } thm_supervision;
 
+/* [chain]: how the actor's Event Chain is kept. Retention limits are 0 when
+ * unlimited; the oldest events beyond any limit are pruned (their data goes,
+ * their hashes stay, so the chain still verifies). */
+typedef enum thm_durability {
+	THM_DURABLE_DEFAULT = 0, /* not given: save_chain decides */
+	THM_DURABLE_ALWAYS,      /* each event on disk before it counts */
+	THM_DURABLE_BATCH,       /* on disk within batch_ms */
+	THM_DURABLE_NONE         /* memory only */
+} thm_durability;
+
+typedef struct thm_chain {
+	thm_durability durability;
+	uint32_t batch_ms;       /* THM_DURABLE_BATCH: 0 = the chain's default */
+	uint64_t retain_events;  /* keep at most this many events' data */
+	uint64_t retain_bytes;   /* ... this many bytes of data + descriptions */
+	uint64_t retain_age_ms;  /* ... events younger than this */
+} thm_chain;
+
 typedef struct thm_manifest {
 	char *file;     /* as given to thm_load / thm_parse */
 	char *dir;      /* its directory ("" when parsed from a string) */
@@ -214,6 +232,7 @@ typedef struct thm_manifest {
 	thm_policy policy;      /* [permission_policy] */
 	thm_limits limits;
 	thm_supervision supervision;
+	thm_chain chain;        /* [chain] */
 } thm_manifest;
 
 /* Parse a manifest from text. file names it in messages (NULL: "<string>");

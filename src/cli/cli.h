@@ -27,6 +27,8 @@ bool cli_remote_wanted(int argc, char **argv);
 int cli_replay(int argc, char **argv); /* cmd_replay.c: theater replay  */
 /* cmd_replay.c: theater chain export|import|prove|check-proof (argv[0]) */
 int cli_chain_replay(int argc, char **argv);
+/* cmd_chain_prune.c: theater chain prune (argv[0] = "prune") */
+int cli_chain_prune(int argc, char **argv);
 
 /* $THEATER_HOME, else ~/.theater; created if missing. Static buffer. */
 const char *cli_home(void);

@@ -34,6 +34,8 @@ static void chain_usage(FILE *f)
 		"                    or nanoseconds since the epoch\n"
 		"      --until TIME  before TIME (same forms)\n"
 		"      --limit N     at most N events\n"
+		"  prune CHAIN [--keep N] [--max-bytes B] [--older-than AGE] [--no-compact]\n"
+		"                                  drop old events' data (hashes stay), compact\n"
 		"  export CHAIN > FILE             one self-contained file: events + their objects\n"
 		"  import FILE|-                   re-create an exported chain here\n"
 		"  prove CHAIN SEQ [--seal]        Merkle inclusion proof of event SEQ\n"
@@ -678,6 +680,8 @@ int cli_chain(int argc, char **argv)
 	if (!strcmp(argv[1], "export") || !strcmp(argv[1], "import") ||
 	    !strcmp(argv[1], "prove") || !strcmp(argv[1], "check-proof"))
 		return cli_chain_replay(argc - 1, argv + 1); /* cmd_replay.c */
+	if (!strcmp(argv[1], "prune"))
+		return cli_chain_prune(argc - 1, argv + 1); /* cmd_chain_prune.c */
 	for (int i = 2; i < argc; i++)
 		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			chain_usage(stdout);

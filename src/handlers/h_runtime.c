@@ -65,7 +65,9 @@ static rth_ret fn_shutdown(rth_call *c)
 	a->exit_len = n;
 	a->exit_has_data = has;
 	pthread_mutex_unlock(&a->lock);
-	atomic_store(&a->stop_req, true);
+	/* Counted as work in progress until the actor has stopped, so that a
+	 * quiescent runtime has also told the parent (handle-child-exit). */
+	rta_request_stop(a, false);
 	return rth_ok_unit(c);
 }
 

@@ -584,7 +584,7 @@ static int spawn(thr_runtime *rt, rtf_spec *spec, rta_actor *parent,
 		rtu_uuid4(a->id);
 
 	/* Step 1: the actor's chain, then the request is recorded. */
-	copts.durability = m->save_chain ? rt->opt.durability : THX_NONE;
+	rtf_chain_opts(m, rt->opt.durability, &copts); /* save_chain, [chain] */
 	if (res)
 		a->chain = res->chain;
 	else

@@ -544,13 +544,21 @@ int thr_resume(thr_runtime *rt, const char *id, const thr_resume_opts *opt,
 	/* No id given again (ids are per runtime, the chain spans several). */
 	raise_to(&rt->next_msg, z.max_id);
 	rtq_ids_above(rt, z.max_ref);
-	/* The chain goes on with this runtime's durability; a chain on disk
-	 * stays on disk (a memory-only one did not survive to be resumed). */
+	/* The chain goes on with the durability and retention the manifest
+	 * and this runtime give (rtf_chain_opts); a chain on disk stays on disk
+	 * (a memory-only one did not survive to be resumed). */
 	if (spec->m->save_chain && rt->opt.durability != THX_NONE) {
-		thx_chain_opts co;
+		thx_chain_opts co, want;
 		thx_chain_opts_get(z.c, &co);
-		if (co.durability != rt->opt.durability && co.durability != THX_NONE) {
-			co.durability = rt->opt.durability;
+		rtf_chain_opts(spec->m, rt->opt.durability, &want);
+		if (co.durability != THX_NONE && want.durability != THX_NONE &&
+		    (co.durability != want.durability ||
+		     (want.batch_ms && co.batch_ms != want.batch_ms) ||
+		     memcmp(&co.retention, &want.retention, sizeof co.retention))) {
+			co.durability = want.durability;
+			if (want.batch_ms)
+				co.batch_ms = want.batch_ms;
+			co.retention = want.retention;
 			rc = thx_chain_configure(z.c, &co, err);
 			if (rc) {
 				th_err_prefix(err, "resume %s", id);

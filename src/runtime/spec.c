@@ -188,3 +188,23 @@ void rtf_free(rtf_spec *s)
 	th_free(s->init_state);
 	th_free(s);
 }
+
+void rtf_chain_opts(const thm_manifest *m, thx_durability rt_durability,
+		    thx_chain_opts *out)
+{
+	const thm_chain *c = &m->chain;
+	memset(out, 0, sizeof *out);
+	if (!m->save_chain || rt_durability == THX_NONE)
+		out->durability = THX_NONE;
+	else if (c->durability == THM_DURABLE_ALWAYS)
+		out->durability = THX_ALWAYS;
+	else if (c->durability == THM_DURABLE_BATCH)
+		out->durability = THX_BATCH;
+	else
+		out->durability = rt_durability;
+	out->batch_ms = c->batch_ms;
+	out->retention.max_events = c->retain_events;
+	out->retention.max_bytes = c->retain_bytes;
+	out->retention.max_age_ns = c->retain_age_ms > UINT64_MAX / 1000000u
+		? UINT64_MAX : c->retain_age_ms * 1000000u;
+}

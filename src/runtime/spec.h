@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "theater/chain.h"
 #include "theater/manifest.h"
 #include "theater/store.h"
 
@@ -32,6 +33,12 @@ typedef struct rtf_spec {
 int rtf_from_manifest(thm_manifest *m, const char *base_dir, ths_store *store,
 		      rtf_spec **out, th_err *err);
 void rtf_free(rtf_spec *s);
+
+/* The options of an actor's chain from its manifest's save_chain and
+ * [chain]: rt_durability is the runtime's (THX_NONE: nothing reaches the
+ * disk, whatever the manifest asks), used when [chain] names none. */
+void rtf_chain_opts(const thm_manifest *m, thx_durability rt_durability,
+		    thx_chain_opts *out);
 
 /* Read a whole file (at most max bytes) into a NUL-terminated buffer. */
 int rtf_read_file(const char *path, size_t max, uint8_t **out, size_t *len,

@@ -475,6 +475,90 @@ static int parse_supervision(ctx *c, const tt_value *root, thm_supervision *s)
 	return 0;
 }
 
+/* A duration: an integer (seconds) or a string "<n>ms|s|m|h|d". */
+static int get_duration_ms(ctx *c, const tt_value *t, const char *name,
+			   const char *key, uint64_t *out)
+{
+	const tt_value *v = tt_get(t, key);
+	if (!v)
+		return 0;
+	if (tt_type_of(v) == TT_INTEGER) {
+		int64_t x = tt_int(v);
+		if (x < 1 || (uint64_t)x > UINT64_MAX / 1000)
+			return fail(c, v, "%s must be a positive number of seconds, not %lld",
+				    name, (long long)x);
+		*out = (uint64_t)x * 1000;
+		return 0;
+	}
+	size_t len;
+	const char *s = tt_str(v, &len);
+	if (!s)
+		return fail(c, v, "%s must be a duration (\"30s\", \"10m\", \"2h\", \"7d\", "
+			    "\"500ms\" or an integer of seconds), not %s", name,
+			    a_type(tt_type_of(v)));
+	uint64_t n = 0;
+	size_t i = 0;
+	while (i < len && s[i] >= '0' && s[i] <= '9') {
+		if (n > (UINT64_MAX - 9) / 10)
+			goto bad;
+		n = n * 10 + (uint64_t)(s[i] - '0');
+		i++;
+	}
+	if (i == 0 || n == 0)
+		goto bad;
+	const char *u = s + i;
+	uint64_t mul = !strcmp(u, "ms") ? 1 : !strcmp(u, "s") ? 1000
+		       : !strcmp(u, "m") ? 60000 : !strcmp(u, "h") ? 3600000
+		       : !strcmp(u, "d") ? 86400000 : 0;
+	if (!mul || strlen(s) != len || n > UINT64_MAX / mul)
+		goto bad;
+	*out = n * mul;
+	return 0;
+bad:
+	return fail(c, v, "%s must be a positive duration such as \"30s\", \"10m\", "
+		    "\"2h\", \"7d\" or \"500ms\", not \"%s\"", name, s);
+}
+
+/* [chain]: durability and retention of the actor's Event Chain. A
+ * durability that contradicts an explicit save_chain is an error (which of
+ * the two was meant cannot be guessed); always/batch imply save_chain. */
+static int parse_chain(ctx *c, const tt_value *root, thm_manifest *m)
+{
+	static const char *const keys[] = { "durability", "batch_ms", "retain_events",
+		"retain_bytes", "retain_age", NULL };
+	static const char *const durs[] = { "always", "batch", "none", NULL };
+	const char *sec = "chain";
+	thm_chain *ch = &m->chain;
+	const tt_value *t;
+	int rc = get_table(c, root, sec, &t);
+	if (rc || !t)
+		return rc;
+	int d = -1;
+	if ((rc = known_keys(c, t, sec, keys)) ||
+	    (rc = get_enum(c, t, sec, "durability", durs, &d)) ||
+	    (rc = get_u32(c, t, sec, "batch_ms", 1, 60000, &ch->batch_ms)) ||
+	    (rc = get_u64(c, t, sec, "retain_events", 1, INT64_MAX, &ch->retain_events)) ||
+	    (rc = get_u64(c, t, sec, "retain_bytes", 1, INT64_MAX, &ch->retain_bytes)) ||
+	    (rc = get_duration_ms(c, t, "chain.retain_age", "retain_age",
+				  &ch->retain_age_ms)))
+		return rc;
+	if (d >= 0) {
+		const tt_value *dv = tt_get(t, "durability"), *sv = tt_get(root, "save_chain");
+		ch->durability = d == 0 ? THM_DURABLE_ALWAYS : d == 1 ? THM_DURABLE_BATCH
+								    : THM_DURABLE_NONE;
+		bool disk = ch->durability != THM_DURABLE_NONE;
+		if (sv && m->save_chain != disk)
+			return fail(c, dv, "chain.durability = \"%s\" contradicts save_chain = %s "
+				    "(line %u): drop one", durs[d],
+				    m->save_chain ? "true" : "false", tt_line(sv));
+		m->save_chain = disk;
+	}
+	if (tt_get(t, "batch_ms") && ch->durability != THM_DURABLE_BATCH)
+		return fail(c, tt_get(t, "batch_ms"),
+			    "chain.batch_ms needs chain.durability = \"batch\"");
+	return 0;
+}
+
 /* The restriction fields of one handler, shared by [[handler]] tables and
  * [permission_policy.X] config tables. */
 static int handler_fields(ctx *c, const tt_value *t, const char *sec,
@@ -719,7 +803,7 @@ static int parse_root(ctx *c, const tt_value *root, thm_manifest *m)
 	static const char *const keys[] = { "name", "version", "component", "package",
 		"component_path", "description", "long_description", "save_chain",
 		"init_state", "handler", "permission_policy", "limits", "supervision",
-		NULL };
+		"chain", NULL };
 	int rc;
 	if ((rc = known_keys(c, root, "", keys)) ||
 	    (rc = get_str(c, root, "", "name", true, &m->name, NULL)) ||
@@ -770,7 +854,8 @@ static int parse_root(ctx *c, const tt_value *root, thm_manifest *m)
 	}
 	if ((rc = parse_handlers(c, root, m)) || (rc = parse_policy(c, root, &m->policy)) ||
 	    (rc = parse_limits(c, root, &m->limits)) ||
-	    (rc = parse_supervision(c, root, &m->supervision)))
+	    (rc = parse_supervision(c, root, &m->supervision)) ||
+	    (rc = parse_chain(c, root, m)))
 		return rc;
 	return 0;
 }

@@ -291,7 +291,7 @@ TEST(bad_manifests)
 	CHECK_EQ_STR(parse_bad("name = 3\n"),
 		     "counter/manifest.toml:1:8: name must be a string, not an integer");
 	CHECK_EQ_STR(parse_bad(BASE "nmae = 'x'\n"),
-		     "counter/manifest.toml:4:8: unknown key 'nmae' (the top level allows: name, version, component, package, component_path, description, long_description, save_chain, init_state, handler, permission_policy, limits, supervision)");
+		     "counter/manifest.toml:4:8: unknown key 'nmae' (the top level allows: name, version, component, package, component_path, description, long_description, save_chain, init_state, handler, permission_policy, limits, supervision, chain)");
 	CHECK_EQ_STR(parse_bad(BASE "package = 'x.wasm'\n"),
 		     "counter/manifest.toml:4:11: 'component' and 'package' both name the component: keep one");
 	CHECK_EQ_STR(parse_bad("name='c'\nversion='1'\ncomponent='sha256:abc'\n"),
@@ -345,6 +345,66 @@ TEST(bad_manifests)
 		     "counter/manifest.toml:3:13: expected a value, found 'c' (strings need quotes)");
 	CHECK_EQ_STR(parse_bad("name = \"c\"\nname = \"d\"\n"),
 		     "counter/manifest.toml:2:1: duplicate key 'name'");
+}
+
+/* [chain]: durability and retention of the actor's chain. */
+TEST(chain_section)
+{
+	thm_manifest *m = parse_ok(BASE);
+	CHECK_EQ_INT(m->chain.durability, THM_DURABLE_DEFAULT);
+	CHECK(m->chain.retain_events == 0 && m->chain.retain_bytes == 0 &&
+	      m->chain.retain_age_ms == 0 && !m->save_chain);
+	thm_free(m);
+
+	m = parse_ok(BASE "[chain]\ndurability = \"batch\"\nbatch_ms = 25\n"
+		     "retain_events = 100\nretain_bytes = 65536\nretain_age = \"7d\"\n");
+	CHECK_EQ_INT(m->chain.durability, THM_DURABLE_BATCH);
+	CHECK_EQ_INT(m->chain.batch_ms, 25);
+	CHECK(m->chain.retain_events == 100);
+	CHECK(m->chain.retain_bytes == 65536);
+	CHECK(m->chain.retain_age_ms == 7ull * 86400 * 1000);
+	CHECK(m->save_chain); /* batch keeps the chain on disk */
+	thm_free(m);
+
+	m = parse_ok(BASE "save_chain = true\n[chain]\ndurability = \"always\"\nretain_age = 90\n");
+	CHECK_EQ_INT(m->chain.durability, THM_DURABLE_ALWAYS);
+	CHECK(m->chain.retain_age_ms == 90000);
+	thm_free(m);
+	m = parse_ok(BASE "[chain]\ndurability = \"none\"\nretain_age = \"500ms\"\n");
+	CHECK_EQ_INT(m->chain.durability, THM_DURABLE_NONE);
+	CHECK(!m->save_chain && m->chain.retain_age_ms == 500);
+	thm_free(m);
+	m = parse_ok(BASE "save_chain = true\n[chain]\nretain_events = 3\n");
+	CHECK(m->save_chain && m->chain.durability == THM_DURABLE_DEFAULT &&
+	      m->chain.retain_events == 3);
+	thm_free(m);
+
+	CHECK_EQ_STR(parse_bad(BASE "[chain]\ndurability = \"sometimes\"\n"),
+		     "counter/manifest.toml:5:14: chain.durability must be \"always\", \"batch\" or \"none\", not \"sometimes\"");
+	CHECK_EQ_STR(parse_bad(BASE "[chain]\nretain_events = 0\n"),
+		     "counter/manifest.toml:5:17: chain.retain_events must be a positive integer, not 0");
+	CHECK_EQ_STR(parse_bad(BASE "[chain]\nretain_bytes = \"1MB\"\n"),
+		     "counter/manifest.toml:5:16: chain.retain_bytes must be a positive integer, not a string");
+	CHECK_EQ_STR(parse_bad(BASE "[chain]\nretain_age = \"7 days\"\n"),
+		     "counter/manifest.toml:5:14: chain.retain_age must be a positive duration such as \"30s\", \"10m\", \"2h\", \"7d\" or \"500ms\", not \"7 days\"");
+	CHECK_EQ_STR(parse_bad(BASE "[chain]\nretain_age = \"0s\"\n"),
+		     "counter/manifest.toml:5:14: chain.retain_age must be a positive duration such as \"30s\", \"10m\", \"2h\", \"7d\" or \"500ms\", not \"0s\"");
+	CHECK_EQ_STR(parse_bad(BASE "[chain]\nretain_age = -3\n"),
+		     "counter/manifest.toml:5:14: chain.retain_age must be a positive number of seconds, not -3");
+	CHECK_EQ_STR(parse_bad(BASE "[chain]\nretain_age = 1.5\n"),
+		     "counter/manifest.toml:5:14: chain.retain_age must be a duration (\"30s\", \"10m\", \"2h\", \"7d\", \"500ms\" or an integer of seconds), not a float");
+	CHECK_EQ_STR(parse_bad(BASE "[chain]\nbatch_ms = 5\n"),
+		     "counter/manifest.toml:5:12: chain.batch_ms needs chain.durability = \"batch\"");
+	CHECK_EQ_STR(parse_bad(BASE "[chain]\ndurability = \"batch\"\nbatch_ms = 0\n"),
+		     "counter/manifest.toml:6:12: chain.batch_ms must be an integer from 1 to 60000, not 0");
+	CHECK_EQ_STR(parse_bad(BASE "save_chain = false\n[chain]\ndurability = \"always\"\n"),
+		     "counter/manifest.toml:6:14: chain.durability = \"always\" contradicts save_chain = false (line 4): drop one");
+	CHECK_EQ_STR(parse_bad(BASE "save_chain = true\n[chain]\ndurability = \"none\"\n"),
+		     "counter/manifest.toml:6:14: chain.durability = \"none\" contradicts save_chain = true (line 4): drop one");
+	CHECK_EQ_STR(parse_bad(BASE "[chain]\nretain = 5\n"),
+		     "counter/manifest.toml:5:10: unknown key 'chain.retain' (chain allows: durability, batch_ms, retain_events, retain_bytes, retain_age)");
+	CHECK_EQ_STR(parse_bad(BASE "chain = 5\n"),
+		     "counter/manifest.toml:4:9: chain must be a table, not an integer");
 }
 
 TEST(oversize_manifest_is_refused)
