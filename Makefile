@@ -97,7 +97,9 @@ test-$(1): $(filter $(BUILD)/tests/$(1)/%,$(TEST_BINS))
 endef
 $(foreach a,$(AREAS),$(eval $(call AREA_RULES,$(a))))
 
-# The replay, net, store and chain areas' black-box tests drive the theater binary.
+# The replay, net, store, chain and runtime areas' black-box tests drive the
+# theater binary.
+test-runtime: $(THEATER)
 test-replay: $(THEATER)
 test-net: $(THEATER)
 test-store: $(THEATER)
