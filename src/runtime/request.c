@@ -399,6 +399,14 @@ static rtq_chan *chan_remove_locked(rtq_table *q, uint64_t n)
 	return NULL;
 }
 
+/* Deliver a message nobody waits on (a channel message or close): an
+ * ended actor or a full mailbox loses it, and it is freed either way. */
+static void deliver_notice(rta_actor *to, rtm_msg *m)
+{
+	if (rta_deliver(to, m, NULL) == TH_EBUSY)
+		rtm_msg_free(m); /* a full mailbox leaves m to the caller */
+}
+
 static void complete_str(rta_actor *a, uint64_t token, unsigned disc,
 			 const char *s)
 {
@@ -512,7 +520,7 @@ void rtq_channel_answer(thr_runtime *rt, uint64_t n, bool accepted,
 					 (uint32_t)len);
 		if (m) {
 			m->ref = n;
-			rta_deliver(a, m, NULL);
+			deliver_notice(a, m);
 		}
 	}
 }
@@ -561,7 +569,7 @@ int rtq_channel_close(thr_runtime *rt, rta_actor *a, uint64_t n, th_err *err)
 	m->ref = n;
 	snprintf(m->sender, sizeof m->sender, "%s", a->id);
 	/* The other side may have stopped: then there is nobody to tell. */
-	rta_deliver(other, m, NULL);
+	deliver_notice(other, m);
 	return 0;
 }
 
@@ -637,7 +645,7 @@ void rtq_actor_gone(thr_runtime *rt, rta_actor *a, const char *why)
 			if (m) {
 				m->ref = c->n;
 				snprintf(m->sender, sizeof m->sender, "%s", a->id);
-				rta_deliver(other, m, NULL);
+				deliver_notice(other, m);
 			}
 		}
 		th_free(c);

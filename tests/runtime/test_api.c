@@ -567,6 +567,45 @@ TEST(full_mailbox_refuses_open_and_request_without_a_leak)
 #endif
 }
 
+/* Regression: a channel close between actors that met a full mailbox
+ * leaked its message (the close is lost then: nobody waits for it). */
+TEST(close_between_actors_to_a_full_mailbox_does_not_leak)
+{
+	char a[THR_ID_LEN + 1], b[THR_ID_LEN + 1], c[THR_ID_LEN + 1], cmd[128];
+	thr_runtime *rt = setup(2);
+	spawn_ok(rt, manifest("a", relay_path, NULL), a);
+	spawn_ok(rt, manifest("b", relay_path, "[limits]\nmailbox_capacity = 2\n"), b);
+	spawn_ok(rt, manifest("c", relay_path, NULL), c);
+	snprintf(cmd, sizeof cmd, "o%shi", b);
+	send_str(rt, a, cmd); /* a opens a channel to b: both hold its id */
+	quiesce(rt);
+	char *sa = state_str(rt, a), *sb = state_str(rt, b);
+	CHECK(sa[0] == 'c');
+	CHECK_EQ_STR(sa, sb);
+	free(sa);
+	free(sb);
+	snprintf(cmd, sizeof cmd, "r%sq", c);
+	send_str(rt, b, cmd); /* b waits for c's deferred answer */
+	wait_taken(rt, c, 0, 2);
+	while (thr_send(rt, b, "l", 1, 0, NULL) == 0)
+		;
+	send_str(rt, a, "C"); /* a closes: b's mailbox is full */
+	for (;;) {
+		char *st = state_str(rt, a);
+		bool done = strcmp(st, "ok") == 0;
+		free(st);
+		if (done)
+			break;
+		usleep(1000);
+	}
+	send_str(rt, c, "Rdone");
+	quiesce(rt);
+	thr_runtime_free(rt);
+#ifdef __SANITIZE_ADDRESS__
+	CHECK_EQ_INT(__lsan_do_recoverable_leak_check(), 0);
+#endif
+}
+
 struct closer {
 	thr_runtime *rt;
 	uint64_t ch;
