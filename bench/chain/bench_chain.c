@@ -10,6 +10,10 @@
  *   small events           what the runtime records: 40-byte data, a 36-byte
  *                          actor id; one chain, one call per event or
  *                          thx_append_batch of 64, and 100 chains in turn
+ *   deferred hashing       the same small events with the hasher thread
+ *                          (default) against hashing in the append: CPU
+ *                          and wall ns per event on the appending thread,
+ *                          and process CPU including the hasher
  *   chain creation         100,000 memory chains: time and bytes per chain,
  *                          empty and after 10 small events
  *   append, durable        THX_ALWAYS with concurrent appenders and with
@@ -19,6 +23,7 @@
  *
  * Each figure is the median of several runs. Usage:
  *   bench_chain [DIR]      (DIR defaults to a fresh directory under /tmp)
+ *   bench_chain DIR defer  only the deferred-hashing section
  */
 #include <fcntl.h>
 #include <malloc.h>
@@ -140,13 +145,15 @@ static double disk_bandwidth(void)
 
 /* ---- appends ---- */
 
+static bool hash_inline = true; /* the figures before "deferred hashing" */
+
 static thx_store *open_dir(const char *name, bool background)
 {
 	char dir[400];
 	snprintf(dir, sizeof dir, "%s/%s", root, name);
 	thx_store *s;
 	th_err err = { 0 };
-	thx_store_opts o = { .no_background = !background };
+	thx_store_opts o = { .no_background = !background, .hash_inline = hash_inline };
 	if (thx_store_open(dir, &o, &s, &err))
 		die("open", &err);
 	return s;
@@ -265,6 +272,65 @@ static double small_ns(int run, size_t n, int nchains, size_t batch)
 	double ns = (double)(cpu_ns() - c0) / (double)n;
 	thx_store_close(s);
 	return ns;
+}
+
+static uint64_t thread_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Small events as in small_ns, 4 to each of nchains in turn (batch 1:
+ * thx_append; 4: one thx_append_batch per 4, as the runtime records a
+ * turn), hashed inline or by the hasher thread: appending thread's CPU and
+ * wall ns per event for the appends, and process CPU ns per event until
+ * every hash is computed (thx_chain_head on every chain waits for it). */
+static void small_defer(int run, size_t n, int nchains, size_t batch, bool inl, double *tcpu,
+			double *wall, double *pcpu)
+{
+	char name[64];
+	snprintf(name, sizeof name, "defer-%d-%d-%zu-%d", run, nchains, batch, inl);
+	hash_inline = inl;
+	thx_store *s = open_dir(name, false);
+	hash_inline = true;
+	thx_chain **cs = malloc((size_t)nchains * sizeof *cs);
+	if (!cs)
+		die("malloc", NULL);
+	for (int i = 0; i < nchains; i++) {
+		char cn[32];
+		snprintf(cn, sizeof cn, "actor-%d", i);
+		cs[i] = mk_chain(s, cn, THX_NONE);
+	}
+	static const char *types[4] = { "message.received", "export.call", "export.result",
+					"host.theater:simple/runtime.log" };
+	thx_event_in evs[4];
+	for (int i = 0; i < 4; i++)
+		evs[i] = (thx_event_in){ .actor = "6f1c2a9e-3b7d-4e2a-9c1f-0d8e7b6a5c4d",
+					 .type = types[i], .data = payload, .len = 40 };
+	th_err err = { 0 };
+	uint64_t p0 = cpu_ns(), t0 = thread_ns(), w0 = th_now_ns();
+	for (size_t i = 0; i < n; i += 4) {
+		thx_chain *c = cs[(i / 4) % (size_t)nchains];
+		if (batch == 4) {
+			if (thx_append_batch(c, evs, 4, NULL, NULL, &err))
+				die("append batch", &err);
+		} else {
+			for (int j = 0; j < 4; j++)
+				if (thx_append(c, &evs[j], NULL, NULL, &err))
+					die("append", &err);
+		}
+	}
+	uint64_t t1 = thread_ns(), w1 = th_now_ns();
+	uint8_t h[THX_HASH_LEN];
+	for (int i = 0; i < nchains; i++)
+		thx_chain_head(cs[i], h);
+	uint64_t p1 = cpu_ns();
+	*tcpu = (double)(t1 - t0) / (double)n;
+	*wall = (double)(w1 - w0) / (double)n;
+	*pcpu = (double)(p1 - p0) / (double)n;
+	thx_store_close(s);
+	free(cs);
 }
 
 /* 100,000 memory chains: CPU ns per thx_chain_open(create), bytes per empty
@@ -428,6 +494,34 @@ static double verify_rate(const char *name, uint64_t *bytes_out)
 	return (double)r.bytes / el;
 }
 
+static void defer_section(void)
+{
+	printf("deferred hashing (small events, memory; ns per event: appending thread CPU,\n"
+	       "wall on the appending thread, process CPU incl. the hasher until all are hashed):\n");
+	static const struct { int nchains; size_t batch; const char *label; } dc[] = {
+		{ 1, 1, "thx_append, 1 chain" },
+		{ 1000, 1, "thx_append, 1000 chains, 4 each" },
+		{ 1000, 4, "thx_append_batch of 4, 1000 chains" },
+	};
+	for (size_t k = 0; k < TH_ARRAY_LEN(dc); k++) {
+		double ti[RUNS], wi[RUNS], pi[RUNS], td[RUNS], wd[RUNS], pd[RUNS];
+		for (int i = 0; i < RUNS; i++) {
+			small_defer(i, 1000000, dc[k].nchains, dc[k].batch, true, &ti[i], &wi[i],
+				    &pi[i]);
+			small_defer(i, 1000000, dc[k].nchains, dc[k].batch, false, &td[i], &wd[i],
+				    &pd[i]);
+		}
+		double mti = median(ti, RUNS), mwi = median(wi, RUNS), mtd = median(td, RUNS),
+		       mwd = median(wd, RUNS);
+		printf("  %-36s inline   %5.0f CPU %5.0f wall %5.0f process\n", dc[k].label, mti,
+		       mwi, median(pi, RUNS));
+		printf("  %-36s deferred %5.0f CPU %5.0f wall %5.0f process"
+		       "  (appender: %.2fx CPU, %.2fx wall)\n",
+		       "", mtd, mwd, median(pd, RUNS), mti / mtd, mwi / mwd);
+	}
+	printf("\n");
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1)
@@ -440,6 +534,10 @@ int main(int argc, char **argv)
 		die("mkdtemp", NULL);
 	for (size_t i = 0; i < sizeof payload; i++)
 		payload[i] = (uint8_t)(i * 7);
+	if (argc > 2 && strcmp(argv[2], "defer") == 0) { /* that section only */
+		defer_section();
+		return 0;
+	}
 
 	double v[RUNS], w[RUNS], big[RUNS], small[RUNS], ratio[RUNS], kv[RUNS], kw[RUNS];
 	double vb[RUNS], kb[RUNS];
@@ -495,6 +593,8 @@ int main(int argc, char **argv)
 	printf("chain creation (100,000 memory chains)  %8.0f ns CPU each; %.0f bytes each empty,\n"
 	       "                                        %8.0f bytes each with 10 small events\n\n",
 	       median(cns, RUNS), median(ce, RUNS), median(c10, RUNS));
+
+	defer_section();
 
 	struct {
 		const char *tag, *label;

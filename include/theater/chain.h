@@ -71,6 +71,11 @@ typedef struct thx_store_opts {
 	bool read_only;         /* no lock, no writes, torn tails left alone */
 	bool no_background;     /* no flusher/retention/compaction thread */
 	uint32_t retention_ms;  /* background retention+compaction period; 0 = 1000 */
+	bool hash_inline;       /* memory chains hash each event in the append
+				   itself; by default (false) a hasher thread
+				   does it later, off the appender's path (the
+				   environment variable THEATER_CHAIN_HASH=inline
+				   or =deferred overrides this) */
 } thx_store_opts;
 
 /* Open (creating if needed unless read_only) the store in dir. Recovery runs

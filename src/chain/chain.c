@@ -91,6 +91,8 @@
  *   delivery to subscribers (in seq order) and is never held during a
  *   callback; a deliverer pins each subscription it calls (inflight, taken
  *   under s->lk), so thx_unsubscribe can wait for the calls under way.
+ *   Memory chains are hashed by a hasher thread (hasher.c: protocol,
+ *   waits), not in the append; readers of hashes call thx__hash_upto.
  *   The background thread (bg_main) fsyncs batch chains every
  *   batch_ms, writes the buffer when an appender asks (4 MiB), and runs
  *   retention, compaction and the indexing of newly sealed segments every
@@ -182,6 +184,7 @@ static void chain_free(thx_chain *c)
 	thx__pmap_release(&c->actors);
 	pthread_mutex_destroy(&c->mu);
 	pthread_mutex_destroy(&c->dmu);
+	pthread_cond_destroy(&c->hcv);
 	th_free(c);
 }
 
@@ -298,6 +301,7 @@ int thx__chain_new(thx_store *s, uint32_t no, const char *name,
 	c->seal_at = c->opts.block_events - 1;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_mutex_init(&c->dmu, NULL);
+	pthread_cond_init(&c->hcv, NULL);
 	s->chains[s->nchains++] = c;
 	name_put(s, c);
 	s->by_no[no] = c;
@@ -470,9 +474,10 @@ uint64_t thx_chain_count(thx_chain *c)
 bool thx_chain_head(thx_chain *c, uint8_t hash[THX_HASH_LEN])
 {
 	pthread_mutex_lock(&c->mu);
-	bool any = c->n > 0;
+	uint64_t n = c->n;
+	bool any = n > 0 && thx__hash_upto(c, n, NULL) == 0;
 	if (any)
-		memcpy(hash, thx__ent_at(c, c->n - 1)->hash, 32);
+		memcpy(hash, thx__ent_at(c, n - 1)->hash, 32);
 	pthread_mutex_unlock(&c->mu);
 	return any;
 }
@@ -660,30 +665,6 @@ static thx__memchunk *mem_room(thx_chain *c, size_t need, uint64_t seq)
 	return nk;
 }
 
-int thx__mem_encode(thx_chain *c, uint64_t seq, uint8_t **out, size_t *len,
-		    th_err *err)
-{
-	const thx__ent *e = thx__ent_at(c, seq);
-	const char *actor = thx__str(c->s, e->actor_id);
-	const char *type = thx__str(c->s, e->type_id);
-	const uint8_t *data = e->mem, *desc = NULL;
-	size_t alen = strlen(actor), tlen = strlen(type), dlen = 0;
-	if (e->flags & THX__E_DESC) {
-		dlen = thx__le32(e->mem);
-		data = e->mem + 4;
-		desc = data + (e->size - dlen);
-	}
-	size_t dl = e->size - dlen;
-	uint8_t *buf = th_malloc(thx__event_bound(alen, tlen, dl, dlen));
-	if (!buf)
-		return th_err_set(err, TH_ENOMEM, "out of memory");
-	*len = thx__enc_event_raw(buf, seq ? thx__ent_at(c, seq - 1)->hash : NULL, actor,
-				  alen, seq, e->ts, type, tlen, data, dl,
-				  (const char *)desc, dlen);
-	*out = buf;
-	return 0;
-}
-
 /* Append one event with c->mu held; now is the clock reading to use for
  * an event without a timestamp. *lsn gets the log position to wait for
  * (0 for memory chains).
@@ -702,6 +683,13 @@ static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t now,
 	size_t alen, tlen, dlen = 0;
 	uint32_t tid, aid;
 	int rc;
+	bool mem = c->opts.durability == THX_NONE;
+	/* Memory chains leave hashing to the hasher (hasher.c) unless the
+	 * caller wants the hash now; then the events before are hashed first
+	 * (this may wait for the hasher, releasing c->mu: before seq is read). */
+	bool defer = mem && s->hash_defer && !hash_out;
+	if (mem && !defer && (rc = thx__hash_upto(c, c->n, err)))
+		return rc;
 	if ((rc = intern_cached(c, c->itypes, TH_ARRAY_LEN(c->itypes), in->type, "event type",
 				&tid, &tlen, err)) ||
 	    (rc = intern_cached(c, c->iactors, TH_ARRAY_LEN(c->iactors), in->actor, "actor id",
@@ -725,7 +713,6 @@ static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t now,
 	uint64_t ts = in->timestamp_ns ? in->timestamp_ns : now;
 	if (ts < c->last_ts)
 		ts = c->last_ts;
-	bool mem = c->opts.durability == THX_NONE;
 	bool seal = !mem && seq + 1 - c->block_start >= c->opts.block_events;
 	thx__post *tp, *ap;
 	if (!thx__ents_reserve(c, seq + 1) || !(tp = thx__pmap_reserve(&c->types, tid)) ||
@@ -742,17 +729,21 @@ static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t now,
 	size_t bound = 52 + thx__event_bound(alen, tlen, in->len, dlen);
 	size_t nleaves = seal ? (size_t)(seq + 1 - c->block_start) : 0;
 	size_t bbound = seal ? 16 + 4 + 32 + 64 + 34 + 9 + strlen(c->name) + 27 + 34 : 0;
-	uint8_t *buf = scratch_get(bound + bbound + nleaves * 32);
-	if (!buf)
-		return th_err_set(err, TH_ENOMEM, "out of memory");
-	size_t clen = thx__enc_event_raw(buf + 52, seq ? thx__ent_at(c, seq - 1)->hash : NULL,
-					 in->actor, alen, seq, ts, in->type, tlen, in->data,
-					 in->len, in->description, dlen);
-	uint8_t hash[32];
-	thx__sha256(buf + 52, clen, hash);
-	size_t elen = 52 + clen;
-	thx__put_le32(buf + 16, c->no);
-	memcpy(buf + 20, hash, 32);
+	uint8_t *buf = NULL;
+	uint8_t hash[32] = { 0 };
+	size_t elen = 0;
+	if (!defer) {
+		if (!(buf = scratch_get(bound + bbound + nleaves * 32)))
+			return th_err_set(err, TH_ENOMEM, "out of memory");
+		size_t clen = thx__enc_event_raw(buf + 52,
+						 seq ? thx__ent_at(c, seq - 1)->hash : NULL,
+						 in->actor, alen, seq, ts, in->type, tlen,
+						 in->data, in->len, in->description, dlen);
+		thx__sha256(buf + 52, clen, hash);
+		elen = 52 + clen;
+		thx__put_le32(buf + 16, c->no);
+		memcpy(buf + 20, hash, 32);
+	}
 
 	thx__blk blk = { 0 };
 	size_t blen = 0;
@@ -821,6 +812,8 @@ static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t now,
 	/* Nothing below can fail. */
 	*thx__ent_at(c, seq) = ent;
 	c->n = seq + 1;
+	if (mem && !defer)
+		c->hashed = seq + 1;
 	c->last_ts = ts;
 	c->kept_bytes += ent.size;
 	tp->seqs[tp->n++] = seq;
@@ -838,6 +831,17 @@ static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t now,
 }
 
 static void deliver(thx_chain *c);
+
+/* After appends to c (c->mu held): true when c must be queued for the
+ * hasher (then the caller calls thx__hasher_push once c->mu is released). */
+static bool hash_later(thx_chain *c)
+{
+	if (c->opts.durability != THX_NONE || !c->s->hash_defer || c->hqueued ||
+	    c->hashed >= c->n)
+		return false;
+	c->hqueued = true;
+	return true;
+}
 
 int thx_append_batch(thx_chain *c, const thx_event_in *evs, size_t n,
 		     uint64_t *first_seq, size_t *done, th_err *err)
@@ -859,7 +863,10 @@ int thx_append_batch(thx_chain *c, const thx_event_in *evs, size_t n,
 			flush = f;
 	}
 	uint64_t end = c->n;
+	bool push = hash_later(c);
 	pthread_mutex_unlock(&c->mu);
+	if (push)
+		thx__hasher_push(c);
 	if (done)
 		*done = k;
 	if (k > 0 && dur != THX_NONE && (dur == THX_ALWAYS || must_write(c->s, flush))) {
@@ -894,7 +901,10 @@ int thx_append(thx_chain *c, const thx_event_in *ev, uint64_t *seq,
 	thx_durability dur = c->opts.durability;
 	int rc = append_locked(c, ev, now, &s, hash, &lsn, &flush, err);
 	uint64_t end = c->n;
+	bool push = !rc && hash_later(c);
 	pthread_mutex_unlock(&c->mu);
+	if (push)
+		thx__hasher_push(c);
 	if (rc)
 		return rc;
 	if (dur == THX_ALWAYS || (dur == THX_BATCH && must_write(c->s, flush))) {
@@ -973,6 +983,9 @@ int thx__seal_pending(thx_chain *c, th_err *err)
 {
 	if (c->opts.durability != THX_NONE)
 		return 0;
+	int hrc = thx__hash_upto(c, c->n, err);
+	if (hrc)
+		return hrc;
 	while (c->seal_at < c->n) {
 		uint64_t lsn;
 		int flush;
@@ -1050,6 +1063,10 @@ int thx__read_event(thx_chain *c, uint64_t seq, uint8_t **rec, thx__ev *ev,
 			return th_err_set(err, TH_ENOTFOUND, "chain '%s' has no event %llu",
 					  c->name, (unsigned long long)seq);
 		}
+		if ((rc = thx__hash_upto(c, seq + 1, err))) {
+			pthread_mutex_unlock(&c->mu);
+			return rc;
+		}
 		thx__ent e = *thx__ent_at(c, seq);
 		if (e.flags & THX__E_MISSING) {
 			pthread_mutex_unlock(&c->mu);
@@ -1125,6 +1142,11 @@ int thx_get(thx_chain *c, uint64_t seq, thx_event *out, th_err *err)
 		pthread_mutex_unlock(&c->mu);
 		return th_err_set(err, TH_ENOTFOUND, "chain '%s' has %llu events, no seq %llu",
 				  c->name, (unsigned long long)c->n, (unsigned long long)seq);
+	}
+	int hrc = thx__hash_upto(c, seq + 1, err);
+	if (hrc) {
+		pthread_mutex_unlock(&c->mu);
+		return hrc;
 	}
 	thx__ent e = *thx__ent_at(c, seq);
 	if (seq) {
@@ -1469,6 +1491,14 @@ static int store_open(const char *dir, const thx_store_opts *opts, thx_store **o
 	pthread_mutex_init(&s->compact_mu, NULL);
 	pthread_mutex_init(&s->bg_mu, NULL);
 	pthread_cond_init(&s->bg_cv, NULL);
+	pthread_mutex_init(&s->hq_mu, NULL);
+	pthread_cond_init(&s->hq_cv, NULL);
+	s->hash_defer = !o.hash_inline;
+	const char *hm = getenv("THEATER_CHAIN_HASH");
+	if (hm && strcmp(hm, "inline") == 0)
+		s->hash_defer = false;
+	else if (hm && strcmp(hm, "deferred") == 0)
+		s->hash_defer = true;
 	if (!(s->dir = th_strdup(dir))) {
 		rc = th_err_set(err, TH_ENOMEM, "out of memory");
 		goto fail;
@@ -1530,6 +1560,9 @@ void thx_store_close(thx_store *s)
 		pthread_mutex_unlock(&s->bg_mu);
 		pthread_join(s->bg, NULL);
 	}
+	/* Memory chains die with the store: what the hasher has not hashed
+	 * yet is simply dropped with them. */
+	thx__hasher_stop(s);
 	if (s->log.dir && !s->opts.read_only)
 		thx__log_commit(&s->log, thx__log_ins_lsn(&s->log), true, NULL);
 	for (size_t i = 0; i < s->nchains; i++)
@@ -1557,6 +1590,8 @@ void thx_store_close(thx_store *s)
 	pthread_mutex_destroy(&s->compact_mu);
 	pthread_mutex_destroy(&s->bg_mu);
 	pthread_cond_destroy(&s->bg_cv);
+	pthread_mutex_destroy(&s->hq_mu);
+	pthread_cond_destroy(&s->hq_cv);
 	th_free(s->dir);
 	th_free(s);
 }

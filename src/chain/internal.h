@@ -13,6 +13,8 @@
  *   compact.c  rewriting sealed segments without pruned data
  *   proof.c    Merkle inclusion proofs
  *   segidx.c   per-segment index files (recovery without reading segments)
+ *   hasher.c   deferred hashing of memory chains (the hasher thread),
+ *              memory events' encodings rebuilt from their entries
  *
  * Internal names use the thx__ prefix.
  */
@@ -346,6 +348,15 @@ struct thx_chain {
 	thx__pmap types, actors;
 	thx__icache itypes[4], iactors[2]; /* recently used strings, newest first */
 	uint64_t durable_n; /* events known durable (THX_ALWAYS) */
+	/* Deferred hashing (memory chains, hash.c's thx__hasher): events
+	 * [0, hashed) have their hash; the hasher thread hashes [hashed, x)
+	 * outside c->mu while `hashing` is set (readers wait on hcv);
+	 * hqueued: c is on the store's hasher queue (or being hashed). */
+	uint64_t hashed;
+	bool hashing, hqueued;
+	uint32_t hwaiters;
+	pthread_cond_t hcv;
+	struct thx_chain *hnext;
 	pthread_mutex_t dmu; /* delivery to subscribers */
 	uint64_t delivered;
 	bool delivering;
@@ -391,6 +402,14 @@ struct thx_store {
 	_Atomic bool bg_kicked;    /* the writer was asked to write now */
 	_Atomic uint64_t compactions;
 	_Atomic uint64_t idx_loaded, idx_built; /* segment index files */
+	/* the hasher thread (deferred hashing of memory chains) */
+	bool hash_defer;
+	pthread_mutex_t hq_mu;
+	pthread_cond_t hq_cv;
+	thx_chain *hq_head;  /* chains with events to hash (via hnext) */
+	bool hq_stop, hq_idle, hq_running;
+	pthread_t hq_thread;
+	pid_t hq_pid;        /* the process that started it */
 	uint64_t damage_notes; /* recovery: problems noted so far */
 	uint64_t recover_bytes; /* recovery: bytes of all segment files */
 };
@@ -401,13 +420,24 @@ static inline thx__ent *thx__ent_at(thx_chain *c, uint64_t i)
 	uint32_t j = thx__ent_page(i, &off);
 	return &c->epages[j][off];
 }
+/* Make the hashes of events [0, need) of c computed (c->mu held; waits
+ * for the hasher thread if it is hashing c, then hashes the rest inline).
+ * Every reader of an entry's hash calls this first. No-op for on-disk
+ * chains, which hash at append time. */
+int thx__hash_upto(thx_chain *c, uint64_t need, th_err *err);
+/* Queue c for the hasher thread (no lock held; c->hqueued was set by the
+ * caller under c->mu). */
+void thx__hasher_push(thx_chain *c);
+/* Stop the hasher thread (thx_store_close). */
+void thx__hasher_stop(thx_store *s);
 /* Build the blocks a memory chain has completed (c->mu held; no-op for
- * on-disk chains, which seal at append time). */
+ * on-disk chains, which seal at append time). Hashes up to c->n first. */
 int thx__seal_pending(thx_chain *c, th_err *err);
 /* Make entries [0, need) addressable (c->mu held); false: out of memory. */
 bool thx__ents_reserve(thx_chain *c, uint64_t need);
-/* The canonical encoding of memory-chain event seq, rebuilt from its entry
- * (c->mu held; not pruned): *out is th_malloc'd. */
+/* hasher.c: the canonical encoding of memory-chain event seq, rebuilt
+ * from its entry (c->mu held; not pruned; hashed up to seq): *out is
+ * th_malloc'd. */
 int thx__mem_encode(thx_chain *c, uint64_t seq, uint8_t **out, size_t *len,
 		    th_err *err);
 

@@ -34,6 +34,10 @@ static int prune_locked(thx_chain *c, uint64_t below, uint64_t *count, th_err *e
 		below = c->n;
 	if (below <= c->prune_below)
 		return 0;
+	/* memory chains: the data pruned must be hashed first */
+	int hrc = thx__hash_upto(c, below, err);
+	if (hrc)
+		return hrc;
 	if (c->opts.durability != THX_NONE) {
 		th_cbor_enc e;
 		uint8_t buf[64];

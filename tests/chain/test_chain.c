@@ -1812,4 +1812,341 @@ TEST(background_thread_indexes_sealed_segments)
 	rmrf(dir);
 }
 
+/* ---- deferred hashing of memory chains (hasher.c) ---- */
+
+static thx_store *open_hashing(const char *dir, bool inline_hash, bool background)
+{
+	unsetenv("THEATER_CHAIN_HASH"); /* the option, not the environment */
+	thx_store_opts o = { .hash_inline = inline_hash, .no_background = !background };
+	thx_store *s = NULL;
+	th_err err = { 0 };
+	REQUIRE(thx_store_open(dir, &o, &s, &err) == 0);
+	return s;
+}
+
+/* Event k of a deterministic stream: fixed timestamps, sizes from 0 to
+ * 3 KiB (past the hashers' 1 KiB stack buffer), some descriptions. */
+static void det_event(int chain_no, int k, char *data, size_t cap, char *desc,
+		      thx_event_in *in, char *actor)
+{
+	snprintf(actor, 32, "actor-%d", chain_no);
+	size_t len = (size_t)((k * 37 + chain_no * 11) % 97) * ((k % 9 == 0) ? 32 : 1);
+	if (len > cap)
+		len = cap;
+	for (size_t i = 0; i < len; i++)
+		data[i] = (char)('a' + (i + (size_t)k) % 26);
+	snprintf(desc, 32, "d%d", k);
+	*in = (thx_event_in){ .actor = actor, .type = k % 4 ? "message.received" : "wasm.call",
+			      .data = data, .len = len, .description = k % 5 == 0 ? desc : NULL,
+			      .timestamp_ns = 1700000000000000000ull + (uint64_t)k * 1000u };
+}
+
+static void same_chain(thx_chain *a, thx_chain *b)
+{
+	uint64_t n = thx_chain_count(a);
+	CHECK_EQ_INT((int)n, (int)thx_chain_count(b));
+	for (uint64_t i = 0; i < n; i++) {
+		thx_event ea, eb;
+		REQUIRE(thx_get(a, i, &ea, NULL) == 0);
+		REQUIRE(thx_get(b, i, &eb, NULL) == 0);
+		CHECK(memcmp(ea.hash, eb.hash, 32) == 0);
+		CHECK(ea.has_parent == eb.has_parent);
+		CHECK(memcmp(ea.parent, eb.parent, 32) == 0);
+		thx_event_release(&ea);
+		thx_event_release(&eb);
+	}
+	uint8_t ha[32], hb[32];
+	CHECK(thx_chain_head(a, ha) == thx_chain_head(b, hb));
+	CHECK(n == 0 || memcmp(ha, hb, 32) == 0);
+	uint64_t nb = thx_block_count(a);
+	CHECK_EQ_INT((int)nb, (int)thx_block_count(b));
+	for (uint64_t k = 0; k < nb; k++) {
+		thx_block ba, bb;
+		REQUIRE(thx_block_get(a, k, &ba, NULL) == 0);
+		REQUIRE(thx_block_get(b, k, &bb, NULL) == 0);
+		CHECK(memcmp(ba.merkle_root, bb.merkle_root, 32) == 0);
+		CHECK(memcmp(ba.hash, bb.hash, 32) == 0);
+	}
+}
+
+TEST(deferred_hashes_links_and_blocks_equal_inline_ones)
+{
+	char *dir = tmpdir();
+	char d1[128], d2[128];
+	snprintf(d1, sizeof d1, "%s/inline", dir);
+	snprintf(d2, sizeof d2, "%s/deferred", dir);
+	thx_store *si = open_hashing(d1, true, true);
+	thx_store *sd = open_hashing(d2, false, true);
+	enum { NC = 40, NE = 300 };
+	thx_chain *ci[NC], *cd[NC];
+	static char data[4096];
+	char desc[32], actor[32], name[32];
+	for (int c = 0; c < NC; c++) {
+		snprintf(name, sizeof name, "chain-%d", c);
+		ci[c] = chain(si, name, THX_NONE, (uint32_t)(c % 7 + 1) * 5);
+		cd[c] = chain(sd, name, THX_NONE, (uint32_t)(c % 7 + 1) * 5);
+	}
+	for (int k = 0; k < NE; k++) {
+		for (int c = 0; c < NC; c++) {
+			thx_event_in in;
+			det_event(c, k, data, sizeof data, desc, &in, actor);
+			REQUIRE(thx_append(ci[c], &in, NULL, NULL, NULL) == 0);
+			if (k % 3 == 0) { /* a batch of 3 */
+				thx_event_in b3[3];
+				char d3[3][4096];
+				char dd[3][32], aa[3][32];
+				for (int j = 0; j < 3; j++)
+					det_event(c, k * 7 + j, d3[j], sizeof d3[j], dd[j], &b3[j], aa[j]);
+				REQUIRE(thx_append(cd[c], &in, NULL, NULL, NULL) == 0);
+				REQUIRE(thx_append_batch(cd[c], b3, 3, NULL, NULL, NULL) == 0);
+				REQUIRE(thx_append_batch(ci[c], b3, 3, NULL, NULL, NULL) == 0);
+			} else {
+				REQUIRE(thx_append(cd[c], &in, NULL, NULL, NULL) == 0);
+			}
+			if ((k + c) % 50 == 0) { /* reads racing the hasher */
+				uint8_t h1[32], h2[32];
+				CHECK(thx_chain_head(ci[c], h1) && thx_chain_head(cd[c], h2));
+				CHECK(memcmp(h1, h2, 32) == 0);
+				thx_event e1, e2;
+				uint64_t q = (uint64_t)k / 2;
+				REQUIRE(thx_get(ci[c], q, &e1, NULL) == 0);
+				REQUIRE(thx_get(cd[c], q, &e2, NULL) == 0);
+				CHECK(memcmp(e1.hash, e2.hash, 32) == 0);
+				thx_event_release(&e1);
+				thx_event_release(&e2);
+			}
+		}
+	}
+	/* an append asking for its hash gets the inline one */
+	thx_event_in in;
+	det_event(0, NE, data, sizeof data, desc, &in, actor);
+	uint8_t h1[32], h2[32];
+	REQUIRE(thx_append(ci[0], &in, NULL, h1, NULL) == 0);
+	REQUIRE(thx_append(cd[0], &in, NULL, h2, NULL) == 0);
+	CHECK(memcmp(h1, h2, 32) == 0);
+	for (int c = 0; c < NC; c++) {
+		if (c % 4 == 0) { /* proofs */
+			REQUIRE(thx_seal_block(ci[c], NULL) == 0);
+			REQUIRE(thx_seal_block(cd[c], NULL) == 0);
+			thx_proof pa, pb;
+			REQUIRE(thx_prove(ci[c], 17, &pa, NULL) == 0);
+			REQUIRE(thx_prove(cd[c], 17, &pb, NULL) == 0);
+			CHECK(memcmp(pa.event_hash, pb.event_hash, 32) == 0);
+			CHECK(memcmp(pa.block.hash, pb.block.hash, 32) == 0);
+			CHECK(thx_proof_check(&pb, pa.block.hash, NULL) == 0);
+		}
+		same_chain(ci[c], cd[c]);
+	}
+	CHECK(verify_ok(sd, NULL));
+	CHECK(verify_ok(si, NULL));
+	thx_store_close(si);
+	thx_store_close(sd);
+	rmrf(dir);
+}
+
+/* Each event's stored hash is the hash of its fields with the previous
+ * event's hash as parent. */
+static void check_links(thx_chain *c)
+{
+	uint64_t n = thx_chain_count(c);
+	uint8_t prev[32];
+	for (uint64_t i = 0; i < n; i++) {
+		thx_event e;
+		REQUIRE(thx_get(c, i, &e, NULL) == 0);
+		if (e.pruned) {
+			memcpy(prev, e.hash, 32);
+			thx_event_release(&e);
+			continue;
+		}
+		uint8_t h[32];
+		REQUIRE(thx_event_hash(i ? prev : NULL, e.actor, i, e.timestamp_ns, e.type, e.data,
+				       e.len, e.description, h, NULL) == 0);
+		CHECK(memcmp(h, e.hash, 32) == 0);
+		CHECK(e.has_parent == (i > 0));
+		CHECK(i == 0 || memcmp(e.parent, prev, 32) == 0);
+		memcpy(prev, e.hash, 32);
+		thx_event_release(&e);
+	}
+}
+
+struct dh_app {
+	thx_chain **cs;
+	int ncs, id, n;
+	_Atomic int *stop;
+};
+
+static void *dh_appender(void *arg)
+{
+	struct dh_app *a = arg;
+	char data[2000], actor[32];
+	snprintf(actor, sizeof actor, "app-%d", a->id);
+	for (int k = 0; k < a->n; k++) {
+		memset(data, 'a' + k % 26, sizeof data);
+		thx_event_in in[4];
+		for (int j = 0; j < 4; j++)
+			in[j] = (thx_event_in){ .actor = actor, .type = "message.received",
+						.data = data,
+						.len = (size_t)(k + j) * 7 % sizeof data };
+		thx_chain *c = a->cs[(k + a->id) % a->ncs];
+		if (k % 2)
+			REQUIRE(thx_append_batch(c, in, 4, NULL, NULL, NULL) == 0);
+		else
+			REQUIRE(thx_append(c, &in[0], NULL, NULL, NULL) == 0);
+	}
+	return NULL;
+}
+
+static void *dh_reader(void *arg)
+{
+	struct dh_app *a = arg;
+	unsigned r = (unsigned)a->id;
+	while (!atomic_load(a->stop)) {
+		r = r * 1103515245u + 12345u;
+		thx_chain *c = a->cs[(r >> 8) % (unsigned)a->ncs];
+		uint64_t n = thx_chain_count(c);
+		if (!n)
+			continue;
+		uint64_t seq = r % 2 ? n - 1 : (r >> 4) % n; /* often the newest */
+		thx_event e, p;
+		REQUIRE(thx_get(c, seq, &e, NULL) == 0);
+		if (seq > 0 && !e.pruned) {
+			REQUIRE(thx_get(c, seq - 1, &p, NULL) == 0);
+			CHECK(memcmp(p.hash, e.parent, 32) == 0);
+			uint8_t h[32];
+			REQUIRE(thx_event_hash(e.parent, e.actor, seq, e.timestamp_ns, e.type,
+					       e.data, e.len, e.description, h, NULL) == 0);
+			CHECK(memcmp(h, e.hash, 32) == 0);
+			thx_event_release(&p);
+		}
+		thx_event_release(&e);
+		uint8_t hh[32];
+		CHECK(thx_chain_head(c, hh));
+		if (r % 16 == 0)
+			thx_block_count(c);
+		usleep(r % 64); /* leave most hashing to the hasher */
+	}
+	return NULL;
+}
+
+TEST(deferred_hashing_with_concurrent_appenders_readers_and_pruning)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_hashing(dir, false, true);
+	enum { NC = 12 };
+	thx_chain *cs[NC];
+	char name[32];
+	for (int i = 0; i < NC; i++) {
+		snprintf(name, sizeof name, "c-%d", i);
+		thx_chain_opts o = { .durability = THX_NONE, .block_events = 16,
+				     .retention = { .max_events = i % 3 == 0 ? 500 : 0 } };
+		REQUIRE(thx_chain_open(s, name, &o, true, &cs[i], NULL) == 0);
+	}
+	_Atomic int stop = 0;
+	struct dh_app ap[3], rd[2];
+	pthread_t at[3], rt[2];
+	for (int i = 0; i < 3; i++) {
+		ap[i] = (struct dh_app){ cs, NC, i, 3000, &stop };
+		REQUIRE(pthread_create(&at[i], NULL, dh_appender, &ap[i]) == 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		rd[i] = (struct dh_app){ cs, NC, 100 + i, 0, &stop };
+		REQUIRE(pthread_create(&rt[i], NULL, dh_reader, &rd[i]) == 0);
+	}
+	for (int i = 0; i < 3; i++)
+		pthread_join(at[i], NULL);
+	/* pruning races the hasher too */
+	REQUIRE(thx_prune(s, NULL, NULL) == 0);
+	atomic_store(&stop, 1);
+	for (int i = 0; i < 2; i++)
+		pthread_join(rt[i], NULL);
+	uint64_t total = 0;
+	for (int i = 0; i < NC; i++) {
+		check_links(cs[i]);
+		total += thx_chain_count(cs[i]);
+	}
+	CHECK_EQ_INT((int)total, 3 * (1500 * 1 + 1500 * 4));
+	CHECK(verify_ok(s, NULL));
+	thx_store_close(s);
+	rmrf(dir);
+}
+
+TEST(hasher_thread_hashes_without_readers)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_hashing(dir, false, false);
+	thx_chain *c = chain(s, "bg", THX_NONE, 0);
+	thx_event_in in = { .actor = "a", .type = "t", .data = "xyz", .len = 3 };
+	for (int k = 0; k < 1000; k++)
+		REQUIRE(thx_append(c, &in, NULL, NULL, NULL) == 0);
+	/* no reader asks: the hasher thread alone gets there (liveness only:
+	 * the bound is far beyond any machine's need) */
+	uint64_t hashed = 0;
+	for (int i = 0; i < 30000 && hashed < 1000; i++) {
+		pthread_mutex_lock(&c->mu);
+		hashed = c->hashed;
+		pthread_mutex_unlock(&c->mu);
+		if (hashed < 1000)
+			usleep(1000);
+	}
+	CHECK_EQ_INT((int)hashed, 1000);
+	check_links(c);
+	thx_store_close(s);
+	rmrf(dir);
+}
+
+TEST(store_closed_while_the_hasher_is_busy)
+{
+	char *dir = tmpdir();
+	for (int round = 0; round < 5; round++) {
+		thx_store *s = open_hashing(dir, false, round % 2 == 0);
+		char name[32], data[100] = { 0 };
+		thx_event_in in[64];
+		for (int j = 0; j < 64; j++)
+			in[j] = (thx_event_in){ .actor = "a", .type = "t", .data = data,
+						.len = sizeof data };
+		for (int i = 0; i < 50; i++) {
+			snprintf(name, sizeof name, "m-%d-%d", round, i);
+			thx_chain *c = chain(s, name, THX_NONE, 0);
+			for (int k = 0; k < 20; k++)
+				REQUIRE(thx_append_batch(c, in, 64, NULL, NULL, NULL) == 0);
+		}
+		thx_store_close(s); /* joins the hasher mid-work: no leak, no crash */
+	}
+	rmrf(dir);
+}
+
+TEST(deferred_hashing_survives_allocation_failures)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_hashing(dir, false, false);
+	/* no hasher thread (white-box): every hash is left to the readers */
+	pthread_mutex_lock(&s->hq_mu);
+	s->hq_stop = true;
+	pthread_mutex_unlock(&s->hq_mu);
+	thx_chain *c = chain(s, "oom", THX_NONE, 4);
+	static char big[8192];
+	thx_event_in in = { .actor = "a", .type = "t", .data = big, .len = sizeof big };
+	for (int k = 0; k < 10; k++)
+		REQUIRE(thx_append(c, &in, NULL, NULL, NULL) == 0);
+	/* a reader that must hash (an 8 KiB event needs a buffer) and cannot
+	 * allocate fails cleanly; then succeeds */
+	thx_event e;
+	uint8_t h[32];
+	th_alloc_fail_after(0);
+	CHECK_EQ_INT(thx_get(c, 9, &e, NULL), TH_ENOMEM);
+	CHECK(!thx_chain_head(c, h));
+	CHECK_EQ_INT(thx_seal_block(c, NULL), TH_ENOMEM);
+	th_alloc_fail_after(-1);
+	REQUIRE(thx_get(c, 5, &e, NULL) == 0);
+	thx_event_release(&e);
+	th_alloc_fail_after(0);
+	CHECK_EQ_INT(thx_get(c, 9, &e, NULL), TH_ENOMEM);
+	th_alloc_fail_after(-1);
+	check_links(c);
+	CHECK(thx_chain_head(c, h));
+	CHECK(verify_ok(s, NULL));
+	thx_store_close(s);
+	rmrf(dir);
+}
+
 TEST_MAIN()

@@ -1,0 +1,246 @@
+/*
+ * hasher.c - deferred hashing of memory chains: one thread per store;
+ * the canonical encoding of a memory chain's event from its entry.
+ *
+ * An append to a memory (THX_NONE) chain stores the event (entry + data)
+ * and returns its seq without encoding or hashing it; about 60% of a small
+ * append was SHA-256. The hasher thread computes the hashes later, in seq
+ * order per chain, on another core. Nothing observable changes: every
+ * reader of a hash (thx_get, thx_chain_head, blocks, proofs, verify,
+ * pruning, subscriptions through thx_get) first calls thx__hash_upto,
+ * which waits for the hasher if it is hashing that chain and hashes the
+ * rest inline.
+ *
+ * PROTOCOL (per chain, fields in thx_chain)
+ *   hashed   events [0, hashed) have their hash; only grows; under c->mu.
+ *   hashing  the hasher is hashing [hashed, x) with c->mu released: it took
+ *            the entries' addresses under c->mu (entry pages never move;
+ *            the page table may) and writes only their hash fields. Entries
+ *            at or above `hashed` are not otherwise written once appended
+ *            (pruning first hashes up to its bound), so readers of other
+ *            fields need no wait. A reader that needs a hash waits on hcv.
+ *   hqueued  c is on the store's queue or being hashed: set by an
+ *            appender (under c->mu) that then pushes c; cleared by the
+ *            hasher under c->mu only once hashed == n, so no appended
+ *            event is ever left unqueued.
+ *
+ * WAKE-UPS: an appender signals the hasher only when it sleeps idle. After
+ * a round the hasher sleeps THX__HASH_PERIOD_MS before the next one, so in
+ * a steady stream it is woken by its timer, about once per batch of many
+ * events, and appenders make no system call for it. A queue found empty
+ * after that sleep sends it back to the idle sleep.
+ *
+ * Lock order: c->mu -> s->hq_mu never happens; the hasher takes hq_mu, then
+ * (after releasing it) c->mu.
+ */
+#include <unistd.h>
+
+#include "chain/internal.h"
+
+#define THX__HASH_PERIOD_MS 1
+#define THX__HASH_RUN 64 /* events hashed per claim (c->mu released) */
+
+/* The fields of a memory-chain event beyond its entry: strings, data and
+ * description (in its memory chunk). */
+typedef struct mem_fields {
+	const char *actor, *type, *desc;
+	const uint8_t *data;
+	size_t alen, tlen, len, dlen;
+} mem_fields;
+
+static void fields_of(thx_store *s, const thx__ent *e, mem_fields *f)
+{
+	f->actor = thx__str(s, e->actor_id);
+	f->type = thx__str(s, e->type_id);
+	f->alen = strlen(f->actor);
+	f->tlen = strlen(f->type);
+	f->data = e->mem;
+	f->desc = NULL;
+	f->dlen = 0;
+	if (e->flags & THX__E_DESC) {
+		f->dlen = thx__le32(e->mem);
+		f->data = e->mem + 4;
+		f->desc = (const char *)f->data + (e->size - f->dlen);
+	}
+	f->len = e->size - f->dlen;
+}
+
+static size_t encode(const mem_fields *f, const uint8_t *parent, uint64_t seq, uint64_t ts,
+		     uint8_t *out)
+{
+	return thx__enc_event_raw(out, parent, f->actor, f->alen, seq, ts, f->type, f->tlen,
+				  f->data, f->len, f->desc, f->dlen);
+}
+
+int thx__mem_encode(thx_chain *c, uint64_t seq, uint8_t **out, size_t *len,
+		    th_err *err)
+{
+	const thx__ent *e = thx__ent_at(c, seq);
+	mem_fields f;
+	fields_of(c->s, e, &f);
+	uint8_t *buf = th_malloc(thx__event_bound(f.alen, f.tlen, f.len, f.dlen));
+	if (!buf)
+		return th_err_set(err, TH_ENOMEM, "out of memory");
+	*len = encode(&f, seq ? thx__ent_at(c, seq - 1)->hash : NULL, seq, e->ts, buf);
+	*out = buf;
+	return 0;
+}
+
+/* Hash memory-chain event seq (entry e, its parent's entry prev or NULL
+ * for seq 0) into e->hash, encoding it into *buf, grown as needed (*buf
+ * == stack: not owned). */
+static int hash_ent(thx_store *s, const thx__ent *prev, thx__ent *e, uint64_t seq,
+		    uint8_t **buf, size_t *cap, uint8_t *stack)
+{
+	mem_fields f;
+	fields_of(s, e, &f);
+	size_t need = thx__event_bound(f.alen, f.tlen, f.len, f.dlen);
+	if (need > *cap) {
+		uint8_t *nb = th_malloc(need);
+		if (!nb)
+			return TH_ENOMEM;
+		if (*buf != stack)
+			th_free(*buf);
+		*buf = nb;
+		*cap = need;
+	}
+	size_t len = encode(&f, prev ? prev->hash : NULL, seq, e->ts, *buf);
+	thx__sha256(*buf, len, e->hash);
+	return 0;
+}
+
+int thx__hash_upto(thx_chain *c, uint64_t need, th_err *err)
+{
+	if (c->opts.durability != THX_NONE || c->hashed >= need)
+		return 0;
+	while (c->hashing) {
+		c->hwaiters++;
+		pthread_cond_wait(&c->hcv, &c->mu);
+		c->hwaiters--;
+	}
+	if (need > c->n)
+		need = c->n;
+	uint8_t stack[1024];
+	uint8_t *buf = stack;
+	size_t cap = sizeof stack;
+	int rc = 0;
+	while (c->hashed < need) {
+		uint64_t i = c->hashed;
+		if (hash_ent(c->s, i ? thx__ent_at(c, i - 1) : NULL, thx__ent_at(c, i), i, &buf,
+			     &cap, stack)) {
+			rc = th_err_set(err, TH_ENOMEM, "out of memory");
+			break;
+		}
+		c->hashed = i + 1;
+	}
+	if (buf != stack)
+		th_free(buf);
+	return rc;
+}
+
+/* Hash everything appended to c so far, THX__HASH_RUN events per claim. */
+static void hash_chain(thx_chain *c, uint8_t **buf, size_t *cap, uint8_t *stack)
+{
+	thx__ent *ents[THX__HASH_RUN];
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		uint64_t from = c->hashed, to = c->n;
+		if (from >= to) {
+			c->hqueued = false;
+			break;
+		}
+		if (to - from > THX__HASH_RUN)
+			to = from + THX__HASH_RUN;
+		const thx__ent *prev = from ? thx__ent_at(c, from - 1) : NULL;
+		for (uint64_t i = from; i < to; i++)
+			ents[i - from] = thx__ent_at(c, i);
+		c->hashing = true;
+		pthread_mutex_unlock(&c->mu);
+		uint64_t done = from;
+		for (; done < to; done++) {
+			thx__ent *e = ents[done - from];
+			if (hash_ent(c->s, prev, e, done, buf, cap, stack))
+				break;
+			prev = e;
+		}
+		pthread_mutex_lock(&c->mu);
+		c->hashed = done;
+		c->hashing = false;
+		if (c->hwaiters)
+			pthread_cond_broadcast(&c->hcv);
+		if (done < to) { /* out of memory: readers hash the rest inline */
+			c->hqueued = false;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void *hasher_main(void *arg)
+{
+	thx_store *s = arg;
+	uint8_t stack[1024];
+	uint8_t *buf = stack;
+	size_t cap = sizeof stack;
+	pthread_mutex_lock(&s->hq_mu);
+	while (!s->hq_stop) {
+		if (!s->hq_head) {
+			s->hq_idle = true;
+			pthread_cond_wait(&s->hq_cv, &s->hq_mu);
+			s->hq_idle = false;
+			continue;
+		}
+		thx_chain *list = s->hq_head;
+		s->hq_head = NULL;
+		pthread_mutex_unlock(&s->hq_mu);
+		while (list) {
+			thx_chain *c = list;
+			list = c->hnext; /* before c can be pushed again */
+			hash_chain(c, &buf, &cap, stack);
+		}
+		pthread_mutex_lock(&s->hq_mu);
+		if (s->hq_stop)
+			break;
+		/* let the next batch gather: appenders do not signal meanwhile */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		uint64_t ns = (uint64_t)ts.tv_nsec + THX__HASH_PERIOD_MS * 1000000u;
+		ts.tv_sec += (time_t)(ns / 1000000000u);
+		ts.tv_nsec = (long)(ns % 1000000000u);
+		pthread_cond_timedwait(&s->hq_cv, &s->hq_mu, &ts);
+	}
+	pthread_mutex_unlock(&s->hq_mu);
+	if (buf != stack)
+		th_free(buf);
+	return NULL;
+}
+
+void thx__hasher_push(thx_chain *c)
+{
+	thx_store *s = c->s;
+	pthread_mutex_lock(&s->hq_mu);
+	if (!s->hq_running && !s->hq_stop &&
+	    pthread_create(&s->hq_thread, NULL, hasher_main, s) == 0) {
+		s->hq_running = true;
+		s->hq_pid = getpid();
+	}
+	/* Without a thread (it could not start, or the store is closing) the
+	 * chain stays queued: its readers hash inline, which is correct. */
+	c->hnext = s->hq_head;
+	s->hq_head = c;
+	if (s->hq_idle)
+		pthread_cond_signal(&s->hq_cv);
+	pthread_mutex_unlock(&s->hq_mu);
+}
+
+void thx__hasher_stop(thx_store *s)
+{
+	pthread_mutex_lock(&s->hq_mu);
+	s->hq_stop = true;
+	pthread_cond_signal(&s->hq_cv);
+	/* a child forked after the start has no hasher thread to join */
+	bool running = s->hq_running && s->hq_pid == getpid();
+	pthread_mutex_unlock(&s->hq_mu);
+	if (running)
+		pthread_join(s->hq_thread, NULL);
+}
