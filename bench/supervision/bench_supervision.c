@@ -12,7 +12,10 @@
  *           while healthy actors exchange requests (an external request
  *           to A, whose handler requests B): the round-trip latency
  *           p50/p99 of the healthy pairs during the storm, next to the
- *           same measured before it (ratio).
+ *           same measured before it (ratio). Reference, first: the same
+ *           STORM actors get the same burst of messages and handle them
+ *           without failing (what a burst of ready work costs the
+ *           healthy pairs, failures aside).
  *
  *   bench_supervision DIR [--n N] [--storm S] [--workers W]
  * DIR holds crasher.wasm (bench/supervision/run.sh assembles it). Chains
@@ -181,6 +184,8 @@ typedef struct storm_ctx {
 	thr_runtime *rt;
 	char (*ids)[THR_ID_LEN + 1];
 	int n;
+	bool fail;        /* "!" traps; the reference storm sends "+" */
+	_Atomic int sent; /* every trigger message is queued */
 	_Atomic int done;
 } storm_ctx;
 
@@ -188,23 +193,26 @@ static void *storm_thread(void *arg)
 {
 	storm_ctx *s = arg;
 	for (int i = 0; i < s->n; i++)
-		thr_send(s->rt, s->ids[i], "!", 1, THR_SEND_WAIT, NULL);
+		thr_send(s->rt, s->ids[i], s->fail ? "!" : "+", 1, THR_SEND_WAIT,
+			 NULL);
+	atomic_store(&s->sent, 1);
 	/* every one failed and came back */
 	thr_stats st;
 	do {
 		thr_runtime_stats(s->rt, &st);
 		usleep(1000);
-	} while (st.failed < (uint64_t)s->n);
+	} while (s->fail && st.failed < (uint64_t)s->n);
 	thr_quiesce(s->rt, 0, NULL);
 	atomic_store(&s->done, 1);
 	return NULL;
 }
 
 /* Round trips through the healthy pairs until stop (or max); latencies
- * into v. */
+ * into v, and (phase not NULL) whether *phase was set when each began
+ * into ph. */
 static size_t measure(thr_runtime *rt, char a[PAIRS][THR_ID_LEN + 1],
 		      char b[PAIRS][THR_ID_LEN + 1], uint64_t *v, size_t max,
-		      _Atomic int *stop)
+		      _Atomic int *stop, _Atomic int *phase, uint8_t *ph)
 {
 	size_t k = 0;
 	char msg[64];
@@ -215,6 +223,8 @@ static size_t measure(thr_runtime *rt, char a[PAIRS][THR_ID_LEN + 1],
 		th_err err = { 0 };
 		snprintf(msg, sizeof msg, "r%s?", b[p]);
 		uint64_t t0 = th_now_ns();
+		if (phase)
+			ph[k] = (uint8_t)atomic_load(phase);
 		if (thr_request(rt, a[p], msg, strlen(msg), 0, &reply, &len, &err)) {
 			fprintf(stderr, "healthy request failed: %s\n", err.msg);
 			exit(1);
@@ -225,19 +235,25 @@ static size_t measure(thr_runtime *rt, char a[PAIRS][THR_ID_LEN + 1],
 	return k;
 }
 
-static void bench_storm(int n)
+/* fail: the storm; else the reference: the same actors and messages,
+ * handled without failing. */
+static void bench_storm(int n, bool fail)
 {
 	thr_runtime *rt = runtime("/tmp/theater-bench-sv-storm");
 	char a[PAIRS][THR_ID_LEN + 1], b[PAIRS][THR_ID_LEN + 1];
-	storm_ctx s = { .rt = rt, .n = n };
+	storm_ctx s = { .rt = rt, .n = n, .fail = fail };
+	const char *what = fail ? "storm" : "reference (no failure)";
 	size_t max = 2000000, k0, k1;
 	uint64_t *base = malloc(max * sizeof *base), *during = malloc(max * sizeof *during);
+	uint64_t *split[2] = { malloc(max * sizeof(uint64_t)), malloc(max * sizeof(uint64_t)) };
+	uint8_t *ph = malloc(max);
+	size_t ks[2] = { 0, 0 };
 	pthread_t th;
 	uint64_t t0, t1;
 	struct rusage ru0, ru1;
 
 	s.ids = calloc((size_t)n, sizeof *s.ids);
-	if (!base || !during || !s.ids)
+	if (!base || !during || !s.ids || !split[0] || !split[1] || !ph)
 		exit(1);
 	for (int i = 0; i < PAIRS; i++) {
 		spawn(rt, manifest("healthy-a", ""), a[i], 0);
@@ -248,37 +264,51 @@ static void bench_storm(int n)
 		spawn(rt, manifest("storm", POLICY), s.ids[i], THR_SPAWN_NO_WAIT);
 	thr_quiesce(rt, 0, NULL);
 	t1 = th_now_ns();
-	printf("storm: %d failing actors spawned in %.2f s\n", n, (t1 - t0) / 1e9);
+	printf("%s: %d actors spawned in %.2f s\n", what, n, (t1 - t0) / 1e9);
 
-	k0 = measure(rt, a, b, base, 20000, NULL);
+	k0 = measure(rt, a, b, base, 20000, NULL, NULL, NULL);
 	getrusage(RUSAGE_SELF, &ru0);
 	t0 = th_now_ns();
 	pthread_create(&th, NULL, storm_thread, &s);
-	k1 = measure(rt, a, b, during, max, &s.done);
+	k1 = measure(rt, a, b, during, max, &s.done, &s.sent, ph);
 	pthread_join(th, NULL);
 	t1 = th_now_ns();
 	getrusage(RUSAGE_SELF, &ru1);
 	thr_stats st;
 	thr_runtime_stats(rt, &st);
+	for (size_t i = 0; i < k1; i++)
+		split[ph[i]][ks[ph[i]]++] = during[i];
 	qsort(base, k0, sizeof *base, cmp_u64);
 	qsort(during, k1, sizeof *during, cmp_u64);
-	printf("storm: %llu failures and their restarts took %.2f s wall, %.2f s CPU "
-	       "(all threads, healthy round trips included): %.0f restarts/s\n",
+	qsort(split[0], ks[0], sizeof(uint64_t), cmp_u64);
+	qsort(split[1], ks[1], sizeof(uint64_t), cmp_u64);
+	printf("%s: %d messages, %llu failures and their restarts took %.2f s "
+	       "wall, %.2f s CPU (all threads, healthy round trips included): "
+	       "%.0f restarts/s\n", what, n,
 	       (unsigned long long)st.failed, (t1 - t0) / 1e9,
 	       cpu_s(&ru1) - cpu_s(&ru0), (double)st.failed / ((t1 - t0) / 1e9));
 	printf("healthy round trips (A -> B -> A, %d pairs), before: %zu, p50 %.1f us, "
 	       "p99 %.1f us\n", PAIRS, k0, pct(base, k0, 0.5) / 1e3,
 	       pct(base, k0, 0.99) / 1e3);
-	printf("healthy round trips during the storm: %zu, p50 %.1f us, p99 %.1f us "
-	       "(ratio to before: p50 %.2f, p99 %.2f)\n", k1, pct(during, k1, 0.5) / 1e3,
+	printf("healthy round trips during the %s: %zu, p50 %.1f us, p99 %.1f us "
+	       "(ratio to before: p50 %.2f, p99 %.2f)\n", what, k1, pct(during, k1, 0.5) / 1e3,
 	       pct(during, k1, 0.99) / 1e3,
 	       (double)pct(during, k1, 0.5) / (double)pct(base, k0, 0.5),
 	       (double)pct(during, k1, 0.99) / (double)pct(base, k0, 0.99));
 	printf("  during: p90 %.1f us, p99.9 %.1f us, max %.1f us; before: p90 %.1f, p99.9 %.1f, max %.1f us\n",
 	       pct(during, k1, 0.9) / 1e3, pct(during, k1, 0.999) / 1e3, pct(during, k1, 1.0) / 1e3,
 	       pct(base, k0, 0.9) / 1e3, pct(base, k0, 0.999) / 1e3, pct(base, k0, 1.0) / 1e3);
+	for (int i = 0; i < 2; i++)
+		printf("  %s: %zu, p50 %.1f us, p99 %.1f us, max %.1f us\n",
+		       i ? "after the trigger messages were all queued"
+			 : "while the 10,000 trigger messages were being sent",
+		       ks[i], pct(split[i], ks[i], 0.5) / 1e3,
+		       pct(split[i], ks[i], 0.99) / 1e3, pct(split[i], ks[i], 1.0) / 1e3);
 	free(base);
 	free(during);
+	free(split[0]);
+	free(split[1]);
+	free(ph);
 	free(s.ids);
 	thr_runtime_free(rt);
 }
@@ -302,6 +332,7 @@ int main(int argc, char **argv)
 	if (n < 1 || storm < 1)
 		return 2;
 	bench_restart(n);
-	bench_storm(storm);
+	bench_storm(storm, false);
+	bench_storm(storm, true);
 	return 0;
 }

@@ -13,6 +13,7 @@
  */
 #include <unistd.h>
 
+#include "base/cbor.h"
 #include "rtest.h"
 #include "theater/supervise.h"
 
@@ -589,22 +590,71 @@ TEST(mailbox_discard_records_each_drop)
 	thr_runtime_free(rt);
 }
 
-TEST(backoff_delays_restarts_and_they_still_happen)
+/* The delays (ms) of the restart decisions in id's chain, in order. */
+static int restart_delays(thr_runtime *rt, const char *id, uint64_t *out,
+			  int max)
+{
+	thx_chain *c;
+	int k = 0;
+	REQUIRE(thx_chain_open(thr_runtime_chains(rt), id, NULL, false, &c,
+			       NULL) == 0);
+	uint64_t n = thx_chain_count(c);
+	for (uint64_t i = 0; i < n && k < max; i++) {
+		thx_event ev = { 0 };
+		th_cbor_dec d;
+		uint64_t cnt;
+		const char *f[3];
+		size_t len[3];
+		REQUIRE(thx_get(c, i, &ev, NULL) == 0);
+		if (!strcmp(ev.type, "supervision.decision")) {
+			th_cbor_dec_init(&d, ev.data, ev.len);
+			REQUIRE(th_cbor_get_array(&d, &cnt, NULL) == 0);
+			for (int j = 0; j < 3 && j < (int)cnt; j++)
+				REQUIRE(th_cbor_get_text(&d, &f[j], &len[j], NULL) == 0);
+			if (cnt == 4 && len[0] == 7 && !memcmp(f[0], "restart", 7))
+				out[k++] = strtoull(f[2], NULL, 10);
+		}
+		thx_event_release(&ev);
+	}
+	return k;
+}
+
+/* Consecutive failures: min * 2^(k-1), capped at max, minus up to
+ * jitter of it. */
+static void backoff_run(const char *name, const char *jitter, uint64_t *d)
 {
 	thr_runtime *rt = setup();
-	char id[THR_ID_LEN + 1];
-	spawn_ok(rt, manifest("bo", "[supervision]\nmailbox = \"discard\"\nbackoff_min_ms = 20\nbackoff_max_ms = 40\n"
-			      "backoff_jitter = 0.5\nmax_restarts = 10\nwithin_seconds = 60\n"), id);
+	char id[THR_ID_LEN + 1], extra[400];
+	snprintf(extra, sizeof extra, "[supervision]\nmailbox = \"discard\"\n"
+		 "backoff_min_ms = 20\nbackoff_max_ms = 50\nbackoff_jitter = %s\n"
+		 "max_restarts = 10\nwithin_seconds = 60\n", jitter);
+	spawn_ok(rt, manifest(name, extra), id);
 	for (int i = 1; i <= 3; i++) {
 		send_ok(rt, id, "e");
 		wait_events(rt, id, "supervision.recovered", i);
 	}
-	/* the delay is in each decision; quiesce waits through a pending one */
-	size_t n;
-	uint8_t *d = rtest_event(rt, id, "supervision.decision", &n);
-	CHECK(rtest_has(d, n, "restart"));
 	CHECK(restarts_of(rt, id) == 3);
+	CHECK_EQ_INT(restart_delays(rt, id, d, 3), 3);
+	CHECK(runtime_count(rt, "supervision.decision", id) >= 3);
 	thr_runtime_free(rt);
+}
+
+TEST(backoff_doubles_up_to_its_cap_and_restarts_still_happen)
+{
+	uint64_t d[3] = { 0 };
+	backoff_run("bo", "0", d);
+	CHECK_EQ_INT(d[0], 20);
+	CHECK_EQ_INT(d[1], 40);
+	CHECK_EQ_INT(d[2], 50);
+}
+
+TEST(backoff_jitter_shortens_each_delay_by_at_most_its_fraction)
+{
+	uint64_t d[3] = { 0 };
+	backoff_run("bj", "0.5", d);
+	CHECK(d[0] >= 10 && d[0] <= 20);
+	CHECK(d[1] >= 20 && d[1] <= 40);
+	CHECK(d[2] >= 25 && d[2] <= 50);
 }
 
 TEST(health_probes_fail_an_unresponsive_actor)
