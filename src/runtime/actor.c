@@ -172,15 +172,14 @@ static _Thread_local struct {
 	rtm_msg *m[TURN_ACKS];
 } turn_acks;
 
-static void ack(rta_actor *a, rtm_msg *m);
-
 /* Append the turn's batch, then acknowledge what it recorded. */
 static int turn_flush(rta_actor *a)
 {
 	int rc = rtr_batch_flush();
-	for (uint32_t i = 0; i < turn_acks.n; i++)
-		if (!rc)
-			ack(a, turn_acks.m[i]);
+	if (!rc && turn_acks.n) {
+		rtm_ack_many(&a->mb, turn_acks.m, turn_acks.n);
+		rtr_busy_add(a->rt, -(int64_t)turn_acks.n);
+	}
 	turn_acks.n = 0;
 	if (rc && !a->fail_kind && atomic_load(&a->life) < RTA_STOPPED)
 		rta_fail(a, "chain", "recording handler results failed");

@@ -232,10 +232,9 @@ uint32_t rtm_take(rtm_mailbox *mb, rtm_msg **out, uint32_t max)
 	return n;
 }
 
-void rtm_ack(rtm_mailbox *mb, rtm_msg *m)
+static void ack_locked(rtm_mailbox *mb, rtm_msg *m)
 {
 	rtm_msg **pp;
-	pthread_mutex_lock(&mb->lock);
 	for (pp = &mb->inflight_head; *pp; pp = &(*pp)->next) {
 		if (*pp != m)
 			continue;
@@ -250,8 +249,24 @@ void rtm_ack(rtm_mailbox *mb, rtm_msg *m)
 		mb->inflight--;
 		break;
 	}
+}
+
+void rtm_ack(rtm_mailbox *mb, rtm_msg *m)
+{
+	pthread_mutex_lock(&mb->lock);
+	ack_locked(mb, m);
 	pthread_mutex_unlock(&mb->lock);
 	rtm_msg_free(m);
+}
+
+void rtm_ack_many(rtm_mailbox *mb, rtm_msg *const *ms, uint32_t n)
+{
+	pthread_mutex_lock(&mb->lock);
+	for (uint32_t i = 0; i < n; i++)
+		ack_locked(mb, ms[i]);
+	pthread_mutex_unlock(&mb->lock);
+	for (uint32_t i = 0; i < n; i++)
+		rtm_msg_free(ms[i]);
 }
 
 void rtm_requeue_inflight(rtm_mailbox *mb)

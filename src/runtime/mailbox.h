@@ -107,6 +107,8 @@ void rtm_push_front(rtm_mailbox *mb, rtm_msg *m);
 uint32_t rtm_take(rtm_mailbox *mb, rtm_msg **out, uint32_t max);
 /* The handler's result for m is recorded: forget and free it. */
 void rtm_ack(rtm_mailbox *mb, rtm_msg *m);
+/* rtm_ack of n messages under one lock (a turn's batch of results). */
+void rtm_ack_many(rtm_mailbox *mb, rtm_msg *const *ms, uint32_t n);
 /* Put all in-flight messages back at the front of their lanes, in order. */
 void rtm_requeue_inflight(rtm_mailbox *mb);
 /* Remove and return every queued and in-flight message as one list (for

@@ -111,6 +111,29 @@ TEST(ack_out_of_order_keeps_the_tail_right)
 	rtm_release(&mb);
 }
 
+TEST(ack_many_forgets_exactly_those_messages)
+{
+	/* A turn acknowledges the messages whose results one batch recorded;
+	 * the others stay in flight (and are redelivered). */
+	rtm_mailbox mb;
+	rtm_msg *out[4], *back[4];
+	rtm_init(&mb, 8);
+	for (uint64_t i = 1; i <= 4; i++)
+		CHECK_EQ_INT(rtm_push(&mb, msg(RTM_NORMAL, i)), 0);
+	CHECK_EQ_INT(rtm_take(&mb, out, 4), 4);
+	rtm_msg *done[3] = { out[0], out[1], out[3] };
+	rtm_ack_many(&mb, done, 3);
+	CHECK_EQ_INT(mb.inflight, 1);
+	CHECK(mb.inflight_head == out[2] && mb.inflight_tail == out[2]);
+	rtm_requeue_inflight(&mb);
+	CHECK_EQ_INT(rtm_take(&mb, back, 4), 1);
+	CHECK_EQ_INT(back[0]->id, 3);
+	rtm_ack_many(&mb, back, 1);
+	CHECK_EQ_INT(mb.inflight, 0);
+	CHECK(mb.inflight_head == NULL && mb.inflight_tail == NULL);
+	rtm_release(&mb);
+}
+
 TEST(drain_returns_everything_and_close_refuses)
 {
 	rtm_mailbox mb;
