@@ -1973,6 +1973,7 @@ struct dh_app {
 	thx_chain **cs;
 	int ncs, id, n;
 	_Atomic int *stop;
+	int pause_us; /* readers: at most this long between reads */
 };
 
 static void *dh_appender(void *arg)
@@ -2023,7 +2024,7 @@ static void *dh_reader(void *arg)
 		CHECK(thx_chain_head(c, hh));
 		if (r % 16 == 0)
 			thx_block_count(c);
-		usleep(r % 64); /* leave most hashing to the hasher */
+		usleep(r % (unsigned)a->pause_us); /* leave most hashing to the hasher */
 	}
 	return NULL;
 }
@@ -2045,11 +2046,11 @@ TEST(deferred_hashing_with_concurrent_appenders_readers_and_pruning)
 	struct dh_app ap[3], rd[2];
 	pthread_t at[3], rt[2];
 	for (int i = 0; i < 3; i++) {
-		ap[i] = (struct dh_app){ cs, NC, i, 3000, &stop };
+		ap[i] = (struct dh_app){ cs, NC, i, 3000, &stop, 1 };
 		REQUIRE(pthread_create(&at[i], NULL, dh_appender, &ap[i]) == 0);
 	}
 	for (int i = 0; i < 2; i++) {
-		rd[i] = (struct dh_app){ cs, NC, 100 + i, 0, &stop };
+		rd[i] = (struct dh_app){ cs, NC, 100 + i, 0, &stop, 64 };
 		REQUIRE(pthread_create(&rt[i], NULL, dh_reader, &rd[i]) == 0);
 	}
 	for (int i = 0; i < 3; i++)
@@ -2066,6 +2067,93 @@ TEST(deferred_hashing_with_concurrent_appenders_readers_and_pruning)
 	}
 	CHECK_EQ_INT((int)total, 3 * (1500 * 1 + 1500 * 4));
 	CHECK(verify_ok(s, NULL));
+	thx_store_close(s);
+	rmrf(dir);
+}
+
+/* Large events (64 KiB) keep the hasher inside a claim for long; readers
+ * of random and newest events meet it there or hash ahead of it. */
+TEST(large_events_hashed_by_the_hasher_and_readers_together)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_hashing(dir, false, false);
+	thx_chain *cs[2] = { chain(s, "big-0", THX_NONE, 8), chain(s, "big-1", THX_NONE, 8) };
+	static char data[64 << 10];
+	memset(data, 'q', sizeof data);
+	_Atomic int stop = 0;
+	struct dh_app rd[2];
+	pthread_t rt[2];
+	for (int i = 0; i < 2; i++) {
+		rd[i] = (struct dh_app){ cs, 2, 200 + i, 0, &stop, 600 };
+		REQUIRE(pthread_create(&rt[i], NULL, dh_reader, &rd[i]) == 0);
+	}
+	thx_event_in in[8];
+	for (int j = 0; j < 8; j++)
+		in[j] = (thx_event_in){ .actor = "big", .type = "t", .data = data,
+					.len = sizeof data - (size_t)j };
+	for (int k = 0; k < 60; k++)
+		REQUIRE(thx_append_batch(cs[k % 2], in, 8, NULL, NULL, NULL) == 0);
+	atomic_store(&stop, 1);
+	for (int i = 0; i < 2; i++)
+		pthread_join(rt[i], NULL);
+	check_links(cs[0]);
+	check_links(cs[1]);
+	CHECK(verify_ok(s, NULL));
+	thx_store_close(s);
+	rmrf(dir);
+}
+
+struct get_arg {
+	thx_chain *c;
+	uint64_t seq;
+	_Atomic int done;
+	uint8_t hash[32];
+};
+
+static void *get_thread(void *arg)
+{
+	struct get_arg *g = arg;
+	thx_event e;
+	REQUIRE(thx_get(g->c, g->seq, &e, NULL) == 0);
+	memcpy(g->hash, e.hash, 32);
+	thx_event_release(&e);
+	atomic_store(&g->done, 1);
+	return NULL;
+}
+
+/* White-box: while the hasher holds a claim (hashing set, c->mu
+ * released), a reader needing a hash waits for it instead of hashing the
+ * same entries at the same time. */
+TEST(reader_waits_while_the_hasher_holds_a_claim)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_hashing(dir, false, false);
+	pthread_mutex_lock(&s->hq_mu);
+	s->hq_stop = true; /* no hasher thread: the test plays its part */
+	pthread_mutex_unlock(&s->hq_mu);
+	thx_chain *c = chain(s, "claim", THX_NONE, 0);
+	add_n(c, 10);
+	pthread_mutex_lock(&c->mu);
+	CHECK_EQ_INT((int)c->hashed, 0);
+	c->hashing = true; /* claim [0, 10) */
+	pthread_mutex_unlock(&c->mu);
+	struct get_arg g = { .c = c, .seq = 9 };
+	pthread_t t;
+	REQUIRE(pthread_create(&t, NULL, get_thread, &g) == 0);
+	usleep(50000);
+	CHECK_EQ_INT(atomic_load(&g.done), 0); /* still waiting */
+	pthread_mutex_lock(&c->mu);
+	CHECK_EQ_INT((int)c->hwaiters, 1);
+	CHECK_EQ_INT((int)c->hashed, 0); /* and hashed nothing meanwhile */
+	c->hashing = false; /* the claim ends with nothing done: it hashes */
+	pthread_cond_broadcast(&c->hcv);
+	pthread_mutex_unlock(&c->mu);
+	pthread_join(t, NULL);
+	CHECK_EQ_INT(atomic_load(&g.done), 1);
+	uint8_t head[32];
+	CHECK(thx_chain_head(c, head));
+	CHECK(memcmp(head, g.hash, 32) == 0);
+	check_links(c);
 	thx_store_close(s);
 	rmrf(dir);
 }
