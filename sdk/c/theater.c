@@ -31,8 +31,14 @@ EXPORT("cabi_realloc")
 void *cabi_realloc(void *old, size_t old_size, size_t align, size_t new_size)
 {
 	(void)old_size;
-	if (new_size == 0)
-		return (void *)align;
+	(void)align; /* malloc's alignment (16) covers every Canonical ABI type */
+	if (new_size == 0) {
+		/* An empty list: the host lowers it through realloc(0, 0, align,
+		 * 0). NULL is aligned, in bounds for 0 bytes, and safe to free()
+		 * when the SDK later drops the list. */
+		free(old);
+		return NULL;
+	}
 	void *p = realloc(old, new_size);
 	if (!p)
 		__builtin_trap();

@@ -66,5 +66,19 @@ run ping.toml --send go --send go
 check "ping spawns pong (supervisor)" "$TMP/run.log" "runtime.log spawned pong"
 check "ping gets pong's reply" "$TMP/run.log" "runtime.log ping got: pong"
 
+# Regression: a state that is some(empty list) survives handlers that
+# replace it (the SDK freed the pointer cabi_realloc returned for size 0).
+build tests/component/empty_state.c
+cat >"$TMP/empty.toml" <<EOF
+name = "empty-state"
+version = "0.1.0"
+component = "$(pwd)/$OUT/empty_state.component.wasm"
+[[handler]]
+type = "runtime"
+EOF
+run empty.toml --send a --send b --send c
+check "an empty state survives handlers that replace it" "$TMP/run.log" \
+	"empty state kept, 3 handled"
+
 echo "examples.sh: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
