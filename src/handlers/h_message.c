@@ -19,6 +19,7 @@ typedef struct waitctx {
 	uint8_t *data;    /* request payload                    */
 	size_t len;
 	uint64_t token;
+	bool notice;      /* a channel-close: a stopped target is fine */
 } waitctx;
 
 static void waitctx_free(void *p)
@@ -95,17 +96,20 @@ static int retry(rta_actor *a)
 			thc_val_release(&p);
 		return 0;
 	}
-	set_answer(a, rc, err.msg);
+	set_answer(a, w->notice ? 0 : rc, err.msg);
 	return 0;
 }
 
-/* Deliver m (taken) to `to`, suspending while its mailbox is full. */
-static rth_ret deliver_or_wait(rth_call *c, rta_actor *to, rtm_msg *m)
+/* Deliver m (taken) to `to`, suspending while its mailbox is full. A
+ * notice (channel-close) to an actor that has ended answers ok: there is
+ * nobody left to tell. */
+static rth_ret deliver_or_wait(rth_call *c, rta_actor *to, rtm_msg *m,
+			       bool notice)
 {
 	th_err err = { 0 };
 	waitctx *w;
 	int rc = rta_deliver(to, m, &err);
-	if (rc == 0)
+	if (rc == 0 || (rc != TH_EBUSY && notice))
 		return rth_ok_unit(c);
 	if (rc != TH_EBUSY)
 		return rth_err(c, "%s", err.msg);
@@ -120,6 +124,7 @@ static rth_ret deliver_or_wait(rth_call *c, rta_actor *to, rtm_msg *m)
 	}
 	w->to = to;
 	w->m = m;
+	w->notice = notice;
 	rta_suspend(c->a);
 	rta_retry_on_wake(c->a, retry, w, waitctx_free);
 	if (!wait_room(c->a, to))
@@ -170,7 +175,7 @@ static rth_ret fn_send(rth_call *c)
 	if (!m)
 		return n > UINT32_MAX ? rth_err(c, "message too large") : rth_oom(c);
 	snprintf(m->sender, sizeof m->sender, "%s", c->a->id);
-	return deliver_or_wait(c, to, m);
+	return deliver_or_wait(c, to, m, false);
 }
 
 static rth_ret fn_request(rth_call *c)
@@ -288,18 +293,21 @@ static rth_ret fn_send_on_channel(rth_call *c)
 		return rth_oom(c);
 	m->ref = ch;
 	snprintf(m->sender, sizeof m->sender, "%s", c->a->id);
-	return deliver_or_wait(c, other, m);
+	return deliver_or_wait(c, other, m, false);
 }
 
 static rth_ret fn_close_channel(rth_call *c)
 {
 	uint64_t ch;
 	th_err err = { 0 };
+	rta_actor *peer;
+	rtm_msg *close;
 	if (!chan_id(&c->args[0], &ch))
 		return rth_err(c, "not a channel id");
-	if (rtq_channel_close(c->a->rt, c->a, ch, &err))
+	if (rtq_channel_close(c->a->rt, c->a, ch, &peer, &close, &err))
 		return rth_err(c, "%s", err.msg);
-	return rth_ok_unit(c);
+	/* After the messages sent before it, even into a full mailbox. */
+	return close ? deliver_or_wait(c, peer, close, true) : rth_ok_unit(c);
 }
 
 static rth_ret fn_list_outstanding(rth_call *c)

@@ -538,7 +538,8 @@ rta_actor *rtq_channel_peer(thr_runtime *rt, rta_actor *a, uint64_t n)
 	return other;
 }
 
-int rtq_channel_close(thr_runtime *rt, rta_actor *a, uint64_t n, th_err *err)
+int rtq_channel_close(thr_runtime *rt, rta_actor *a, uint64_t n,
+		      rta_actor **peer, rtm_msg **close, th_err *err)
 {
 	rtq_table *q = rt->rq;
 	rtq_chan *c;
@@ -546,6 +547,8 @@ int rtq_channel_close(thr_runtime *rt, rta_actor *a, uint64_t n, th_err *err)
 	rtx_end *x = NULL;
 	rtm_msg *m;
 
+	*peer = NULL;
+	*close = NULL;
 	pthread_mutex_lock(&q->lock);
 	c = chan_find_locked(q, n);
 	if (c && c->state == CH_OPEN && (c->a == a || c->b == a)) {
@@ -568,8 +571,8 @@ int rtq_channel_close(thr_runtime *rt, rta_actor *a, uint64_t n, th_err *err)
 		return th_err_set(err, TH_ENOMEM, "out of memory");
 	m->ref = n;
 	snprintf(m->sender, sizeof m->sender, "%s", a->id);
-	/* The other side may have stopped: then there is nobody to tell. */
-	deliver_notice(other, m);
+	*peer = other;
+	*close = m;
 	return 0;
 }
 

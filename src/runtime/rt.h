@@ -409,8 +409,11 @@ void rtq_channel_answer(thr_runtime *rt, uint64_t n, bool accepted,
 			const uint8_t *msg, size_t len, bool has_msg);
 /* The other party of open channel n, if a is one of its two; else NULL. */
 rta_actor *rtq_channel_peer(thr_runtime *rt, rta_actor *a, uint64_t n);
-/* Close channel n from actor a (the other party gets channel-close). */
-int rtq_channel_close(thr_runtime *rt, rta_actor *a, uint64_t n, th_err *err);
+/* Close channel n from actor a. When the other party is an actor, *peer
+ * and *close (the channel-close message, the caller's to deliver, e.g.
+ * waiting for room in a full mailbox) are set; otherwise both are NULL. */
+int rtq_channel_close(thr_runtime *rt, rta_actor *a, uint64_t n,
+		      rta_actor **peer, rtm_msg **close, th_err *err);
 
 /* Channels with an external party (thr_channel_*, api_chan.c). Channel n
  * comes from rtq_next_id; the table holds a reference to x while the

@@ -606,4 +606,54 @@ TEST(manifest_retention_prunes_the_actor_chain_and_it_still_verifies)
 	thr_runtime_free(rt);
 }
 
+/* ---- a channel-close is never lost to a full mailbox ---------------------- */
+
+/* b's mailbox (capacity 2) is full while b waits on a request; a closes
+ * their channel: a's turn must wait for room (as a send does) and b must
+ * hear the close after the queued messages. The close was dropped when
+ * the mailbox was full, so b's last state was "ok", not "closed". */
+TEST(a_channel_close_into_a_full_mailbox_waits_for_room)
+{
+	char a[THR_ID_LEN + 1], b[THR_ID_LEN + 1], c[THR_ID_LEN + 1];
+	th_err err = { 0 };
+	thr_runtime *rt = runtime_with(2, THX_NONE, 0);
+	spawn_ok(rt, manifest("opener", relay_path, NULL), a);
+	spawn_ok(rt, manifest("busy", relay_path, "[limits]\nmailbox_capacity = 2\n"
+			      "request_timeout_ms = 600000\n"), b);
+	spawn_ok(rt, manifest("deferrer", relay_path, NULL), c);
+	send_cmd(rt, a, 'o', b, "hi", 0);
+	quiesce(rt);
+	char *ch = state_str(rt, a);
+	REQUIRE(ch[0] == 'c');
+	free(ch);
+	/* b waits on c's deferred answer; its mailbox fills up behind it. */
+	send_cmd(rt, b, 'r', c, "?", 0);
+	wait_request_seen(rt, c);
+	int queued = 0;
+	while (thr_send(rt, b, "lqueued", 7, 0, &err) == 0)
+		queued++;
+	CHECK_EQ_INT(queued, 2);
+	send_cmd(rt, a, 'C', NULL, NULL, 0);
+	/* a's close cannot complete while b's mailbox is full. (A close that
+	 * is dropped completes at once: give it up to two seconds to show.) */
+	for (int i = 0; i < 400; i++) {
+		char *st = state_str(rt, a);
+		bool done = !strcmp(st, "ok");
+		free(st);
+		if (done)
+			break;
+		usleep(5000);
+	}
+	send_cmd(rt, c, 'R', NULL, "answer", 0);
+	quiesce(rt);
+	char *sa = state_str(rt, a), *sb = state_str(rt, b);
+	CHECK_EQ_STR(sa, "ok");
+	CHECK_EQ_STR(sb, "closed");
+	free(sa);
+	free(sb);
+	/* init, the open, the request command, the 2 queued, the close */
+	CHECK_EQ_INT(rtest_count(rt, b, "message.received"), 6);
+	thr_runtime_free(rt);
+}
+
 TEST_MAIN()
