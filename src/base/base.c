@@ -138,6 +138,19 @@ uint64_t th_wall_ns(void)
 	return clock_ns(CLOCK_REALTIME);
 }
 
+struct timespec th_deadline(clockid_t id, uint64_t ms)
+{
+	struct timespec ts;
+	clock_gettime(id, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
 void th_hex(const uint8_t *in, size_t n, char *out)
 {
 	static const char digits[] = "0123456789abcdef";

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "theater/base.h"
 
@@ -54,6 +55,9 @@ static inline bool th_mul_ok(size_t a, size_t b, size_t *out)
 /* Monotonic and wall clocks in nanoseconds. */
 uint64_t th_now_ns(void);
 uint64_t th_wall_ns(void);
+/* The absolute time ms milliseconds from now on clock id, for
+ * pthread_cond_timedwait on a condition using that clock. */
+struct timespec th_deadline(clockid_t id, uint64_t ms);
 
 /* Lowercase hex of n bytes into out (2n+1 bytes, NUL-terminated). */
 void th_hex(const uint8_t *in, size_t n, char *out);

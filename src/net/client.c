@@ -1740,15 +1740,8 @@ static int wait_opened(thcl *c, cstream *st, th_err *err)
 static int wait_call(thcl *c, cstream *st, uint32_t timeout_ms, uint8_t **resp,
 		     size_t *resp_len, th_err *err)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
 	uint64_t ms = timeout_ms ? timeout_ms : 60000;
-	ts.tv_sec += (time_t)(ms / 1000);
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	struct timespec ts = th_deadline(CLOCK_REALTIME, ms);
 	pthread_mutex_lock(&c->mu);
 	int wrc = 0;
 	while (!st->done && wrc != ETIMEDOUT)
@@ -1970,15 +1963,8 @@ int thcl_sub_next(thcl_sub *s, thcl_event *ev, int timeout_ms, th_err *err)
 	int rc = 0;
 	if (!s->local) {
 		struct timespec ts;
-		if (timeout_ms >= 0) {
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_sec += timeout_ms / 1000;
-			ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-		}
+		if (timeout_ms >= 0)
+			ts = th_deadline(CLOCK_REALTIME, (uint64_t)timeout_ms);
 		pthread_mutex_lock(&c->mu);
 		int wrc = 0;
 		while (!s->head && !s->ended && wrc != ETIMEDOUT) {
@@ -2150,15 +2136,8 @@ int thcl_channel_recv(thcl_chan *ch, uint8_t **msg, size_t *len, int timeout_ms,
 {
 	thcl *c = ch->c;
 	struct timespec ts;
-	if (timeout_ms >= 0) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += timeout_ms / 1000;
-		ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-	}
+	if (timeout_ms >= 0)
+		ts = th_deadline(CLOCK_REALTIME, (uint64_t)timeout_ms);
 	int rc = 0, wrc = 0;
 	pthread_mutex_lock(&c->mu);
 	while (!ch->head && !ch->ended && wrc != ETIMEDOUT) {

@@ -162,20 +162,6 @@ void rtx_closed(rtx_end *x, const char *why)
 
 /* ---- the API ------------------------------------------------------------------ */
 
-/* Absolute CLOCK_MONOTONIC time timeout_ms from now. */
-static struct timespec deadline(uint32_t timeout_ms)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += timeout_ms / 1000;
-	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	return ts;
-}
-
 int thr_channel_open(thr_runtime *rt, const char *id, const void *msg,
 		     size_t len, uint32_t timeout_ms, thr_channel_fn fn,
 		     void *arg, uint64_t *channel, uint8_t **reply,
@@ -217,7 +203,8 @@ int thr_channel_open(thr_runtime *rt, const char *id, const void *msg,
 		return rc;
 	}
 
-	until = deadline(timeout_ms ? timeout_ms : a->request_timeout_ms);
+	until = th_deadline(CLOCK_MONOTONIC,
+			    timeout_ms ? timeout_ms : a->request_timeout_ms);
 	pthread_mutex_lock(&x->lock);
 	while (!x->answered && !timed_out)
 		timed_out = pthread_cond_timedwait(&x->cond, &x->lock, &until) == ETIMEDOUT;

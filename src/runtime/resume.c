@@ -421,48 +421,17 @@ static int find_state(rz_scan *z, const rtc_code *code, th_err *err)
 
 /* ---- redelivery ---------------------------------------------------------------- */
 
-typedef struct rz_wait {
-	rtm_waiter w;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool ready;
-} rz_wait;
-
-static void room_ready(rtm_waiter *w)
-{
-	rz_wait *x = w->ctx;
-	pthread_mutex_lock(&x->lock);
-	x->ready = true;
-	pthread_cond_signal(&x->cond);
-	pthread_mutex_unlock(&x->lock);
-}
-
 /* Deliver z->msgs[i] again, waiting for room in the mailbox. */
 static int redeliver(rta_actor *a, const rz_msg *r, th_err *err)
 {
 	rtm_msg *m = rtm_msg_new(r->kind, RTM_NORMAL, r->data, r->len);
-	int rc;
 	if (!m)
 		return th_err_set(err, TH_ENOMEM, "out of memory");
 	m->id = r->id;
 	m->ref = r->ref;
 	m->flags = RTA_MSGF_REDELIVERED;
 	memcpy(m->sender, r->sender, sizeof m->sender);
-	while ((rc = rta_deliver(a, m, err)) == TH_EBUSY) {
-		rz_wait x = { .w = { .ready = room_ready } };
-		x.w.ctx = &x;
-		pthread_mutex_init(&x.lock, NULL);
-		pthread_cond_init(&x.cond, NULL);
-		if (rtm_wait_for_room(&a->mb, &x.w)) {
-			pthread_mutex_lock(&x.lock);
-			while (!x.ready)
-				pthread_cond_wait(&x.cond, &x.lock);
-			pthread_mutex_unlock(&x.lock);
-		}
-		pthread_cond_destroy(&x.cond);
-		pthread_mutex_destroy(&x.lock);
-	}
-	return rc;
+	return rtr_deliver_external(a, m, THR_SEND_WAIT, err);
 }
 
 static void raise_to(_Atomic uint64_t *v, uint64_t above)

@@ -449,8 +449,9 @@ void rtx_closed(rtx_end *x, const char *why);
 int rtx_table_new(struct rtx_table **out);
 void rtx_table_free(struct rtx_table *t);
 
-/* Deliver m from outside the runtime (thr_send, thr_channel_send): takes
- * m; with THR_SEND_WAIT waits for room when a's mailbox is full. */
+/* Deliver m from outside the runtime (thr_send, thr_channel_send, the
+ * redelivery of thr_resume): takes m; with THR_SEND_WAIT waits for room
+ * when a's mailbox is full. */
 int rtr_deliver_external(rta_actor *a, rtm_msg *m, unsigned flags,
 			 th_err *err);
 

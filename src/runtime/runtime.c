@@ -209,15 +209,8 @@ static bool wait_until(thr_runtime *rt, bool (*done)(void *), void *arg,
 {
 	struct timespec ts;
 	bool ok;
-	if (timeout_ms) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += timeout_ms / 1000;
-		ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-	}
+	if (timeout_ms)
+		ts = th_deadline(CLOCK_MONOTONIC, timeout_ms);
 	pthread_mutex_lock(&rt->wait_lock);
 	while (!(ok = done(arg))) {
 		if (!timeout_ms)
