@@ -1161,6 +1161,11 @@ int thx_get(thx_chain *c, uint64_t seq, thx_event *out, th_err *err)
 		out->has_parent = true;
 		memcpy(out->parent, thx__ent_at(c, seq - 1)->hash, 32);
 	}
+	out->seq = seq;
+	out->timestamp_ns = e.ts;
+	memcpy(out->hash, e.hash, 32);
+	out->actor = thx__str(c->s, e.actor_id);
+	out->type = thx__str(c->s, e.type_id);
 	if (e.slot == UINT32_MAX && !(e.flags & (THX__E_PRUNED | THX__E_MISSING))) {
 		/* A memory chain's event is its entry plus its data: copied out
 		 * here, under c->mu (pruning may free the chunk), with no
@@ -1176,11 +1181,6 @@ int thx_get(thx_chain *c, uint64_t seq, thx_event *out, th_err *err)
 		memcpy(own, data, len + dlen);
 		own[len + dlen] = '\0';
 		pthread_mutex_unlock(&c->mu);
-		out->seq = seq;
-		out->timestamp_ns = e.ts;
-		memcpy(out->hash, e.hash, 32);
-		out->actor = thx__str(c->s, e.actor_id);
-		out->type = thx__str(c->s, e.type_id);
 		out->data = own;
 		out->len = len;
 		if (e.flags & THX__E_DESC) /* after the data, NUL-terminated */
@@ -1189,11 +1189,6 @@ int thx_get(thx_chain *c, uint64_t seq, thx_event *out, th_err *err)
 		return 0;
 	}
 	pthread_mutex_unlock(&c->mu);
-	out->seq = seq;
-	out->timestamp_ns = e.ts;
-	memcpy(out->hash, e.hash, 32);
-	out->actor = thx__str(c->s, e.actor_id);
-	out->type = thx__str(c->s, e.type_id);
 	thx__seg *sg = e.slot == UINT32_MAX ? NULL : thx__log_seg(&c->s->log, e.slot);
 	out->segment = sg ? sg->segno : 0;
 	out->offset = sg ? e.off : 0;
