@@ -229,6 +229,21 @@ TH_API int thc_call_start(thc_instance *inst, thw_exec *exec, int index,
 TH_API int thc_call_finish(thc_instance *inst, thw_exec *exec,
 			   thc_val *result, th_err *err);
 
+/* thc_call_finish in three steps, for a host that reads a result in place
+ * rather than as a lifted copy. thc_call_raw gives the finished call's core
+ * results (at most THC_MAX_FLAT_RESULTS + 1; a trap fails as in
+ * thc_call_finish and ends the call); thc_call_mem reads the guest memory
+ * they point into (NULL when [off, off+len) is out of bounds). Both stay
+ * valid until the call ends: by thc_call_end (runs post-return; a trap
+ * there fails with TH_EINVAL), or by thc_call_finish (lifts as usual) for a
+ * result the host does not read itself. */
+#define THC_MAX_FLAT_RESULTS 1
+TH_API int thc_call_raw(thc_instance *inst, thw_exec *exec, thw_val *res,
+			uint32_t *n, th_err *err);
+TH_API const uint8_t *thc_call_mem(thc_instance *inst, uint64_t off,
+				   size_t len);
+TH_API int thc_call_end(thc_instance *inst, thw_exec *exec, th_err *err);
+
 #ifdef __cplusplus
 }
 #endif

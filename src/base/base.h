@@ -29,6 +29,17 @@ void *th_calloc(size_t count, size_t size);
 void *th_realloc(void *p, size_t n);
 void th_free(void *p);
 char *th_strdup(const char *s);
+/* Copy s into dst[size] (size > 0), cut to fit, always terminated;
+ * returns the length copied. For hot paths where snprintf("%s") costs. */
+static inline size_t th_strlcpy(char *dst, const char *s, size_t size)
+{
+	size_t n = strlen(s);
+	if (n >= size)
+		n = size - 1;
+	memcpy(dst, s, n);
+	dst[n] = 0;
+	return n;
+}
 char *th_strndup(const char *s, size_t n);
 
 /* Testing: the n-th allocation from now (0 = the next) and every later one

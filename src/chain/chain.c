@@ -585,7 +585,7 @@ static int intern_cached(thx_chain *c, thx__icache *ic, size_t nic, const char *
 {
 	if (str)
 		for (size_t i = 0; i < nic && ic[i].s; i++)
-			if (strcmp(ic[i].s, str) == 0) {
+			if (ic[i].s[0] == str[0] && strcmp(ic[i].s, str) == 0) {
 				*id = ic[i].id;
 				*len = ic[i].len;
 				return 0;

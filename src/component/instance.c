@@ -561,40 +561,102 @@ int thc_call_start(thc_instance *inst, thw_exec *exec, int index, const thc_val 
 	return 0;
 }
 
-int thc_call_finish(thc_instance *inst, thw_exec *exec, thc_val *result, th_err *err)
+_Static_assert(THC_MAX_FLAT_RESULTS == THCT_MAX_FLAT_RESULTS, "one limit");
+
+/* The finished call's export and core results (nothing is changed). */
+static int call_done(thc_instance *inst, thw_exec *exec, const thc_fn **fo, xfn **xo,
+		     thw_val res[THCT_MAX_FLAT_RESULTS + 1], uint32_t *nro, th_err *err)
 {
-	memset(result, 0, sizeof(*result));
 	int index = inst->calling;
 	if (index < 0)
 		return th_err_set(err, TH_ESTATE, "no call in progress");
-	inst->calling = -1;
 	const thc_fn *f = &inst->c->exports[index];
-	xfn *x = &inst->xf[index];
 	thw_state st = thw_exec_state(exec);
 	if (st == THW_STATE_TRAPPED)
 		return trap_err(exec, err, f->name);
 	if (st != THW_STATE_DONE)
 		return th_err_set(err, TH_ESTATE, "%s#%s: call not finished", f->iface, f->name);
-	thw_val res[THCT_MAX_FLAT_RESULTS + 1];
 	uint32_t nr = thw_exec_results(exec, res, THCT_MAX_FLAT_RESULTS + 1);
 	if (nr != f->sig.nresults)
 		return th_err_set(err, TH_EINVAL, "%s#%s: %u core results, expected %u", f->iface,
 				  f->name, nr, f->sig.nresults);
+	*fo = f;
+	*xo = &inst->xf[index];
+	*nro = nr;
+	return 0;
+}
+
+/* End the call: post-return (if the export has one) gets the core results. */
+static int call_end(thc_instance *inst, const xfn *x, const thw_val *res, uint32_t nr,
+		    th_err *err)
+{
+	inst->calling = -1;
+	if (!x->post)
+		return 0;
+	thw_exec_set_fuel(inst->aux, THC_AUX_FUEL, THW_FUEL_TRAP);
+	thw_state ps = thw_call(inst->aux, x->post, res, nr, NULL, 0);
+	return ps != THW_STATE_DONE ? trap_err(inst->aux, err, "post-return") : 0;
+}
+
+int thc_call_finish(thc_instance *inst, thw_exec *exec, thc_val *result, th_err *err)
+{
+	const thc_fn *f;
+	xfn *x;
+	thw_val res[THCT_MAX_FLAT_RESULTS + 1];
+	uint32_t nr;
+	memset(result, 0, sizeof(*result));
+	int rc = call_done(inst, exec, &f, &x, res, &nr, err);
+	if (rc) {
+		inst->calling = -1;
+		return rc;
+	}
 	gm g = { inst, x->mem, x->realloc };
 	thca_mem m = mem_of(&g);
-	int rc = thca_lift_result(&m, f->type, &f->sig, res, result, err);
-	if (rc) {
+	rc = thca_lift_result(&m, f->type, &f->sig, res, result, err);
+	if (rc)
 		th_err_prefix(err, "%s#%s result", f->iface, f->name);
-	}
-	if (x->post) {
-		thw_exec_set_fuel(inst->aux, THC_AUX_FUEL, THW_FUEL_TRAP);
-		thw_state ps = thw_call(inst->aux, x->post, res, nr, NULL, 0);
-		if (ps != THW_STATE_DONE && !rc)
-			rc = trap_err(inst->aux, err, "post-return");
+	th_err perr = { 0 };
+	int prc = call_end(inst, x, res, nr, &perr);
+	if (prc && !rc) {
+		rc = prc;
+		if (err)
+			*err = perr;
 	}
 	if (rc)
 		thc_val_release(result);
 	return rc;
+}
+
+int thc_call_raw(thc_instance *inst, thw_exec *exec, thw_val *res, uint32_t *n, th_err *err)
+{
+	const thc_fn *f;
+	xfn *x;
+	int rc = call_done(inst, exec, &f, &x, res, n, err);
+	if (rc)
+		inst->calling = -1;
+	return rc;
+}
+
+const uint8_t *thc_call_mem(thc_instance *inst, uint64_t off, size_t len)
+{
+	if (inst->calling < 0)
+		return NULL;
+	gm g = { inst, inst->xf[inst->calling].mem, NULL };
+	return gm_ptr(&g, off, len);
+}
+
+int thc_call_end(thc_instance *inst, thw_exec *exec, th_err *err)
+{
+	const thc_fn *f;
+	xfn *x;
+	thw_val res[THCT_MAX_FLAT_RESULTS + 1];
+	uint32_t nr;
+	int rc = call_done(inst, exec, &f, &x, res, &nr, err);
+	if (rc) {
+		inst->calling = -1;
+		return rc;
+	}
+	return call_end(inst, x, res, nr, err);
 }
 
 int thc_call(thc_instance *inst, thw_exec *exec, int index, const thc_val *args,

@@ -174,7 +174,7 @@ static rth_ret fn_send(rth_call *c)
 	th_free(tmp);
 	if (!m)
 		return n > UINT32_MAX ? rth_err(c, "message too large") : rth_oom(c);
-	snprintf(m->sender, sizeof m->sender, "%s", c->a->id);
+	th_strlcpy(m->sender, c->a->id, sizeof m->sender);
 	return deliver_or_wait(c, to, m, false);
 }
 
@@ -292,7 +292,7 @@ static rth_ret fn_send_on_channel(rth_call *c)
 	if (!m)
 		return rth_oom(c);
 	m->ref = ch;
-	snprintf(m->sender, sizeof m->sender, "%s", c->a->id);
+	th_strlcpy(m->sender, c->a->id, sizeof m->sender);
 	return deliver_or_wait(c, other, m, false);
 }
 

@@ -440,7 +440,7 @@ static void control(rta_actor *to, int ctl, const char *from,
 		return; /* out of memory: the notice is lost, not the runtime */
 	m->flags = (uint16_t)(ctl | flags);
 	m->ref = ref;
-	snprintf(m->sender, sizeof m->sender, "%s", from);
+	th_strlcpy(m->sender, from, sizeof m->sender);
 	deliver(to, m, wake, NULL);
 }
 
@@ -976,14 +976,27 @@ static int start_call(rta_actor *a, rtm_msg *m)
 	if (x == RTA_X_HANDLE_REQUEST)
 		rtq_mark_seen(a->rt, m->ref);
 
-	rc = build_params(a, x, m, &args[1]);
-	if (!rc) {
-		pthread_mutex_lock(&a->lock);
-		rc = opt_bytes(a->has_state, a->state, a->state_len, &args[0]);
-		pthread_mutex_unlock(&a->lock);
+	/* The state and a send's message are lent to the call, not copied:
+	 * only this turn's thread writes a->state (commit_state), and m
+	 * outlives the call. Borrowed values are never released. */
+	thc_val state = { .kind = THC_BYTES }, msg = { .kind = THC_BYTES };
+	state.of.bytes.ptr = a->state;
+	state.of.bytes.len = a->state_len;
+	args[0].kind = THC_OPTION;
+	args[0].of.var.disc = a->has_state;
+	args[0].of.var.payload = a->has_state ? &state : NULL;
+	bool lent = x == RTA_X_HANDLE_SEND;
+	if (lent) {
+		msg.of.bytes.ptr = m->data;
+		msg.of.bytes.len = m->len;
+		args[1].kind = THC_TUPLE;
+		args[1].of.agg.items = &msg;
+		args[1].of.agg.n = 1;
+		rc = 0;
+	} else {
+		rc = build_params(a, x, m, &args[1]);
 	}
 	if (rc) {
-		thc_val_release(&args[0]);
 		thc_val_release(&args[1]);
 		a->call.active = true; /* so finalize drops m with the rest */
 		a->call.msg = m;
@@ -998,8 +1011,8 @@ static int start_call(rta_actor *a, rtm_msg *m)
 	rtv_encode(&e, &args[1]);
 	if (e.err) {
 		rtr_enc_release(&e);
-		thc_val_release(&args[0]);
-		thc_val_release(&args[1]);
+		if (!lent)
+			thc_val_release(&args[1]);
 		a->call.active = true;
 		a->call.msg = m;
 		rta_fail(a, "out-of-memory", "out of memory recording a call");
@@ -1017,64 +1030,13 @@ static int start_call(rta_actor *a, rtm_msg *m)
 	/* Lowering may run guest code (cabi_realloc): bounded by the cap. */
 	thw_exec_set_fuel(a->exec, a->fuel_cap, THW_FUEL_TRAP);
 	rc = thc_call_start(a->inst, a->exec, idx, args, 2, &err);
-	thc_val_release(&args[0]);
-	thc_val_release(&args[1]);
+	if (!lent)
+		thc_val_release(&args[1]);
 	if (rc) {
 		rta_fail(a, "trap", err.msg);
 		return CALL_FAILED;
 	}
 	return CALL_STARTED;
-}
-
-/* The state in an export's ok payload: tuple<option<list<u8>>, ...>. */
-static int commit_state(rta_actor *a, const thc_val *tuple)
-{
-	const thc_val *opt;
-	uint8_t *copy = NULL;
-	size_t n = 0;
-	bool has = false;
-
-	if (tuple->kind != THC_TUPLE || tuple->of.agg.n < 1)
-		return TH_EINVAL;
-	opt = &tuple->of.agg.items[0];
-	if (opt->kind != THC_OPTION)
-		return TH_EINVAL;
-	if (opt->of.var.disc == 1 && opt->of.var.payload) {
-		const thc_val *b = opt->of.var.payload;
-		has = true;
-		if (b->kind == THC_BYTES && a->has_state && a->state &&
-		    a->state_len == b->of.bytes.len) {
-			/* Same size as the committed state (a counter, a fixed
-			 * record): overwritten in place, no allocation. */
-			pthread_mutex_lock(&a->lock);
-			memcpy(a->state, b->of.bytes.ptr, b->of.bytes.len);
-			pthread_mutex_unlock(&a->lock);
-			return 0;
-		}
-		if (b->kind == THC_BYTES) {
-			n = b->of.bytes.len;
-			copy = th_malloc(n ? n : 1);
-			if (!copy)
-				return TH_ENOMEM;
-			memcpy(copy, b->of.bytes.ptr, n);
-		} else if (b->kind == THC_LIST) {
-			n = b->of.agg.n;
-			copy = th_malloc(n ? n : 1);
-			if (!copy)
-				return TH_ENOMEM;
-			for (size_t i = 0; i < n; i++)
-				copy[i] = (uint8_t)b->of.agg.items[i].of.u;
-		} else {
-			return TH_EINVAL;
-		}
-	}
-	pthread_mutex_lock(&a->lock);
-	th_free(a->state);
-	a->state = copy;
-	a->state_len = n;
-	a->has_state = has;
-	pthread_mutex_unlock(&a->lock);
-	return 0;
 }
 
 /* Bytes of an option<list<u8>> value; false for none. */
@@ -1101,6 +1063,175 @@ static bool opt_get(const thc_val *opt, const uint8_t **p, size_t *n,
 	return true;
 }
 
+/* Make (has, p, n) the committed state. */
+static int commit_bytes(rta_actor *a, bool has, const uint8_t *p, size_t n)
+{
+	uint8_t *copy = NULL;
+	if (has && a->has_state && a->state && a->state_len == n) {
+		/* Same size as the committed state (a counter, a fixed
+		 * record): overwritten in place, no allocation. */
+		pthread_mutex_lock(&a->lock);
+		memcpy(a->state, p, n);
+		pthread_mutex_unlock(&a->lock);
+		return 0;
+	}
+	if (has) {
+		if (!(copy = th_malloc(n ? n : 1)))
+			return TH_ENOMEM;
+		memcpy(copy, p, n);
+	}
+	pthread_mutex_lock(&a->lock);
+	th_free(a->state);
+	a->state = copy;
+	a->state_len = has ? n : 0;
+	a->has_state = has;
+	pthread_mutex_unlock(&a->lock);
+	return 0;
+}
+
+/* The state in an export's ok payload: tuple<option<list<u8>>, ...>. */
+static int commit_state(rta_actor *a, const thc_val *tuple)
+{
+	const thc_val *opt;
+	const uint8_t *p = NULL;
+	size_t n = 0;
+	uint8_t *tmp;
+
+	if (tuple->kind != THC_TUPLE || tuple->of.agg.n < 1)
+		return TH_EINVAL;
+	opt = &tuple->of.agg.items[0];
+	if (opt->kind != THC_OPTION)
+		return TH_EINVAL;
+	if (opt->of.var.disc == 1 && opt->of.var.payload) {
+		const thc_val *b = opt->of.var.payload;
+		if (b->kind != THC_BYTES && b->kind != THC_LIST)
+			return TH_EINVAL;
+		if (!opt_get(opt, &p, &n, &tmp))
+			return TH_ENOMEM;
+		int rc = commit_bytes(a, true, p, n);
+		th_free(tmp);
+		return rc;
+	}
+	return commit_bytes(a, false, NULL, 0);
+}
+
+/* export.result's head: [export, msg-id, params or null (export.call
+ * has them), ...] (the caller adds the result). */
+static void result_head(rta_actor *a, th_cbor_enc *e)
+{
+	rtr_enc_init(e);
+	th_cbor_put_array(e, 4);
+	th_cbor_put_cstr(e, rta_export_full[a->call.x]);
+	th_cbor_put_uint(e, a->call.msg->id);
+	if (a->call.recorded)
+		th_cbor_put_null(e);
+	else
+		th_cbor_put_raw(e, a->call.params, a->call.params_len);
+}
+
+/* Record export.result (e). The call's events are in the chain before
+ * anything is answered. A handler that answers nobody (a send, a channel
+ * message, a notice) leaves them in the turn's batch with the next
+ * messages' events; its message is acknowledged when the batch is
+ * appended. Fails the actor and returns nonzero if recording failed. */
+static int record_result(rta_actor *a, th_cbor_enc *e, bool answers)
+{
+	int rc = rta_record(a, "export.result", e, NULL);
+	if (a->call.batching && answers) {
+		int frc = turn_flush(a);
+		rc = rc ? rc : frc;
+	}
+	a->call.batching = false;
+	a->call.recorded = true; /* the result holds the call now */
+	if (rc)
+		rta_fail(a, "chain", "recording a handler's result failed");
+	return rc;
+}
+
+static void finish_tail(rta_actor *a, bool answers);
+
+/* Whether export x answers someone (a spawner, a requester, an opener). */
+static bool answers_of(rta_export x)
+{
+	return x == RTA_X_INIT || x == RTA_X_HANDLE_REQUEST || x == RTA_X_CHANNEL_OPEN;
+}
+
+/* finish_call for an export whose result is result<tuple<option<list<u8>>>,
+ * string> (rtc_code.inplace: every handler but handle-request and
+ * handle-channel-open), for an ok result read in place in the guest's
+ * return area instead of lifted into values: the same record (the bytes
+ * rtv_encode gives), the same commit, no allocation. Returns false, with
+ * the call still open, for anything else (an error result, a malformed
+ * one): the generic path lifts it, and traps where the ABI says so. */
+static bool finish_inplace(rta_actor *a)
+{
+	thw_val res[THC_MAX_FLAT_RESULTS + 1];
+	uint32_t nr;
+	th_err err = { 0 };
+	th_cbor_enc e;
+	uint8_t small[256], *big = NULL;
+	const uint8_t *state = NULL;
+
+	if (thc_call_raw(a->inst, a->exec, res, &nr, &err)) {
+		rta_fail(a, "trap", err.msg); /* the call is over */
+		return true;
+	}
+	/* the return area: result disc u8 @0; ok: option disc u8 @4, list
+	 * ptr @8, len @12 (little-endian i32s) */
+	if (nr != 1 || res[0].type != THW_I32 || (res[0].of.i32 & 3))
+		return false;
+	const uint8_t *r = thc_call_mem(a->inst, (uint32_t)res[0].of.i32, 16);
+	if (!r || r[0] != 0 || r[4] > 1)
+		return false;
+	bool has = r[4] == 1;
+	uint32_t n = 0;
+	if (has) {
+		uint32_t p = (uint32_t)r[8] | (uint32_t)r[9] << 8 |
+			     (uint32_t)r[10] << 16 | (uint32_t)r[11] << 24;
+		n = (uint32_t)r[12] | (uint32_t)r[13] << 8 |
+		    (uint32_t)r[14] << 16 | (uint32_t)r[15] << 24;
+		if (!(state = thc_call_mem(a->inst, p, n)))
+			return false;
+		/* kept past post-return, which may free it */
+		if (n > sizeof small && !(big = th_malloc(n))) {
+			thc_call_end(a->inst, a->exec, &err);
+			rta_fail(a, "out-of-memory", "out of memory committing a state");
+			return true;
+		}
+		memcpy(big ? big : small, state, n);
+		state = big ? big : small;
+	}
+	result_head(a, &e);
+	th_cbor_put_array(&e, 2); /* ok(tuple(option(bytes))) as rtv_encode */
+	th_cbor_put_uint(&e, 0);
+	th_cbor_put_array(&e, 1);
+	if (has) {
+		th_cbor_put_array(&e, 1);
+		th_cbor_put_bytes(&e, state, n);
+	} else {
+		th_cbor_put_null(&e);
+	}
+	if (thc_call_end(a->inst, a->exec, &err)) {
+		rtr_enc_release(&e);
+		th_free(big);
+		rta_fail(a, "trap", err.msg);
+		return true;
+	}
+	bool answers = answers_of(a->call.x);
+	if (record_result(a, &e, answers)) {
+		th_free(big);
+		return true;
+	}
+	int rc = commit_bytes(a, has, state, n);
+	th_free(big);
+	if (rc) {
+		rta_fail(a, "out-of-memory", "out of memory committing a state");
+		return true;
+	}
+	finish_tail(a, answers);
+	return true;
+}
+
 /* The export finished: record, commit, answer, acknowledge. */
 static void finish_call(rta_actor *a)
 {
@@ -1114,36 +1245,19 @@ static void finish_call(rta_actor *a)
 	bool answers;
 	int rc;
 
+	/* (a probe names its export in the message, and commits nothing) */
+	if (x != RTA_X_PROBE && a->code->inplace[x] && finish_inplace(a))
+		return;
 	rc = thc_call_finish(a->inst, a->exec, &res, &err);
 	if (rc) {
 		rta_fail(a, "trap", err.msg);
 		return;
 	}
-	rtr_enc_init(&e);
-	th_cbor_put_array(&e, 4);
-	th_cbor_put_cstr(&e, rta_export_full[x]);
-	th_cbor_put_uint(&e, m->id);
-	if (a->call.recorded)
-		th_cbor_put_null(&e);
-	else
-		th_cbor_put_raw(&e, a->call.params, a->call.params_len);
+	result_head(a, &e);
 	rtv_encode(&e, &res);
-	rc = rta_record(a, "export.result", &e, NULL);
-	/* The call's events are in the chain before anything is answered.
-	 * A handler that answers nobody (a send, a channel message, a notice)
-	 * leaves them in the turn's batch with the next messages' events; its
-	 * message is acknowledged when the batch is appended. */
-	answers = x == RTA_X_INIT || x == RTA_X_HANDLE_REQUEST ||
-		  x == RTA_X_CHANNEL_OPEN;
-	if (a->call.batching && answers) {
-		int frc = turn_flush(a);
-		rc = rc ? rc : frc;
-	}
-	a->call.batching = false;
-	a->call.recorded = true; /* the result holds the call now */
-	if (rc) {
+	answers = answers_of(x);
+	if (record_result(a, &e, answers)) {
 		thc_val_release(&res);
-		rta_fail(a, "chain", "recording a handler's result failed");
 		return;
 	}
 
@@ -1211,6 +1325,17 @@ static void finish_call(rta_actor *a)
 		th_free(tmp);
 	}
 	thc_val_release(&res);
+	finish_tail(a, answers);
+}
+
+/* After the result is recorded and the state committed: count, announce a
+ * spawn, acknowledge (with the batch when it answers nobody). */
+static void finish_tail(rta_actor *a, bool answers)
+{
+	thr_runtime *rt = a->rt;
+	rtm_msg *m = a->call.msg;
+	rta_export x = a->call.x;
+	th_cbor_enc e;
 
 	call_release(a);
 	atomic_fetch_add(&a->handled, 1);

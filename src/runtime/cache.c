@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
+#include "component/types.h"
 #include "runtime/rt.h"
 
 #define COMPONENT_MAX (256u << 20)
@@ -267,9 +268,18 @@ int rtc_code_get(thr_runtime *rt, const rtf_spec *spec, rtc_code **out,
 	ths_hash_hex(&h, e->code.hex);
 	e->code.size = len;
 	e->code.comp = comp;
-	for (int x = 0; x < RTA_NX; x++)
+	for (int x = 0; x < RTA_NX; x++) {
+		thc_funcref f;
+		char ty[64];
 		e->code.exports[x] = thc_component_find_export(
 			comp, rta_export_iface[x], rta_export_name[x]);
+		if (e->code.exports[x] < 0)
+			continue;
+		thc_component_export(comp, (uint32_t)e->code.exports[x], &f);
+		e->code.inplace[x] = f.type->result &&
+			thc_type_str(f.type->result, ty, sizeof ty) < sizeof ty &&
+			!strcmp(ty, "result<tuple<option<list<u8>>>, string>");
+	}
 	if (e->code.exports[RTA_X_INIT] < 0) {
 		thc_component_free(comp);
 		th_free(e);

@@ -40,6 +40,7 @@ typedef struct pool {
 
 static _Thread_local pool tl_pool;
 static pthread_key_t pool_key;
+static bool pool_key_ok; /* key 0 is a valid key: this says whether we have one */
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 
 static void pool_free(void *p)
@@ -53,8 +54,8 @@ static void pool_free(void *p)
 
 static void pool_key_make(void)
 {
-	if (pthread_key_create(&pool_key, pool_free) != 0)
-		pool_key = 0; /* defensive: then buffers are never kept */
+	/* without a key, buffers are never kept (nothing would free them) */
+	pool_key_ok = pthread_key_create(&pool_key, pool_free) == 0;
 }
 
 void rtr_enc_init(th_cbor_enc *e)
@@ -79,7 +80,7 @@ void rtr_buf_recycle(uint8_t *buf, size_t cap)
 	}
 	if (!pl->keyed) {
 		pthread_once(&pool_once, pool_key_make);
-		if (!pool_key || pthread_setspecific(pool_key, pl) != 0) {
+		if (!pool_key_ok || pthread_setspecific(pool_key, pl) != 0) {
 			th_free(buf);
 			return;
 		}

@@ -70,6 +70,9 @@ typedef struct rtc_code {
 	thc_component *comp;
 	int exports[RTA_NX]; /* thc export index, -1 when not exported */
 	bool needs_wasi;     /* learnt at the first instantiation      */
+	/* export x returns result<tuple<option<list<u8>>>, string>: its ok
+	 * results are read in place (actor.c, finish_inplace) */
+	bool inplace[RTA_NX];
 } rtc_code;
 
 /* ---- Actors --------------------------------------------------------------- */
