@@ -10,6 +10,7 @@
 #ifndef TH_BASE_INTERNAL_H
 #define TH_BASE_INTERNAL_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -29,6 +30,25 @@ void *th_calloc(size_t count, size_t size);
 void *th_realloc(void *p, size_t n);
 void th_free(void *p);
 char *th_strdup(const char *s);
+/* Lock m, first trying for a few microseconds: for a lock held about a
+ * microsecond at a time by threads on other CPUs (an actor's chain and
+ * mailbox, shared by its senders and its worker), where sleeping in the
+ * kernel and being woken costs more than the wait. */
+#define TH_LOCK_SPINS 64
+static inline void th_mutex_lock_spin(pthread_mutex_t *m)
+{
+	for (int i = 0; i < TH_LOCK_SPINS; i++) {
+		if (pthread_mutex_trylock(m) == 0)
+			return;
+		for (int k = 0; k < 8; k++) {
+#if defined(__x86_64__) || defined(__i386__)
+			__builtin_ia32_pause();
+#endif
+		}
+	}
+	pthread_mutex_lock(m);
+}
+
 /* Copy s into dst[size] (size > 0), cut to fit, always terminated;
  * returns the length copied. For hot paths where snprintf("%s") costs. */
 static inline size_t th_strlcpy(char *dst, const char *s, size_t size)

@@ -840,6 +840,7 @@ static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t now,
 
 static void deliver(thx_chain *c);
 
+
 /* After appends to c (c->mu held): true when c must be queued for the
  * hasher (then the caller calls thx__hasher_push once c->mu is released). */
 static bool hash_later(thx_chain *c)
@@ -859,7 +860,7 @@ int thx_append_batch(thx_chain *c, const thx_event_in *evs, size_t n,
 	size_t k = 0;
 	int rc = 0;
 	uint64_t now = th_wall_ns(); /* one clock read for the whole batch */
-	pthread_mutex_lock(&c->mu);
+	th_mutex_lock_spin(&c->mu); /* senders and the actor's worker */
 	thx_durability dur = c->opts.durability;
 	for (; k < n; k++) {
 		if ((rc = append_locked(c, &evs[k], now, &seq, NULL, &l, &f, err)))
@@ -905,7 +906,7 @@ int thx_append(thx_chain *c, const thx_event_in *ev, uint64_t *seq,
 	uint64_t lsn, s;
 	int flush;
 	uint64_t now = ev->timestamp_ns ? 0 : th_wall_ns();
-	pthread_mutex_lock(&c->mu);
+	th_mutex_lock_spin(&c->mu); /* senders and the actor's worker */
 	thx_durability dur = c->opts.durability;
 	int rc = append_locked(c, ev, now, &s, hash, &lsn, &flush, err);
 	uint64_t end = c->n;

@@ -84,7 +84,7 @@ int rtm_push(rtm_mailbox *mb, rtm_msg *m)
 	int p = m->priority < RTM_NPRIO ? m->priority : RTM_NORMAL;
 	m->priority = (uint8_t)p;
 	m->next = NULL;
-	pthread_mutex_lock(&mb->lock);
+	th_mutex_lock_spin(&mb->lock);
 	if (mb->closed) {
 		pthread_mutex_unlock(&mb->lock);
 		return TH_ESTATE;
@@ -106,7 +106,7 @@ int rtm_push(rtm_mailbox *mb, rtm_msg *m)
 int rtm_reserve(rtm_mailbox *mb)
 {
 	int rc = 0;
-	pthread_mutex_lock(&mb->lock);
+	th_mutex_lock_spin(&mb->lock);
 	if (mb->closed)
 		rc = TH_ESTATE;
 	else if (mb->queued + mb->reserved >= mb->capacity)
@@ -123,7 +123,7 @@ static void call_waiters(rtm_waiter *w);
 void rtm_unreserve(rtm_mailbox *mb)
 {
 	rtm_waiter *ready;
-	pthread_mutex_lock(&mb->lock);
+	th_mutex_lock_spin(&mb->lock);
 	mb->reserved--;
 	ready = release_waiters_locked(mb, false);
 	pthread_mutex_unlock(&mb->lock);
@@ -135,7 +135,7 @@ int rtm_push_reserved(rtm_mailbox *mb, rtm_msg *m)
 	int p = m->priority == RTM_HIGH ? RTM_HIGH : RTM_NORMAL;
 	m->priority = (uint8_t)p;
 	m->next = NULL;
-	pthread_mutex_lock(&mb->lock);
+	th_mutex_lock_spin(&mb->lock);
 	mb->reserved--;
 	if (mb->closed) {
 		pthread_mutex_unlock(&mb->lock);
@@ -163,7 +163,7 @@ static void push_front_locked(rtm_mailbox *mb, rtm_msg *m)
 
 void rtm_push_front(rtm_mailbox *mb, rtm_msg *m)
 {
-	pthread_mutex_lock(&mb->lock);
+	th_mutex_lock_spin(&mb->lock);
 	push_front_locked(mb, m);
 	pthread_mutex_unlock(&mb->lock);
 }
@@ -208,7 +208,7 @@ uint32_t rtm_take(rtm_mailbox *mb, rtm_msg **out, uint32_t max)
 	uint32_t n = 0;
 	rtm_waiter *ready;
 
-	pthread_mutex_lock(&mb->lock);
+	th_mutex_lock_spin(&mb->lock);
 	for (int p = 0; p < RTM_NPRIO && n < max; p++) {
 		while (mb->head[p] && n < max) {
 			rtm_msg *m = mb->head[p];
@@ -253,7 +253,7 @@ static void ack_locked(rtm_mailbox *mb, rtm_msg *m)
 
 void rtm_ack(rtm_mailbox *mb, rtm_msg *m)
 {
-	pthread_mutex_lock(&mb->lock);
+	th_mutex_lock_spin(&mb->lock);
 	ack_locked(mb, m);
 	pthread_mutex_unlock(&mb->lock);
 	rtm_msg_free(m);
@@ -261,7 +261,7 @@ void rtm_ack(rtm_mailbox *mb, rtm_msg *m)
 
 void rtm_ack_many(rtm_mailbox *mb, rtm_msg *const *ms, uint32_t n)
 {
-	pthread_mutex_lock(&mb->lock);
+	th_mutex_lock_spin(&mb->lock);
 	for (uint32_t i = 0; i < n; i++)
 		ack_locked(mb, ms[i]);
 	pthread_mutex_unlock(&mb->lock);
@@ -272,7 +272,7 @@ void rtm_ack_many(rtm_mailbox *mb, rtm_msg *const *ms, uint32_t n)
 void rtm_requeue_inflight(rtm_mailbox *mb)
 {
 	rtm_msg *list, *rev = NULL;
-	pthread_mutex_lock(&mb->lock);
+	th_mutex_lock_spin(&mb->lock);
 	list = mb->inflight_head;
 	mb->inflight_head = mb->inflight_tail = NULL;
 	mb->inflight = 0;
@@ -296,7 +296,7 @@ rtm_msg *rtm_drain(rtm_mailbox *mb)
 	rtm_msg *all = NULL, **tail = &all;
 	rtm_waiter *ready;
 
-	pthread_mutex_lock(&mb->lock);
+	th_mutex_lock_spin(&mb->lock);
 	*tail = mb->inflight_head;
 	while (*tail)
 		tail = &(*tail)->next;
@@ -318,7 +318,7 @@ rtm_msg *rtm_drain(rtm_mailbox *mb)
 bool rtm_wait_for_room(rtm_mailbox *mb, rtm_waiter *w)
 {
 	bool registered = false;
-	pthread_mutex_lock(&mb->lock);
+	th_mutex_lock_spin(&mb->lock);
 	if (!mb->closed && mb->queued + mb->reserved >= mb->capacity) {
 		w->next = NULL;
 		if (mb->waiters_tail)
@@ -335,7 +335,7 @@ bool rtm_wait_for_room(rtm_mailbox *mb, rtm_waiter *w)
 void rtm_cancel_wait(rtm_mailbox *mb, rtm_waiter *w)
 {
 	rtm_waiter **pp, *prev = NULL;
-	pthread_mutex_lock(&mb->lock);
+	th_mutex_lock_spin(&mb->lock);
 	for (pp = &mb->waiters; *pp; prev = *pp, pp = &(*pp)->next) {
 		if (*pp != w)
 			continue;
@@ -351,7 +351,7 @@ void rtm_cancel_wait(rtm_mailbox *mb, rtm_waiter *w)
 void rtm_close(rtm_mailbox *mb)
 {
 	rtm_waiter *ready;
-	pthread_mutex_lock(&mb->lock);
+	th_mutex_lock_spin(&mb->lock);
 	mb->closed = true;
 	ready = release_waiters_locked(mb, true);
 	pthread_mutex_unlock(&mb->lock);
@@ -360,7 +360,7 @@ void rtm_close(rtm_mailbox *mb)
 
 void rtm_reopen(rtm_mailbox *mb)
 {
-	pthread_mutex_lock(&mb->lock);
+	th_mutex_lock_spin(&mb->lock);
 	mb->closed = false;
 	pthread_mutex_unlock(&mb->lock);
 }
@@ -368,7 +368,7 @@ void rtm_reopen(rtm_mailbox *mb)
 uint32_t rtm_pending(rtm_mailbox *mb)
 {
 	uint32_t n;
-	pthread_mutex_lock(&mb->lock);
+	th_mutex_lock_spin(&mb->lock);
 	n = mb->queued + mb->queued_system;
 	pthread_mutex_unlock(&mb->lock);
 	return n;
