@@ -12,8 +12,9 @@
  *
  * Each figure is the median of --runs runs (default 3), each on a fresh
  * runtime. Usage: bench_runtime DIR [--n N] [--actors K] [--runs R]
- * [--erlang FILE] [--only NAME]; DIR holds counter.wasm and node.wasm;
- * --only runs one benchmark (for profiling).
+ * [--erlang FILE] [--only NAME] [--workers W]; DIR holds counter.wasm
+ * and node.wasm; --only runs one benchmark (for profiling); --workers sets
+ * the worker threads (default: one per CPU, as the runtime's).
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 #include "theater/runtime.h"
 
 static const char *dir;
+static int workers; /* --workers; 0: the runtime's default (one per CPU) */
 static char counter_manifest[1024], node_manifest[1024];
 
 static double now_s(void)
@@ -78,6 +80,7 @@ static thr_runtime *runtime(int run)
 	o.home = home;
 	o.durability = THX_NONE; /* in-memory chains: every event still recorded */
 	o.store_no_sync = true;
+	o.workers = workers; /* 0: one per CPU */
 	if (thr_runtime_new(&o, &rt, &err))
 		die("runtime", &err);
 	return rt;
@@ -286,8 +289,10 @@ int main(int argc, char **argv)
 			erl = argv[i + 1];
 		else if (!strcmp(argv[i], "--only"))
 			only = argv[i + 1];
+		else if (!strcmp(argv[i], "--workers"))
+			workers = atoi(argv[i + 1]);
 	}
-	if (runs < 1 || runs > 15 || n < 100 || actors < 10) {
+	if (runs < 1 || runs > 15 || n < 100 || actors < 10 || workers < 0 || workers > 256) {
 		fprintf(stderr, "bench_runtime: bad arguments\n");
 		return 2;
 	}

@@ -1456,6 +1456,34 @@ static rts_result actor_run(rts_task *t, int worker)
 	return r;
 }
 
+/* The mailbox ran dry in a busy turn: rather than go idle (and have the
+ * next sender wake the actor through the scheduler: a queue push, often a
+ * futex wake on another CPU), wait a few microseconds for the next
+ * message, as long as nothing else waits for this worker. The turn's
+ * batch is appended first, so its messages are acknowledged (a sender
+ * waiting for room goes on). True when a message may have come. */
+#define LINGER_ROUNDS 64
+static bool linger(rta_actor *a)
+{
+	rts_sched *s = a->rt->sched;
+	if (rts_others_waiting(s))
+		return false;
+	if (turn_flush(a))
+		return false;
+	for (int i = 0; i < LINGER_ROUNDS; i++) {
+		if (rtm_maybe_pending(&a->mb))
+			return true;
+		if (rts_others_waiting(s) || atomic_load(&a->stop_req))
+			return false;
+		for (int k = 0; k < 8; k++) {
+#if defined(__x86_64__) || defined(__i386__)
+			__builtin_ia32_pause();
+#endif
+		}
+	}
+	return false;
+}
+
 static rts_result actor_turn(rta_actor *a)
 {
 	thr_runtime *rt = a->rt;
@@ -1487,7 +1515,8 @@ static rts_result actor_turn(rta_actor *a)
 			rtm_msg *m;
 			if (taken >= rt->opt.batch || slice == 0)
 				return rtm_pending(&a->mb) ? RTS_YIELD : RTS_IDLE;
-			if (!rtm_take(&a->mb, &m, 1))
+			if (!rtm_take(&a->mb, &m, 1) &&
+			    (!taken || !linger(a) || !rtm_take(&a->mb, &m, 1)))
 				return RTS_IDLE;
 			taken++;
 			int r = start_call(a, m);

@@ -373,3 +373,10 @@ uint32_t rtm_pending(rtm_mailbox *mb)
 	pthread_mutex_unlock(&mb->lock);
 	return n;
 }
+
+bool rtm_maybe_pending(rtm_mailbox *mb)
+{
+	/* racy by design: relaxed loads of fields written under the lock */
+	return __atomic_load_n(&mb->queued, __ATOMIC_RELAXED) +
+	       __atomic_load_n(&mb->queued_system, __ATOMIC_RELAXED) > 0;
+}

@@ -126,5 +126,8 @@ void rtm_close(rtm_mailbox *mb);
 void rtm_reopen(rtm_mailbox *mb);
 
 uint32_t rtm_pending(rtm_mailbox *mb); /* queued, all lanes */
+/* A hint, without the lock: whether messages may be queued (for a
+ * worker waiting for one; rtm_take decides). */
+bool rtm_maybe_pending(rtm_mailbox *mb);
 
 #endif

@@ -350,6 +350,11 @@ static void run_task(worker *w, rts_task *t)
 	atomic_fetch_add_explicit(&w->runs, 1, memory_order_relaxed);
 
 	if (r == RTS_YIELD) {
+		/* Fairness is for others: with none waiting, run it again
+		 * rather than through the shared queue (a push that would
+		 * wake a sleeping worker to take it from this one). */
+		if (!rts_others_waiting(s))
+			goto again;
 		atomic_store(&t->state, RTS_TS_QUEUED);
 		enqueue(s, t, ENQ_FAIR);
 		return;
@@ -415,6 +420,16 @@ static bool any_work(rts_sched *s)
 		if (deque_maybe_nonempty(&s->workers[i].dq))
 			return true;
 	return false;
+}
+
+bool rts_others_waiting(rts_sched *s)
+{
+	worker *w = current_worker;
+	if (!w || w->sched != s)
+		return true;
+	return w->next || deque_maybe_nonempty(&w->dq) ||
+	       atomic_load_explicit(&s->inj.len, memory_order_relaxed) > 0 ||
+	       atomic_load_explicit(&s->low.len, memory_order_relaxed) > 0;
 }
 
 static inline void cpu_relax(void)

@@ -68,6 +68,10 @@ void rts_task_set_low(rts_task *t, bool low);
 void rts_run_here(rts_sched *s, rts_task *t);
 /* Index of the calling worker thread, or -1 outside the pool. */
 int rts_current_worker(void);
+/* Whether other tasks wait for the calling worker (its next slot, its
+ * deque, the shared queues); true off the pool. A running task that
+ * expects more work soon may wait for it while this is false. */
+bool rts_others_waiting(rts_sched *s);
 
 /* Counters, for tests and metrics. */
 typedef struct rts_stats {
