@@ -117,6 +117,9 @@ typedef struct thx_event_in {
 	size_t len;
 	const char *description; /* NULL = none */
 	uint64_t timestamp_ns;
+	/* type points to a string that never changes while the chain is open
+	 * (a literal, a static table): the chain may know it by its address */
+	bool type_static;
 } thx_event_in;
 
 /* Append one event; on success *seq and hash (either may be NULL) name it.

@@ -94,7 +94,7 @@ size_t th_cbor_head_size(uint64_t val)
 	return 9;
 }
 
-void th_cbor_put_head(th_cbor_enc *e, unsigned major, uint64_t val)
+void th_cbor_put_head_slow(th_cbor_enc *e, unsigned major, uint64_t val)
 {
 	size_t n = th_cbor_head_size(val);
 	if (!reserve(e, n))
@@ -128,18 +128,13 @@ void th_cbor_put_head(th_cbor_enc *e, unsigned major, uint64_t val)
 	e->len += n;
 }
 
-void th_cbor_put_raw(th_cbor_enc *e, const void *p, size_t n)
+void th_cbor_put_raw_slow(th_cbor_enc *e, const void *p, size_t n)
 {
 	if (!reserve(e, n))
 		return;
 	if (n)
 		memcpy(e->buf + e->len, p, n);
 	e->len += n;
-}
-
-void th_cbor_put_uint(th_cbor_enc *e, uint64_t v)
-{
-	th_cbor_put_head(e, TH_CBOR_UINT, v);
 }
 
 void th_cbor_put_int(th_cbor_enc *e, int64_t v)
@@ -165,11 +160,6 @@ void th_cbor_put_text(th_cbor_enc *e, const char *s, size_t n)
 void th_cbor_put_cstr(th_cbor_enc *e, const char *s)
 {
 	th_cbor_put_text(e, s, strlen(s));
-}
-
-void th_cbor_put_array(th_cbor_enc *e, uint64_t count)
-{
-	th_cbor_put_head(e, TH_CBOR_ARRAY, count);
 }
 
 void th_cbor_put_map(th_cbor_enc *e, uint64_t pairs)

@@ -25,6 +25,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "theater/base.h"
 
@@ -58,20 +59,45 @@ void th_cbor_enc_release(th_cbor_enc *e);
  * sticky error, in which case nothing is handed over and e is released. */
 int th_cbor_enc_take(th_cbor_enc *e, uint8_t **out, size_t *len);
 
-/* Writers. Errors are sticky in e->err; checking once at the end is enough. */
-void th_cbor_put_head(th_cbor_enc *e, unsigned major, uint64_t val);
-void th_cbor_put_uint(th_cbor_enc *e, uint64_t v);
+/* Writers. Errors are sticky in e->err; checking once at the end is enough.
+ * The commonest (a small head, raw bytes that fit) are inline fast paths
+ * over the out-of-line *_slow ones: a message's events take dozens. */
+void th_cbor_put_head_slow(th_cbor_enc *e, unsigned major, uint64_t val);
+void th_cbor_put_raw_slow(th_cbor_enc *e, const void *p, size_t n);
+static inline void th_cbor_put_head(th_cbor_enc *e, unsigned major, uint64_t val)
+{
+	if (val < 24 && e->len < e->cap && !e->err)
+		e->buf[e->len++] = (uint8_t)(major << 5 | val);
+	else
+		th_cbor_put_head_slow(e, major, val);
+}
+/* Append n raw bytes that are already one or more encoded items. */
+static inline void th_cbor_put_raw(th_cbor_enc *e, const void *p, size_t n)
+{
+	if (n <= e->cap - e->len && !e->err) {
+		if (n)
+			memcpy(e->buf + e->len, p, n);
+		e->len += n;
+	} else {
+		th_cbor_put_raw_slow(e, p, n);
+	}
+}
+static inline void th_cbor_put_uint(th_cbor_enc *e, uint64_t v)
+{
+	th_cbor_put_head(e, TH_CBOR_UINT, v);
+}
+static inline void th_cbor_put_array(th_cbor_enc *e, uint64_t count)
+{
+	th_cbor_put_head(e, TH_CBOR_ARRAY, count);
+}
 void th_cbor_put_int(th_cbor_enc *e, int64_t v);
 void th_cbor_put_bytes(th_cbor_enc *e, const void *p, size_t n);
 void th_cbor_put_text(th_cbor_enc *e, const char *s, size_t n);
 void th_cbor_put_cstr(th_cbor_enc *e, const char *s); /* NUL-terminated */
-void th_cbor_put_array(th_cbor_enc *e, uint64_t count);
 void th_cbor_put_map(th_cbor_enc *e, uint64_t pairs);
 void th_cbor_put_bool(th_cbor_enc *e, bool b);
 void th_cbor_put_null(th_cbor_enc *e);
 void th_cbor_put_double(th_cbor_enc *e, double d);
-/* Append n raw bytes that are already one or more encoded items. */
-void th_cbor_put_raw(th_cbor_enc *e, const void *p, size_t n);
 
 /* Bytes the head of an item with this value takes (1, 2, 3, 5 or 9). */
 size_t th_cbor_head_size(uint64_t val);

@@ -579,13 +579,24 @@ void thx_free(void *p)
 /* Id and length of str, interned on first use (then validated: name_ok).
  * Each chain remembers the last few strings it used (an actor's chain
  * cycles through a handful of event types), so a repeat costs a strcmp or
- * two: no validation, hashing or store lock. */
+ * two, or a pointer comparison for a static string: no validation, hashing
+ * or store lock. */
 static int intern_cached(thx_chain *c, thx__icache *ic, size_t nic, const char *str,
-			 const char *what, uint32_t *id, size_t *len, th_err *err)
+			 bool is_static, const char *what, uint32_t *id, size_t *len,
+			 th_err *err)
 {
+	if (str && is_static)
+		for (size_t i = 0; i < nic && ic[i].s; i++)
+			if (ic[i].key == str) {
+				*id = ic[i].id;
+				*len = ic[i].len;
+				return 0;
+			}
 	if (str)
 		for (size_t i = 0; i < nic && ic[i].s; i++)
 			if (ic[i].s[0] == str[0] && strcmp(ic[i].s, str) == 0) {
+				if (is_static)
+					ic[i].key = str; /* known by address next time */
 				*id = ic[i].id;
 				*len = ic[i].len;
 				return 0;
@@ -598,7 +609,7 @@ static int intern_cached(thx_chain *c, thx__icache *ic, size_t nic, const char *
 		return th_err_set(err, TH_ENOMEM, "out of memory");
 	/* newest first; the oldest falls off */
 	memmove(ic + 1, ic, (nic - 1) * sizeof *ic);
-	ic[0] = (thx__icache){ interned, *id, (uint32_t)*len };
+	ic[0] = (thx__icache){ interned, is_static ? str : NULL, *id, (uint32_t)*len };
 	return 0;
 }
 
@@ -698,10 +709,10 @@ static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t now,
 	bool defer = mem && s->hash_defer && !hash_out;
 	if (mem && !defer && (rc = thx__hash_upto(c, c->n, err)))
 		return rc;
-	if ((rc = intern_cached(c, c->itypes, TH_ARRAY_LEN(c->itypes), in->type, "event type",
-				&tid, &tlen, err)) ||
-	    (rc = intern_cached(c, c->iactors, TH_ARRAY_LEN(c->iactors), in->actor, "actor id",
-				&aid, &alen, err)))
+	if ((rc = intern_cached(c, c->itypes, TH_ARRAY_LEN(c->itypes), in->type,
+				in->type_static, "event type", &tid, &tlen, err)) ||
+	    (rc = intern_cached(c, c->iactors, TH_ARRAY_LEN(c->iactors), in->actor, false,
+				"actor id", &aid, &alen, err)))
 		return rc;
 	if (in->description) {
 		size_t bad;

@@ -308,7 +308,8 @@ typedef struct thx__sub {
 
 /* A string a chain used recently: interned copy, id, length. */
 typedef struct thx__icache {
-	const char *s;
+	const char *s;   /* the interned copy */
+	const char *key; /* the caller's string when static (type_static), else NULL */
 	uint32_t id, len;
 } thx__icache;
 

@@ -191,10 +191,24 @@ int rta_record(rta_actor *a, const char *type, th_cbor_enc *e,
 {
 	if (turn_of == a) {
 		if (a->call.batching && !desc)
-			return rtr_batch_add(a->chain, a->id, type, e);
+			return rtr_batch_add(a->chain, a->id, type, true, e);
 		turn_flush(a); /* the chain keeps the turn's order */
 	}
 	return rtr_event_enc(a->chain, a->id, type, e, desc);
+}
+
+int rta_record_dyn(rta_actor *a, const char *type, th_cbor_enc *e)
+{
+	th_err err = { 0 };
+	int rc;
+	if (turn_of == a) {
+		if (a->call.batching)
+			return rtr_batch_add(a->chain, a->id, type, false, e);
+		turn_flush(a);
+	}
+	rc = e->err ? e->err : rtr_event_dyn(a->chain, a->id, type, e->buf, e->len, &err);
+	rtr_enc_release(e);
+	return rc;
 }
 
 static void set_life(rta_actor *a, int life)

@@ -109,7 +109,7 @@ typedef struct batch {
 	uint32_t n;
 	thx_event_in ev[BATCH_MAX];
 	th_cbor_enc enc[BATCH_MAX];
-	char type[BATCH_MAX][THX_NAME_MAX + 1]; /* callers' may be on stack */
+	char type[BATCH_MAX][THX_NAME_MAX + 1]; /* copies of dynamic types */
 } batch;
 
 static _Thread_local batch tl_batch;
@@ -131,10 +131,10 @@ int rtr_batch_flush(void)
 }
 
 int rtr_batch_add(thx_chain *c, const char *actor, const char *type,
-		  th_cbor_enc *e)
+		  bool type_static, th_cbor_enc *e)
 {
 	batch *b = &tl_batch;
-	size_t tlen = strlen(type);
+	size_t tlen = type_static ? 0 : strlen(type);
 	int rc = 0;
 	if (e->err) {
 		rc = e->err;
@@ -145,13 +145,23 @@ int rtr_batch_add(thx_chain *c, const char *actor, const char *type,
 		rc = rtr_batch_flush();
 		b->err = rc; /* also for the flush that owns the acks */
 	}
-	if (tlen > THX_NAME_MAX) /* the chain refuses it, with its error */
-		return rtr_event_enc(c, actor, type, e, NULL);
+	if (tlen > THX_NAME_MAX) { /* the chain refuses it, with its error */
+		int erc = e->err;
+		th_err err = { 0 };
+		if (!erc)
+			erc = rtr_event_dyn(c, actor, type, e->buf, e->len, &err);
+		rtr_enc_release(e);
+		return erc;
+	}
+	if (!type_static) {
+		memcpy(b->type[b->n], type, tlen + 1);
+		type = b->type[b->n];
+	}
 	b->chain = c;
 	b->actor = actor;
-	memcpy(b->type[b->n], type, tlen + 1);
 	b->enc[b->n] = *e; /* the batch owns the buffer now */
-	b->ev[b->n] = (thx_event_in){ .actor = actor, .type = b->type[b->n],
+	b->ev[b->n] = (thx_event_in){ .actor = actor, .type = type,
+				      .type_static = type_static,
 				      .data = e->buf, .len = e->len };
 	b->n++;
 	th_cbor_enc_init(e, NULL, 0);
@@ -167,7 +177,15 @@ int rtr_event(thx_chain *c, const char *actor, const char *type,
 		.data = data,
 		.len = len,
 		.description = desc,
+		.type_static = true,
 	};
+	return thx_append(c, &ev, NULL, NULL, err);
+}
+
+int rtr_event_dyn(thx_chain *c, const char *actor, const char *type,
+		  const void *data, size_t len, th_err *err)
+{
+	thx_event_in ev = { .actor = actor, .type = type, .data = data, .len = len };
 	return thx_append(c, &ev, NULL, NULL, err);
 }
 

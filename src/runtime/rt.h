@@ -227,9 +227,14 @@ struct thr_runtime {
 /* ---- Recording (record.c) ---------------------------------------------- */
 
 /* Append one event to c. Failures to record are reported (a runtime that
- * cannot record must not pretend it did): returns the thx error. */
+ * cannot record must not pretend it did): returns the thx error. Event
+ * types here and in rtr_batch_add are static strings (literals, handler
+ * tables): the chain knows them by address. rtr_event_dyn is for a
+ * type built on the fly. */
 int rtr_event(thx_chain *c, const char *actor, const char *type,
 	      const void *data, size_t len, const char *desc, th_err *err);
+int rtr_event_dyn(thx_chain *c, const char *actor, const char *type,
+		  const void *data, size_t len, th_err *err);
 /* Append an event built by an encoder (released here). */
 int rtr_event_enc(thx_chain *c, const char *actor, const char *type,
 		  th_cbor_enc *e, const char *desc);
@@ -240,13 +245,14 @@ void rtr_enc_init(th_cbor_enc *e);
 void rtr_enc_release(th_cbor_enc *e);
 void rtr_buf_recycle(uint8_t *buf, size_t cap);
 /* The calling thread's batch of events for one chain (rta_record uses it
- * during a turn): add takes the encoder's buffer and copies the type (the
- * batch for another chain is flushed first; actor must outlive the batch);
+ * during a turn): add takes the encoder's buffer and copies the type unless
+ * it is static (the batch for another chain is flushed first; actor must
+ * outlive the batch);
  * flush appends everything in one thx_append_batch and returns its error,
  * or the error of an append that add made (when full) since the last
  * flush: a caller acknowledging what the batch held knows it is recorded. */
 int rtr_batch_add(thx_chain *c, const char *actor, const char *type,
-		  th_cbor_enc *e);
+		  bool type_static, th_cbor_enc *e);
 int rtr_batch_flush(void);
 /* The runtime chain: one event about actor id. */
 void rtr_runtime_event(thr_runtime *rt, const char *type, const char *id,
@@ -366,9 +372,12 @@ rta_actor *rta_of_call(thc_hostcall *call);
  * before anything else the handler causes is recorded. */
 void rta_call_flush(rta_actor *a);
 
-/* Event helpers for one actor. */
+/* Record an event in a's chain (in the turn's batch when a's turn runs on
+ * this thread). type is a static string; rta_record_dyn takes one built
+ * on the fly (copied). */
 int rta_record(rta_actor *a, const char *type, th_cbor_enc *e,
 	       const char *desc);
+int rta_record_dyn(rta_actor *a, const char *type, th_cbor_enc *e);
 
 /* ---- Requests and channels (request.c) --------------------------------- */
 

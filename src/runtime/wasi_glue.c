@@ -43,7 +43,7 @@ static void hook(void *ctx, const thw_wasi_call *c)
 	th_cbor_put_uint(&e, c->result);
 	put_spans(&e, c->in, c->nin);
 	put_spans(&e, c->out, c->nout);
-	rta_record(a, type, &e, NULL);
+	rta_record_dyn(a, type, &e);
 }
 
 int rtw_new(rta_actor *a, thw_wasi **out, th_err *err)
