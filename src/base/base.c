@@ -51,6 +51,19 @@ void th_free(void *p)
 	free(p);
 }
 
+void *th_malloc_aligned(size_t n)
+{
+	void *p = NULL;
+	if (alloc_should_fail() || posix_memalign(&p, 64, n ? n : 1) != 0)
+		return NULL;
+	return p;
+}
+
+void th_free_aligned(void *p)
+{
+	free(p);
+}
+
 char *th_strndup(const char *s, size_t n)
 {
 	char *d = th_malloc(n + 1);

@@ -29,6 +29,11 @@ void *th_malloc(size_t n);
 void *th_calloc(size_t count, size_t size);
 void *th_realloc(void *p, size_t n);
 void th_free(void *p);
+/* n bytes aligned to a cache line (64), for arrays written by one thread
+ * and read by another (no false sharing at the edges); free with
+ * th_free_aligned. */
+void *th_malloc_aligned(size_t n);
+void th_free_aligned(void *p);
 char *th_strdup(const char *s);
 /* Lock m, first trying for a few microseconds: for a lock held about a
  * microsecond at a time by threads on other CPUs (an actor's chain and

@@ -177,7 +177,7 @@ static void chain_free(thx_chain *c)
 		th_free(k);
 	}
 	for (uint32_t j = 0; j < c->nepages; j++)
-		th_free(c->epages[j]);
+		th_free_aligned(c->epages[j]);
 	th_free(c->epages);
 	th_free(c->blocks);
 	thx__pmap_release(&c->types);
@@ -642,7 +642,9 @@ bool thx__ents_reserve(thx_chain *c, uint64_t need)
 				return false;
 			c->capepages = (uint32_t)cap;
 		}
-		thx__ent *pg = th_malloc(thx__ent_page_len(c->nepages) * sizeof *pg);
+		/* whole cache lines: the hasher writes hashes into entries
+		 * while this thread appends the next ones */
+		thx__ent *pg = th_malloc_aligned(thx__ent_page_len(c->nepages) * sizeof *pg);
 		if (!pg)
 			return false;
 		c->epages[c->nepages++] = pg;
