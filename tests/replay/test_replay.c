@@ -478,6 +478,41 @@ TEST(crash_is_reproduced_with_the_same_trap)
 	CHECK_EQ_INT((int)rep.crash_seq, (int)seq_of(home, id, "actor.failed", 0));
 }
 
+/* Results read in place (the runtime's finish_inplace) are recorded as the
+ * bytes the replay's lifting gives: a replay of states some, none, empty
+ * and some again matches every export.result, and the malformed return
+ * area at the end is reproduced as the same trap. */
+TEST(results_read_in_place_replay_byte_for_byte)
+{
+	char id[THR_ID_LEN + 1], cmd[600];
+	thr_actor_info info;
+	thrp_report rep;
+	th_err err = { 0 };
+	setup();
+	snprintf(cmd, sizeof cmd, "wat2wasm tests/runtime/actors/results.wat -o '%s/results.wasm'",
+		 dir);
+	REQUIRE(system(cmd) == 0);
+	thr_runtime *rt = runtime();
+	spawn(rt, "results.wasm", NULL, id);
+	static const char *msgs[] = { "s", "n", "z", "s", "s", "o" };
+	for (size_t k = 0; k < TH_ARRAY_LEN(msgs); k++)
+		send(rt, id, msgs[k]);
+	REQUIRE(thr_wait(rt, id, 60000, NULL) == 0);
+	REQUIRE(thr_actor_info_get(rt, id, &info, NULL) == 0);
+	REQUIRE(info.status == THR_FAILED);
+	thr_runtime_free(rt);
+	int rc = replay(home, id, NULL, &rep, &err);
+	if (rc || !rep.ok) {
+		fprintf(stderr, "%s\n", err.msg);
+		thrp_report_print(&rep, id, false, stderr);
+	}
+	CHECK_EQ_INT(rc, 0);
+	CHECK(rep.ok);
+	CHECK(rep.crashed);
+	CHECK_EQ_STR(rep.crash_reason, info.reason);
+	CHECK(rep.calls >= 6);
+}
+
 /* The recorded failure carries the engine's backtrace; a build that traps
  * with the same message one instruction later (a nop before the
  * unreachable) is a divergence at actor.failed naming both backtraces. */
