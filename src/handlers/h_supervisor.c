@@ -92,6 +92,7 @@ static void restart_run(void *ctx)
 	thr_runtime *rt = c->rt;
 	th_err err = { 0 };
 
+	rta_restart_begin(c); /* a sender waiting for room waits for the restart */
 	if (!ended(c))
 		rta_request_stop(c, true);
 	pthread_mutex_lock(&rt->wait_lock);

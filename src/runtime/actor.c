@@ -140,6 +140,7 @@ static rts_result actor_run(rts_task *t, int worker);
 static void finalize(rta_actor *a, int life, const char *kind,
 		     const char *reason);
 static void finalize_failed_restart(rta_actor *a, th_err *err);
+static void drop(rta_actor *a, rtm_msg *m, const char *why);
 static void call_release(rta_actor *a);
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -400,7 +401,8 @@ static int deliver(rta_actor *to, rtm_msg *m, bool wake, th_err *err)
 		return rc;
 	}
 	if (!sys) {
-		rc = rtm_reserve(&to->mb);
+		rc = m->flags & RTA_MSGF_ANSWER ? rtm_reserve_past(&to->mb)
+			: rtm_reserve(&to->mb);
 		if (rc == TH_EBUSY)
 			return th_err_set(err, TH_EBUSY, "actor %s's mailbox is full",
 					  to->id); /* the caller keeps m */
@@ -715,14 +717,42 @@ int rta_spawn_resumed(thr_runtime *rt, rtf_spec *spec, const rta_resumed *res,
 	return spawn(rt, spec, NULL, 0, NULL, 0, false, 0, res, out, err);
 }
 
+void rta_restart_begin(rta_actor *a)
+{
+	atomic_store(&a->restart_pending, true);
+}
+
+/* The restart a restarter announced failed: nobody will empty the mailbox
+ * its stop left open. */
+static void close_mailbox(rta_actor *a, const char *why)
+{
+	rtm_msg *list;
+	int64_t k = 0;
+	rtm_close(&a->mb);
+	list = rtm_drain(&a->mb);
+	while (list) {
+		rtm_msg *m = list;
+		list = m->next;
+		drop(a, m, why);
+		rtm_msg_free(m);
+		k++;
+	}
+	if (k)
+		rtr_busy_add(a->rt, -k);
+}
+
 int rta_reincarnate(rta_actor *a, th_err *err)
 {
 	th_cbor_enc e;
 	int rc;
+	bool announced = atomic_exchange(&a->restart_pending, false);
 
-	if (!a->code)
+	if (!a->code) {
+		if (announced)
+			close_mailbox(a, "restart failed");
 		return th_err_set(err, TH_ESTATE,
 				  "actor %s never loaded its component", a->id);
+	}
 	pthread_mutex_lock(&a->lock);
 	th_free(a->reason);
 	a->reason = NULL;
@@ -741,6 +771,8 @@ int rta_reincarnate(rta_actor *a, th_err *err)
 	rc = instantiate(a, err);
 	if (rc) {
 		finalize_failed_restart(a, err);
+		if (announced)
+			close_mailbox(a, "restart failed");
 		return rc;
 	}
 	rtm_reopen(&a->mb);
@@ -1693,6 +1725,7 @@ static void finalize(rta_actor *a, int life, const char *kind,
 	uint8_t *exit_data;
 	size_t exit_len;
 	int64_t dropped = 0;
+	int keep;
 
 	if (was >= RTA_STOPPED)
 		return;
@@ -1747,12 +1780,18 @@ static void finalize(rta_actor *a, int life, const char *kind,
 
 	/* No new messages; everything queued or in flight is dropped, and
 	 * whoever waits for an answer from this actor gets one. */
-	if (rsv_keep_mailbox(a, was, life, external)) {
+	keep = rsv_keep_mailbox(a, was, life, external);
+	if (keep == RSV_MB_KEEP) {
 		/* Kept for the restart the policy will make (redelivery). */
 		rtm_requeue_inflight(&a->mb);
 		list = NULL;
 	} else {
-		rtm_close(&a->mb);
+		/* A restart follows (the policy's with mailbox = "discard", or
+		 * a restarter's): emptied but open, so that a sender waiting
+		 * for room reaches the restarted actor (same id, same mailbox)
+		 * instead of being told it has stopped. */
+		if (keep == RSV_MB_CLOSE && !atomic_load(&a->restart_pending))
+			rtm_close(&a->mb);
 		list = rtm_drain(&a->mb);
 	}
 	while (list) {

@@ -103,18 +103,28 @@ int rtm_push(rtm_mailbox *mb, rtm_msg *m)
 	return 0;
 }
 
-int rtm_reserve(rtm_mailbox *mb)
+static int reserve(rtm_mailbox *mb, bool past)
 {
 	int rc = 0;
 	th_mutex_lock_spin(&mb->lock);
 	if (mb->closed)
 		rc = TH_ESTATE;
-	else if (mb->queued + mb->reserved >= mb->capacity)
+	else if (!past && mb->queued + mb->reserved >= mb->capacity)
 		rc = TH_EBUSY;
 	else
 		mb->reserved++;
 	pthread_mutex_unlock(&mb->lock);
 	return rc;
+}
+
+int rtm_reserve(rtm_mailbox *mb)
+{
+	return reserve(mb, false);
+}
+
+int rtm_reserve_past(rtm_mailbox *mb)
+{
+	return reserve(mb, true);
 }
 
 static rtm_waiter *release_waiters_locked(rtm_mailbox *mb, bool all);

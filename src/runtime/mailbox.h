@@ -97,6 +97,10 @@ int rtm_push(rtm_mailbox *mb, rtm_msg *m);
  * reservation; TH_ESTATE if the mailbox closed meanwhile, the caller then
  * still owns m) or rtm_unreserve. */
 int rtm_reserve(rtm_mailbox *mb);
+/* rtm_reserve even when full (TH_ESTATE when closed): for a message the
+ * actor is itself waiting for (the runtime bounds how many there can be),
+ * which a full mailbox must neither refuse nor hold back. */
+int rtm_reserve_past(rtm_mailbox *mb);
 int rtm_push_reserved(rtm_mailbox *mb, rtm_msg *m);
 void rtm_unreserve(rtm_mailbox *mb);
 /* Queue m at the head of its lane (redelivery); never refused. */

@@ -476,7 +476,7 @@ void rtq_channel_answer(thr_runtime *rt, uint64_t n, bool accepted,
 {
 	rtq_table *q = rt->rq;
 	rtq_chan *c;
-	rta_actor *a;
+	rta_actor *a, *b;
 	rtx_end *x;
 	uint64_t token;
 	char text[96];
@@ -485,9 +485,17 @@ void rtq_channel_answer(thr_runtime *rt, uint64_t n, bool accepted,
 	c = chan_find_locked(q, n);
 	if (!c || c->state != CH_OPENING) {
 		pthread_mutex_unlock(&q->lock);
+		if (!c && accepted && has_msg) {
+			/* Its opener ended meanwhile (rtq_actor_gone). */
+			snprintf(text, sizeof text, "the message of accepted "
+				 "channel c%llu: its opener has ended",
+				 (unsigned long long)n);
+			rtr_runtime_event(rt, "message.undeliverable", "", text);
+		}
 		return;
 	}
 	a = c->a;
+	b = c->b;
 	x = c->ext;
 	token = c->token;
 	if (x)
@@ -513,16 +521,34 @@ void rtq_channel_answer(thr_runtime *rt, uint64_t n, bool accepted,
 		complete_str(a, token, 1, text);
 		return;
 	}
-	snprintf(text, sizeof text, "c%llu", (unsigned long long)n);
-	complete_str(a, token, 0, text);
-	if (has_msg && len <= UINT32_MAX) {
-		rtm_msg *m = rtm_msg_new(RTM_CHANNEL_MESSAGE, RTM_NORMAL, msg,
-					 (uint32_t)len);
+	/* The accept's message reaches a even when its mailbox is full (a
+	 * cannot wait for room in its own mailbox, and b's turn that
+	 * answered is over): RTA_MSGF_ANSWER. It is queued before a's call
+	 * completes, so before anything a's handler causes next. */
+	if (has_msg) {
+		rtm_msg *m = len <= UINT32_MAX
+			? rtm_msg_new(RTM_CHANNEL_MESSAGE, RTM_NORMAL, msg,
+				      (uint32_t)len) : NULL;
+		th_err err = { 0 };
 		if (m) {
 			m->ref = n;
-			deliver_notice(a, m);
+			m->flags = RTA_MSGF_ANSWER;
+			th_strlcpy(m->sender, b->id, sizeof m->sender);
+		}
+		if (!m)
+			th_err_set(&err, TH_ENOMEM, "out of memory");
+		if (!m || rta_deliver(a, m, &err)) {
+			/* a has ended (or the message is over its limit, which
+			 * message.rejected records): say so, never silently. */
+			char why[TH_ERR_MSG_MAX + 96];
+			snprintf(why, sizeof why,
+				 "the message of accepted channel c%llu from %s: %s",
+				 (unsigned long long)n, b->id, err.msg);
+			rtr_runtime_event(rt, "message.undeliverable", a->id, why);
 		}
 	}
+	snprintf(text, sizeof text, "c%llu", (unsigned long long)n);
+	complete_str(a, token, 0, text);
 }
 
 rta_actor *rtq_channel_peer(thr_runtime *rt, rta_actor *a, uint64_t n)

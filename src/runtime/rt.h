@@ -97,6 +97,13 @@ enum {
 /* rtm_msg.flags bit: redelivered after a resume (resume.c); rta_deliver
  * keeps its id and records message.redelivered. */
 #define RTA_MSGF_REDELIVERED 0x200
+/* rtm_msg.flags bit: the message answers the receiver's own suspended call
+ * (the message of a channel-accept to the opener, request.c): rta_deliver
+ * queues it past a full mailbox (rtm_reserve_past). The opener cannot wait
+ * for room in its own mailbox and the acceptor's turn is over; there is
+ * one per open-channel call the opener made, so no sender but the actor
+ * itself can fill its mailbox past capacity this way. */
+#define RTA_MSGF_ANSWER 0x400
 
 /* A suspended host call. The completer (any thread) fills result or trap
  * under the actor's lock, checking token, then wakes the actor; the
@@ -174,6 +181,10 @@ struct rta_actor {
 	_Atomic int life;            /* rta_life                         */
 	_Atomic bool stop_req;
 	_Atomic bool terminate_req;  /* thr_terminate: discard the call  */
+	_Atomic bool restart_pending; /* a restarter (thr_restart,
+				      * restart-child) stops it and then
+				      * calls rta_reincarnate: its stop
+				      * leaves the mailbox open (emptied) */
 	bool stop_external;          /* thr_stop / stop-child (vs shutdown) */
 	bool stop_counted;           /* the pending stop counts as busy  */
 	bool ending;                 /* finalize has taken the count     */
@@ -325,7 +336,16 @@ int rta_spawn_resumed(thr_runtime *rt, rtf_spec *spec, const rta_resumed *res,
 		      rta_actor **out, th_err *err);
 /* Give a stopped or failed actor a new instance under the same id, from
  * its last committed state; its init runs again. The caller makes sure
- * the actor has ended (life final). Records actor.restarted. */
+ * the actor has ended (life final). Records actor.restarted.
+ *
+ * A restart keeps the actor (same struct, same id, same mailbox). An end
+ * that a restart follows leaves the mailbox open: a sender waiting for
+ * room, or arriving meanwhile, reaches the restarted actor. A restarter
+ * other than the supervision policy (which knows its own plans, supervise.c)
+ * says so with rta_restart_begin before asking the actor to stop; when
+ * rta_reincarnate fails after it, the mailbox is closed and what it holds
+ * dropped (each drop recorded). */
+void rta_restart_begin(rta_actor *a);
 int rta_reincarnate(rta_actor *a, th_err *err);
 /* Make a runnable (any thread). */
 void rta_wake(rta_actor *a);

@@ -504,6 +504,7 @@ int thr_restart(thr_runtime *rt, const char *id, th_err *err)
 	int rc;
 	if (!a)
 		return TH_ENOTFOUND;
+	rta_restart_begin(a); /* a sender waiting for room waits for the restart */
 	if (!final_life(rta_life_get(a))) {
 		rta_request_stop(a, true);
 		wait_until(rt, ended, a, 0);

@@ -50,9 +50,11 @@
  *   S1. Only the node's lock guards its fields; it is never held while
  *       recording, calling into an actor, a mailbox or the timer service.
  *       Lock order when nested: an actor's lock, then a node's lock.
- *   S2. A kept mailbox (rsv_keep_mailbox true) is either reopened by a
- *       restart or closed and drained, each drop recorded (drop_kept), on
- *       every path where no restart follows.
+ *   S2. A mailbox left open for a restart (rsv_keep_mailbox KEEP, or
+ *       EMPTY: drained but open, so that waiting senders reach the
+ *       restarted actor) is either reopened by a restart or closed and
+ *       drained, each drop recorded (drop_kept), on every path where no
+ *       restart follows.
  *   S3. At most one restart is pending per node (node->group, node->due
  *       or a job).
  */
@@ -231,13 +233,11 @@ void rsv_adjust_end(rta_actor *a, int *life, const char **kind,
 	}
 }
 
-bool rsv_keep_mailbox(rta_actor *a, int was, int life, bool external)
+/* Whether the policy plans a restart after this end (rsv_on_end decides
+ * for good; its paths without a restart close the mailbox, S2). */
+static bool restart_planned(rsv_node *n, int was, int life, bool external)
 {
-	rsv_node *n = a->sv;
 	bool group, restarted;
-	if (!n || !n->pol || n->pol->discard_mailbox ||
-	    atomic_load(&a->rt->closing))
-		return false;
 	pthread_mutex_lock(&n->lock);
 	group = n->group_stop;
 	restarted = n->restarted;
@@ -249,6 +249,15 @@ bool rsv_keep_mailbox(rta_actor *a, int was, int life, bool external)
 	if (life == RTA_STOPPED)
 		return !external && n->pol->restart == THM_PERMANENT;
 	return n->pol->restart != THM_TEMPORARY;
+}
+
+int rsv_keep_mailbox(rta_actor *a, int was, int life, bool external)
+{
+	rsv_node *n = a->sv;
+	if (!n || !n->pol || atomic_load(&a->rt->closing) ||
+	    !restart_planned(n, was, life, external))
+		return RSV_MB_CLOSE;
+	return n->pol->discard_mailbox ? RSV_MB_EMPTY : RSV_MB_KEEP;
 }
 
 /* Close a kept mailbox and drop what it holds, each drop recorded; a

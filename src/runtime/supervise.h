@@ -92,10 +92,14 @@ void rsv_detach(rta_actor *a);
  * health) becomes a failure, and limit traps get a clearer reason. */
 void rsv_adjust_end(rta_actor *a, int *life, const char **kind,
 		    const char **reason);
-/* In finalize: true when the mailbox must be kept for a restart (policy
- * mailbox = "preserve"): the caller then requeues the in-flight messages
- * instead of closing and draining it. */
-bool rsv_keep_mailbox(rta_actor *a, int was, int life, bool external);
+/* In finalize: what becomes of the mailbox. RSV_MB_KEEP: a restart follows
+ * and the policy says mailbox = "preserve": the caller requeues the
+ * in-flight messages. RSV_MB_EMPTY: a restart follows and the policy says
+ * "discard": the caller drains it (drops recorded) but leaves it open, so
+ * that a sender waiting for room reaches the restarted actor.
+ * RSV_MB_CLOSE: no restart is planned: closed and drained. */
+enum { RSV_MB_CLOSE = 0, RSV_MB_KEEP = 1, RSV_MB_EMPTY = 2 };
+int rsv_keep_mailbox(rta_actor *a, int was, int life, bool external);
 /* Last thing finalize does: apply the policy (on the actor's turn). */
 void rsv_on_end(rta_actor *a, int was, int life, bool external,
 		const char *kind, const char *reason);
