@@ -766,9 +766,10 @@ static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t now,
 		memcpy(buf + 20, hash, 32);
 	}
 
-	thx__blk blk = { 0 };
+	thx__blk blk; /* filled only when sealing: cleared there */
 	size_t blen = 0;
 	if (seal) {
+		memset(&blk, 0, sizeof blk);
 		uint8_t (*leaves)[32] = (uint8_t (*)[32])(buf + bound + bbound);
 		for (size_t i = 0; i + 1 < nleaves; i++)
 			memcpy(leaves[i], thx__ent_at(c, c->block_start + i)->hash, 32);

@@ -138,13 +138,16 @@ static thw_hostret tramp_call(thw_caller *caller, void *ctx, const thw_val *args
 	gm g = { t->inst, t->mem, t->realloc };
 	thca_mem m = mem_of(&g);
 	thc_val argv[THC_MAX_PARAMS];
-	th_err err = { 0 };
+	th_err err;
+	th_err_clear(&err);
 	char msg[600];
 	if (thca_lift_params(&m, f->type, &f->sig, f->ptuple, args, argv, &err)) {
 		snprintf(msg, sizeof msg, "%s#%s: %s", f->iface, f->name, err.msg);
 		return thw_call_trap(caller, msg);
 	}
-	thc_hostcall hc = { .inst = t->inst };
+	thc_hostcall hc; /* not an initializer: it would clear msg */
+	hc.inst = t->inst;
+	hc.msg[0] = 0;
 	thc_val result = { 0 };
 	thc_hostret hr = t->host(&hc, t->hctx, argv, f->type->nparams, &result);
 	for (uint32_t i = 0; i < f->type->nparams; i++)

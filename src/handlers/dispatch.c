@@ -267,10 +267,16 @@ static thc_hostret dispatch(thc_hostcall *hc, void *ctx, const thc_val *args,
 {
 	const rth_fn *f = ctx;
 	rta_actor *a = rta_of_call(hc);
-	rth_call c = { .a = a, .f = f, .args = args, .nargs = nargs,
-		       .result = result };
+	rth_call c; /* fields set one by one: an initializer would clear msg */
 	rth_ret r;
 	bool denied = false;
+
+	c.a = a;
+	c.f = f;
+	c.args = args;
+	c.nargs = nargs;
+	c.result = result;
+	c.msg[0] = 0;
 
 	atomic_fetch_add(&a->rt->n_host_calls, 1);
 	rta_call_flush(a); /* the handler's call precedes its host calls */

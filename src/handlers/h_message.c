@@ -106,8 +106,9 @@ static int retry(rta_actor *a)
 static rth_ret deliver_or_wait(rth_call *c, rta_actor *to, rtm_msg *m,
 			       bool notice)
 {
-	th_err err = { 0 };
+	th_err err;
 	waitctx *w;
+	th_err_clear(&err);
 	int rc = rta_deliver(to, m, &err);
 	if (rc == 0 || (rc != TH_EBUSY && notice))
 		return rth_ok_unit(c);

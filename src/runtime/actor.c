@@ -991,7 +991,7 @@ static int start_call(rta_actor *a, rtm_msg *m)
 	int idx = x == RTA_X_PROBE ? probe_export(a, m) : a->code->exports[x];
 	thc_val args[2] = { { 0 } };
 	th_cbor_enc e;
-	th_err err = { 0 };
+	th_err err;
 	int rc;
 
 	if (idx < 0) {
@@ -1026,6 +1026,8 @@ static int start_call(rta_actor *a, rtm_msg *m)
 	 * only this turn's thread writes a->state (commit_state), and m
 	 * outlives the call. Borrowed values are never released. */
 	thc_val state = { .kind = THC_BYTES }, msg = { .kind = THC_BYTES };
+	th_err_clear(&err);
+
 	state.of.bytes.ptr = a->state;
 	state.of.bytes.len = a->state_len;
 	args[0].kind = THC_OPTION;
@@ -1213,7 +1215,7 @@ static bool finish_inplace(rta_actor *a)
 {
 	thw_val res[THC_MAX_FLAT_RESULTS + 1];
 	uint32_t nr;
-	th_err err = { 0 };
+	th_err err;
 	th_cbor_enc e;
 	uint8_t small[256], *big = NULL;
 	const uint8_t *state = NULL;
@@ -1250,6 +1252,7 @@ static bool finish_inplace(rta_actor *a)
 	result_head(a, &e);
 	th_cbor_put_array(&e, 2); /* ok(tuple(option(bytes))) as rtv_encode */
 	th_cbor_put_uint(&e, 0);
+	th_err_clear(&err);
 	th_cbor_put_array(&e, 1);
 	if (has) {
 		th_cbor_put_array(&e, 1);
@@ -1286,7 +1289,7 @@ static void finish_call(rta_actor *a)
 	rta_export x = a->call.x;
 	thc_val res = { 0 };
 	th_cbor_enc e;
-	th_err err = { 0 };
+	th_err err;
 	const thc_val *ok;
 	bool answers;
 	int rc;
@@ -1323,6 +1326,7 @@ static void finish_call(rta_actor *a)
 		if (x == RTA_X_PROBE)
 			probe_end(a, false, reason);
 		else
+	th_err_clear(&err);
 			rta_fail(a, "handler-error", reason);
 		return;
 	}

@@ -117,11 +117,12 @@ static _Thread_local batch tl_batch;
 int rtr_batch_flush(void)
 {
 	batch *b = &tl_batch;
-	th_err err = { 0 };
+	th_err err;
 	int rc = b->err;
 	b->err = 0;
 	if (b->n == 0)
 		return rc;
+	th_err_clear(&err);
 	int arc = thx_append_batch(b->chain, b->ev, b->n, NULL, NULL, &err);
 	for (uint32_t i = 0; i < b->n; i++)
 		rtr_enc_release(&b->enc[i]);
@@ -192,8 +193,9 @@ int rtr_event_dyn(thx_chain *c, const char *actor, const char *type,
 int rtr_event_enc(thx_chain *c, const char *actor, const char *type,
 		  th_cbor_enc *e, const char *desc)
 {
-	th_err err = { 0 };
+	th_err err;
 	int rc = e->err;
+	th_err_clear(&err);
 	if (!rc)
 		rc = rtr_event(c, actor, type, e->buf, e->len, desc, &err);
 	rtr_enc_release(e);

@@ -1032,7 +1032,8 @@ uint32_t thw_exec_results(const thw_exec *e, thw_val *out, uint32_t max)
 thw_state thw_call(thw_exec *e, thw_func *f, const thw_val *args,
 		   uint32_t nargs, thw_val *results, uint32_t nresults)
 {
-	th_err err = { 0 };
+	th_err err;
+	th_err_clear(&err);
 	if (thw_exec_start(e, f, args, nargs, &err)) {
 		snprintf(e->trap_msg, sizeof e->trap_msg, "%s", err.msg);
 		e->trap.code = THW_TRAP_HOST;
