@@ -994,6 +994,8 @@ static int start_call(rta_actor *a, rtm_msg *m)
 	th_err err;
 	int rc;
 
+	th_err_clear(&err);
+
 	if (idx < 0) {
 		char why[160];
 		if (x == RTA_X_PROBE) {
@@ -1026,8 +1028,6 @@ static int start_call(rta_actor *a, rtm_msg *m)
 	 * only this turn's thread writes a->state (commit_state), and m
 	 * outlives the call. Borrowed values are never released. */
 	thc_val state = { .kind = THC_BYTES }, msg = { .kind = THC_BYTES };
-	th_err_clear(&err);
-
 	state.of.bytes.ptr = a->state;
 	state.of.bytes.len = a->state_len;
 	args[0].kind = THC_OPTION;
@@ -1220,6 +1220,7 @@ static bool finish_inplace(rta_actor *a)
 	uint8_t small[256], *big = NULL;
 	const uint8_t *state = NULL;
 
+	th_err_clear(&err);
 	if (thc_call_raw(a->inst, a->exec, res, &nr, &err)) {
 		rta_fail(a, "trap", err.msg); /* the call is over */
 		return true;
@@ -1252,7 +1253,6 @@ static bool finish_inplace(rta_actor *a)
 	result_head(a, &e);
 	th_cbor_put_array(&e, 2); /* ok(tuple(option(bytes))) as rtv_encode */
 	th_cbor_put_uint(&e, 0);
-	th_err_clear(&err);
 	th_cbor_put_array(&e, 1);
 	if (has) {
 		th_cbor_put_array(&e, 1);
@@ -1294,6 +1294,7 @@ static void finish_call(rta_actor *a)
 	bool answers;
 	int rc;
 
+	th_err_clear(&err);
 	/* (a probe names its export in the message, and commits nothing) */
 	if (x != RTA_X_PROBE && a->code->inplace[x] && finish_inplace(a))
 		return;
@@ -1326,7 +1327,6 @@ static void finish_call(rta_actor *a)
 		if (x == RTA_X_PROBE)
 			probe_end(a, false, reason);
 		else
-	th_err_clear(&err);
 			rta_fail(a, "handler-error", reason);
 		return;
 	}
