@@ -401,7 +401,7 @@ static int deliver(rta_actor *to, rtm_msg *m, bool wake, th_err *err)
 		return rc;
 	}
 	if (!sys) {
-		rc = m->flags & RTA_MSGF_ANSWER ? rtm_reserve_past(&to->mb)
+		rc = m->flags & RTA_MSGF_PAST_FULL ? rtm_reserve_past(&to->mb)
 			: rtm_reserve(&to->mb);
 		if (rc == TH_EBUSY)
 			return th_err_set(err, TH_EBUSY, "actor %s's mailbox is full",

@@ -399,14 +399,6 @@ static rtq_chan *chan_remove_locked(rtq_table *q, uint64_t n)
 	return NULL;
 }
 
-/* Deliver a message nobody waits on (a channel message or close): an
- * ended actor or a full mailbox loses it, and it is freed either way. */
-static void deliver_notice(rta_actor *to, rtm_msg *m)
-{
-	if (rta_deliver(to, m, NULL) == TH_EBUSY)
-		rtm_msg_free(m); /* a full mailbox leaves m to the caller */
-}
-
 static void complete_str(rta_actor *a, uint64_t token, unsigned disc,
 			 const char *s)
 {
@@ -523,7 +515,7 @@ void rtq_channel_answer(thr_runtime *rt, uint64_t n, bool accepted,
 	}
 	/* The accept's message reaches a even when its mailbox is full (a
 	 * cannot wait for room in its own mailbox, and b's turn that
-	 * answered is over): RTA_MSGF_ANSWER. It is queued before a's call
+	 * answered is over): RTA_MSGF_PAST_FULL. It is queued before a's call
 	 * completes, so before anything a's handler causes next. */
 	if (has_msg) {
 		rtm_msg *m = len <= UINT32_MAX
@@ -532,7 +524,7 @@ void rtq_channel_answer(thr_runtime *rt, uint64_t n, bool accepted,
 		th_err err = { 0 };
 		if (m) {
 			m->ref = n;
-			m->flags = RTA_MSGF_ANSWER;
+			m->flags = RTA_MSGF_PAST_FULL;
 			th_strlcpy(m->sender, b->id, sizeof m->sender);
 		}
 		if (!m)
@@ -670,11 +662,15 @@ void rtq_actor_gone(thr_runtime *rt, rta_actor *a, const char *why)
 			snprintf(msg, sizeof msg, "actor %s %s", a->id, why);
 			complete_str(c->a, c->token, 1, msg);
 		} else if (c->state == CH_OPEN) {
+			/* Even into a full mailbox: a has ended, nobody is
+			 * left to wait for room (RTA_MSGF_PAST_FULL). The other
+			 * may have ended too: then nobody is left to tell. */
 			rtm_msg *m = rtm_msg_new(RTM_CHANNEL_CLOSE, RTM_NORMAL, NULL, 0);
 			if (m) {
 				m->ref = c->n;
-				snprintf(m->sender, sizeof m->sender, "%s", a->id);
-				deliver_notice(other, m);
+				m->flags = RTA_MSGF_PAST_FULL;
+				th_strlcpy(m->sender, a->id, sizeof m->sender);
+				(void)rta_deliver(other, m, NULL);
 			}
 		}
 		th_free(c);

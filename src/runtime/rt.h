@@ -97,13 +97,14 @@ enum {
 /* rtm_msg.flags bit: redelivered after a resume (resume.c); rta_deliver
  * keeps its id and records message.redelivered. */
 #define RTA_MSGF_REDELIVERED 0x200
-/* rtm_msg.flags bit: the message answers the receiver's own suspended call
- * (the message of a channel-accept to the opener, request.c): rta_deliver
- * queues it past a full mailbox (rtm_reserve_past). The opener cannot wait
- * for room in its own mailbox and the acceptor's turn is over; there is
- * one per open-channel call the opener made, so no sender but the actor
- * itself can fill its mailbox past capacity this way. */
-#define RTA_MSGF_ANSWER 0x400
+/* rtm_msg.flags bit: rta_deliver queues the message past a full mailbox
+ * (rtm_reserve_past), for the two channel messages whose sender cannot wait
+ * for room (request.c): the message of a channel-accept to the opener (the
+ * opener cannot wait for room in its own mailbox, the acceptor's turn is
+ * over: one per open-channel call the opener made) and the channel-close
+ * of a party that has ended (one per channel). Neither lets a sender fill
+ * a mailbox past capacity at will. */
+#define RTA_MSGF_PAST_FULL 0x400
 
 /* A suspended host call. The completer (any thread) fills result or trap
  * under the actor's lock, checking token, then wakes the actor; the

@@ -11,7 +11,7 @@
  *   the mailbox. A target stopped for good still fails the waiting sender.
  * - The message of an accepted open (channel-accept {true, some(msg)}) is
  *   delivered to the opener even when the opener's mailbox is full; it was
- *   dropped.
+ *   dropped. So is the channel-close a party that has ended sends.
  *
  * The target is held full deterministically: a crasher with mailbox
  * capacity 1 sleeps (10 minutes) in its handler and one more message is
@@ -353,6 +353,48 @@ TEST(an_accepted_open_s_message_reaches_an_opener_with_a_full_mailbox)
 	free(sb);
 	/* init, the open command, the 2 queued, the accept's message */
 	CHECK_EQ_INT(rtest_count(rt, a, "message.received"), 5);
+	thr_runtime_free(rt);
+}
+
+/* a and b share a channel; a waits on d's deferred answer and its mailbox
+ * (capacity 2) is full when b is stopped: a must still hear the channel's
+ * close, after what was queued. It was dropped (a full mailbox), so a's
+ * last state was "ok", not "closed". */
+TEST(the_close_of_an_ended_party_reaches_a_full_mailbox)
+{
+	thr_runtime *rt = setup();
+	char a[THR_ID_LEN + 1], b[THR_ID_LEN + 1], d[THR_ID_LEN + 1];
+	th_err err = { 0 };
+	spawn_ok(rt, manifest("party", relay_path, "[limits]\nmailbox_capacity = 2\n"
+			      "request_timeout_ms = 600000\n"), a);
+	spawn_ok(rt, manifest("other", relay_path, NULL), b);
+	spawn_ok(rt, manifest("deferrer", relay_path, NULL), d);
+	send_cmd(rt, b, 'o', a, "hi");
+	quiesce(rt);
+	char *ch = state_str(rt, b);
+	REQUIRE(ch[0] == 'c');
+	free(ch);
+	send_cmd(rt, a, 'r', d, "?");
+	for (int i = 0; i < WAIT_LIMIT; i++) { /* d's state: the request id */
+		char *st = state_str(rt, d);
+		bool seen = st[0] == 'r';
+		free(st);
+		if (seen)
+			break;
+		usleep(5000);
+	}
+	int queued = 0;
+	while (thr_send(rt, a, "lqueued", 7, 0, &err) == 0)
+		queued++;
+	CHECK_EQ_INT(queued, 2);
+	REQUIRE(thr_stop(rt, b, &err) == 0);
+	send_cmd(rt, d, 'R', NULL, "answer");
+	quiesce(rt);
+	char *sa = state_str(rt, a);
+	CHECK_EQ_STR(sa, "closed");
+	free(sa);
+	/* init, the open, the request command, the 2 queued, the close */
+	CHECK_EQ_INT(rtest_count(rt, a, "message.received"), 6);
 	thr_runtime_free(rt);
 }
 
