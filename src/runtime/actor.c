@@ -722,9 +722,7 @@ void rta_restart_begin(rta_actor *a)
 	atomic_store(&a->restart_pending, true);
 }
 
-/* The restart a restarter announced failed: nobody will empty the mailbox
- * its stop left open. */
-static void close_mailbox(rta_actor *a, const char *why)
+void rta_close_mailbox(rta_actor *a, const char *why)
 {
 	rtm_msg *list;
 	int64_t k = 0;
@@ -749,7 +747,7 @@ int rta_reincarnate(rta_actor *a, th_err *err)
 
 	if (!a->code) {
 		if (announced)
-			close_mailbox(a, "restart failed");
+			rta_close_mailbox(a, "restart failed"); /* nobody will empty it */
 		return th_err_set(err, TH_ESTATE,
 				  "actor %s never loaded its component", a->id);
 	}
@@ -772,7 +770,7 @@ int rta_reincarnate(rta_actor *a, th_err *err)
 	if (rc) {
 		finalize_failed_restart(a, err);
 		if (announced)
-			close_mailbox(a, "restart failed");
+			rta_close_mailbox(a, "restart failed"); /* nobody will empty it */
 		return rc;
 	}
 	rtm_reopen(&a->mb);

@@ -348,6 +348,10 @@ int rta_spawn_resumed(thr_runtime *rt, rtf_spec *spec, const rta_resumed *res,
  * dropped (each drop recorded). */
 void rta_restart_begin(rta_actor *a);
 int rta_reincarnate(rta_actor *a, th_err *err);
+/* Close a's mailbox and drop what it holds (queued or in flight), each drop
+ * recorded (message.dropped) and a waiting requester or opener answered
+ * with the reason. No-op for an emptied, closed mailbox. */
+void rta_close_mailbox(rta_actor *a, const char *why);
 /* Make a runnable (any thread). */
 void rta_wake(rta_actor *a);
 /* Push a message to a's mailbox, recording its arrival first. Takes m

@@ -53,7 +53,7 @@
  *   S2. A mailbox left open for a restart (rsv_keep_mailbox KEEP, or
  *       EMPTY: drained but open, so that waiting senders reach the
  *       restarted actor) is either reopened by a restart or closed and
- *       drained, each drop recorded (drop_kept), on every path where no
+ *       drained, each drop recorded (rta_close_mailbox), on every path where no
  *       restart follows.
  *   S3. At most one restart is pending per node (node->group, node->due
  *       or a job).
@@ -63,13 +63,6 @@
 #include "base/base.h"
 #include "runtime/supervise.h"
 #include "theater/supervise.h"
-
-static const char *const kind_names[] = {
-	[RTM_SEND] = "send", [RTM_REQUEST] = "request",
-	[RTM_RESPONSE] = "response", [RTM_CHANNEL_OPEN] = "channel-open",
-	[RTM_CHANNEL_MESSAGE] = "channel-message",
-	[RTM_CHANNEL_CLOSE] = "channel-close", [RTM_CONTROL] = "control",
-};
 
 static const char *const strategy_names[] = {
 	[THM_ONE_FOR_ONE] = "one_for_one", [THM_ONE_FOR_ALL] = "one_for_all",
@@ -260,41 +253,6 @@ int rsv_keep_mailbox(rta_actor *a, int was, int life, bool external)
 	return n->pol->discard_mailbox ? RSV_MB_EMPTY : RSV_MB_KEEP;
 }
 
-/* Close a kept mailbox and drop what it holds, each drop recorded; a
- * waiting requester gets an error. No-op for a drained mailbox. */
-static void drop_kept(rta_actor *a, const char *why)
-{
-	rtm_msg *list;
-	int64_t k = 0;
-	rtm_close(&a->mb);
-	list = rtm_drain(&a->mb);
-	while (list) {
-		rtm_msg *m = list;
-		th_cbor_enc e;
-		list = m->next;
-		th_cbor_enc_init(&e, NULL, 0);
-		th_cbor_put_array(&e, 5);
-		th_cbor_put_uint(&e, m->id);
-		th_cbor_put_cstr(&e, m->kind < TH_ARRAY_LEN(kind_names)
-				     ? kind_names[m->kind] : "?");
-		th_cbor_put_cstr(&e, m->sender);
-		th_cbor_put_uint(&e, m->ref);
-		th_cbor_put_cstr(&e, why);
-		rta_record(a, "message.dropped", &e, NULL);
-		if (m->kind == RTM_REQUEST) {
-			char text[300];
-			snprintf(text, sizeof text, "actor %s: %s", a->id, why);
-			rtq_answer(a->rt, NULL, m->ref, false, text, strlen(text));
-		} else if (m->kind == RTM_CHANNEL_OPEN) {
-			rtq_channel_answer(a->rt, m->ref, false, NULL, 0, false);
-		}
-		rtm_msg_free(m);
-		k++;
-	}
-	if (k)
-		rtr_busy_add(a->rt, -k);
-}
-
 /* Restarts within the window, counting this one; false when it would be
  * one too many (the ring then keeps its state). */
 static bool ring_admit(rsv_ring *r, uint64_t now, uint32_t within_s,
@@ -371,7 +329,7 @@ static void submit(thr_runtime *rt, rta_actor **v, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		rtr_runtime_event(rt, "supervision.restart_lost", v[i]->id,
 				  "out of memory scheduling the restart");
-		drop_kept(v[i], "restart could not be scheduled");
+		rta_close_mailbox(v[i], "restart could not be scheduled");
 	}
 	rtr_busy_add(rt, -(int64_t)n);
 	th_free(v);
@@ -566,7 +524,7 @@ static int build_group(rta_actor *a, rta_actor *sup, thm_strategy st,
 static void decide_none(rta_actor *a, const char *why)
 {
 	record2(a, "supervision.decision", 2, "none", why);
-	drop_kept(a, why);
+	rta_close_mailbox(a, why);
 }
 
 void rsv_on_end(rta_actor *a, int was, int life, bool external,
@@ -645,7 +603,7 @@ void rsv_on_end(rta_actor *a, int was, int life, bool external,
 		record2(a, "circuit.opened", 2, num, num2);
 		if (rtt_arm(rt->timers, &n->timer,
 			    th_now_ns() + pol->circuit_reset_ms * 1000000u))
-			drop_kept(a, "out of memory arming the circuit timer");
+			rta_close_mailbox(a, "out of memory arming the circuit timer");
 		return;
 	}
 
@@ -663,7 +621,7 @@ void rsv_on_end(rta_actor *a, int was, int life, bool external,
 			 "%u s (child %s: %s)", g->max_restarts, g->within_seconds,
 			 a->id, reason ? reason : "exit");
 		record2(a, "supervision.decision", 2, "give-up", text);
-		drop_kept(a, "its supervisor gave up");
+		rta_close_mailbox(a, "its supervisor gave up");
 		if (sup) {
 			th_cbor_enc e;
 			th_cbor_enc_init(&e, NULL, 0);
@@ -771,7 +729,7 @@ bool rsv_supervisor_decides(rta_actor *child, const char *action)
 			th_free(v);
 	}
 	if (!strcmp(action, "stop-child") && final_life(rta_life_get(child)))
-		drop_kept(child, "stopped by its supervisor");
+		rta_close_mailbox(child, "stopped by its supervisor");
 	return v != NULL || circuit;
 }
 
