@@ -1237,7 +1237,9 @@ static bool finish_inplace(rta_actor *a)
 			     (uint32_t)r[10] << 16 | (uint32_t)r[11] << 24;
 		n = (uint32_t)r[12] | (uint32_t)r[13] << 8 |
 		    (uint32_t)r[14] << 16 | (uint32_t)r[15] << 24;
-		if (!(state = thc_call_mem(a->inst, p, n)))
+		/* (a state too large to record: the generic path says what
+		 * the lifting and recording of it say) */
+		if (n > THX_DATA_MAX || !(state = thc_call_mem(a->inst, p, n)))
 			return false;
 		/* kept past post-return, which may free it */
 		if (n > sizeof small && !(big = th_malloc(n))) {
