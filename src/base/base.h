@@ -47,16 +47,20 @@ static inline void th_err_clear(th_err *e)
  * mailbox, shared by its senders and its worker), where sleeping in the
  * kernel and being woken costs more than the wait. */
 #define TH_LOCK_SPINS 64
+/* A spin-wait's pause: lets the other hyperthread run, saves power. */
+static inline void th_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#endif
+}
 static inline void th_mutex_lock_spin(pthread_mutex_t *m)
 {
 	for (int i = 0; i < TH_LOCK_SPINS; i++) {
 		if (pthread_mutex_trylock(m) == 0)
 			return;
-		for (int k = 0; k < 8; k++) {
-#if defined(__x86_64__) || defined(__i386__)
-			__builtin_ia32_pause();
-#endif
-		}
+		for (int k = 0; k < 8; k++)
+			th_cpu_relax();
 	}
 	pthread_mutex_lock(m);
 }

@@ -187,29 +187,27 @@ static int turn_flush(rta_actor *a)
 	return rc;
 }
 
-int rta_record(rta_actor *a, const char *type, th_cbor_enc *e,
-	       const char *desc)
+static int record(rta_actor *a, const char *type, bool type_static,
+		  th_cbor_enc *e, const char *desc)
 {
 	if (turn_of == a) {
 		if (a->call.batching && !desc)
-			return rtr_batch_add(a->chain, a->id, type, true, e);
+			return rtr_batch_add(a->chain, a->id, type, type_static, e);
 		turn_flush(a); /* the chain keeps the turn's order */
 	}
-	return rtr_event_enc(a->chain, a->id, type, e, desc);
+	return type_static ? rtr_event_enc(a->chain, a->id, type, e, desc)
+			   : rtr_event_enc_dyn(a->chain, a->id, type, e);
+}
+
+int rta_record(rta_actor *a, const char *type, th_cbor_enc *e,
+	       const char *desc)
+{
+	return record(a, type, true, e, desc);
 }
 
 int rta_record_dyn(rta_actor *a, const char *type, th_cbor_enc *e)
 {
-	th_err err = { 0 };
-	int rc;
-	if (turn_of == a) {
-		if (a->call.batching)
-			return rtr_batch_add(a->chain, a->id, type, false, e);
-		turn_flush(a);
-	}
-	rc = e->err ? e->err : rtr_event_dyn(a->chain, a->id, type, e->buf, e->len, &err);
-	rtr_enc_release(e);
-	return rc;
+	return record(a, type, false, e, NULL);
 }
 
 static void set_life(rta_actor *a, int life)
@@ -1525,11 +1523,8 @@ static bool linger(rta_actor *a)
 			return true;
 		if (rts_others_waiting(s) || atomic_load(&a->stop_req))
 			return false;
-		for (int k = 0; k < 8; k++) {
-#if defined(__x86_64__) || defined(__i386__)
-			__builtin_ia32_pause();
-#endif
-		}
+		for (int k = 0; k < 8; k++)
+			th_cpu_relax();
 	}
 	return false;
 }

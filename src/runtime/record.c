@@ -146,14 +146,8 @@ int rtr_batch_add(thx_chain *c, const char *actor, const char *type,
 		rc = rtr_batch_flush();
 		b->err = rc; /* also for the flush that owns the acks */
 	}
-	if (tlen > THX_NAME_MAX) { /* the chain refuses it, with its error */
-		int erc = e->err;
-		th_err err = { 0 };
-		if (!erc)
-			erc = rtr_event_dyn(c, actor, type, e->buf, e->len, &err);
-		rtr_enc_release(e);
-		return erc;
-	}
+	if (tlen > THX_NAME_MAX) /* the chain refuses it, with its error */
+		return rtr_event_enc_dyn(c, actor, type, e);
 	if (!type_static) {
 		memcpy(b->type[b->n], type, tlen + 1);
 		type = b->type[b->n];
@@ -183,23 +177,32 @@ int rtr_event(thx_chain *c, const char *actor, const char *type,
 	return thx_append(c, &ev, NULL, NULL, err);
 }
 
-int rtr_event_dyn(thx_chain *c, const char *actor, const char *type,
-		  const void *data, size_t len, th_err *err)
+static int append_enc(thx_chain *c, const char *actor, const char *type,
+		      bool type_static, th_cbor_enc *e, const char *desc)
 {
-	thx_event_in ev = { .actor = actor, .type = type, .data = data, .len = len };
-	return thx_append(c, &ev, NULL, NULL, err);
+	th_err err;
+	int rc = e->err;
+	th_err_clear(&err);
+	if (!rc) {
+		thx_event_in ev = { .actor = actor, .type = type, .data = e->buf,
+				    .len = e->len, .description = desc,
+				    .type_static = type_static };
+		rc = thx_append(c, &ev, NULL, NULL, &err);
+	}
+	rtr_enc_release(e);
+	return rc;
 }
 
 int rtr_event_enc(thx_chain *c, const char *actor, const char *type,
 		  th_cbor_enc *e, const char *desc)
 {
-	th_err err;
-	int rc = e->err;
-	th_err_clear(&err);
-	if (!rc)
-		rc = rtr_event(c, actor, type, e->buf, e->len, desc, &err);
-	rtr_enc_release(e);
-	return rc;
+	return append_enc(c, actor, type, true, e, desc);
+}
+
+int rtr_event_enc_dyn(thx_chain *c, const char *actor, const char *type,
+		      th_cbor_enc *e)
+{
+	return append_enc(c, actor, type, false, e, NULL);
 }
 
 void rtr_runtime_event(thr_runtime *rt, const char *type, const char *id,

@@ -241,15 +241,15 @@ struct thr_runtime {
 /* Append one event to c. Failures to record are reported (a runtime that
  * cannot record must not pretend it did): returns the thx error. Event
  * types here and in rtr_batch_add are static strings (literals, handler
- * tables): the chain knows them by address. rtr_event_dyn is for a
+ * tables): the chain knows them by address. rtr_event_enc_dyn is for a
  * type built on the fly. */
 int rtr_event(thx_chain *c, const char *actor, const char *type,
 	      const void *data, size_t len, const char *desc, th_err *err);
-int rtr_event_dyn(thx_chain *c, const char *actor, const char *type,
-		  const void *data, size_t len, th_err *err);
 /* Append an event built by an encoder (released here). */
 int rtr_event_enc(thx_chain *c, const char *actor, const char *type,
 		  th_cbor_enc *e, const char *desc);
+int rtr_event_enc_dyn(thx_chain *c, const char *actor, const char *type,
+		      th_cbor_enc *e);
 /* An encoder on a recycled buffer (record.c's per-thread pool); give the
  * buffer back with rtr_enc_release, or to rtr_event_enc / rtr_batch_add.
  * A heap buffer taken from an encoder goes back with rtr_buf_recycle. */

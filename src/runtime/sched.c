@@ -432,13 +432,6 @@ bool rts_others_waiting(rts_sched *s)
 	       atomic_load_explicit(&s->low.len, memory_order_relaxed) > 0;
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#endif
-}
-
 /* Sleep until there may be work. Returns false when the pool stops.
  * A worker first spins for a few microseconds: a producer that finds no
  * sleeper then needs no futex wake, and the worker no context switch,
@@ -456,7 +449,7 @@ static bool wait_for_work(worker *w)
 			return true;
 		}
 		for (int k = 0; k < 16; k++)
-			cpu_relax();
+			th_cpu_relax();
 	}
 	pthread_mutex_lock(&s->lock);
 	atomic_fetch_add(&s->sleepers, 1);
