@@ -171,6 +171,7 @@ static void chain_free(thx_chain *c)
 	if (!c)
 		return;
 	th_free(c->mspare);
+	th_free_aligned(c->espare);
 	while (c->mhead) {
 		thx__memchunk *k = c->mhead;
 		c->mhead = k->next;
@@ -644,12 +645,19 @@ bool thx__ents_reserve(thx_chain *c, uint64_t need)
 		}
 		/* whole cache lines: the hasher writes hashes into entries
 		 * while this thread appends the next ones */
-		thx__ent *pg = th_malloc_aligned(thx__ent_page_len(c->nepages) * sizeof *pg);
-		if (!pg)
+		thx__ent *pg = c->espare;
+		c->espare = NULL;
+		if (!pg && !(pg = th_malloc_aligned(thx__ent_page_len(c->nepages) * sizeof *pg)))
 			return false;
 		c->epages[c->nepages++] = pg;
 	}
 	return true;
+}
+
+size_t thx__memchunk_next(const thx__memchunk *k)
+{
+	size_t cap = k ? k->cap * 2 : 512;
+	return cap > THX__CHUNK_MAX ? THX__CHUNK_MAX : cap;
 }
 
 /* Room for need more bytes of memory-chain data in the last chunk. Chunks
@@ -660,14 +668,17 @@ static thx__memchunk *mem_room(thx_chain *c, size_t need, uint64_t seq)
 	thx__memchunk *k = c->mtail;
 	if (k && k->cap - k->used >= need)
 		return k;
-	size_t cap = k ? k->cap * 2 : 512;
-	if (cap > (1u << 20))
-		cap = 1u << 20;
+	size_t cap = thx__memchunk_next(k);
+	if (c->mspare && c->mspare->cap < cap) { /* chunks only grow: no use */
+		th_free(c->mspare);
+		c->mspare = NULL;
+	}
 	if (cap < need)
 		cap = need;
 	thx__memchunk *nk;
-	if (c->mspare && cap == (1u << 20) && c->mspare->cap >= need) {
-		/* reuse the chunk pruning freed last (no new pages) */
+	if (c->mspare && c->mspare->cap >= cap) {
+		/* the chunk pruning freed last, or one the hasher made
+		 * ready: its pages are in memory already */
 		nk = c->mspare;
 		c->mspare = NULL;
 		cap = nk->cap;
@@ -735,9 +746,7 @@ static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t now,
 	if (ts < c->last_ts)
 		ts = c->last_ts;
 	bool seal = !mem && seq + 1 - c->block_start >= c->opts.block_events;
-	thx__post *tp, *ap;
-	if (!thx__ents_reserve(c, seq + 1) || !(tp = thx__pmap_reserve(&c->types, tid)) ||
-	    !(ap = thx__pmap_reserve(&c->actors, aid)) ||
+	if (!thx__ents_reserve(c, seq + 1) ||
 	    (seal && !thx__grow((void **)&c->blocks, &c->capblocks, c->nblocks + 1,
 			       sizeof *c->blocks)))
 		return th_err_set(err, TH_ENOMEM, "out of memory");
@@ -833,13 +842,25 @@ static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t now,
 	}
 	/* Nothing below can fail. */
 	*thx__ent_at(c, seq) = ent;
+	if (mem) {
+		/* The next append to this chain writes there. With many chains
+		 * appended in turn (an actor each) the hardware prefetcher
+		 * cannot follow every stream, and a spare's lines may be in
+		 * the hasher's cache: ask for them now, for writing. */
+		uint64_t off;
+		uint32_t j = thx__ent_page(seq + 1, &off);
+		if (j < c->nepages)
+			__builtin_prefetch(c->epages[j] + off, 1, 3);
+		if (k) {
+			__builtin_prefetch(k->data + k->used + 64, 1, 3);
+			__builtin_prefetch(k->data + k->used + 128, 1, 3);
+		}
+	}
 	c->n = seq + 1;
 	if (mem && !defer)
 		c->hashed = seq + 1;
 	c->last_ts = ts;
 	c->kept_bytes += ent.size;
-	tp->seqs[tp->n++] = seq;
-	ap->seqs[ap->n++] = seq;
 	if (seal) {
 		c->blocks[c->nblocks++] = blk;
 		c->block_start = seq + 1;

@@ -30,6 +30,17 @@
  * events, and appenders make no system call for it. A queue found empty
  * after that sleep sends it back to the idle sleep.
  *
+ * SPARES. The first write to a fresh page costs a page fault that zeroes
+ * it; an append that starts a new data chunk or entry page would take them
+ * all, and in a long run they were a fifth of the appending thread's time.
+ * So after hashing a chain that is already large (its last chunk at least
+ * THX__SPARE_CHUNK, its next entry page at least THX__SPARE_PAGE entries),
+ * the hasher allocates the next chunk and entry page, touches every page of
+ * them with c->mu released, and leaves them in c->mspare and c->espare,
+ * where the append that needs them takes them. A chain has at most one of
+ * each: the memory held ahead is at most the size of its next chunk and
+ * page, and small chains (most actors) never get any.
+ *
  * Lock order: c->mu -> s->hq_mu never happens; the hasher takes hq_mu, then
  * (after releasing it) c->mu.
  */
@@ -39,6 +50,9 @@
 
 #define THX__HASH_PERIOD_MS 1
 #define THX__HASH_RUN 64 /* events hashed per claim (c->mu released) */
+#define THX__SPARE_CHUNK ((size_t)64 << 10) /* bytes */
+#define THX__SPARE_PAGE 512		    /* entries */
+#define THX__PAGE 4096
 
 /* The fields of a memory-chain event beyond its entry: strings, data and
  * description (in its memory chunk). */
@@ -138,7 +152,54 @@ int thx__hash_upto(thx_chain *c, uint64_t need, th_err *err)
 	return rc;
 }
 
-/* Hash everything appended to c so far, THX__HASH_RUN events per claim. */
+/* The spares c lacks (c->mu held): *chunk bytes of data chunk, *page
+ * entries for entry page *j; 0 when none is wanted. */
+static void spares_wanted(thx_chain *c, size_t *chunk, size_t *page, uint32_t *j)
+{
+	*chunk = 0;
+	*page = 0;
+	*j = c->nepages;
+	if (!c->mspare && c->mtail && c->mtail->cap >= THX__SPARE_CHUNK)
+		*chunk = thx__memchunk_next(c->mtail);
+	if (!c->espare && thx__ent_page_len(*j) >= THX__SPARE_PAGE)
+		*page = thx__ent_page_len(*j);
+}
+
+static void touch(void *p, size_t n)
+{
+	for (size_t o = 0; o < n; o += THX__PAGE)
+		((volatile uint8_t *)p)[o] = 0;
+}
+
+/* Make the spares wanted (c->mu not held): allocate and fault them in,
+ * then hand them over unless the chain moved past them meanwhile. Out of
+ * memory is no error here: the append allocates for itself. */
+static void make_spares(thx_chain *c, size_t chunk, size_t page, uint32_t j)
+{
+	thx__memchunk *k = chunk ? th_malloc(sizeof *k + chunk) : NULL;
+	thx__ent *pg = page ? th_malloc_aligned(page * sizeof *pg) : NULL;
+	if (k) {
+		k->cap = chunk;
+		touch(k, sizeof *k + chunk);
+	}
+	if (pg)
+		touch(pg, page * sizeof *pg);
+	pthread_mutex_lock(&c->mu);
+	if (k && !c->mspare && thx__memchunk_next(c->mtail) <= chunk) {
+		c->mspare = k;
+		k = NULL;
+	}
+	if (pg && !c->espare && c->nepages == j) {
+		c->espare = pg;
+		pg = NULL;
+	}
+	pthread_mutex_unlock(&c->mu);
+	th_free(k);
+	th_free_aligned(pg);
+}
+
+/* Hash everything appended to c so far, THX__HASH_RUN events per claim;
+ * then make the spares it lacks. */
 static void hash_chain(thx_chain *c, uint8_t **buf, size_t *cap, uint8_t *stack)
 {
 	thx__ent *ents[THX__HASH_RUN];
@@ -173,7 +234,12 @@ static void hash_chain(thx_chain *c, uint8_t **buf, size_t *cap, uint8_t *stack)
 			break;
 		}
 	}
+	size_t chunk, page;
+	uint32_t j;
+	spares_wanted(c, &chunk, &page, &j);
 	pthread_mutex_unlock(&c->mu);
+	if (chunk || page)
+		make_spares(c, chunk, page, j);
 }
 
 static void *hasher_main(void *arg)

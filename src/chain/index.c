@@ -198,6 +198,30 @@ thx__post *thx__pmap_reserve(thx__pmap *m, uint32_t id)
 	return np;
 }
 
+/* Appends leave the posting lists alone (an append is the hot path, a
+ * query by type or actor the rare one): the first query after appends
+ * adds them here. Entries never change type or actor once appended, and
+ * lost ones (THX__E_MISSING) are in no list. */
+int thx__index_catch_up(thx_chain *c, th_err *err)
+{
+	for (; c->indexed < c->n; c->indexed++) {
+		const thx__ent *e = thx__ent_at(c, c->indexed);
+		if (e->flags & THX__E_MISSING)
+			continue;
+		thx__post *tp = thx__pmap_reserve(&c->types, e->type_id);
+		if (!tp)
+			return th_err_set(err, TH_ENOMEM, "out of memory");
+		thx__post *ap = thx__pmap_reserve(&c->actors, e->actor_id);
+		if (!ap)
+			return th_err_set(err, TH_ENOMEM, "out of memory");
+		/* both reserved before either is filled: a failure leaves
+		 * both lists and indexed as they were */
+		tp->seqs[tp->n++] = c->indexed;
+		ap->seqs[ap->n++] = c->indexed;
+	}
+	return 0;
+}
+
 void thx__pmap_release(thx__pmap *m)
 {
 	for (size_t i = 0; i < m->n; i++)
@@ -252,6 +276,11 @@ int thx_query_run(thx_chain *c, const thx_query *q, thx_event_fn fn, void *arg,
 		return 0;
 
 	pthread_mutex_lock(&c->mu);
+	int rc = thx__index_catch_up(c, err);
+	if (rc) {
+		pthread_mutex_unlock(&c->mu);
+		return rc;
+	}
 	uint64_t lo = q->from_seq, hi = c->n;
 	if (q->since_ns) {
 		uint64_t t = thx__ts_lower(c, q->since_ns);
@@ -318,7 +347,6 @@ int thx_query_run(thx_chain *c, const thx_query *q, thx_event_fn fn, void *arg,
 	}
 	pthread_mutex_unlock(&c->mu);
 
-	int rc = 0;
 	for (size_t k = 0; k < n && !rc; k++) {
 		thx_event ev;
 		th_err e2 = { 0 };

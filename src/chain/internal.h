@@ -321,6 +321,9 @@ typedef struct thx__memchunk {
 	uint64_t last_seq; /* of the last event stored here */
 	uint8_t data[];
 } thx__memchunk;
+#define THX__CHUNK_MAX ((size_t)1 << 20)
+/* The capacity of the chunk that follows k (NULL: the first). */
+size_t thx__memchunk_next(const thx__memchunk *k);
 
 struct thx_chain {
 	thx_store *s;
@@ -342,11 +345,19 @@ struct thx_chain {
 				 block (blocks are built lazily, see
 				 thx__seal_pending) */
 	thx__memchunk *mhead, *mtail; /* memory chains */
-	thx__memchunk *mspare;        /* a pruned chunk kept for reuse */
+	/* Spares, taken by the append that needs a new chunk or entry
+	 * page: a pruned chunk kept for reuse, or memory the hasher
+	 * allocated and touched ahead of need (hasher.c, SPARES). */
+	thx__memchunk *mspare;
+	thx__ent *espare; /* for entry page nepages, when it is large */
 	bool damaged;
 	uint64_t damaged_seq;
 	char damage[200];
+	/* Posting lists by type and by actor, built lazily: events [0,
+	 * indexed) are in them (thx__index_catch_up, on the first query
+	 * after appends), so an append touches no index. */
 	thx__pmap types, actors;
+	uint64_t indexed;
 	thx__icache itypes[4], iactors[2]; /* recently used strings, newest first */
 	uint64_t durable_n; /* events known durable (THX_ALWAYS) */
 	/* Deferred hashing (memory chains, hash.c's thx__hasher): events
@@ -463,6 +474,8 @@ thx__post *thx__pmap_find(thx__pmap *m, uint32_t id);
  * out of memory. Valid until the next reserve of another id in m. */
 thx__post *thx__pmap_reserve(thx__pmap *m, uint32_t id);
 void thx__pmap_release(thx__pmap *m);
+/* Add events [c->indexed, c->n) to the posting lists (c->mu held). */
+int thx__index_catch_up(thx_chain *c, th_err *err);
 /* First seq of c with timestamp >= t (c->mu held). */
 uint64_t thx__ts_lower(thx_chain *c, uint64_t t);
 /* retain.c: copy of the chain list, so c->mu can be taken without s->lk */

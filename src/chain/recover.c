@@ -102,10 +102,6 @@ static int apply_event(thx_chain *c, uint8_t type, uint64_t seq, uint64_t ts,
 		damage(c, seq, "%s offset %llu: parent link broken", file,
 		       (unsigned long long)off);
 	}
-	thx__post *tp, *ap;
-	if (!(tp = thx__pmap_reserve(&c->types, tid)) ||
-	    !(ap = thx__pmap_reserve(&c->actors, aid)))
-		return th_err_set(err, TH_ENOMEM, "out of memory");
 	thx__ent *e = thx__ent_at(c, seq);
 	memset(e, 0, sizeof *e);
 	memcpy(e->hash, hash, 32);
@@ -124,8 +120,6 @@ static int apply_event(thx_chain *c, uint8_t type, uint64_t seq, uint64_t ts,
 		damage(c, seq, "%s offset %llu: record checksum mismatch", file,
 		       (unsigned long long)off);
 	}
-	tp->seqs[tp->n++] = seq;
-	ap->seqs[ap->n++] = seq;
 	c->last_ts = e->ts;
 	c->n = seq + 1;
 	return 0;

@@ -73,7 +73,7 @@ static int prune_locked(thx_chain *c, uint64_t below, uint64_t *count, th_err *e
 	while (c->mhead && c->mhead != c->mtail && c->mhead->last_seq < below) {
 		thx__memchunk *k = c->mhead;
 		c->mhead = k->next;
-		if (!c->mspare && k->cap >= (1u << 20)) /* one full-size chunk is kept
+		if (!c->mspare && k->cap >= THX__CHUNK_MAX) /* one full-size chunk is kept
 							     for reuse: no new pages */
 			c->mspare = k;
 		else

@@ -1114,6 +1114,107 @@ TEST(index_queries_by_type_actor_and_time)
 	rmrf(dir);
 }
 
+/* A large memory chain gets its next data chunk and entry page from the
+ * hasher, pages touched ahead of need; appends take them, and every event
+ * reads back whole. */
+static void *spare_of(thx_chain *c, bool page)
+{
+	pthread_mutex_lock(&c->mu);
+	void *p = page ? (void *)c->espare : (void *)c->mspare;
+	pthread_mutex_unlock(&c->mu);
+	return p;
+}
+
+static void fill(uint8_t *d, size_t n, uint64_t seq)
+{
+	for (size_t i = 0; i < n; i++)
+		d[i] = (uint8_t)(seq * 31 + i);
+}
+
+TEST(memory_chain_takes_spares_made_ahead)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 0);
+	thx_chain *c = chain(s, "big", THX_NONE, 0);
+	uint8_t d[1000];
+	uint64_t n = 0;
+	void *chunk = NULL, *page = NULL;
+	bool took_chunk = false, took_page = false;
+	int budget = 30000; /* polls of 1 ms, in all */
+	/* 4 MiB of data, 8192 entries: past the 64 KiB chunk and the 512-entry
+	 * page where spares start */
+	while (n < 8192 || !took_chunk || !took_page) {
+		REQUIRE(n < 50000);
+		fill(d, sizeof d, n);
+		thx_event_in in = { .actor = "big", .type = "t", .data = d, .len = 500 };
+		REQUIRE(thx_append(c, &in, NULL, NULL, NULL) == 0);
+		n++;
+		took_chunk |= chunk && c->mtail == chunk;
+		took_page |= page && c->epages[c->nepages - 1] == page;
+		if (n % 256 == 0) {
+			/* let the hasher catch up and make what it will */
+			uint8_t h[32];
+			REQUIRE(thx_chain_head(c, h));
+			while (budget > 0 && !spare_of(c, false) && !spare_of(c, true)) {
+				usleep(1000);
+				budget--;
+			}
+			chunk = spare_of(c, false);
+			page = spare_of(c, true);
+		}
+	}
+	CHECK(took_chunk && took_page);
+	for (uint64_t i = 0; i < n; i++) {
+		thx_event ev;
+		REQUIRE(thx_get(c, i, &ev, NULL) == 0);
+		fill(d, 500, i);
+		CHECK(ev.len == 500 && memcmp(ev.data, d, 500) == 0);
+		thx_event_release(&ev);
+	}
+	CHECK(verify_ok(s, "big"));
+	thx_store_close(s);
+	rmrf(dir);
+}
+
+/* The posting lists are built by queries, not appends: a query after more
+ * appends sees them, and one that ran out of memory half way leaves no
+ * event counted twice. */
+TEST(index_catches_up_after_appends_and_failed_queries)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 0);
+	thx_chain *c = chain(s, "lazy", THX_NONE, 0);
+	struct collect col = { 0 };
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 40; i++) {
+			thx_event_in in = { .actor = i % 2 ? "odd" : "even",
+					    .type = i % 5 ? "msg" : "tick" };
+			REQUIRE(thx_append(c, &in, NULL, NULL, NULL) == 0);
+		}
+		if (round == 1) /* fail the catch-up at every allocation in turn */
+			for (long k = 0; k < 12; k++) {
+				memset(&col, 0, sizeof col);
+				th_alloc_fail_after(k);
+				int rc = thx_query_run(c, &(thx_query){ .type = "tick" },
+						       collect_fn, &col, NULL);
+				th_alloc_fail_after(-1);
+				CHECK(rc == 0 || rc == TH_ENOMEM);
+			}
+		memset(&col, 0, sizeof col);
+		REQUIRE(thx_query_run(c, &(thx_query){ .type = "tick" }, collect_fn, &col,
+				      NULL) == 0);
+		CHECK_EQ_INT(col.n, 8 * (round + 1));
+		for (int k = 0; k < col.n; k++)
+			CHECK_EQ_INT(col.seqs[k], 5 * k);
+		memset(&col, 0, sizeof col);
+		REQUIRE(thx_query_run(c, &(thx_query){ .actor = "odd", .type = "msg" },
+				      collect_fn, &col, NULL) == 0);
+		CHECK_EQ_INT(col.n, 16 * (round + 1));
+	}
+	thx_store_close(s);
+	rmrf(dir);
+}
+
 TEST(timestamps_never_go_backwards)
 {
 	char *dir = tmpdir();
