@@ -66,10 +66,15 @@ void th_cbor_put_head_slow(th_cbor_enc *e, unsigned major, uint64_t val);
 void th_cbor_put_raw_slow(th_cbor_enc *e, const void *p, size_t n);
 static inline void th_cbor_put_head(th_cbor_enc *e, unsigned major, uint64_t val)
 {
-	if (val < 24 && e->len < e->cap && !e->err)
+	if (val < 24 && e->len < e->cap && !e->err) {
 		e->buf[e->len++] = (uint8_t)(major << 5 | val);
-	else
+	} else if (val < 256 && e->cap - e->len >= 2 && !e->err) {
+		e->buf[e->len] = (uint8_t)(major << 5 | 24);
+		e->buf[e->len + 1] = (uint8_t)val;
+		e->len += 2;
+	} else {
 		th_cbor_put_head_slow(e, major, val);
+	}
 }
 /* Append n raw bytes that are already one or more encoded items. */
 static inline void th_cbor_put_raw(th_cbor_enc *e, const void *p, size_t n)

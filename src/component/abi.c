@@ -31,6 +31,11 @@ bool thca_utf8_valid(const uint8_t *p, size_t n)
 {
 	size_t i = 0;
 	while (i < n) {
+		uint64_t w;
+		if (n - i >= 8 && (memcpy(&w, p + i, 8), !(w & 0x8080808080808080ull))) {
+			i += 8; /* eight ASCII bytes */
+			continue;
+		}
 		uint8_t c = p[i];
 		if (c < 0x80) {
 			i++;
@@ -663,6 +668,69 @@ int thca_lower_flat(thca_mem *m, const thc_type *t, const thc_val *v,
 
 /* ---- functions ---------------------------------------------------------------- */
 
+/* Nearly every actor export takes its state as option<list<u8>> and its
+ * message as tuple<list<u8>> (or list<u8>), given as THC_BYTES. Such a
+ * parameter needs no type walk: -1 none, 0 bytes, 1 option of bytes, 2
+ * tuple of bytes; *b is the bytes value (NULL for none). 3: another shape
+ * or value, for the general path. */
+static int bytes_shape(const thc_type *t, const thc_val *v, const thc_val **b)
+{
+	int shape = 0;
+	*b = v;
+	if (t->kind == THC_OPTION) {
+		if (v->kind != THC_OPTION || v->of.var.disc > 1 ||
+		    (v->of.var.disc && !v->of.var.payload))
+			return 3;
+		shape = 1;
+		t = t->types[1];
+		*b = v->of.var.disc ? v->of.var.payload : NULL;
+	} else if (t->kind == THC_TUPLE && t->n == 1) {
+		if (v->kind != THC_TUPLE || v->of.agg.n != 1)
+			return 3;
+		shape = 2;
+		t = t->types[0];
+		*b = &v->of.agg.items[0];
+	}
+	if (t->kind != THC_LIST || t->types[0]->kind != THC_U8 || (*b && (*b)->kind != THC_BYTES))
+		return 3;
+	return *b ? shape : -1;
+}
+
+/* The params of f, all of bytes_shape's shapes, flat: 1 when they were
+ * not (nothing done). */
+static int lower_bytes_params(thca_mem *m, const thc_functype *f, const thc_val *args,
+			      uint32_t nargs, thw_val *flat, th_err *err)
+{
+	const thc_val *b[4];
+	int shape[4];
+	if (nargs > 4)
+		return 1;
+	for (uint32_t i = 0; i < nargs; i++)
+		if ((shape[i] = bytes_shape(f->ptypes[i], &args[i], &b[i])) == 3)
+			return 1;
+	uint32_t pos = 0;
+	for (uint32_t i = 0; i < nargs; i++) {
+		if (shape[i] == -1 || shape[i] == 1) {
+			flat[pos++] = (thw_val){ .type = THW_I32, .of.i32 = shape[i] == 1 };
+			if (shape[i] == -1) {
+				flat[pos++] = (thw_val){ .type = THW_I32 };
+				flat[pos++] = (thw_val){ .type = THW_I32 };
+				continue;
+			}
+		}
+		size_t n = b[i]->of.bytes.len;
+		uint32_t p;
+		int rc = guest_alloc(m, 1, n, &p, err);
+		if (rc)
+			return rc;
+		if (n)
+			memcpy(m->ptr(m->ctx, p, n), b[i]->of.bytes.ptr, n);
+		flat[pos++] = (thw_val){ .type = THW_I32, .of.i32 = p };
+		flat[pos++] = (thw_val){ .type = THW_I32, .of.i32 = (uint32_t)n };
+	}
+	return 0;
+}
+
 int thca_lower_params(thca_mem *m, const thc_functype *f, const thct_flatsig *sig,
 		      const thc_type *ptuple, const thc_val *args, uint32_t nargs,
 		      thw_val *flat, th_err *err)
@@ -671,6 +739,8 @@ int thca_lower_params(thca_mem *m, const thc_functype *f, const thct_flatsig *si
 		return th_err_set(err, TH_EINVAL, "%u arguments given, function takes %u",
 				  nargs, f->nparams);
 	int rc;
+	if (!sig->params_spilled && (rc = lower_bytes_params(m, f, args, nargs, flat, err)) != 1)
+		return rc;
 	for (uint32_t i = 0; i < nargs; i++)
 		if ((rc = check(f->ptypes[i], &args[i], 0, err)))
 			return th_err_prefix(err, "argument %u (%s)", i,

@@ -105,15 +105,10 @@ static int gm_realloc(void *ctx, uint32_t old, uint32_t old_size, uint32_t align
 		      uint32_t new_size, uint32_t *out, th_err *err)
 {
 	gm *g = ctx;
-	thw_val a[4], r;
-	/* Whole values zeroed: the engine may read the 64-bit slot. */
-	memset(a, 0, sizeof a);
-	for (int i = 0; i < 4; i++)
-		a[i].type = THW_I32;
-	a[0].of.i32 = old;
-	a[1].of.i32 = old_size;
-	a[2].of.i32 = align;
-	a[3].of.i32 = new_size;
+	thw_val r, a[4] = { { .type = THW_I32, .of.i32 = old },
+			    { .type = THW_I32, .of.i32 = old_size },
+			    { .type = THW_I32, .of.i32 = align },
+			    { .type = THW_I32, .of.i32 = new_size } };
 	thw_exec_set_fuel(g->inst->aux, THC_AUX_FUEL, THW_FUEL_TRAP);
 	thw_state st = thw_call(g->inst->aux, g->realloc, a, 4, &r, 1);
 	if (st != THW_STATE_DONE)

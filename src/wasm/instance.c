@@ -208,34 +208,6 @@ size_t thw_realm_overhead(const thw_realm *r)
 
 /* ---- Values ----------------------------------------------------------------- */
 
-uint64_t thw__val_to_slot(const thw_val *v)
-{
-	switch (v->type) {
-	case THW_I32: return v->of.i32;
-	case THW_F32: return v->of.f32_bits;
-	case THW_I64: return v->of.i64;
-	case THW_F64: return v->of.f64_bits;
-	case THW_FUNCREF: return (uint64_t)(uintptr_t)v->of.func;
-	default: return (uint64_t)(uintptr_t)v->of.ref;
-	}
-}
-
-thw_val thw__slot_to_val(uint8_t type, uint64_t s)
-{
-	thw_val v;
-	memset(&v, 0, sizeof v);
-	v.type = type;
-	switch (type) {
-	case THW_I32: v.of.i32 = (uint32_t)s; break;
-	case THW_F32: v.of.f32_bits = (uint32_t)s; break;
-	case THW_I64: v.of.i64 = s; break;
-	case THW_F64: v.of.f64_bits = s; break;
-	case THW_FUNCREF: v.of.func = (thw_func *)(uintptr_t)s; break;
-	default: v.of.ref = (void *)(uintptr_t)s; break;
-	}
-	return v;
-}
-
 /* ---- Host functions ------------------------------------------------------- */
 
 static bool valtype_ok(uint8_t t)

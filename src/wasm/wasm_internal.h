@@ -314,8 +314,35 @@ int thw__exec_reserve(thw_exec *e, size_t slots);
 void thw__trap(thw_exec *e, thw_trapcode code, const char *msg,
 	       thw_func *cur, const uint32_t *pc);
 /* Value conversion between a stack slot and a thw_val. */
-uint64_t thw__val_to_slot(const thw_val *v);
-thw_val thw__slot_to_val(uint8_t type, uint64_t s);
+/* A value to its 64-bit stack slot and back (inline: every call and host
+ * call converts its arguments and results). */
+static inline uint64_t thw__val_to_slot(const thw_val *v)
+{
+	switch (v->type) {
+	case THW_I32: return v->of.i32;
+	case THW_F32: return v->of.f32_bits;
+	case THW_I64: return v->of.i64;
+	case THW_F64: return v->of.f64_bits;
+	case THW_FUNCREF: return (uint64_t)(uintptr_t)v->of.func;
+	default: return (uint64_t)(uintptr_t)v->of.ref;
+	}
+}
+
+static inline thw_val thw__slot_to_val(uint8_t type, uint64_t s)
+{
+	thw_val v;
+	memset(&v, 0, sizeof v);
+	v.type = type;
+	switch (type) {
+	case THW_I32: v.of.i32 = (uint32_t)s; break;
+	case THW_F32: v.of.f32_bits = (uint32_t)s; break;
+	case THW_I64: v.of.i64 = s; break;
+	case THW_F64: v.of.f64_bits = s; break;
+	case THW_FUNCREF: v.of.func = (thw_func *)(uintptr_t)s; break;
+	default: v.of.ref = (void *)(uintptr_t)s; break;
+	}
+	return v;
+}
 /* Call a host function with args/results in slots at fp; returns its
  * thw_hostret and fills the trap message on THW_HOST_TRAP. */
 thw_hostret thw__call_host(thw_exec *e, thw_func *f, thw_instance *caller,

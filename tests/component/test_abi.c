@@ -288,6 +288,69 @@ TEST(roundtrip_records_variants)
 	thc_val_release(&er);
 }
 
+/* The actor shapes (option<list<u8>>, tuple<list<u8>>, list<u8>) given as
+ * bytes take a short path; given as lists of u8 the general one. Both
+ * lower to the same flat values and lift back equal; a bad value still
+ * fails the type check. */
+TEST(bytes_params_short_path_matches_general)
+{
+	thc_type *pt[3] = { option_of(list_of(P(U8))),
+			    mk(THC_TUPLE, 1, false, list_of(P(U8))), list_of(P(U8)) };
+	thc_functype f = { .nparams = 3, .ptypes = pt };
+	thct_flatsig sig;
+	thct_flatsig_of(&f, false, &sig);
+	REQUIRE(!sig.params_spilled && sig.nparams == 7);
+	thc_type *tuple = thct_params_tuple(&A, &f);
+	uint8_t st[3] = { 7, 8, 9 }, msg[2] = { 'h', 'i' };
+	thc_val sb = { .kind = THC_BYTES, .of.bytes = { st, 3 } };
+	thc_val mb = { .kind = THC_BYTES, .of.bytes = { msg, 2 } };
+	thc_val su[3], mu[2];
+	for (int i = 0; i < 3; i++)
+		su[i] = thc_val_uint(THC_U8, st[i]);
+	for (int i = 0; i < 2; i++)
+		mu[i] = thc_val_uint(THC_U8, msg[i]);
+	thc_val sl = { .kind = THC_LIST, .of.agg = { su, 3 } };
+	thc_val ml = { .kind = THC_LIST, .of.agg = { mu, 2 } };
+	for (int none = 0; none < 2; none++) {
+		thw_val flat[2][7];
+		for (int gen = 0; gen < 2; gen++) {
+			thc_val tup = { .kind = THC_TUPLE, .of.agg = { gen ? &ml : &mb, 1 } };
+			thc_val args[3] = { { .kind = THC_OPTION,
+					      .of.var = { !none, none ? NULL : gen ? &sl : &sb } },
+					    tup, gen ? ml : mb };
+			thca_mem m = M();
+			th_err err = { 0 };
+			realloc_calls = 0;
+			REQUIRE(thca_lower_params(&m, &f, &sig, tuple, args, 3, flat[gen], &err) == 0);
+			CHECK_EQ_INT(realloc_calls, none ? 2 : 3);
+			thc_val back[3];
+			REQUIRE(thca_lift_params(&m, &f, &sig, tuple, flat[gen], back, &err) == 0);
+			for (int i = 0; i < 3; i++) {
+				CHECK(thc_val_equal(&args[i], &back[i]));
+				thc_val_release(&back[i]);
+			}
+		}
+		for (int j = 0; j < 7; j++) { /* pointers differ, the rest not */
+			CHECK_EQ_INT(flat[0][j].type, THW_I32);
+			CHECK_EQ_INT(flat[1][j].type, THW_I32);
+		}
+		CHECK_EQ_INT(flat[0][0].of.i32, !none);
+		CHECK_EQ_INT(flat[1][0].of.i32, !none);
+		CHECK_EQ_INT(flat[0][2].of.i32, none ? 0 : 3);
+		CHECK_EQ_INT(flat[1][2].of.i32, none ? 0 : 3);
+		CHECK_EQ_INT(flat[0][4].of.i32, 2);
+		CHECK_EQ_INT(flat[1][4].of.i32, 2);
+		CHECK_EQ_INT(flat[0][6].of.i32, 2);
+		CHECK_EQ_INT(flat[1][6].of.i32, 2);
+	}
+	thc_val tup = { .kind = THC_TUPLE, .of.agg = { &mb, 1 } };
+	thc_val bad[3] = { { .kind = THC_OPTION, .of.var = { 2, &sb } }, tup, mb };
+	thca_mem m = M();
+	th_err err = { 0 };
+	thw_val flat[7];
+	CHECK(thca_lower_params(&m, &f, &sig, tuple, bad, 3, flat, &err) != 0);
+}
+
 /* 17 u32 params spill into a tuple in memory; a string result spills into
  * a return area. Both directions (export call and import call). */
 TEST(spilled_params_and_results)
@@ -361,6 +424,31 @@ TEST(bad_utf8_rejected)
 	CHECK(thca_lift_flat(&m, P(STRING), flat, 2, &pos, &v, &err) == TH_EINVAL);
 	CHECK(thca_utf8_valid((const uint8_t *)"\xF0\x9F\x98\x80", 4));
 	CHECK(!thca_utf8_valid((const uint8_t *)"\xF4\x90\x80\x80", 4));
+}
+
+/* Runs of ASCII are checked eight bytes at a time: a bad or good sequence
+ * anywhere in or after a run, and a truncated one at the very end, are
+ * still seen. */
+TEST(utf8_checked_at_every_offset)
+{
+	uint8_t b[40];
+	const char *seqs[] = { "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80" };
+	const char *bad[] = { "\xC0\xAF", "\xED\xA0\x80", "\x80", "\xF8\x88\x80\x80\x80" };
+	for (size_t off = 0; off < 24; off++) {
+		for (size_t k = 0; k < 3; k++) {
+			size_t n = strlen(seqs[k]);
+			memset(b, 'a', sizeof b);
+			memcpy(b + off, seqs[k], n);
+			CHECK(thca_utf8_valid(b, sizeof b));
+			CHECK(thca_utf8_valid(b, off + n));
+			CHECK(!thca_utf8_valid(b, off + n - 1)); /* cut short */
+		}
+		for (size_t k = 0; k < 4; k++) {
+			memset(b, 'a', sizeof b);
+			memcpy(b + off, bad[k], strlen(bad[k]));
+			CHECK(!thca_utf8_valid(b, sizeof b));
+		}
+	}
 }
 
 TEST(list_bounds_checked)
