@@ -105,16 +105,12 @@ static int gm_realloc(void *ctx, uint32_t old, uint32_t old_size, uint32_t align
 		      uint32_t new_size, uint32_t *out, th_err *err)
 {
 	gm *g = ctx;
-	thw_val r, a[4] = { { .type = THW_I32, .of.i32 = old },
-			    { .type = THW_I32, .of.i32 = old_size },
-			    { .type = THW_I32, .of.i32 = align },
-			    { .type = THW_I32, .of.i32 = new_size } };
+	uint32_t a[4] = { old, old_size, align, new_size };
 	thw_exec_set_fuel(g->inst->aux, THC_AUX_FUEL, THW_FUEL_TRAP);
-	thw_state st = thw_call(g->inst->aux, g->realloc, a, 4, &r, 1);
+	thw_state st = thw_call_i32(g->inst->aux, g->realloc, a, 4, out);
 	if (st != THW_STATE_DONE)
 		return st == THW_STATE_TRAPPED ? trap_err(g->inst->aux, err, "cabi_realloc")
 					       : th_err_set(err, TH_ESTATE, "cabi_realloc suspended");
-	*out = r.of.i32;
 	return 0;
 }
 
@@ -592,7 +588,14 @@ static int call_end(thc_instance *inst, const xfn *x, const thw_val *res, uint32
 	if (!x->post)
 		return 0;
 	thw_exec_set_fuel(inst->aux, THC_AUX_FUEL, THW_FUEL_TRAP);
-	thw_state ps = thw_call(inst->aux, x->post, res, nr, NULL, 0);
+	uint32_t a[THCT_MAX_FLAT_RESULTS];
+	bool i32 = nr <= THCT_MAX_FLAT_RESULTS;
+	for (uint32_t i = 0; i32 && i < nr; i++) {
+		i32 = res[i].type == THW_I32;
+		a[i] = res[i].of.i32;
+	}
+	thw_state ps = i32 ? thw_call_i32(inst->aux, x->post, a, nr, NULL)
+			   : thw_call(inst->aux, x->post, res, nr, NULL, 0);
 	return ps != THW_STATE_DONE ? trap_err(inst->aux, err, "post-return") : 0;
 }
 

@@ -903,6 +903,8 @@ void thw__trap(thw_exec *e, thw_trapcode code, const char *msg, thw_func *cur,
 	e->nframes = 0;
 }
 
+static void exec_begin(thw_exec *e, thw_func *f);
+
 int thw_exec_start(thw_exec *e, thw_func *f, const thw_val *args,
 		   uint32_t nargs, th_err *err)
 {
@@ -923,6 +925,13 @@ int thw_exec_start(thw_exec *e, thw_func *f, const thw_val *args,
 		return th_err_set(err, TH_ENOMEM, "exec: out of memory");
 	for (uint32_t i = 0; i < nargs; i++)
 		e->stack[i] = thw__val_to_slot(&args[i]);
+	exec_begin(e, f);
+	return 0;
+}
+
+/* An invocation of f whose arguments are in place at stack[0]. */
+static void exec_begin(thw_exec *e, thw_func *f)
+{
 	e->entry = f;
 	e->pc = NULL;
 	e->cur = NULL;
@@ -935,7 +944,6 @@ int thw_exec_start(thw_exec *e, thw_func *f, const thw_val *args,
 	e->state = THW_STATE_IDLE;
 	e->ready = true;
 	e->host_done = false;
-	return 0;
 }
 
 thw_state thw_exec_run(thw_exec *e)
@@ -1001,20 +1009,59 @@ uint32_t thw_exec_results(const thw_exec *e, thw_val *out, uint32_t max)
 	return t->nr;
 }
 
+/* A call that could not start: it traps with msg. */
+static thw_state call_failed(thw_exec *e, const char *msg)
+{
+	snprintf(e->trap_msg, sizeof e->trap_msg, "%s", msg);
+	e->trap.code = THW_TRAP_HOST;
+	e->trap.message = e->trap_msg;
+	e->trap.nframes = 0;
+	return e->state = THW_STATE_TRAPPED;
+}
+
 thw_state thw_call(thw_exec *e, thw_func *f, const thw_val *args,
 		   uint32_t nargs, thw_val *results, uint32_t nresults)
 {
 	th_err err;
 	th_err_clear(&err);
-	if (thw_exec_start(e, f, args, nargs, &err)) {
-		snprintf(e->trap_msg, sizeof e->trap_msg, "%s", err.msg);
-		e->trap.code = THW_TRAP_HOST;
-		e->trap.message = e->trap_msg;
-		e->trap.nframes = 0;
-		return e->state = THW_STATE_TRAPPED;
-	}
+	if (thw_exec_start(e, f, args, nargs, &err))
+		return call_failed(e, err.msg);
 	thw_state st = thw_exec_run(e);
 	if (st == THW_STATE_DONE && results)
 		thw_exec_results(e, results, nresults);
 	return st;
+}
+
+thw_state thw_call_i32(thw_exec *e, thw_func *f, const uint32_t *args, uint32_t nargs,
+		       uint32_t *result)
+{
+	const thw__ftype *t = f->type;
+	bool fast = nargs == t->np && t->nr <= 1 && nargs < 8 &&
+		    (t->nr == 0 || t->p[t->np] == THW_I32) && e->stack_cap > 8 &&
+		    e->state != THW_STATE_PENDING && e->state != THW_STATE_YIELDED && !e->running;
+	for (uint32_t i = 0; fast && i < nargs; i++)
+		fast = t->p[i] == THW_I32;
+	if (!fast) { /* thw_call checks, and fails, as it always does */
+		thw_val a[8], r;
+		if (nargs > 8)
+			return call_failed(e, "call: more than 8 i32 arguments");
+		for (uint32_t i = 0; i < nargs; i++)
+			a[i] = (thw_val){ .type = THW_I32, .of.i32 = args[i] };
+		thw_state st = thw_call(e, f, a, nargs, &r, 1);
+		if (st == THW_STATE_DONE && result && t->nr == 1)
+			*result = r.of.i32;
+		return st;
+	}
+	for (uint32_t i = 0; i < nargs; i++)
+		e->stack[i] = args[i];
+	exec_begin(e, f);
+	e->ready = false;
+	e->running = true;
+	e->state = thw__interp_run(e);
+	e->running = false;
+	if (e->state == THW_STATE_YIELDED)
+		e->ready = true;
+	if (e->state == THW_STATE_DONE && result && t->nr == 1)
+		*result = (uint32_t)e->stack[0];
+	return e->state;
 }

@@ -144,6 +144,44 @@ TEST(fuel_trap_and_yield_resume)
 	wat_free(&w);
 }
 
+/* thw_call_i32: i32 in, i32 out, on the short path; another signature, a
+ * busy exec or too many arguments fail as thw_call fails them; fuel and
+ * traps behave as in any call. */
+TEST(call_i32_short_path_and_its_fallbacks)
+{
+	static const char *M =
+		"(module (func (export \"sub\") (param i32 i32) (result i32)"
+		"  (i32.sub (local.get 0) (local.get 1)))"
+		" (func (export \"none\") (param i32))"
+		" (func (export \"wide\") (param i64) (result i32) (i32.wrap_i64 (local.get 0)))"
+		" (func (export \"boom\") (param i32) (result i32) unreachable)"
+		" (func (export \"spin\") (param i32) (result i32) (loop (br 0)) (i32.const 0)))";
+	wat_env w;
+	th_err err = { 0 };
+	REQUIRE(wat_load(&w, M, &err) == 0);
+	uint32_t a[9] = { 50, 8, 0, 0, 0, 0, 0, 0, 0 }, r = 0;
+	CHECK_EQ_INT(thw_call_i32(w.exec, wat_func(&w, "sub"), a, 2, &r), THW_STATE_DONE);
+	CHECK_EQ_INT(r, 42);
+	CHECK_EQ_INT(thw_call_i32(w.exec, wat_func(&w, "none"), a, 1, NULL), THW_STATE_DONE);
+	CHECK_EQ_INT(thw_call_i32(w.exec, wat_func(&w, "sub"), a, 1, &r), THW_STATE_TRAPPED);
+	CHECK(strstr(thw_exec_trap(w.exec)->message, "1 arguments given") != NULL);
+	CHECK_EQ_INT(thw_call_i32(w.exec, wat_func(&w, "wide"), a, 1, &r), THW_STATE_TRAPPED);
+	CHECK(strstr(thw_exec_trap(w.exec)->message, "wrong type") != NULL);
+	CHECK_EQ_INT(thw_call_i32(w.exec, wat_func(&w, "sub"), a, 9, &r), THW_STATE_TRAPPED);
+	CHECK_EQ_INT(thw_call_i32(w.exec, wat_func(&w, "boom"), a, 1, &r), THW_STATE_TRAPPED);
+	CHECK_EQ_INT(thw_exec_trap(w.exec)->code, THW_TRAP_UNREACHABLE);
+	thw_exec_set_fuel(w.exec, 1000, THW_FUEL_TRAP);
+	CHECK_EQ_INT(thw_call_i32(w.exec, wat_func(&w, "spin"), a, 1, &r), THW_STATE_TRAPPED);
+	CHECK_EQ_INT(thw_exec_trap(w.exec)->code, THW_TRAP_OUT_OF_FUEL);
+	/* the exec is usable again after each */
+	thw_exec_set_fuel(w.exec, UINT64_MAX, THW_FUEL_TRAP);
+	a[0] = 7;
+	a[1] = 9;
+	CHECK_EQ_INT(thw_call_i32(w.exec, wat_func(&w, "sub"), a, 2, &r), THW_STATE_DONE);
+	CHECK_EQ_INT(r, (uint32_t)-2);
+	wat_free(&w);
+}
+
 /* The loop tail "x = x + 1; br_if (x != N)" is one fused instruction; a
  * yield on its back-edge must not apply the step twice. */
 TEST(yield_on_fused_counter_branch_is_exact)
