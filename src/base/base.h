@@ -57,8 +57,16 @@ static inline void th_cpu_relax(void)
 static inline void th_mutex_lock_spin(pthread_mutex_t *m)
 {
 	for (int i = 0; i < TH_LOCK_SPINS; i++) {
+#ifdef __GLIBC__
+		/* Try only when the lock word reads free: a failing trylock
+		 * still takes the cache line from the holder. */
+		if (__atomic_load_n(&m->__data.__lock, __ATOMIC_RELAXED) == 0 &&
+		    pthread_mutex_trylock(m) == 0)
+			return;
+#else
 		if (pthread_mutex_trylock(m) == 0)
 			return;
+#endif
 		for (int k = 0; k < 8; k++)
 			th_cpu_relax();
 	}

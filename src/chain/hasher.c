@@ -62,12 +62,42 @@ typedef struct mem_fields {
 	size_t alen, tlen, len, dlen;
 } mem_fields;
 
-static void fields_of(thx_store *s, const thx__ent *e, mem_fields *f)
+/* The hasher's memory of interned strings it has seen, with their
+ * lengths (direct-mapped by id; interned strings never move or change). */
+#define STRCACHE 64
+typedef struct strcache {
+	uint32_t id[STRCACHE];
+	const char *s[STRCACHE];
+	size_t len[STRCACHE];
+} strcache;
+
+static void strcache_init(strcache *sc)
 {
-	f->actor = thx__str(s, e->actor_id);
-	f->type = thx__str(s, e->type_id);
-	f->alen = strlen(f->actor);
-	f->tlen = strlen(f->type);
+	memset(sc->id, 0xff, sizeof sc->id);
+}
+
+static const char *str_of(thx_store *s, strcache *sc, uint32_t id, size_t *len)
+{
+	if (!sc) {
+		const char *p = thx__str(s, id);
+		*len = strlen(p);
+		return p;
+	}
+	uint32_t k = id % STRCACHE;
+	if (sc->id[k] != id) {
+		sc->s[k] = thx__str(s, id);
+		sc->len[k] = strlen(sc->s[k]);
+		/* "" stands for an id not yet published: not remembered */
+		sc->id[k] = sc->len[k] ? id : UINT32_MAX;
+	}
+	*len = sc->len[k];
+	return sc->s[k];
+}
+
+static void fields_of(thx_store *s, strcache *sc, const thx__ent *e, mem_fields *f)
+{
+	f->actor = str_of(s, sc, e->actor_id, &f->alen);
+	f->type = str_of(s, sc, e->type_id, &f->tlen);
 	f->data = e->mem;
 	f->desc = NULL;
 	f->dlen = 0;
@@ -91,7 +121,7 @@ int thx__mem_encode(thx_chain *c, uint64_t seq, uint8_t **out, size_t *len,
 {
 	const thx__ent *e = thx__ent_at(c, seq);
 	mem_fields f;
-	fields_of(c->s, e, &f);
+	fields_of(c->s, NULL, e, &f);
 	uint8_t *buf = th_malloc(thx__event_bound(f.alen, f.tlen, f.len, f.dlen));
 	if (!buf)
 		return th_err_set(err, TH_ENOMEM, "out of memory");
@@ -103,11 +133,11 @@ int thx__mem_encode(thx_chain *c, uint64_t seq, uint8_t **out, size_t *len,
 /* Hash memory-chain event seq (entry e, its parent's entry prev or NULL
  * for seq 0) into e->hash, encoding it into *buf, grown as needed (*buf
  * == stack: not owned). */
-static int hash_ent(thx_store *s, const thx__ent *prev, thx__ent *e, uint64_t seq,
-		    uint8_t **buf, size_t *cap, uint8_t *stack)
+static int hash_ent(thx_store *s, strcache *sc, const thx__ent *prev, thx__ent *e,
+		    uint64_t seq, uint8_t **buf, size_t *cap, uint8_t *stack)
 {
 	mem_fields f;
-	fields_of(s, e, &f);
+	fields_of(s, sc, e, &f);
 	size_t need = thx__event_bound(f.alen, f.tlen, f.len, f.dlen);
 	if (need > *cap) {
 		uint8_t *nb = th_malloc(need);
@@ -140,8 +170,8 @@ int thx__hash_upto(thx_chain *c, uint64_t need, th_err *err)
 	int rc = 0;
 	while (c->hashed < need) {
 		uint64_t i = c->hashed;
-		if (hash_ent(c->s, i ? thx__ent_at(c, i - 1) : NULL, thx__ent_at(c, i), i, &buf,
-			     &cap, stack)) {
+		if (hash_ent(c->s, NULL, i ? thx__ent_at(c, i - 1) : NULL, thx__ent_at(c, i), i,
+			     &buf, &cap, stack)) {
 			rc = th_err_set(err, TH_ENOMEM, "out of memory");
 			break;
 		}
@@ -200,7 +230,8 @@ static void make_spares(thx_chain *c, size_t chunk, size_t page, uint32_t j)
 
 /* Hash everything appended to c so far, THX__HASH_RUN events per claim;
  * then make the spares it lacks. */
-static void hash_chain(thx_chain *c, uint8_t **buf, size_t *cap, uint8_t *stack)
+static void hash_chain(thx_chain *c, strcache *sc, uint8_t **buf, size_t *cap,
+		       uint8_t *stack)
 {
 	thx__ent *ents[THX__HASH_RUN];
 	pthread_mutex_lock(&c->mu);
@@ -220,7 +251,7 @@ static void hash_chain(thx_chain *c, uint8_t **buf, size_t *cap, uint8_t *stack)
 		uint64_t done = from;
 		for (; done < to; done++) {
 			thx__ent *e = ents[done - from];
-			if (hash_ent(c->s, prev, e, done, buf, cap, stack))
+			if (hash_ent(c->s, sc, prev, e, done, buf, cap, stack))
 				break;
 			prev = e;
 		}
@@ -245,6 +276,8 @@ static void hash_chain(thx_chain *c, uint8_t **buf, size_t *cap, uint8_t *stack)
 static void *hasher_main(void *arg)
 {
 	thx_store *s = arg;
+	strcache sc;
+	strcache_init(&sc);
 	uint8_t stack[1024];
 	uint8_t *buf = stack;
 	size_t cap = sizeof stack;
@@ -262,7 +295,7 @@ static void *hasher_main(void *arg)
 		while (list) {
 			thx_chain *c = list;
 			list = c->hnext; /* before c can be pushed again */
-			hash_chain(c, &buf, &cap, stack);
+			hash_chain(c, &sc, &buf, &cap, stack);
 		}
 		pthread_mutex_lock(&s->hq_mu);
 		if (s->hq_stop)

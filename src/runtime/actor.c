@@ -1052,7 +1052,12 @@ static int start_call(rta_actor *a, rtm_msg *m)
 	 * handler's first host call, or never when it makes none - then
 	 * export.result carries the params. */
 	rtr_enc_init(&e);
-	rtv_encode(&e, &args[1]);
+	if (lent) { /* rtv_encode of tuple<list<u8>> as bytes, spelled out */
+		th_cbor_put_array(&e, 1);
+		th_cbor_put_bytes(&e, m->data, m->len);
+	} else {
+		rtv_encode(&e, &args[1]);
+	}
 	if (e.err) {
 		rtr_enc_release(&e);
 		if (!lent)
