@@ -217,7 +217,11 @@ $(BUILD)/bench/runtime/bench_runtime: bench/runtime/bench_runtime.c $(call libs_
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -MMD -MP $< -o $@ $(call libs_of,runtime) $(LDFLAGS_ALL) $(call extlibs_of,runtime)
 
-bench-runtime: $(BUILD)/bench/runtime/bench_runtime
+$(BUILD)/bench/runtime/fresh_pages: bench/runtime/fresh_pages.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $< -o $@
+
+bench-runtime: $(BUILD)/bench/runtime/bench_runtime $(BUILD)/bench/runtime/fresh_pages
 	sh bench/runtime/run.sh $(BUILD) $(BENCH_ARGS)
 
 bench: bench-runtime

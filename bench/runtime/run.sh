@@ -24,5 +24,9 @@ if command -v erl >/dev/null 2>&1 && command -v erlc >/dev/null 2>&1; then
 else
 	echo "erl not found: no Erlang/OTP reference figures"
 fi
+# The reference for the page-fault share of the in-memory runs.
+if [ -x "$BUILD/bench/runtime/fresh_pages" ]; then
+	"$BUILD/bench/runtime/fresh_pages" 256
+fi
 # shellcheck disable=SC2086
 "$BUILD/bench/runtime/bench_runtime" "$OUT" "$@" $ERL
