@@ -120,6 +120,9 @@ typedef struct thx_event_in {
 	/* type points to a string that never changes while the chain is open
 	 * (a literal, a static table): the chain may know it by its address */
 	bool type_static;
+	/* The same for actor, as long as the chain is appended to with it
+	 * (an actor's id in its own chain) */
+	bool actor_static;
 } thx_event_in;
 
 /* Append one event; on success *seq and hash (either may be NULL) name it.

@@ -724,8 +724,8 @@ static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t now,
 		return rc;
 	if ((rc = intern_cached(c, c->itypes, TH_ARRAY_LEN(c->itypes), in->type,
 				in->type_static, "event type", &tid, &tlen, err)) ||
-	    (rc = intern_cached(c, c->iactors, TH_ARRAY_LEN(c->iactors), in->actor, false,
-				"actor id", &aid, &alen, err)))
+	    (rc = intern_cached(c, c->iactors, TH_ARRAY_LEN(c->iactors), in->actor,
+				in->actor_static, "actor id", &aid, &alen, err)))
 		return rc;
 	if (in->description) {
 		size_t bad;

@@ -156,7 +156,7 @@ int rtr_batch_add(thx_chain *c, const char *actor, const char *type,
 	b->actor = actor;
 	b->enc[b->n] = *e; /* the batch owns the buffer now */
 	b->ev[b->n] = (thx_event_in){ .actor = actor, .type = type,
-				      .type_static = type_static,
+				      .type_static = type_static, .actor_static = true,
 				      .data = e->buf, .len = e->len };
 	b->n++;
 	th_cbor_enc_init(e, NULL, 0);
@@ -186,7 +186,7 @@ static int append_enc(thx_chain *c, const char *actor, const char *type,
 	if (!rc) {
 		thx_event_in ev = { .actor = actor, .type = type, .data = e->buf,
 				    .len = e->len, .description = desc,
-				    .type_static = type_static };
+				    .type_static = type_static, .actor_static = true };
 		rc = thx_append(c, &ev, NULL, NULL, &err);
 	}
 	rtr_enc_release(e);

@@ -242,7 +242,10 @@ struct thr_runtime {
  * cannot record must not pretend it did): returns the thx error. Event
  * types here and in rtr_batch_add are static strings (literals, handler
  * tables): the chain knows them by address. rtr_event_enc_dyn is for a
- * type built on the fly. */
+ * type built on the fly. The actor given to rtr_event_enc(_dyn) and
+ * rtr_batch_add is known by address too: an actor's own id (a->id, which
+ * never changes or moves while its chain is appended to; resumed actors
+ * that share a chain share its id) or a literal. */
 int rtr_event(thx_chain *c, const char *actor, const char *type,
 	      const void *data, size_t len, const char *desc, th_err *err);
 /* Append an event built by an encoder (released here). */
