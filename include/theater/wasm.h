@@ -310,9 +310,10 @@ TH_API uint32_t thw_exec_results(const thw_exec *e, thw_val *out,
 TH_API thw_state thw_call(thw_exec *e, thw_func *f, const thw_val *args,
 			  uint32_t nargs, thw_val *results, uint32_t nresults);
 /* thw_call for the many small calls of a host into its guest (an
- * allocator, a cleanup): at most 8 i32 arguments, at most one i32 result
- * (*result, when result is not NULL). A function of another type is
- * called as by thw_call, which fails it the same way. */
+ * allocator, a cleanup): at most 8 i32 arguments; with result, the
+ * function must return one i32 (else the call traps unrun), without it
+ * any results are dropped. Arguments that do not match the function fail
+ * as thw_call fails them. */
 TH_API thw_state thw_call_i32(thw_exec *e, thw_func *f, const uint32_t *args,
 			      uint32_t nargs, uint32_t *result);
 

@@ -1036,8 +1036,9 @@ thw_state thw_call_i32(thw_exec *e, thw_func *f, const uint32_t *args, uint32_t 
 		       uint32_t *result)
 {
 	const thw__ftype *t = f->type;
-	bool fast = nargs == t->np && t->nr <= 1 && nargs < 8 &&
-		    (t->nr == 0 || t->p[t->np] == THW_I32) && e->stack_cap > 8 &&
+	if (result && (t->nr != 1 || t->p[t->np] != THW_I32))
+		return call_failed(e, "call: the function does not return one i32");
+	bool fast = nargs == t->np && nargs < 8 && e->stack_cap > 8 &&
 		    e->state != THW_STATE_PENDING && e->state != THW_STATE_YIELDED && !e->running;
 	for (uint32_t i = 0; fast && i < nargs; i++)
 		fast = t->p[i] == THW_I32;
@@ -1048,7 +1049,7 @@ thw_state thw_call_i32(thw_exec *e, thw_func *f, const uint32_t *args, uint32_t 
 		for (uint32_t i = 0; i < nargs; i++)
 			a[i] = (thw_val){ .type = THW_I32, .of.i32 = args[i] };
 		thw_state st = thw_call(e, f, a, nargs, &r, 1);
-		if (st == THW_STATE_DONE && result && t->nr == 1)
+		if (st == THW_STATE_DONE && result)
 			*result = r.of.i32;
 		return st;
 	}
@@ -1061,7 +1062,7 @@ thw_state thw_call_i32(thw_exec *e, thw_func *f, const uint32_t *args, uint32_t 
 	e->running = false;
 	if (e->state == THW_STATE_YIELDED)
 		e->ready = true;
-	if (e->state == THW_STATE_DONE && result && t->nr == 1)
+	if (e->state == THW_STATE_DONE && result)
 		*result = (uint32_t)e->stack[0];
 	return e->state;
 }

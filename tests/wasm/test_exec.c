@@ -163,6 +163,8 @@ TEST(call_i32_short_path_and_its_fallbacks)
 	CHECK_EQ_INT(thw_call_i32(w.exec, wat_func(&w, "sub"), a, 2, &r), THW_STATE_DONE);
 	CHECK_EQ_INT(r, 42);
 	CHECK_EQ_INT(thw_call_i32(w.exec, wat_func(&w, "none"), a, 1, NULL), THW_STATE_DONE);
+	CHECK_EQ_INT(thw_call_i32(w.exec, wat_func(&w, "none"), a, 1, &r), THW_STATE_TRAPPED);
+	CHECK(strstr(thw_exec_trap(w.exec)->message, "one i32") != NULL);
 	CHECK_EQ_INT(thw_call_i32(w.exec, wat_func(&w, "sub"), a, 1, &r), THW_STATE_TRAPPED);
 	CHECK(strstr(thw_exec_trap(w.exec)->message, "1 arguments given") != NULL);
 	CHECK_EQ_INT(thw_call_i32(w.exec, wat_func(&w, "wide"), a, 1, &r), THW_STATE_TRAPPED);
