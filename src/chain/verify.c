@@ -334,8 +334,12 @@ int thx_verify(thx_store *s, const char *chain, thx_progress_fn progress, void *
 		pthread_mutex_unlock(&c->mu);
 		report->chains++;
 	}
-	if (!s->opts.read_only &&
-	    (rc = thx__log_commit(&s->log, thx__log_ins_lsn(&s->log), false, err)))
+	/* In the writer, no compaction replaces a segment while it is read
+	 * (a replaced one is closed: its events would look missing). */
+	bool writer = !s->opts.read_only;
+	if (writer)
+		pthread_mutex_lock(&s->compact_mu);
+	if (writer && (rc = thx__log_commit(&s->log, thx__log_ins_lsn(&s->log), false, err)))
 		goto out;
 	if ((rc = thx__live_segs(s, &segs, &nsegs, err)))
 		goto out;
@@ -377,6 +381,8 @@ int thx_verify(thx_store *s, const char *chain, thx_progress_fn progress, void *
 	if (progress)
 		progress(total, total, arg);
 out:
+	if (writer)
+		pthread_mutex_unlock(&s->compact_mu);
 	for (uint32_t i = 0; i < st.nvc; i++)
 		th_free(st.vc[i].leaves);
 	th_free(st.vc);
