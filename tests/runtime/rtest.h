@@ -9,6 +9,7 @@
 
 #include <stdarg.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/base.h"
 #include "runtime/rt.h"
@@ -162,6 +163,111 @@ static __attribute__((unused)) bool rtest_has(const uint8_t *data, size_t len, c
 		if (!memcmp(data + i, s, k))
 			return true;
 	return false;
+}
+
+/* ---- driving actors (the calls every runtime test makes) ---- */
+
+#define RTEST_WAIT_LIMIT 24000 /* polls of 5 ms: two minutes, only against a hang */
+
+/* Spawn from manifest text with the test's home as base directory. */
+static __attribute__((unused)) void rtest_spawn(thr_runtime *rt, const char *text,
+						char id[THR_ID_LEN + 1])
+{
+	thr_spawn_opts so = { .manifest_text = text, .base_dir = rtest_dir };
+	th_err err = { 0 };
+	if (thr_spawn(rt, &so, id, &err))
+		fprintf(stderr, "spawn: %s\n", err.msg);
+	REQUIRE(id[0] != 0);
+}
+
+/* Send the C string m, waiting for room (flags add to THR_SEND_WAIT). */
+static __attribute__((unused)) void rtest_send(thr_runtime *rt, const char *id, const char *m,
+					       unsigned flags)
+{
+	th_err err = { 0 };
+	int rc = thr_send(rt, id, m, strlen(m), flags | THR_SEND_WAIT, &err);
+	if (rc)
+		fprintf(stderr, "send: %s\n", err.msg);
+	REQUIRE(rc == 0); /* err may hold a TH_EBUSY it waited through */
+}
+
+/* Send "op" + target id + payload (the relay actors' commands). */
+static __attribute__((unused)) void rtest_send_cmd(thr_runtime *rt, const char *to, char op,
+						   const char *target, const char *payload,
+						   unsigned flags)
+{
+	char buf[4600];
+	int n = snprintf(buf, sizeof buf, "%c%s%s", op, target ? target : "",
+			 payload ? payload : "");
+	REQUIRE(n > 0 && (size_t)n < sizeof buf);
+	rtest_send(rt, to, buf, flags);
+}
+
+static __attribute__((unused)) void rtest_quiesce(thr_runtime *rt)
+{
+	th_err err = { 0 };
+	if (thr_quiesce(rt, 0, &err))
+		fprintf(stderr, "quiesce: %s\n", err.msg);
+}
+
+/* The state as a C string (freed by the caller). */
+static __attribute__((unused)) char *rtest_state_str(thr_runtime *rt, const char *id)
+{
+	uint8_t *s;
+	size_t n;
+	bool has;
+	REQUIRE(thr_get_state(rt, id, &s, &n, &has, NULL) == 0);
+	char *out = malloc(n + 1);
+	REQUIRE(out != NULL);
+	if (n)
+		memcpy(out, s, n);
+	out[n] = 0;
+	thr_free(s);
+	return out;
+}
+
+/* Wait until chain has n events of type. */
+static __attribute__((unused)) void rtest_wait_events(thr_runtime *rt, const char *chain,
+						      const char *type, int n)
+{
+	for (int i = 0; i < RTEST_WAIT_LIMIT; i++) {
+		if (rtest_count(rt, chain, type) >= n)
+			return;
+		usleep(5000);
+	}
+	char *types = rtest_types(rt, chain);
+	fprintf(stderr, "  no %d x %s in %s: %s\n", n, type, chain, types);
+	free(types);
+	REQUIRE(!"timed out waiting for an event");
+}
+
+/* Wait until the relay's state is a request id (its handle-request ran:
+ * the request reached it, and it answers later). */
+static __attribute__((unused)) void rtest_wait_request_seen(thr_runtime *rt, const char *id)
+{
+	for (int i = 0; i < RTEST_WAIT_LIMIT; i++) {
+		char *st = rtest_state_str(rt, id);
+		bool seen = st[0] == 'r' && st[1] >= '0' && st[1] <= '9';
+		free(st);
+		if (seen)
+			return;
+		usleep(5000);
+	}
+	REQUIRE(!"the request never reached its target");
+}
+
+/* Count and generation from the crasher's state (two u64). */
+static __attribute__((unused)) void rtest_crasher_state(thr_runtime *rt, const char *id,
+							uint64_t *count, uint64_t *gen)
+{
+	uint8_t *s;
+	size_t n;
+	bool has;
+	REQUIRE(thr_get_state(rt, id, &s, &n, &has, NULL) == 0);
+	REQUIRE(has && n == 16);
+	memcpy(count, s, 8);
+	memcpy(gen, s + 8, 8);
+	thr_free(s);
 }
 
 #endif

@@ -64,29 +64,6 @@ static uint64_t count_of(thr_runtime *rt, const char *id)
 	return v;
 }
 
-/* The state as a C string (freed by the caller). */
-static char *state_str(thr_runtime *rt, const char *id)
-{
-	uint8_t *s;
-	size_t n;
-	bool has;
-	REQUIRE(thr_get_state(rt, id, &s, &n, &has, NULL) == 0);
-	char *out = malloc(n + 1);
-	REQUIRE(out != NULL);
-	if (n)
-		memcpy(out, s, n);
-	out[n] = 0;
-	thr_free(s);
-	return out;
-}
-
-static void quiesce(thr_runtime *rt)
-{
-	th_err err = { 0 };
-	if (thr_quiesce(rt, 0, &err))
-		fprintf(stderr, "quiesce: %s\n", err.msg);
-}
-
 static void send_str(thr_runtime *rt, const char *id, const char *m)
 {
 	th_err err = { 0 };
@@ -103,7 +80,7 @@ static void command(thr_runtime *rt, const char *relay, char op,
 			 payload ? payload : "");
 	REQUIRE(n > 0 && (size_t)n < sizeof buf);
 	send_str(rt, relay, buf);
-	quiesce(rt);
+	rtest_quiesce(rt);
 }
 
 static thr_status status_of(thr_runtime *rt, const char *id, char *reason)
@@ -158,7 +135,7 @@ TEST(a_waiting_spawn_runs_init_on_the_spawning_thread)
 	thr_spawn_opts so = { .manifest_text = manifest("counter", counter_path, NULL),
 			      .base_dir = rtest_dir, .flags = THR_SPAWN_NO_WAIT };
 	REQUIRE(thr_spawn(rt, &so, id, NULL) == 0);
-	quiesce(rt);
+	rtest_quiesce(rt);
 	/* (a worker counts a run after its turn returns) */
 	for (int i = 0; i < 5000; i++) {
 		rts_sched_stats(rt->sched, &after);
@@ -183,7 +160,7 @@ TEST(message_flow_records_arrival_call_result)
 	 * actor's own events otherwise (each arrival still precedes its call). */
 	for (int i = 0; i < 3; i++) {
 		send_str(rt, id, "+");
-		quiesce(rt);
+		rtest_quiesce(rt);
 	}
 	CHECK_EQ_INT(count_of(rt, id), 3);
 	REQUIRE(thr_request(rt, id, "?", 1, 5000, &reply, &n, &err) == 0);
@@ -192,7 +169,7 @@ TEST(message_flow_records_arrival_call_result)
 	memcpy(&v, reply, 8);
 	CHECK_EQ_INT(v, 3);
 	thr_free(reply);
-	quiesce(rt);
+	rtest_quiesce(rt);
 	char *t = rtest_types(rt, id);
 	const char *tail = strstr(t, "actor.created,");
 	REQUIRE(tail != NULL);
@@ -244,7 +221,7 @@ TEST(initial_state_from_the_spawner)
 			      .init_state_len = 8, .has_init_state = true };
 	REQUIRE(thr_spawn(rt, &so, id, &err) == 0);
 	send_str(rt, id, "+");
-	quiesce(rt);
+	rtest_quiesce(rt);
 	CHECK_EQ_INT(count_of(rt, id), 42);
 	/* The initial state is in the creation record (for replay). */
 	size_t n;
@@ -261,7 +238,7 @@ TEST(initial_state_from_the_spawner)
 	CHECK_EQ_INT(rtest_count(rt, id, "actor.restarted"), 1);
 	CHECK_EQ_INT(rtest_count(rt, id, "actor.created"), 2);
 	send_str(rt, id, "+");
-	quiesce(rt);
+	rtest_quiesce(rt);
 	CHECK_EQ_INT(count_of(rt, id), 43);
 	thr_runtime_free(rt);
 }
@@ -276,7 +253,7 @@ TEST(trap_in_handler_fails_only_that_actor)
 	spawn_ok(rt, manifest("counter", counter_path, NULL), b);
 	send_str(rt, a, "!");
 	send_str(rt, b, "+");
-	quiesce(rt);
+	rtest_quiesce(rt);
 	CHECK_EQ_INT(status_of(rt, a, why), THR_FAILED);
 	CHECK(strstr(why, "unreachable") != NULL);
 	CHECK_EQ_INT(status_of(rt, b, NULL), THR_RUNNING);
@@ -320,7 +297,7 @@ TEST(handler_error_fails_the_actor_with_its_text)
 	thr_runtime *rt = setup(1);
 	spawn_ok(rt, manifest("counter", counter_path, NULL), id);
 	send_str(rt, id, "e");
-	quiesce(rt);
+	rtest_quiesce(rt);
 	CHECK_EQ_INT(status_of(rt, id, why), THR_FAILED);
 	CHECK(strstr(why, "bad message") != NULL);
 	/* The result was recorded before the failure. */
@@ -337,7 +314,7 @@ TEST(fuel_cap_stops_a_runaway_handler)
 	spawn_ok(rt, manifest("counter", counter_path,
 			      "[limits]\nfuel_per_message = 1000000\n"), id);
 	send_str(rt, id, "~");
-	quiesce(rt);
+	rtest_quiesce(rt);
 	CHECK_EQ_INT(status_of(rt, id, why), THR_FAILED);
 	CHECK(strstr(why, "fuel") != NULL);
 	size_t n;
@@ -385,7 +362,7 @@ TEST(oversize_message_is_refused_and_recorded)
 	CHECK_EQ_INT(thr_send(rt, id, "123456789", 9, 0, &err), TH_ELIMIT);
 	CHECK(strstr(err.msg, "max_message_bytes") != NULL);
 	CHECK_EQ_INT(thr_send(rt, id, "12345678", 8, 0, &err), 0);
-	quiesce(rt);
+	rtest_quiesce(rt);
 	CHECK_EQ_INT(rtest_count(rt, id, "message.rejected"), 1);
 	CHECK_EQ_INT(count_of(rt, id), 1);
 	CHECK_EQ_INT(status_of(rt, id, NULL), THR_RUNNING);
@@ -440,7 +417,7 @@ TEST(actor_sends_and_requests_to_another)
 	spawn_ok(rt, manifest("counter", counter_path, NULL), c);
 	command(rt, r, 's', c, "+");
 	command(rt, r, 's', c, "+");
-	char *st = state_str(rt, r);
+	char *st = rtest_state_str(rt, r);
 	CHECK_EQ_STR(st, "ok");
 	free(st);
 	CHECK_EQ_INT(count_of(rt, c), 2);
@@ -465,7 +442,7 @@ TEST(send_to_unknown_actor_returns_an_error)
 	thr_runtime *rt = setup(1);
 	spawn_ok(rt, manifest("relay", relay_path, NULL), r);
 	command(rt, r, 's', "00000000-0000-4000-8000-000000000000", "+");
-	char *st = state_str(rt, r);
+	char *st = rtest_state_str(rt, r);
 	CHECK(strstr(st, "no actor") != NULL);
 	free(st);
 	CHECK_EQ_INT(status_of(rt, r, NULL), THR_RUNNING);
@@ -477,7 +454,7 @@ TEST(send_to_unknown_actor_returns_an_error)
 static void wait_request_seen(thr_runtime *rt, const char *id, const char *other)
 {
 	for (;;) {
-		char *st = state_str(rt, id);
+		char *st = rtest_state_str(rt, id);
 		bool seen = st[0] == 'r' && st[1] >= '0' && st[1] <= '9' &&
 			    (!other || strcmp(st, other) != 0);
 		free(st);
@@ -521,13 +498,13 @@ TEST(deferred_reply_with_respond_to_request)
 	pthread_join(th, NULL);
 	CHECK_EQ_INT(x.rc, 0);
 	CHECK_EQ_STR(x.reply, "pong");
-	char *st = state_str(rt, r);
+	char *st = rtest_state_str(rt, r);
 	CHECK_EQ_STR(st, "ok");
 	free(st);
 	/* The request is no longer outstanding: the relay's next request
 	 * id (its state, now "ok") names nothing. */
 	command(rt, r, 'R', NULL, "again");
-	st = state_str(rt, r);
+	st = rtest_state_str(rt, r);
 	CHECK(strstr(st, "request id") != NULL);
 	free(st);
 	thr_runtime_free(rt);
@@ -547,9 +524,9 @@ TEST(request_times_out_without_blocking_a_worker)
 	send_str(rt, a, buf);
 	send_str(rt, c, "+");
 	send_str(rt, c, "+");
-	quiesce(rt);
+	rtest_quiesce(rt);
 	CHECK_EQ_INT(count_of(rt, c), 2);
-	char *st = state_str(rt, a);
+	char *st = rtest_state_str(rt, a);
 	CHECK(strstr(st, "timed out") != NULL);
 	free(st);
 	thr_runtime_free(rt);
@@ -592,11 +569,11 @@ TEST(external_sender_gets_busy_or_waits)
 	command(rt, b, 'R', NULL, "pong");
 	pthread_join(th, NULL);
 	CHECK_EQ_INT(x.rc, 0);
-	quiesce(rt);
+	rtest_quiesce(rt);
 	thr_actor_info info;
 	REQUIRE(thr_actor_info_get(rt, a, &info, NULL) == 0);
 	CHECK_EQ_INT(info.messages, 1 + 1 + 3); /* init, the request, 3 logs */
-	char *st = state_str(rt, a);
+	char *st = rtest_state_str(rt, a);
 	CHECK_EQ_STR(st, "ok"); /* the last log */
 	free(st);
 	thr_runtime_free(rt);
@@ -616,8 +593,8 @@ TEST(sending_actor_is_suspended_by_backpressure)
 	snprintf(buf, sizeof buf, "s%sz", b);
 	for (int i = 0; i < 4; i++)
 		send_str(rt, a, buf);
-	quiesce(rt);
-	char *st = state_str(rt, a);
+	rtest_quiesce(rt);
+	char *st = rtest_state_str(rt, a);
 	CHECK_EQ_STR(st, "ok");
 	free(st);
 	thr_actor_info info;
@@ -634,7 +611,7 @@ TEST(handler_not_configured_is_denied_and_recorded)
 	thr_runtime *rt = setup(1);
 	spawn_ok(rt, manifest("relay", relay_path, NULL), r);
 	command(rt, r, 'z', NULL, NULL);
-	char *st = state_str(rt, r);
+	char *st = rtest_state_str(rt, r);
 	CHECK(strstr(st, "permission denied") != NULL);
 	CHECK(strstr(st, "timing") != NULL);
 	free(st);
@@ -653,7 +630,7 @@ TEST(sleep_suspends_and_records)
 	thr_runtime *rt = setup(1);
 	spawn_ok(rt, manifest("relay", relay_path, "[[handler]]\ntype = \"timing\"\n"), r);
 	command(rt, r, 'z', NULL, NULL);
-	char *st = state_str(rt, r);
+	char *st = rtest_state_str(rt, r);
 	CHECK_EQ_STR(st, "ok");
 	free(st);
 	command(rt, r, 'n', NULL, NULL);
@@ -683,7 +660,7 @@ TEST(random_bytes_are_recorded_and_limited)
 	free(d);
 	thr_free(s);
 	command(rt, r, 'B', NULL, NULL);
-	char *st = state_str(rt, r);
+	char *st = rtest_state_str(rt, r);
 	CHECK(strstr(st, "max_bytes") != NULL);
 	free(st);
 	CHECK_EQ_INT(rtest_count(rt, r, "permission.denied"), 1);
@@ -700,11 +677,11 @@ TEST(environment_is_filtered)
 			      "[[handler]]\ntype = \"environment\"\n"
 			      "allowed_prefixes = [\"RT_TEST_\"]\n"), r);
 	command(rt, r, 'v', NULL, "RT_TEST_VISIBLE");
-	char *st = state_str(rt, r);
+	char *st = rtest_state_str(rt, r);
 	CHECK_EQ_STR(st, "yes");
 	free(st);
 	command(rt, r, 'v', NULL, "RT_SECRET");
-	st = state_str(rt, r);
+	st = rtest_state_str(rt, r);
 	CHECK_EQ_STR(st, "none");
 	free(st);
 	CHECK_EQ_INT(rtest_count(rt, r, "permission.denied"), 1);
@@ -723,26 +700,26 @@ TEST(filesystem_stays_inside_its_root)
 		 "[[handler]]\ntype = \"filesystem\"\npath = \"%s/root\"\n", rtest_dir);
 	spawn_ok(rt, manifest("relay", relay_path, extra), r);
 	command(rt, r, 'w', NULL, "a.txt");
-	char *st = state_str(rt, r);
+	char *st = rtest_state_str(rt, r);
 	CHECK_EQ_STR(st, "ok");
 	free(st);
 	snprintf(path, sizeof path, "%s/root/a.txt", rtest_dir);
 	struct stat sb;
 	CHECK(stat(path, &sb) == 0 && sb.st_size == 5);
 	command(rt, r, 'f', NULL, "a.txt");
-	st = state_str(rt, r);
+	st = rtest_state_str(rt, r);
 	CHECK_EQ_STR(st, "hello");
 	free(st);
 	command(rt, r, 'f', NULL, "../root/a.txt");
-	st = state_str(rt, r);
+	st = rtest_state_str(rt, r);
 	CHECK(strstr(st, "permission denied") != NULL);
 	free(st);
 	command(rt, r, 'f', NULL, "/etc/passwd");
-	st = state_str(rt, r);
+	st = rtest_state_str(rt, r);
 	CHECK(strstr(st, "absolute") != NULL);
 	free(st);
 	command(rt, r, 'f', NULL, "link/passwd");
-	st = state_str(rt, r);
+	st = rtest_state_str(rt, r);
 	CHECK(strstr(st, "symbolic link") != NULL);
 	free(st);
 	CHECK_EQ_INT(rtest_count(rt, r, "permission.denied"), 3);
@@ -765,15 +742,15 @@ TEST(child_permissions_never_exceed_the_parent)
 	snprintf(child_text + k, sizeof child_text - k,
 		 "[[handler]]\ntype = \"filesystem\"\npath = \"%s\"\n", root);
 	send_str(rt, p, child_text);
-	quiesce(rt);
-	char *child = state_str(rt, p);
+	rtest_quiesce(rt);
+	char *child = rtest_state_str(rt, p);
 	REQUIRE(strlen(child) == THR_ID_LEN);
 	thr_actor_info info;
 	REQUIRE(thr_actor_info_get(rt, child, &info, NULL) == 0);
 	CHECK_EQ_STR(info.parent, p);
 	CHECK_EQ_INT(info.status, THR_RUNNING);
 	command(rt, child, 'w', NULL, "x.txt");
-	char *st = state_str(rt, child);
+	char *st = rtest_state_str(rt, child);
 	CHECK(strstr(st, "permission denied") != NULL);
 	free(st);
 	CHECK_EQ_INT(rtest_count(rt, child, "permission.denied"), 1);
@@ -790,7 +767,7 @@ TEST(quiesce_and_stats)
 	spawn_ok(rt, manifest("counter", counter_path, NULL), id);
 	for (int i = 0; i < 100; i++)
 		send_str(rt, id, "+");
-	quiesce(rt);
+	rtest_quiesce(rt);
 	CHECK_EQ_INT(count_of(rt, id), 100);
 	thr_stats s;
 	thr_runtime_stats(rt, &s);
@@ -813,26 +790,26 @@ TEST(channels_open_send_and_close)
 	spawn_ok(rt, manifest("relay", relay_path, NULL), a);
 	spawn_ok(rt, manifest("relay", relay_path, NULL), b);
 	command(rt, a, 'o', b, "hi");
-	char *sa = state_str(rt, a), *sb = state_str(rt, b);
+	char *sa = rtest_state_str(rt, a), *sb = rtest_state_str(rt, b);
 	CHECK(sa[0] == 'c');
 	CHECK_EQ_STR(sa, sb); /* both sides hold the channel id */
 	free(sa);
 	free(sb);
 	command(rt, a, 'c', NULL, "x1");
-	sb = state_str(rt, b);
+	sb = rtest_state_str(rt, b);
 	CHECK_EQ_STR(sb, "x1");
 	free(sb);
 	command(rt, a, 'o', b, "again");
 	command(rt, a, 'C', NULL, NULL);
-	sa = state_str(rt, a);
-	sb = state_str(rt, b);
+	sa = rtest_state_str(rt, a);
+	sb = rtest_state_str(rt, b);
 	CHECK_EQ_STR(sa, "ok");
 	CHECK_EQ_STR(sb, "closed");
 	free(sa);
 	free(sb);
 	/* Closed: sending on it is an error now. */
 	command(rt, a, 'c', NULL, "late");
-	sa = state_str(rt, a);
+	sa = rtest_state_str(rt, a);
 	CHECK(strstr(sa, "channel") != NULL);
 	free(sa);
 	CHECK_EQ_INT(rtest_count(rt, a, "host.theater:simple/message-server-host.open-channel"), 2);
@@ -849,9 +826,9 @@ TEST(outstanding_requests_can_be_listed_and_cancelled)
 	struct ext_req x = { .rt = rt, .id = r };
 	REQUIRE(pthread_create(&th, NULL, do_request, &x) == 0);
 	wait_request_seen(rt, r, NULL);
-	char *id = state_str(rt, r);
+	char *id = rtest_state_str(rt, r);
 	command(rt, r, 'L', NULL, NULL);
-	char *listed = state_str(rt, r);
+	char *listed = rtest_state_str(rt, r);
 	CHECK_EQ_STR(listed, id);
 	free(listed);
 	/* Put the id back as the state, then cancel it. */
@@ -863,7 +840,7 @@ TEST(outstanding_requests_can_be_listed_and_cancelled)
 	pthread_join(th2, NULL);
 	CHECK(y.rc != 0);
 	command(rt, r, 'L', NULL, NULL);
-	listed = state_str(rt, r);
+	listed = rtest_state_str(rt, r);
 	CHECK_EQ_STR(listed, id); /* the first is still outstanding */
 	free(listed);
 	thr_stop(rt, r, NULL); /* answers it with an error */
@@ -880,24 +857,24 @@ TEST(supervisor_sees_child_failures_and_restarts_it)
 	spawn_ok(rt, manifest("parent", relay_path, "[[handler]]\ntype = \"supervisor\"\n"), p);
 	snprintf(cmd, sizeof cmd, "S%s", manifest("child", counter_path, NULL));
 	send_str(rt, p, cmd);
-	quiesce(rt);
-	char *child = state_str(rt, p);
+	rtest_quiesce(rt);
+	char *child = rtest_state_str(rt, p);
 	REQUIRE(strlen(child) == THR_ID_LEN);
 	send_str(rt, child, "+");
-	quiesce(rt);
+	rtest_quiesce(rt);
 	command(rt, p, 'G', NULL, child);
 	CHECK_EQ_INT(count_of(rt, p), 1);
 	/* The child fails: the parent's handle-child-error gets the reason. */
 	send_str(rt, child, "!");
-	quiesce(rt);
+	rtest_quiesce(rt);
 	CHECK_EQ_INT(status_of(rt, child, NULL), THR_FAILED);
-	char *st = state_str(rt, p);
+	char *st = rtest_state_str(rt, p);
 	CHECK(strstr(st, "unreachable") != NULL);
 	free(st);
 	CHECK(rtest_count(rt, p, "export.result") >= 4);
 	/* restart-child: same id, last committed state, init again. */
 	command(rt, p, 'T', NULL, child);
-	st = state_str(rt, p);
+	st = rtest_state_str(rt, p);
 	CHECK_EQ_STR(st, "ok");
 	free(st);
 	CHECK_EQ_INT(status_of(rt, child, NULL), THR_RUNNING);
@@ -906,9 +883,9 @@ TEST(supervisor_sees_child_failures_and_restarts_it)
 	CHECK_EQ_INT(rtest_count(rt, child, "actor.created"), 2);
 	/* stop-child: the parent hears of it. */
 	command(rt, p, 'K', NULL, child);
-	quiesce(rt);
+	rtest_quiesce(rt);
 	CHECK_EQ_INT(status_of(rt, child, NULL), THR_STOPPED);
-	st = state_str(rt, p);
+	st = rtest_state_str(rt, p);
 	CHECK_EQ_STR(st, "stopped");
 	free(st);
 	free(child);
@@ -956,7 +933,7 @@ TEST(a_handler_sees_its_message_id_and_the_call_is_recorded)
 	CHECK_EQ_INT(count_of(rt, id), rec[0]); /* init's message */
 	for (int i = 0; i < 3; i++) {
 		send_str(rt, id, "m");
-		quiesce(rt);
+		rtest_quiesce(rt);
 		uint64_t last[8];
 		int n = msg_ids(rt, id, "message.received", last, 8);
 		REQUIRE(n == i + 2); /* init + the sends so far */
@@ -1008,7 +985,7 @@ TEST(wasi_calls_are_sandboxed_and_recorded)
 	spawn_ok(rt, manifest("wasi", wasm, NULL), b); /* knows it needs WASI */
 	send_str(rt, a, "hello wasi");
 	send_str(rt, b, "again");
-	quiesce(rt);
+	rtest_quiesce(rt);
 	CHECK_EQ_INT(status_of(rt, a, NULL), THR_RUNNING);
 	CHECK_EQ_INT(status_of(rt, b, NULL), THR_RUNNING);
 	uint8_t *s;

@@ -57,34 +57,11 @@ static void spawn_ok(thr_runtime *rt, const char *text, char id[THR_ID_LEN + 1])
 	REQUIRE(id[0] != 0);
 }
 
-static void quiesce(thr_runtime *rt)
-{
-	th_err err = { 0 };
-	if (thr_quiesce(rt, 0, &err))
-		fprintf(stderr, "quiesce: %s\n", err.msg);
-}
-
 static void send_str(thr_runtime *rt, const char *id, const char *m)
 {
 	th_err err = { 0 };
 	if (thr_send(rt, id, m, strlen(m), THR_SEND_WAIT, &err))
 		fprintf(stderr, "send: %s\n", err.msg);
-}
-
-/* The state as a C string (freed by the caller). */
-static char *state_str(thr_runtime *rt, const char *id)
-{
-	uint8_t *s;
-	size_t n;
-	bool has;
-	REQUIRE(thr_get_state(rt, id, &s, &n, &has, NULL) == 0);
-	char *out = malloc(n + 1);
-	REQUIRE(out != NULL);
-	if (n)
-		memcpy(out, s, n);
-	out[n] = 0;
-	thr_free(s);
-	return out;
 }
 
 static uint64_t count_of(thr_runtime *rt, const char *id)
@@ -147,7 +124,7 @@ TEST(terminate_cuts_a_running_handler_short_and_drops_the_queue)
 	thr_runtime *rt = setup(2);
 	spawn_ok(rt, manifest("looper", counter_path, NULL), id);
 	send_str(rt, id, "+");
-	quiesce(rt);
+	rtest_quiesce(rt);
 	CHECK_EQ_INT(count_of(rt, id), 1);
 	send_str(rt, id, "~"); /* loops forever: no fuel cap */
 	send_str(rt, id, "+");
@@ -189,7 +166,7 @@ TEST(terminate_waiting_actor_and_no_restart_by_its_policy)
 	send_str(rt, id, "z"); /* sleeps ten minutes: suspended, not running */
 	wait_taken(rt, id, 0, 1);
 	CHECK_EQ_INT(thr_terminate(rt, id, NULL), 0);
-	quiesce(rt);
+	rtest_quiesce(rt);
 	CHECK_EQ_INT(info_of(rt, id).status, THR_STOPPED);
 	thr_sup_info si;
 	REQUIRE(thr_sup_info_get(rt, id, &si, NULL) == 0);
@@ -264,16 +241,16 @@ TEST(spawn_under_a_parent_joins_its_tree_and_it_hears_of_the_child)
 	thr_free(tree);
 	/* The child fails: the parent's handle-child-error gets the reason. */
 	send_str(rt, c, "!");
-	quiesce(rt);
+	rtest_quiesce(rt);
 	CHECK_EQ_INT(info_of(rt, c).status, THR_FAILED);
-	char *st = state_str(rt, p);
+	char *st = rtest_state_str(rt, p);
 	CHECK(strstr(st, "unreachable") != NULL);
 	free(st);
 	/* A second child ends with its parent. */
 	char c2[THR_ID_LEN + 1];
 	REQUIRE(spawn_under(rt, manifest("child2", counter_path, NULL), p, c2, &err) == 0);
 	thr_stop(rt, p, NULL);
-	quiesce(rt);
+	rtest_quiesce(rt);
 	CHECK_EQ_INT(info_of(rt, c2).status, THR_STOPPED);
 	thr_runtime_free(rt);
 }
@@ -290,8 +267,8 @@ TEST(spawn_under_a_parent_never_widens_permissions)
 	spawn_ok(rt, manifest("parent", relay_path, NULL), p);
 	REQUIRE(spawn_under(rt, manifest("child", relay_path, extra), p, c, &err) == 0);
 	send_str(rt, c, "wx.txt");
-	quiesce(rt);
-	char *st = state_str(rt, c);
+	rtest_quiesce(rt);
+	char *st = rtest_state_str(rt, c);
 	CHECK(strstr(st, "permission denied") != NULL);
 	free(st);
 	CHECK_EQ_INT(rtest_count(rt, c, "permission.denied"), 1);
@@ -299,8 +276,8 @@ TEST(spawn_under_a_parent_never_widens_permissions)
 	char t[THR_ID_LEN + 1];
 	spawn_ok(rt, manifest("top", relay_path, extra), t);
 	send_str(rt, t, "wx.txt");
-	quiesce(rt);
-	st = state_str(rt, t);
+	rtest_quiesce(rt);
+	st = rtest_state_str(rt, t);
 	CHECK_EQ_STR(st, "ok");
 	free(st);
 	thr_runtime_free(rt);
@@ -388,27 +365,27 @@ TEST(external_channel_both_ways_then_closed_from_outside)
 	spawn_ok(rt, manifest("relay", relay_path, NULL), r);
 	uint64_t ch = open_ok(rt, r, "hello", &s);
 	CHECK(ch != 0);
-	quiesce(rt);
+	rtest_quiesce(rt);
 	/* handle-channel-open ran with the channel's id. */
 	snprintf(cid, sizeof cid, "c%llu", (unsigned long long)ch);
-	char *st = state_str(rt, r);
+	char *st = rtest_state_str(rt, r);
 	CHECK_EQ_STR(st, cid);
 	free(st);
 	/* The actor sends on it (relay 'c': on the channel in its state). */
 	send_str(rt, r, "cto the outside");
-	quiesce(rt);
+	rtest_quiesce(rt);
 	CHECK_EQ_INT(s.msgs, 1);
 	CHECK_EQ_STR(s.last, "to the outside");
 	/* The outside sends: handle-channel-message. */
 	CHECK_EQ_INT(thr_channel_send(rt, ch, "m1", 2, 0, &err), 0);
-	quiesce(rt);
-	st = state_str(rt, r);
+	rtest_quiesce(rt);
+	st = rtest_state_str(rt, r);
 	CHECK_EQ_STR(st, "m1");
 	free(st);
 	/* Closed from outside: handle-channel-close runs; fn is not told. */
 	CHECK_EQ_INT(thr_channel_close(rt, ch, &err), 0);
-	quiesce(rt);
-	st = state_str(rt, r);
+	rtest_quiesce(rt);
+	st = rtest_state_str(rt, r);
 	CHECK_EQ_STR(st, "closed");
 	free(st);
 	CHECK_EQ_INT(s.closes, 0);
@@ -433,9 +410,9 @@ TEST(external_channel_closed_by_the_actor_or_its_end)
 	thr_runtime *rt = setup(2);
 	spawn_ok(rt, manifest("relay", relay_path, NULL), r);
 	uint64_t ch = open_ok(rt, r, "x", &s);
-	quiesce(rt);
+	rtest_quiesce(rt);
 	send_str(rt, r, "C"); /* close-channel(state = the channel id) */
-	quiesce(rt);
+	rtest_quiesce(rt);
 	CHECK_EQ_INT(s.closes, 1);
 	CHECK(strstr(s.why, "closed by the actor") != NULL);
 	/* Released with the close: nothing to close or send any more. */
@@ -482,7 +459,7 @@ TEST(external_channel_refused_unknown_or_unanswered)
 				      &err), TH_ETIMEOUT);
 	/* When a finally reads the open, nobody waits for it any more. */
 	thr_stop(rt, a, NULL);
-	quiesce(rt);
+	rtest_quiesce(rt);
 	CHECK_EQ_INT(s.msgs + s.closes, 0);
 	thr_runtime_free(rt);
 }
@@ -526,8 +503,8 @@ TEST(close_waits_for_room_and_comes_after_the_messages)
 	send_str(rt, b, "Rdone");
 	pthread_join(th, NULL);
 	CHECK_EQ_INT(c.rc, 0);
-	quiesce(rt);
-	char *st = state_str(rt, a);
+	rtest_quiesce(rt);
+	char *st = rtest_state_str(rt, a);
 	CHECK_EQ_STR(st, "closed"); /* the close came last */
 	free(st);
 	CHECK_EQ_INT(count_with(rt, a, "message.received", "channel-message"), sent);
@@ -560,7 +537,7 @@ TEST(full_mailbox_refuses_open_and_request_without_a_leak)
 		     TH_EBUSY);
 	CHECK_EQ_INT(thr_request(rt, a, "hi", 2, 1000, &reply, &rl, &err), TH_EBUSY);
 	send_str(rt, b, "Rdone");
-	quiesce(rt);
+	rtest_quiesce(rt);
 	thr_runtime_free(rt);
 #ifdef __SANITIZE_ADDRESS__
 	CHECK_EQ_INT(__lsan_do_recoverable_leak_check(), 0);
@@ -578,8 +555,8 @@ TEST(close_between_actors_to_a_full_mailbox_does_not_leak)
 	spawn_ok(rt, manifest("c", relay_path, NULL), c);
 	snprintf(cmd, sizeof cmd, "o%shi", b);
 	send_str(rt, a, cmd); /* a opens a channel to b: both hold its id */
-	quiesce(rt);
-	char *sa = state_str(rt, a), *sb = state_str(rt, b);
+	rtest_quiesce(rt);
+	char *sa = rtest_state_str(rt, a), *sb = rtest_state_str(rt, b);
 	CHECK(sa[0] == 'c');
 	CHECK_EQ_STR(sa, sb);
 	free(sa);
@@ -591,7 +568,7 @@ TEST(close_between_actors_to_a_full_mailbox_does_not_leak)
 		;
 	send_str(rt, a, "C"); /* a closes: b's mailbox is full */
 	for (;;) {
-		char *st = state_str(rt, a);
+		char *st = rtest_state_str(rt, a);
 		bool done = strcmp(st, "ok") == 0;
 		free(st);
 		if (done)
@@ -599,7 +576,7 @@ TEST(close_between_actors_to_a_full_mailbox_does_not_leak)
 		usleep(1000);
 	}
 	send_str(rt, c, "Rdone");
-	quiesce(rt);
+	rtest_quiesce(rt);
 	thr_runtime_free(rt);
 #ifdef __SANITIZE_ADDRESS__
 	CHECK_EQ_INT(__lsan_do_recoverable_leak_check(), 0);
@@ -640,7 +617,7 @@ TEST(no_callback_after_close_returns_while_the_actor_sends)
 	thr_runtime *rt = setup(2);
 	spawn_ok(rt, manifest("relay", relay_path, NULL), r);
 	uint64_t ch = open_ok(rt, r, "x", &s);
-	quiesce(rt);
+	rtest_quiesce(rt);
 	snprintf(cid, sizeof cid, "c%llu", (unsigned long long)ch);
 	struct closer c = { .rt = rt, .ch = ch, .s = &s };
 	REQUIRE(pthread_create(&th, NULL, close_later, &c) == 0);
@@ -654,7 +631,7 @@ TEST(no_callback_after_close_returns_while_the_actor_sends)
 		sent++;
 	}
 	pthread_join(th, NULL);
-	quiesce(rt);
+	rtest_quiesce(rt);
 	CHECK(sent >= 20);
 	CHECK(s.msgs >= 20);
 	CHECK_EQ_INT(s.late, 0);

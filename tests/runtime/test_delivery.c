@@ -24,7 +24,6 @@
 
 #include "rtest.h"
 
-#define WAIT_LIMIT 24000 /* x 5 ms: two minutes */
 
 static char relay_path[400], crasher_path[400], greeter_path[400];
 
@@ -58,87 +57,11 @@ static char *manifest(const char *name, const char *wasm, const char *extra)
 
 #define CAP1 "[limits]\nmailbox_capacity = 1\n"
 
-static void spawn_ok(thr_runtime *rt, const char *text, char id[THR_ID_LEN + 1])
-{
-	thr_spawn_opts so = { .manifest_text = text, .base_dir = rtest_dir };
-	th_err err = { 0 };
-	if (thr_spawn(rt, &so, id, &err))
-		fprintf(stderr, "spawn: %s\n", err.msg);
-	REQUIRE(id[0] != 0);
-}
-
-static void send_ok(thr_runtime *rt, const char *id, const char *m)
-{
-	th_err err = { 0 };
-	int rc = thr_send(rt, id, m, strlen(m), THR_SEND_WAIT, &err);
-	if (rc)
-		fprintf(stderr, "send: %s\n", err.msg);
-	REQUIRE(rc == 0);
-}
-
-/* "op" + target id + payload */
-static void send_cmd(thr_runtime *rt, const char *to, char op,
-		     const char *target, const char *payload)
-{
-	char buf[4600];
-	int n = snprintf(buf, sizeof buf, "%c%s%s", op, target ? target : "",
-			 payload ? payload : "");
-	REQUIRE(n > 0 && (size_t)n < sizeof buf);
-	send_ok(rt, to, buf);
-}
-
-static void quiesce(thr_runtime *rt)
-{
-	th_err err = { 0 };
-	if (thr_quiesce(rt, 0, &err))
-		fprintf(stderr, "quiesce: %s\n", err.msg);
-}
-
-static char *state_str(thr_runtime *rt, const char *id)
-{
-	uint8_t *s;
-	size_t n;
-	bool has;
-	REQUIRE(thr_get_state(rt, id, &s, &n, &has, NULL) == 0);
-	char *out = malloc(n + 1);
-	REQUIRE(out != NULL);
-	if (n)
-		memcpy(out, s, n);
-	out[n] = 0;
-	thr_free(s);
-	return out;
-}
-
-/* count and generation from the crasher's state */
-static void crasher_state(thr_runtime *rt, const char *id, uint64_t *count,
-			  uint64_t *gen)
-{
-	uint8_t *s;
-	size_t n;
-	bool has;
-	REQUIRE(thr_get_state(rt, id, &s, &n, &has, NULL) == 0);
-	REQUIRE(has && n == 16);
-	memcpy(count, s, 8);
-	memcpy(gen, s + 8, 8);
-	thr_free(s);
-}
-
-static void wait_events(thr_runtime *rt, const char *chain, const char *type, int n)
-{
-	for (int i = 0; i < WAIT_LIMIT; i++) {
-		if (rtest_count(rt, chain, type) >= n)
-			return;
-		usleep(5000);
-	}
-	fprintf(stderr, "  no %d x %s in %s\n", n, type, chain);
-	REQUIRE(!"timed out waiting for an event");
-}
-
 /* Poll t's mailbox (under its lock) until cond holds. */
 #define WAIT_MB(t, cond, what)                                               \
 	do {                                                                 \
 		bool ok_ = false;                                            \
-		for (int i_ = 0; i_ < WAIT_LIMIT && !ok_; i_++) {            \
+		for (int i_ = 0; i_ < RTEST_WAIT_LIMIT && !ok_; i_++) {            \
 			pthread_mutex_lock(&(t)->mb.lock);                   \
 			ok_ = (cond);                                        \
 			pthread_mutex_unlock(&(t)->mb.lock);                 \
@@ -157,9 +80,9 @@ static rta_actor *hold_full(thr_runtime *rt, const char *id)
 	rta_actor *t = rtg_find(rt->reg, id);
 	REQUIRE(t != NULL);
 	REQUIRE(t->mb.capacity == 1);
-	send_ok(rt, id, "z");
+	rtest_send(rt, id, "z", 0);
 	WAIT_MB(t, t->mb.inflight == 1 && t->mb.queued == 0, "z in flight");
-	send_ok(rt, id, "1");
+	rtest_send(rt, id, "1", 0);
 	WAIT_MB(t, t->mb.queued == 1, "the mailbox full");
 	return t;
 }
@@ -178,26 +101,26 @@ TEST(a_waiting_send_reaches_the_child_its_supervisor_restarts)
 {
 	thr_runtime *rt = setup();
 	char p[THR_ID_LEN + 1], c[THR_ID_LEN + 1], s[THR_ID_LEN + 1];
-	spawn_ok(rt, manifest("sup", relay_path, "[[handler]]\ntype = \"supervisor\"\n"), p);
-	spawn_ok(rt, manifest("sender", relay_path, NULL), s);
-	send_cmd(rt, p, 'S', NULL, manifest("child", crasher_path, CAP1));
-	quiesce(rt);
-	char *st = state_str(rt, p);
+	rtest_spawn(rt, manifest("sup", relay_path, "[[handler]]\ntype = \"supervisor\"\n"), p);
+	rtest_spawn(rt, manifest("sender", relay_path, NULL), s);
+	rtest_send_cmd(rt, p, 'S', NULL, manifest("child", crasher_path, CAP1), 0);
+	rtest_quiesce(rt);
+	char *st = rtest_state_str(rt, p);
 	REQUIRE(strlen(st) == THR_ID_LEN);
 	memcpy(c, st, THR_ID_LEN + 1);
 	free(st);
 
 	rta_actor *t = hold_full(rt, c);
-	send_cmd(rt, s, 's', c, "hello");
+	rtest_send_cmd(rt, s, 's', c, "hello", 0);
 	wait_for_a_waiter(t);
-	send_cmd(rt, p, 'T', NULL, c);
-	quiesce(rt);
+	rtest_send_cmd(rt, p, 'T', NULL, c, 0);
+	rtest_quiesce(rt);
 
-	char *ss = state_str(rt, s);
+	char *ss = rtest_state_str(rt, s);
 	CHECK_EQ_STR(ss, "ok"); /* was "actor <c> has stopped" */
 	free(ss);
 	uint64_t count, gen;
-	crasher_state(rt, c, &count, &gen);
+	rtest_crasher_state(rt, c, &count, &gen);
 	CHECK(gen == 2);   /* restarted once, from its state */
 	CHECK(count == 1); /* "hello", handled by the new incarnation */
 	CHECK_EQ_INT(rtest_count(rt, c, "actor.restarted"), 1);
@@ -229,7 +152,7 @@ TEST(an_external_waiting_send_reaches_the_actor_thr_restart_restarts)
 	char c[THR_ID_LEN + 1];
 	th_err err = { 0 };
 	pthread_t th;
-	spawn_ok(rt, manifest("target", crasher_path, CAP1), c);
+	rtest_spawn(rt, manifest("target", crasher_path, CAP1), c);
 	rta_actor *t = hold_full(rt, c);
 	ext_send x = { .rt = rt, .id = c };
 	REQUIRE(pthread_create(&th, NULL, ext_sender, &x) == 0);
@@ -240,9 +163,9 @@ TEST(an_external_waiting_send_reaches_the_actor_thr_restart_restarts)
 	if (x.rc)
 		fprintf(stderr, "  thr_send: %s\n", x.err.msg);
 	CHECK_EQ_INT(x.rc, 0);
-	quiesce(rt);
+	rtest_quiesce(rt);
 	uint64_t count, gen;
-	crasher_state(rt, c, &count, &gen);
+	rtest_crasher_state(rt, c, &count, &gen);
 	CHECK(gen == 2);
 	CHECK(count == 1);
 	thr_runtime_free(rt);
@@ -256,11 +179,11 @@ TEST(a_waiting_send_reaches_the_actor_a_discard_policy_restarts)
 	thr_runtime *rt = setup();
 	char p[THR_ID_LEN + 1], s[THR_ID_LEN + 1];
 	th_err err = { 0 };
-	spawn_ok(rt, manifest("sup", crasher_path,
+	rtest_spawn(rt, manifest("sup", crasher_path,
 			      "[supervision]\nbackoff_min_ms = 0\nbackoff_max_ms = 0\n"
 			      "max_restarts = 100\nwithin_seconds = 60\n"
 			      "strategy = \"one_for_all\"\nmailbox = \"discard\"\n"), p);
-	spawn_ok(rt, manifest("sender", relay_path, NULL), s);
+	rtest_spawn(rt, manifest("sender", relay_path, NULL), s);
 	rta_actor *parent = rtg_find(rt->reg, p), *kid[2];
 	REQUIRE(parent != NULL);
 	for (int i = 0; i < 2; i++) {
@@ -270,22 +193,22 @@ TEST(a_waiting_send_reaches_the_actor_a_discard_policy_restarts)
 				 rtest_dir, &spec, &err) == 0);
 		REQUIRE(rta_spawn(rt, spec, parent, 0, NULL, 0, false, &kid[i], &err) == 0);
 	}
-	quiesce(rt);
+	rtest_quiesce(rt);
 	REQUIRE(rta_life_get(kid[0]) == RTA_READY && rta_life_get(kid[1]) == RTA_READY);
 
 	hold_full(rt, kid[0]->id);
-	send_cmd(rt, s, 's', kid[0]->id, "hello");
+	rtest_send_cmd(rt, s, 's', kid[0]->id, "hello", 0);
 	wait_for_a_waiter(kid[0]);
-	send_ok(rt, kid[1]->id, "!"); /* traps: the group restarts */
-	wait_events(rt, kid[0]->id, "supervision.recovered", 1);
-	wait_events(rt, kid[1]->id, "supervision.recovered", 1);
-	quiesce(rt);
+	rtest_send(rt, kid[1]->id, "!", 0); /* traps: the group restarts */
+	rtest_wait_events(rt, kid[0]->id, "supervision.recovered", 1);
+	rtest_wait_events(rt, kid[1]->id, "supervision.recovered", 1);
+	rtest_quiesce(rt);
 
-	char *ss = state_str(rt, s);
+	char *ss = rtest_state_str(rt, s);
 	CHECK_EQ_STR(ss, "ok");
 	free(ss);
 	uint64_t count, gen;
-	crasher_state(rt, kid[0]->id, &count, &gen);
+	rtest_crasher_state(rt, kid[0]->id, &count, &gen);
 	CHECK(gen == 2);
 	CHECK(count == 1);
 	/* 'z' and "1" discarded, each recorded */
@@ -300,14 +223,14 @@ TEST(a_waiting_send_to_an_actor_stopped_for_good_fails)
 	thr_runtime *rt = setup();
 	char c[THR_ID_LEN + 1], s[THR_ID_LEN + 1];
 	th_err err = { 0 };
-	spawn_ok(rt, manifest("target", crasher_path, CAP1), c);
-	spawn_ok(rt, manifest("sender", relay_path, NULL), s);
+	rtest_spawn(rt, manifest("target", crasher_path, CAP1), c);
+	rtest_spawn(rt, manifest("sender", relay_path, NULL), s);
 	rta_actor *t = hold_full(rt, c);
-	send_cmd(rt, s, 's', c, "hello");
+	rtest_send_cmd(rt, s, 's', c, "hello", 0);
 	wait_for_a_waiter(t);
 	REQUIRE(thr_stop(rt, c, &err) == 0);
-	quiesce(rt);
-	char *ss = state_str(rt, s), want[128];
+	rtest_quiesce(rt);
+	char *ss = rtest_state_str(rt, s), want[128];
 	snprintf(want, sizeof want, "actor %s has stopped", c);
 	CHECK_EQ_STR(ss, want);
 	free(ss);
@@ -326,27 +249,20 @@ TEST(an_accepted_open_s_message_reaches_an_opener_with_a_full_mailbox)
 	thr_runtime *rt = setup();
 	char a[THR_ID_LEN + 1], b[THR_ID_LEN + 1], d[THR_ID_LEN + 1];
 	th_err err = { 0 };
-	spawn_ok(rt, manifest("opener", relay_path, "[limits]\nmailbox_capacity = 2\n"), a);
-	spawn_ok(rt, manifest("greeter", greeter_path, "[limits]\nrequest_timeout_ms = 600000\n"), b);
-	spawn_ok(rt, manifest("deferrer", relay_path, NULL), d);
-	send_cmd(rt, b, 'r', d, "?");
-	for (int i = 0; i < WAIT_LIMIT; i++) { /* d's state: the request id */
-		char *st = state_str(rt, d);
-		bool seen = st[0] == 'r';
-		free(st);
-		if (seen)
-			break;
-		usleep(5000);
-	}
-	send_cmd(rt, a, 'o', b, "hi");
-	wait_events(rt, b, "message.received", 3); /* init, 'r', the open */
+	rtest_spawn(rt, manifest("opener", relay_path, "[limits]\nmailbox_capacity = 2\n"), a);
+	rtest_spawn(rt, manifest("greeter", greeter_path, "[limits]\nrequest_timeout_ms = 600000\n"), b);
+	rtest_spawn(rt, manifest("deferrer", relay_path, NULL), d);
+	rtest_send_cmd(rt, b, 'r', d, "?", 0);
+	rtest_wait_request_seen(rt, d);
+	rtest_send_cmd(rt, a, 'o', b, "hi", 0);
+	rtest_wait_events(rt, b, "message.received", 3); /* init, 'r', the open */
 	int queued = 0;
 	while (thr_send(rt, a, "lqueued", 7, 0, &err) == 0)
 		queued++;
 	CHECK_EQ_INT(queued, 2);
-	send_cmd(rt, d, 'R', NULL, "answer");
-	quiesce(rt);
-	char *sa = state_str(rt, a), *sb = state_str(rt, b);
+	rtest_send_cmd(rt, d, 'R', NULL, "answer", 0);
+	rtest_quiesce(rt);
+	char *sa = rtest_state_str(rt, a), *sb = rtest_state_str(rt, b);
 	CHECK_EQ_STR(sa, "welcome");
 	CHECK(sb[0] == 'c'); /* b accepted: its state is the channel id */
 	free(sa);
@@ -365,32 +281,25 @@ TEST(the_close_of_an_ended_party_reaches_a_full_mailbox)
 	thr_runtime *rt = setup();
 	char a[THR_ID_LEN + 1], b[THR_ID_LEN + 1], d[THR_ID_LEN + 1];
 	th_err err = { 0 };
-	spawn_ok(rt, manifest("party", relay_path, "[limits]\nmailbox_capacity = 2\n"
+	rtest_spawn(rt, manifest("party", relay_path, "[limits]\nmailbox_capacity = 2\n"
 			      "request_timeout_ms = 600000\n"), a);
-	spawn_ok(rt, manifest("other", relay_path, NULL), b);
-	spawn_ok(rt, manifest("deferrer", relay_path, NULL), d);
-	send_cmd(rt, b, 'o', a, "hi");
-	quiesce(rt);
-	char *ch = state_str(rt, b);
+	rtest_spawn(rt, manifest("other", relay_path, NULL), b);
+	rtest_spawn(rt, manifest("deferrer", relay_path, NULL), d);
+	rtest_send_cmd(rt, b, 'o', a, "hi", 0);
+	rtest_quiesce(rt);
+	char *ch = rtest_state_str(rt, b);
 	REQUIRE(ch[0] == 'c');
 	free(ch);
-	send_cmd(rt, a, 'r', d, "?");
-	for (int i = 0; i < WAIT_LIMIT; i++) { /* d's state: the request id */
-		char *st = state_str(rt, d);
-		bool seen = st[0] == 'r';
-		free(st);
-		if (seen)
-			break;
-		usleep(5000);
-	}
+	rtest_send_cmd(rt, a, 'r', d, "?", 0);
+	rtest_wait_request_seen(rt, d);
 	int queued = 0;
 	while (thr_send(rt, a, "lqueued", 7, 0, &err) == 0)
 		queued++;
 	CHECK_EQ_INT(queued, 2);
 	REQUIRE(thr_stop(rt, b, &err) == 0);
-	send_cmd(rt, d, 'R', NULL, "answer");
-	quiesce(rt);
-	char *sa = state_str(rt, a);
+	rtest_send_cmd(rt, d, 'R', NULL, "answer", 0);
+	rtest_quiesce(rt);
+	char *sa = rtest_state_str(rt, a);
 	CHECK_EQ_STR(sa, "closed");
 	free(sa);
 	/* init, the open, the request command, the 2 queued, the close */

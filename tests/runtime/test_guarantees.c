@@ -27,7 +27,6 @@
 #include "rtest.h"
 #include "theater/supervise.h"
 
-#define WAIT_LIMIT 24000 /* x 5 ms: two minutes */
 #define REQ_MS 120000
 
 static char counter_path[400], relay_path[400], crasher_path[400];
@@ -72,58 +71,6 @@ static thr_runtime *runtime_with(int workers, thx_durability d, uint32_t batch)
 	return rt;
 }
 
-static void spawn_ok(thr_runtime *rt, const char *text, char id[THR_ID_LEN + 1])
-{
-	thr_spawn_opts so = { .manifest_text = text, .base_dir = rtest_dir };
-	th_err err = { 0 };
-	if (thr_spawn(rt, &so, id, &err))
-		fprintf(stderr, "spawn: %s\n", err.msg);
-	REQUIRE(id[0] != 0);
-}
-
-static void send_ok(thr_runtime *rt, const char *id, const char *m, unsigned flags)
-{
-	th_err err = { 0 };
-	int rc = thr_send(rt, id, m, strlen(m), flags | THR_SEND_WAIT, &err);
-	if (rc)
-		fprintf(stderr, "send: %s\n", err.msg);
-	REQUIRE(rc == 0);
-}
-
-/* "op" + target id + payload */
-static void send_cmd(thr_runtime *rt, const char *to, char op, const char *target,
-		     const char *payload, unsigned flags)
-{
-	char buf[512];
-	int n = snprintf(buf, sizeof buf, "%c%s%s", op, target ? target : "",
-			 payload ? payload : "");
-	REQUIRE(n > 0 && (size_t)n < sizeof buf);
-	send_ok(rt, to, buf, flags);
-}
-
-static void quiesce(thr_runtime *rt)
-{
-	th_err err = { 0 };
-	if (thr_quiesce(rt, 0, &err))
-		fprintf(stderr, "quiesce: %s\n", err.msg);
-}
-
-/* The state as a C string (freed by the caller). */
-static char *state_str(thr_runtime *rt, const char *id)
-{
-	uint8_t *s;
-	size_t n;
-	bool has;
-	REQUIRE(thr_get_state(rt, id, &s, &n, &has, NULL) == 0);
-	char *out = malloc(n + 1);
-	REQUIRE(out != NULL);
-	if (n)
-		memcpy(out, s, n);
-	out[n] = 0;
-	thr_free(s);
-	return out;
-}
-
 static thr_actor_info info_of(thr_runtime *rt, const char *id)
 {
 	thr_actor_info info;
@@ -149,66 +96,40 @@ static uint64_t ask_count(thr_runtime *rt, const char *id)
 	return v;
 }
 
-/* Wait until the relay's state is a request id (its handle-request ran:
- * the request reached it). */
-static void wait_request_seen(thr_runtime *rt, const char *id)
-{
-	for (int i = 0; i < WAIT_LIMIT; i++) {
-		char *st = state_str(rt, id);
-		bool seen = st[0] == 'r' && st[1] >= '0' && st[1] <= '9';
-		free(st);
-		if (seen)
-			return;
-		usleep(5000);
-	}
-	REQUIRE(!"the request never reached its target");
-}
-
-static void wait_events(thr_runtime *rt, const char *chain, const char *type, int n)
-{
-	for (int i = 0; i < WAIT_LIMIT; i++) {
-		if (rtest_count(rt, chain, type) >= n)
-			return;
-		usleep(5000);
-	}
-	fprintf(stderr, "  no %d x %s in %s\n", n, type, chain);
-	REQUIRE(!"timed out waiting for an event");
-}
-
 /* ---- blocking work never holds the only worker -------------------------- */
 
 TEST(a_waiting_request_leaves_the_only_worker_to_others)
 {
 	char a[THR_ID_LEN + 1], b[THR_ID_LEN + 1], c[THR_ID_LEN + 1], t[THR_ID_LEN + 1];
 	thr_runtime *rt = runtime_with(1, THX_NONE, 0);
-	spawn_ok(rt, manifest("waiter", relay_path, "[limits]\nrequest_timeout_ms = 600000\n"), a);
-	spawn_ok(rt, manifest("deferrer", relay_path, NULL), b);
-	spawn_ok(rt, manifest("counter", counter_path, NULL), c);
-	spawn_ok(rt, manifest("impatient", relay_path, "[limits]\nrequest_timeout_ms = 50\n"), t);
-	char *before = state_str(rt, a);
+	rtest_spawn(rt, manifest("waiter", relay_path, "[limits]\nrequest_timeout_ms = 600000\n"), a);
+	rtest_spawn(rt, manifest("deferrer", relay_path, NULL), b);
+	rtest_spawn(rt, manifest("counter", counter_path, NULL), c);
+	rtest_spawn(rt, manifest("impatient", relay_path, "[limits]\nrequest_timeout_ms = 50\n"), t);
+	char *before = rtest_state_str(rt, a);
 	/* a asks b; b (on the same single worker) must run to see it. */
-	send_cmd(rt, a, 'r', b, "?", 0);
-	wait_request_seen(rt, b);
-	send_ok(rt, c, "+", 0);
-	send_ok(rt, c, "+", 0);
+	rtest_send_cmd(rt, a, 'r', b, "?", 0);
+	rtest_wait_request_seen(rt, b);
+	rtest_send(rt, c, "+", 0);
+	rtest_send(rt, c, "+", 0);
 	CHECK_EQ_INT(ask_count(rt, c), 2);
 	/* ... all while a is still inside its call, waiting. */
 	CHECK_EQ_INT(info_of(rt, a).messages, 1); /* init only */
-	char *st = state_str(rt, a);
+	char *st = rtest_state_str(rt, a);
 	CHECK_EQ_STR(st, before);
 	free(st);
 	free(before);
 	/* b answers: a's call goes on with the reply. */
-	send_cmd(rt, b, 'R', NULL, "pong", 0);
-	quiesce(rt);
-	st = state_str(rt, a);
+	rtest_send_cmd(rt, b, 'R', NULL, "pong", 0);
+	rtest_quiesce(rt);
+	st = rtest_state_str(rt, a);
 	CHECK_EQ_STR(st, "pong");
 	free(st);
 	/* A request nobody answers times out (and the timeout is the
 	 * actor's limit, not the 10-minute one). */
-	send_cmd(rt, t, 'r', b, "?", 0);
-	quiesce(rt);
-	st = state_str(rt, t);
+	rtest_send_cmd(rt, t, 'r', b, "?", 0);
+	rtest_quiesce(rt);
+	st = rtest_state_str(rt, t);
 	CHECK(strstr(st, "timed out") != NULL);
 	free(st);
 	thr_runtime_free(rt);
@@ -218,32 +139,32 @@ TEST(a_sender_held_by_backpressure_leaves_the_only_worker_to_others)
 {
 	char a[THR_ID_LEN + 1], b[THR_ID_LEN + 1], c[THR_ID_LEN + 1], d[THR_ID_LEN + 1];
 	thr_runtime *rt = runtime_with(1, THX_NONE, 0);
-	spawn_ok(rt, manifest("deferrer", relay_path, NULL), d);
-	spawn_ok(rt, manifest("full", relay_path, "[limits]\nmailbox_capacity = 1\n"), b);
-	spawn_ok(rt, manifest("sender", relay_path, NULL), a);
-	spawn_ok(rt, manifest("counter", counter_path, NULL), c);
+	rtest_spawn(rt, manifest("deferrer", relay_path, NULL), d);
+	rtest_spawn(rt, manifest("full", relay_path, "[limits]\nmailbox_capacity = 1\n"), b);
+	rtest_spawn(rt, manifest("sender", relay_path, NULL), a);
+	rtest_spawn(rt, manifest("counter", counter_path, NULL), c);
 	/* b waits on d, so b's one-slot mailbox stays full once filled. */
-	send_cmd(rt, b, 'r', d, "?", 0);
-	wait_request_seen(rt, d);
-	send_cmd(rt, a, 's', b, "lone", 0); /* fills b's mailbox */
-	send_cmd(rt, a, 's', b, "ltwo", 0); /* a must wait for room */
+	rtest_send_cmd(rt, b, 'r', d, "?", 0);
+	rtest_wait_request_seen(rt, d);
+	rtest_send_cmd(rt, a, 's', b, "lone", 0); /* fills b's mailbox */
+	rtest_send_cmd(rt, a, 's', b, "ltwo", 0); /* a must wait for room */
 	int i;
-	for (i = 0; i < WAIT_LIMIT; i++) {
+	for (i = 0; i < RTEST_WAIT_LIMIT; i++) {
 		thr_actor_info ia = info_of(rt, a), ib = info_of(rt, b);
 		if (ib.queued == 1 && ia.messages == 2 && ia.queued == 0)
 			break; /* a has taken its second command */
 		usleep(5000);
 	}
-	REQUIRE(i < WAIT_LIMIT);
-	send_ok(rt, c, "+", 0);
+	REQUIRE(i < RTEST_WAIT_LIMIT);
+	rtest_send(rt, c, "+", 0);
 	CHECK_EQ_INT(ask_count(rt, c), 1);
 	/* a is still suspended in its send: neither failed nor through. */
 	CHECK_EQ_INT(info_of(rt, a).messages, 2);
 	CHECK_EQ_INT(info_of(rt, b).queued, 1);
 	/* d answers b; b drains; a's send gets its room. */
-	send_cmd(rt, d, 'R', NULL, "pong", 0);
-	quiesce(rt);
-	char *st = state_str(rt, a);
+	rtest_send_cmd(rt, d, 'R', NULL, "pong", 0);
+	rtest_quiesce(rt);
+	char *st = rtest_state_str(rt, a);
 	CHECK_EQ_STR(st, "ok");
 	free(st);
 	CHECK_EQ_INT(info_of(rt, a).messages, 3);
@@ -257,14 +178,14 @@ TEST(a_sleeping_actor_leaves_the_only_worker_to_others)
 	char s[THR_ID_LEN + 1], c[THR_ID_LEN + 1], r[THR_ID_LEN + 1];
 	th_err err = { 0 };
 	thr_runtime *rt = runtime_with(1, THX_NONE, 0);
-	spawn_ok(rt, manifest("sleeper", crasher_path, "[[handler]]\ntype = \"timing\"\n"), s);
-	spawn_ok(rt, manifest("counter", counter_path, NULL), c);
-	send_ok(rt, s, "z", 0); /* timing.sleep(10 minutes) */
+	rtest_spawn(rt, manifest("sleeper", crasher_path, "[[handler]]\ntype = \"timing\"\n"), s);
+	rtest_spawn(rt, manifest("counter", counter_path, NULL), c);
+	rtest_send(rt, s, "z", 0); /* timing.sleep(10 minutes) */
 	/* The call is under way once its export.call is recorded (just
 	 * before the sleep, on the only worker). */
-	wait_events(rt, s, "export.call", 1);
+	rtest_wait_events(rt, s, "export.call", 1);
 	for (int i = 0; i < 3; i++)
-		send_ok(rt, c, "+", 0);
+		rtest_send(rt, c, "+", 0);
 	CHECK_EQ_INT(ask_count(rt, c), 3);
 	/* The sleeper is still asleep: its message unfinished, no sleep
 	 * result recorded. */
@@ -276,10 +197,10 @@ TEST(a_sleeping_actor_leaves_the_only_worker_to_others)
 	CHECK_EQ_INT(info_of(rt, s).status, THR_STOPPED);
 	CHECK_EQ_INT(rtest_count(rt, s, "actor.stopped"), 1);
 	/* A sleep that ends is recorded as a host call. */
-	spawn_ok(rt, manifest("napper", relay_path, "[[handler]]\ntype = \"timing\"\n"), r);
-	send_ok(rt, r, "z", 0); /* 20 ms */
-	quiesce(rt);
-	char *st = state_str(rt, r);
+	rtest_spawn(rt, manifest("napper", relay_path, "[[handler]]\ntype = \"timing\"\n"), r);
+	rtest_send(rt, r, "z", 0); /* 20 ms */
+	rtest_quiesce(rt);
+	char *st = rtest_state_str(rt, r);
 	CHECK_EQ_STR(st, "ok");
 	free(st);
 	CHECK_EQ_INT(rtest_count(rt, r, "host.theater:simple/timing.sleep"), 1);
@@ -297,12 +218,12 @@ TEST(an_open_circuit_fails_fast_unconditionally)
 	thr_sup_info si;
 	thr_runtime *rt = runtime_with(2, THX_NONE, 0);
 	/* The reset is far beyond the test: the circuit stays open. */
-	spawn_ok(rt, manifest("cb", crasher_path,
+	rtest_spawn(rt, manifest("cb", crasher_path,
 			      FAST "circuit_failures = 2\ncircuit_reset_ms = 3600000\n"), id);
-	send_ok(rt, id, "!", 0);
-	wait_events(rt, id, "supervision.recovered", 1);
-	send_ok(rt, id, "!", 0);
-	wait_events(rt, id, "circuit.opened", 1);
+	rtest_send(rt, id, "!", 0);
+	rtest_wait_events(rt, id, "supervision.recovered", 1);
+	rtest_send(rt, id, "!", 0);
+	rtest_wait_events(rt, id, "circuit.opened", 1);
 	for (int i = 1; i <= 3; i++) {
 		memset(&err, 0, sizeof err);
 		CHECK_EQ_INT(thr_send(rt, id, "+", 1, 0, &err), TH_ESTATE);
@@ -314,13 +235,13 @@ TEST(an_open_circuit_fails_fast_unconditionally)
 	CHECK_EQ_INT(rtest_count(rt, id, "circuit.half_open"), 0);
 
 	/* With a short reset: half-open, the probe succeeds, closed. */
-	spawn_ok(rt, manifest("cb2", crasher_path,
+	rtest_spawn(rt, manifest("cb2", crasher_path,
 			      FAST "circuit_failures = 1\ncircuit_reset_ms = 20\n"), p);
-	send_ok(rt, p, "!", 0);
-	wait_events(rt, p, "circuit.half_open", 1);
-	wait_events(rt, p, "supervision.recovered", 1);
-	send_ok(rt, p, "+", 0); /* the probe */
-	wait_events(rt, p, "circuit.closed", 1);
+	rtest_send(rt, p, "!", 0);
+	rtest_wait_events(rt, p, "circuit.half_open", 1);
+	rtest_wait_events(rt, p, "supervision.recovered", 1);
+	rtest_send(rt, p, "+", 0); /* the probe */
+	rtest_wait_events(rt, p, "circuit.closed", 1);
 	REQUIRE(thr_sup_info_get(rt, p, &si, NULL) == 0);
 	CHECK(si.circuit == THR_CIRCUIT_CLOSED);
 	CHECK_EQ_INT(rtest_count(rt, p, "circuit.probe"), 1);
@@ -365,17 +286,17 @@ TEST(backoff_doubles_up_to_the_cap_and_jitter_stays_in_bounds)
 	char a[THR_ID_LEN + 1], b[THR_ID_LEN + 1];
 	uint64_t d[16];
 	thr_runtime *rt = runtime_with(2, THX_NONE, 0);
-	spawn_ok(rt, manifest("doubling", crasher_path,
+	rtest_spawn(rt, manifest("doubling", crasher_path,
 			      "[supervision]\nmailbox = \"discard\"\nbackoff_min_ms = 5\n"
 			      "backoff_max_ms = 40\nbackoff_jitter = 0\ncircuit_failures = 0\n"
 			      "max_restarts = 100\nwithin_seconds = 600\n"), a);
-	spawn_ok(rt, manifest("jitter", crasher_path,
+	rtest_spawn(rt, manifest("jitter", crasher_path,
 			      "[supervision]\nmailbox = \"discard\"\nbackoff_min_ms = 64\n"
 			      "backoff_max_ms = 64\nbackoff_jitter = 0.5\ncircuit_failures = 0\n"
 			      "max_restarts = 100\nwithin_seconds = 600\n"), b);
 	for (int i = 1; i <= 6; i++) {
-		send_ok(rt, a, "e", 0);
-		wait_events(rt, a, "supervision.recovered", i);
+		rtest_send(rt, a, "e", 0);
+		rtest_wait_events(rt, a, "supervision.recovered", i);
 	}
 	REQUIRE(restart_delays(rt, a, d, 16) == 6);
 	static const uint64_t want[6] = { 5, 10, 20, 40, 40, 40 };
@@ -386,8 +307,8 @@ TEST(backoff_doubles_up_to_the_cap_and_jitter_stays_in_bounds)
 		CHECK(d[i] == want[i]);
 	}
 	for (int i = 1; i <= 8; i++) {
-		send_ok(rt, b, "e", 0);
-		wait_events(rt, b, "supervision.recovered", i);
+		rtest_send(rt, b, "e", 0);
+		rtest_wait_events(rt, b, "supervision.recovered", i);
 	}
 	REQUIRE(restart_delays(rt, b, d, 16) == 8);
 	bool all_same = true;
@@ -407,17 +328,17 @@ TEST(a_turn_handles_at_most_batch_messages)
 	char a[THR_ID_LEN + 1], d[THR_ID_LEN + 1];
 	rts_stats s0, s1;
 	thr_runtime *rt = runtime_with(1, THX_NONE, 8);
-	spawn_ok(rt, manifest("deferrer", relay_path, NULL), d);
-	spawn_ok(rt, manifest("busy", relay_path, NULL), a);
+	rtest_spawn(rt, manifest("deferrer", relay_path, NULL), d);
+	rtest_spawn(rt, manifest("busy", relay_path, NULL), a);
 	/* a waits on d while 64 messages queue up behind the call. */
-	send_cmd(rt, a, 'r', d, "?", 0);
-	wait_request_seen(rt, d);
+	rtest_send_cmd(rt, a, 'r', d, "?", 0);
+	rtest_wait_request_seen(rt, d);
 	for (int i = 0; i < 64; i++)
-		send_ok(rt, a, "lx", 0);
+		rtest_send(rt, a, "lx", 0);
 	CHECK_EQ_INT(info_of(rt, a).queued, 64);
 	rts_sched_stats(rt->sched, &s0);
-	send_cmd(rt, d, 'R', NULL, "pong", 0);
-	quiesce(rt);
+	rtest_send_cmd(rt, d, 'R', NULL, "pong", 0);
+	rtest_quiesce(rt);
 	rts_sched_stats(rt->sched, &s1);
 	uint64_t runs = s1.runs - s0.runs;
 	CHECK_EQ_INT(info_of(rt, a).messages, 1 + 1 + 64);
@@ -435,9 +356,9 @@ static void spawn_child(thr_runtime *rt, const char *parent, char child[THR_ID_L
 {
 	char cmd[1024];
 	snprintf(cmd, sizeof cmd, "S%s", manifest("child", crasher_path, NULL));
-	send_ok(rt, parent, cmd, 0);
-	quiesce(rt);
-	char *st = state_str(rt, parent);
+	rtest_send(rt, parent, cmd, 0);
+	rtest_quiesce(rt);
+	char *st = rtest_state_str(rt, parent);
 	REQUIRE(strlen(st) == THR_ID_LEN);
 	memcpy(child, st, THR_ID_LEN + 1);
 	free(st);
@@ -448,12 +369,12 @@ TEST(a_supervisor_actor_hears_handle_child_exit)
 {
 	char p[THR_ID_LEN + 1], c[THR_ID_LEN + 1];
 	thr_runtime *rt = runtime_with(2, THX_NONE, 0);
-	spawn_ok(rt, manifest("parent", relay_path, "[[handler]]\ntype = \"supervisor\"\n"), p);
+	rtest_spawn(rt, manifest("parent", relay_path, "[[handler]]\ntype = \"supervisor\"\n"), p);
 	spawn_child(rt, p, c);
-	send_ok(rt, c, "x", 0); /* runtime.shutdown(some("bye")) */
-	quiesce(rt);
+	rtest_send(rt, c, "x", 0); /* runtime.shutdown(some("bye")) */
+	rtest_quiesce(rt);
 	CHECK_EQ_INT(info_of(rt, c).status, THR_STOPPED);
-	char *st = state_str(rt, p);
+	char *st = rtest_state_str(rt, p);
 	CHECK_EQ_STR(st, "exit"); /* the relay's handle-child-exit ran */
 	free(st);
 	/* The call is recorded in the parent's chain with the child and its
@@ -496,22 +417,22 @@ TEST(system_then_high_then_normal_lanes_in_a_running_actor)
 {
 	char p[THR_ID_LEN + 1], c[THR_ID_LEN + 1], d[THR_ID_LEN + 1];
 	thr_runtime *rt = runtime_with(1, THX_NONE, 0);
-	spawn_ok(rt, manifest("deferrer", relay_path, NULL), d);
-	spawn_ok(rt, manifest("parent", relay_path, "[[handler]]\ntype = \"supervisor\"\n"), p);
+	rtest_spawn(rt, manifest("deferrer", relay_path, NULL), d);
+	rtest_spawn(rt, manifest("parent", relay_path, "[[handler]]\ntype = \"supervisor\"\n"), p);
 	spawn_child(rt, p, c);
 	/* p waits on d; behind its call: a normal message, a high one, and
 	 * (system lane) the notice of its child's exit, in that order. */
-	send_cmd(rt, p, 'r', d, "?", 0);
-	wait_request_seen(rt, d);
-	send_ok(rt, p, "lN", 0);
-	send_ok(rt, p, "lH", THR_SEND_HIGH);
-	send_ok(rt, c, "x", 0);
+	rtest_send_cmd(rt, p, 'r', d, "?", 0);
+	rtest_wait_request_seen(rt, d);
+	rtest_send(rt, p, "lN", 0);
+	rtest_send(rt, p, "lH", THR_SEND_HIGH);
+	rtest_send(rt, c, "x", 0);
 	int i;
-	for (i = 0; i < WAIT_LIMIT && info_of(rt, p).queued < 3; i++)
+	for (i = 0; i < RTEST_WAIT_LIMIT && info_of(rt, p).queued < 3; i++)
 		usleep(5000);
 	REQUIRE(info_of(rt, p).queued == 3);
-	send_cmd(rt, d, 'R', NULL, "pong", 0);
-	quiesce(rt);
+	rtest_send_cmd(rt, d, 'R', NULL, "pong", 0);
+	rtest_quiesce(rt);
 	long ex = call_position(rt, p, "handle-child-exit");
 	long hi = call_position(rt, p, "lH");
 	long no = call_position(rt, p, "lN");
@@ -546,14 +467,14 @@ TEST(manifest_retention_prunes_the_actor_chain_and_it_still_verifies)
 	snprintf(text, sizeof text, "name = \"kept\"\nversion = \"1\"\ncomponent = \"%s\"\n"
 		 "save_chain = true\n[[handler]]\ntype = \"runtime\"\n"
 		 "[chain]\nretain_events = 4\n", counter_path);
-	spawn_ok(rt, text, a);
-	spawn_ok(rt, manifest("batched", counter_path,
+	rtest_spawn(rt, text, a);
+	rtest_spawn(rt, manifest("batched", counter_path,
 			      "[chain]\ndurability = \"batch\"\nbatch_ms = 7\n"), b);
-	spawn_ok(rt, manifest("memory", counter_path, "[chain]\ndurability = \"none\"\n"), m);
+	rtest_spawn(rt, manifest("memory", counter_path, "[chain]\ndurability = \"none\"\n"), m);
 	for (int i = 0; i < 20; i++)
-		send_ok(rt, a, "+", 0);
-	send_ok(rt, b, "+", 0);
-	quiesce(rt);
+		rtest_send(rt, a, "+", 0);
+	rtest_send(rt, b, "+", 0);
+	rtest_quiesce(rt);
 
 	thx_chain *ca, *cb, *cm, *cr;
 	thx_chain_opts o;
@@ -593,9 +514,9 @@ TEST(manifest_retention_prunes_the_actor_chain_and_it_still_verifies)
 			  thx_chain_count(cr));
 
 	/* The actor goes on; its chain keeps growing and verifying. */
-	send_ok(rt, a, "+", 0);
+	rtest_send(rt, a, "+", 0);
 	CHECK_EQ_INT(ask_count(rt, a), 21);
-	quiesce(rt);
+	rtest_quiesce(rt);
 	REQUIRE(thx_prune(cs, NULL, &err) == 0);
 	uint64_t n2 = thx_chain_count(ca);
 	CHECK(n2 > n);
@@ -617,36 +538,36 @@ TEST(a_channel_close_into_a_full_mailbox_waits_for_room)
 	char a[THR_ID_LEN + 1], b[THR_ID_LEN + 1], c[THR_ID_LEN + 1];
 	th_err err = { 0 };
 	thr_runtime *rt = runtime_with(2, THX_NONE, 0);
-	spawn_ok(rt, manifest("opener", relay_path, NULL), a);
-	spawn_ok(rt, manifest("busy", relay_path, "[limits]\nmailbox_capacity = 2\n"
+	rtest_spawn(rt, manifest("opener", relay_path, NULL), a);
+	rtest_spawn(rt, manifest("busy", relay_path, "[limits]\nmailbox_capacity = 2\n"
 			      "request_timeout_ms = 600000\n"), b);
-	spawn_ok(rt, manifest("deferrer", relay_path, NULL), c);
-	send_cmd(rt, a, 'o', b, "hi", 0);
-	quiesce(rt);
-	char *ch = state_str(rt, a);
+	rtest_spawn(rt, manifest("deferrer", relay_path, NULL), c);
+	rtest_send_cmd(rt, a, 'o', b, "hi", 0);
+	rtest_quiesce(rt);
+	char *ch = rtest_state_str(rt, a);
 	REQUIRE(ch[0] == 'c');
 	free(ch);
 	/* b waits on c's deferred answer; its mailbox fills up behind it. */
-	send_cmd(rt, b, 'r', c, "?", 0);
-	wait_request_seen(rt, c);
+	rtest_send_cmd(rt, b, 'r', c, "?", 0);
+	rtest_wait_request_seen(rt, c);
 	int queued = 0;
 	while (thr_send(rt, b, "lqueued", 7, 0, &err) == 0)
 		queued++;
 	CHECK_EQ_INT(queued, 2);
-	send_cmd(rt, a, 'C', NULL, NULL, 0);
+	rtest_send_cmd(rt, a, 'C', NULL, NULL, 0);
 	/* a's close cannot complete while b's mailbox is full. (A close that
 	 * is dropped completes at once: give it up to two seconds to show.) */
 	for (int i = 0; i < 400; i++) {
-		char *st = state_str(rt, a);
+		char *st = rtest_state_str(rt, a);
 		bool done = !strcmp(st, "ok");
 		free(st);
 		if (done)
 			break;
 		usleep(5000);
 	}
-	send_cmd(rt, c, 'R', NULL, "answer", 0);
-	quiesce(rt);
-	char *sa = state_str(rt, a), *sb = state_str(rt, b);
+	rtest_send_cmd(rt, c, 'R', NULL, "answer", 0);
+	rtest_quiesce(rt);
+	char *sa = rtest_state_str(rt, a), *sb = rtest_state_str(rt, b);
 	CHECK_EQ_STR(sa, "ok");
 	CHECK_EQ_STR(sb, "closed");
 	free(sa);

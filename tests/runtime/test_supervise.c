@@ -63,30 +63,6 @@ static rta_actor *child_of(thr_runtime *rt, const char *parent, const char *text
 	return c;
 }
 
-static void send_ok(thr_runtime *rt, const char *id, const char *msg)
-{
-	th_err err = { 0 };
-	int rc = thr_send(rt, id, msg, strlen(msg), THR_SEND_WAIT, &err);
-	if (rc)
-		fprintf(stderr, "send: %s\n", err.msg);
-	REQUIRE(rc == 0); /* err may hold a TH_EBUSY it waited through */
-}
-
-/* Wait (generously: only against a hang) until chain has n events of
- * type. */
-static void wait_events(thr_runtime *rt, const char *chain, const char *type,
-			int n)
-{
-	for (int i = 0; i < 24000; i++) {
-		if (rtest_count(rt, chain, type) >= n)
-			return;
-		usleep(5000);
-	}
-	fprintf(stderr, "  no %d x %s in %s: %s\n", n, type, chain,
-		rtest_types(rt, chain));
-	REQUIRE(!"timed out waiting for an event");
-}
-
 static void wait_life(thr_runtime *rt, const char *id, int life)
 {
 	rta_actor *a = rtg_find(rt->reg, id);
@@ -94,20 +70,6 @@ static void wait_life(thr_runtime *rt, const char *id, int life)
 	for (int i = 0; i < 24000 && rta_life_get(a) != life; i++)
 		usleep(5000);
 	REQUIRE(rta_life_get(a) == life);
-}
-
-/* count and generation from the crasher's state */
-static void state_of(thr_runtime *rt, const char *id, uint64_t *count,
-		     uint64_t *gen)
-{
-	uint8_t *s;
-	size_t n;
-	bool has;
-	REQUIRE(thr_get_state(rt, id, &s, &n, &has, NULL) == 0);
-	REQUIRE(has && n == 16);
-	memcpy(count, s, 8);
-	memcpy(gen, s + 8, 8);
-	thr_free(s);
 }
 
 static uint32_t restarts_of(thr_runtime *rt, const char *id)
@@ -151,13 +113,13 @@ TEST(permanent_restart_keeps_id_and_committed_state)
 	uint64_t count, gen;
 	thr_actor_info info;
 	spawn_ok(rt, manifest("perm", FAST "restart = \"permanent\"\n"), id);
-	send_ok(rt, id, "+");
-	send_ok(rt, id, "+");
-	send_ok(rt, id, "+");
-	send_ok(rt, id, "o"); /* traps in generation 1, redelivered after */
-	wait_events(rt, id, "supervision.recovered", 1);
+	rtest_send(rt, id, "+", 0);
+	rtest_send(rt, id, "+", 0);
+	rtest_send(rt, id, "+", 0);
+	rtest_send(rt, id, "o", 0); /* traps in generation 1, redelivered after */
+	rtest_wait_events(rt, id, "supervision.recovered", 1);
 	REQUIRE(thr_quiesce(rt, 0, NULL) == 0);
-	state_of(rt, id, &count, &gen);
+	rtest_crasher_state(rt, id, &count, &gen);
 	if (count != 4) fprintf(stderr, "count %llu gen %llu: %s\n", (unsigned long long)count, (unsigned long long)gen, rtest_types(rt, id));
 	CHECK(count == 4);  /* the last committed state + the redelivered o */
 	CHECK(gen == 2);    /* init ran again on it */
@@ -185,9 +147,9 @@ TEST(permanent_restart_keeps_id_and_committed_state)
 	CHECK(runtime_count(rt, "actor.restarted", id) == 1);
 	CHECK(runtime_count(rt, "supervision.recovered", id) == 1);
 	/* it works again */
-	send_ok(rt, id, "+");
+	rtest_send(rt, id, "+", 0);
 	REQUIRE(thr_quiesce(rt, 0, NULL) == 0);
-	state_of(rt, id, &count, &gen);
+	rtest_crasher_state(rt, id, &count, &gen);
 	CHECK(count == 5);
 	thr_runtime_free(rt);
 }
@@ -198,12 +160,12 @@ TEST(state_reset_restarts_from_the_initial_state)
 	char id[THR_ID_LEN + 1];
 	uint64_t count, gen;
 	spawn_ok(rt, manifest("reset", FAST "state = \"reset\"\nmailbox = \"discard\"\n"), id);
-	send_ok(rt, id, "+");
-	send_ok(rt, id, "+");
-	send_ok(rt, id, "e"); /* a handler error is a failure too */
-	wait_events(rt, id, "supervision.recovered", 1);
+	rtest_send(rt, id, "+", 0);
+	rtest_send(rt, id, "+", 0);
+	rtest_send(rt, id, "e", 0); /* a handler error is a failure too */
+	rtest_wait_events(rt, id, "supervision.recovered", 1);
 	REQUIRE(thr_quiesce(rt, 0, NULL) == 0);
-	state_of(rt, id, &count, &gen);
+	rtest_crasher_state(rt, id, &count, &gen);
 	CHECK(count == 0);
 	CHECK(gen == 1);
 	size_t n;
@@ -220,8 +182,8 @@ TEST(temporary_is_never_restarted)
 	thr_runtime *rt = setup();
 	char id[THR_ID_LEN + 1];
 	spawn_ok(rt, manifest("temp", FAST "restart = \"temporary\"\n"), id);
-	send_ok(rt, id, "!");
-	wait_events(rt, id, "supervision.decision", 1);
+	rtest_send(rt, id, "!", 0);
+	rtest_wait_events(rt, id, "supervision.decision", 1);
 	REQUIRE(thr_quiesce(rt, 0, NULL) == 0);
 	wait_life(rt, id, RTA_FAILED);
 	CHECK(rtest_count(rt, id, "actor.restarted") == 0);
@@ -238,10 +200,10 @@ TEST(transient_restarts_after_a_crash_not_after_a_normal_exit)
 	char a[THR_ID_LEN + 1], b[THR_ID_LEN + 1];
 	spawn_ok(rt, manifest("tr1", FAST "restart = \"transient\"\n"), a);
 	spawn_ok(rt, manifest("tr2", FAST "restart = \"transient\"\n"), b);
-	send_ok(rt, a, "x"); /* runtime.shutdown: normal exit */
-	send_ok(rt, b, "o");
-	wait_events(rt, a, "supervision.decision", 1);
-	wait_events(rt, b, "supervision.recovered", 1);
+	rtest_send(rt, a, "x", 0); /* runtime.shutdown: normal exit */
+	rtest_send(rt, b, "o", 0);
+	rtest_wait_events(rt, a, "supervision.decision", 1);
+	rtest_wait_events(rt, b, "supervision.recovered", 1);
 	REQUIRE(thr_quiesce(rt, 0, NULL) == 0);
 	wait_life(rt, a, RTA_STOPPED);
 	size_t n;
@@ -258,8 +220,8 @@ TEST(permanent_restarts_after_a_normal_exit)
 	thr_runtime *rt = setup();
 	char a[THR_ID_LEN + 1];
 	spawn_ok(rt, manifest("pexit", FAST), a);
-	send_ok(rt, a, "x");
-	wait_events(rt, a, "supervision.recovered", 1);
+	rtest_send(rt, a, "x", 0);
+	rtest_wait_events(rt, a, "supervision.recovered", 1);
 	CHECK(rtest_count(rt, a, "actor.stopped") == 1);
 	CHECK(rtest_count(rt, a, "actor.restarted") == 1);
 	wait_life(rt, a, RTA_READY);
@@ -279,14 +241,14 @@ static void strategy_case(const char *st, int want0, int want2)
 	for (int i = 0; i < 3; i++)
 		c[i] = child_of(rt, p, manifest("kid", NULL));
 	for (int i = 0; i < 3; i++)
-		send_ok(rt, c[i]->id, "+");
+		rtest_send(rt, c[i]->id, "+", 0);
 	REQUIRE(thr_quiesce(rt, 0, NULL) == 0);
-	send_ok(rt, c[1]->id, "o");
-	wait_events(rt, c[1]->id, "supervision.recovered", 1);
+	rtest_send(rt, c[1]->id, "o", 0);
+	rtest_wait_events(rt, c[1]->id, "supervision.recovered", 1);
 	if (want0)
-		wait_events(rt, c[0]->id, "supervision.recovered", 1);
+		rtest_wait_events(rt, c[0]->id, "supervision.recovered", 1);
 	if (want2)
-		wait_events(rt, c[2]->id, "supervision.recovered", 1);
+		rtest_wait_events(rt, c[2]->id, "supervision.recovered", 1);
 	REQUIRE(thr_quiesce(rt, 0, NULL) == 0);
 	CHECK(rtest_count(rt, c[0]->id, "actor.restarted") == want0);
 	CHECK(rtest_count(rt, c[1]->id, "actor.restarted") == 1);
@@ -296,7 +258,7 @@ static void strategy_case(const char *st, int want0, int want2)
 	CHECK(rtest_count(rt, c[0]->id, "actor.stopped") == want0);
 	CHECK(rtest_count(rt, c[2]->id, "actor.stopped") == want2);
 	for (int i = 0; i < 3; i++) {
-		state_of(rt, c[i]->id, &count, &gen);
+		rtest_crasher_state(rt, c[i]->id, &count, &gen);
 		CHECK(count == (i == 1 ? 2 : 1)); /* o redelivered to child 1 */
 		CHECK(gen == (uint64_t)((i == 1 || (i == 0 && want0) ||
 					 (i == 2 && want2)) ? 2 : 1));
@@ -339,7 +301,7 @@ TEST(intensity_exceeded_escalates_two_levels_up)
 	leaf = child_of(rt, mid->id, manifest("leaf", NULL));
 	/* "!" is redelivered after the restart (mailbox = "preserve") and
 	 * traps again: a second restart within the hour is one too many */
-	send_ok(rt, leaf->id, "!");
+	rtest_send(rt, leaf->id, "!", 0);
 	wait_life(rt, top, RTA_FAILED);
 	REQUIRE(thr_quiesce(rt, 0, NULL) == 0);
 	CHECK(rta_life_get(mid) == RTA_FAILED);
@@ -369,10 +331,10 @@ TEST(circuit_opens_fails_fast_probes_half_open_and_closes)
 	thr_sup_info si;
 	spawn_ok(rt, manifest("cb", FAST "circuit_failures = 2\ncircuit_reset_ms = 100\n"
 			      "mailbox = \"discard\"\n"), id);
-	send_ok(rt, id, "!");
-	wait_events(rt, id, "supervision.recovered", 1);
-	send_ok(rt, id, "!");
-	wait_events(rt, id, "circuit.opened", 1);
+	rtest_send(rt, id, "!", 0);
+	rtest_wait_events(rt, id, "supervision.recovered", 1);
+	rtest_send(rt, id, "!", 0);
+	rtest_wait_events(rt, id, "circuit.opened", 1);
 	/* open: a message fails fast with a clear error (unless the reset
 	 * timeout passed already: then it is the probe) */
 	int rc = thr_send(rt, id, "+", 1, 0, &err);
@@ -381,17 +343,17 @@ TEST(circuit_opens_fails_fast_probes_half_open_and_closes)
 		/* "circuit open ...", or half-open while it restarts */
 		CHECK(strstr(err.msg, "circuit") != NULL);
 		CHECK(rtest_count(rt, id, "circuit.rejected") >= 1);
-		wait_events(rt, id, "circuit.half_open", 1);
-		wait_events(rt, id, "supervision.recovered", 2);
-		send_ok(rt, id, "+"); /* the probe */
+		rtest_wait_events(rt, id, "circuit.half_open", 1);
+		rtest_wait_events(rt, id, "supervision.recovered", 2);
+		rtest_send(rt, id, "+", 0); /* the probe */
 	}
-	wait_events(rt, id, "circuit.closed", 1);
+	rtest_wait_events(rt, id, "circuit.closed", 1);
 	REQUIRE(thr_quiesce(rt, 0, NULL) == 0);
 	REQUIRE(thr_sup_info_get(rt, id, &si, NULL) == 0);
 	CHECK(si.circuit == THR_CIRCUIT_CLOSED);
 	CHECK(si.consecutive_failures == 0);
 	CHECK(rtest_count(rt, id, "circuit.probe") == 1);
-	send_ok(rt, id, "+");
+	rtest_send(rt, id, "+", 0);
 	REQUIRE(thr_quiesce(rt, 0, NULL) == 0);
 	CHECK(runtime_count(rt, "circuit.opened", id) == 1);
 	CHECK(runtime_count(rt, "circuit.closed", id) == 1);
@@ -404,13 +366,13 @@ TEST(circuit_reopens_when_the_probe_fails)
 	char id[THR_ID_LEN + 1];
 	spawn_ok(rt, manifest("cb2", FAST "circuit_failures = 1\ncircuit_reset_ms = 50\n"
 			      "mailbox = \"discard\"\n"), id);
-	send_ok(rt, id, "!");
-	wait_events(rt, id, "circuit.half_open", 1);
-	wait_events(rt, id, "supervision.recovered", 1);
-	send_ok(rt, id, "!"); /* the probe fails */
-	wait_events(rt, id, "circuit.opened", 2);
+	rtest_send(rt, id, "!", 0);
+	rtest_wait_events(rt, id, "circuit.half_open", 1);
+	rtest_wait_events(rt, id, "supervision.recovered", 1);
+	rtest_send(rt, id, "!", 0); /* the probe fails */
+	rtest_wait_events(rt, id, "circuit.opened", 2);
 	CHECK(rtest_count(rt, id, "circuit.closed") == 0);
-	wait_events(rt, id, "circuit.half_open", 2);
+	rtest_wait_events(rt, id, "circuit.half_open", 2);
 	REQUIRE(thr_quiesce(rt, 0, NULL) == 0); /* the probe's restart is done */
 	thr_runtime_free(rt);
 }
@@ -504,8 +466,8 @@ static void limit_case(const char *limits, const char *msg, const char *kind,
 	uint64_t count, gen;
 	spawn_ok(rt, manifest("bad", limits), bad);
 	spawn_ok(rt, manifest("good", NULL), good);
-	send_ok(rt, bad, msg);
-	send_ok(rt, good, "+");
+	rtest_send(rt, bad, msg, 0);
+	rtest_send(rt, good, "+", 0);
 	wait_life(rt, bad, RTA_FAILED);
 	REQUIRE(thr_quiesce(rt, 0, NULL) == 0);
 	REQUIRE(thr_actor_info_get(rt, bad, &info, NULL) == 0);
@@ -517,9 +479,9 @@ static void limit_case(const char *limits, const char *msg, const char *kind,
 	uint8_t *d = rtest_event(rt, bad, "actor.failed", &n);
 	CHECK(rtest_has(d, n, kind));
 	CHECK(runtime_count(rt, "actor.failed", bad) == 1);
-	send_ok(rt, good, "+");
+	rtest_send(rt, good, "+", 0);
 	REQUIRE(thr_quiesce(rt, 0, NULL) == 0);
-	state_of(rt, good, &count, &gen);
+	rtest_crasher_state(rt, good, &count, &gen);
 	CHECK(count == 2);
 	CHECK(rtest_count(rt, good, "actor.failed") == 0);
 	thr_runtime_free(rt);
@@ -548,10 +510,10 @@ TEST(mailbox_preserve_redelivers_the_unacknowledged_message)
 	char id[THR_ID_LEN + 1];
 	uint64_t count, gen;
 	spawn_ok(rt, manifest("pres", FAST), id);
-	send_ok(rt, id, "o"); /* traps in generation 1 only */
-	wait_events(rt, id, "supervision.recovered", 1);
+	rtest_send(rt, id, "o", 0); /* traps in generation 1 only */
+	rtest_wait_events(rt, id, "supervision.recovered", 1);
 	REQUIRE(thr_quiesce(rt, 0, NULL) == 0);
-	state_of(rt, id, &count, &gen);
+	rtest_crasher_state(rt, id, &count, &gen);
 	CHECK(gen == 2);
 	CHECK(count == 1); /* the same message, handled after the restart */
 	/* received once (plus init, twice): redelivery is not a new arrival */
@@ -575,10 +537,10 @@ TEST(mailbox_discard_records_each_drop)
 	char id[THR_ID_LEN + 1];
 	uint64_t count, gen;
 	spawn_ok(rt, manifest("disc", FAST "mailbox = \"discard\"\n"), id);
-	send_ok(rt, id, "o");
-	wait_events(rt, id, "supervision.recovered", 1);
+	rtest_send(rt, id, "o", 0);
+	rtest_wait_events(rt, id, "supervision.recovered", 1);
 	REQUIRE(thr_quiesce(rt, 0, NULL) == 0);
-	state_of(rt, id, &count, &gen);
+	rtest_crasher_state(rt, id, &count, &gen);
 	CHECK(gen == 2);
 	CHECK(count == 0); /* the message was dropped, not redelivered */
 	size_t n;
@@ -630,8 +592,8 @@ static void backoff_run(const char *name, const char *jitter, uint64_t *d)
 		 "max_restarts = 10\nwithin_seconds = 60\n", jitter);
 	spawn_ok(rt, manifest(name, extra), id);
 	for (int i = 1; i <= 3; i++) {
-		send_ok(rt, id, "e");
-		wait_events(rt, id, "supervision.recovered", i);
+		rtest_send(rt, id, "e", 0);
+		rtest_wait_events(rt, id, "supervision.recovered", i);
 	}
 	CHECK(restarts_of(rt, id) == 3);
 	CHECK_EQ_INT(restart_delays(rt, id, d, 3), 3);
@@ -665,8 +627,8 @@ TEST(health_probes_fail_an_unresponsive_actor)
 	spawn_ok(rt, manifest("hc", "[supervision]\nrestart = \"temporary\"\n"
 			      "[supervision.health]\ninterval_ms = 10\ntimeout_ms = 30\n"
 			      "max_missed = 2\n"), id);
-	send_ok(rt, id, "+");
-	send_ok(rt, id, "z"); /* sleeps for ten minutes */
+	rtest_send(rt, id, "+", 0);
+	rtest_send(rt, id, "z", 0); /* sleeps for ten minutes */
 	wait_life(rt, id, RTA_FAILED);
 	REQUIRE(thr_actor_info_get(rt, id, &info, NULL) == 0);
 	CHECK(strstr(info.reason, "health check") != NULL);
@@ -688,7 +650,7 @@ TEST(an_idle_actor_passes_its_health_probes)
 	spawn_ok(rt, manifest("hcok", "[supervision]\n[supervision.health]\n"
 			      "interval_ms = 5\ntimeout_ms = 600000\nmax_missed = 1\n"), id);
 	for (int i = 0; i < 20; i++) {
-		send_ok(rt, id, "+");
+		rtest_send(rt, id, "+", 0);
 		REQUIRE(thr_quiesce(rt, 0, NULL) == 0);
 		usleep(5000);
 	}
@@ -755,7 +717,7 @@ static void probe_fails(const char *mode, const char *reason_part)
 	rtest_wat("prober");
 	rt = rtest_runtime(2);
 	spawn_ok(rt, prober("sick", "interval_ms = 5\ntimeout_ms = 600000\nmax_missed = 2\n"), id);
-	send_ok(rt, id, mode);
+	rtest_send(rt, id, mode, 0);
 	wait_life(rt, id, RTA_FAILED);
 	REQUIRE(thr_actor_info_get(rt, id, &info, NULL) == 0);
 	CHECK(strstr(info.reason, "health check: 2 consecutive probes missed") != NULL);
@@ -792,7 +754,7 @@ TEST(an_export_probe_not_answered_in_time_is_a_miss)
 	rtest_wat("prober");
 	rt = rtest_runtime(2);
 	spawn_ok(rt, prober("hang", "interval_ms = 5\ntimeout_ms = 20\nmax_missed = 2\n"), id);
-	send_ok(rt, id, "l");
+	rtest_send(rt, id, "l", 0);
 	wait_life(rt, id, RTA_FAILED);
 	REQUIRE(thr_actor_info_get(rt, id, &info, NULL) == 0);
 	CHECK(strstr(info.reason, "not answered within 20 ms") != NULL);
@@ -827,9 +789,9 @@ TEST(a_full_mailbox_that_drains_is_backpressure_not_a_failure)
 	spawn_ok(rt, manifest("slow", "[limits]\nmailbox_capacity = 1\n"
 			      "mailbox_full_ms = 600000\n"), id);
 	for (int i = 0; i < 200; i++)
-		send_ok(rt, id, "+"); /* THR_SEND_WAIT: waits for room */
+		rtest_send(rt, id, "+", 0); /* THR_SEND_WAIT: waits for room */
 	REQUIRE(thr_quiesce(rt, 0, NULL) == 0);
-	state_of(rt, id, &count, &gen);
+	rtest_crasher_state(rt, id, &count, &gen);
 	CHECK(count == 200);
 	CHECK(rta_life_get(rtg_find(rt->reg, id)) == RTA_READY);
 	CHECK(rtest_count(rt, id, "actor.failed") == 0);
@@ -848,13 +810,13 @@ TEST(a_mailbox_full_for_too_long_fails_its_actor)
 	spawn_ok(rt, manifest("stuck", FAST "restart = \"permanent\"\n"
 			      "mailbox = \"discard\"\n"
 			      "[limits]\nmailbox_capacity = 2\nmailbox_full_ms = 40\n"), id);
-	send_ok(rt, id, "z"); /* taken at once, sleeps ten minutes */
+	rtest_send(rt, id, "z", 0); /* taken at once, sleeps ten minutes */
 	for (int i = 0; i < 24000 && rtest_count(rt, id, "export.call") < 2; i++)
 		usleep(5000);
-	send_ok(rt, id, "+");
-	send_ok(rt, id, "+");
+	rtest_send(rt, id, "+", 0);
+	rtest_send(rt, id, "+", 0);
 	CHECK(thr_send(rt, id, "+", 1, 0, &err) == TH_EBUSY); /* backpressure */
-	wait_events(rt, id, "supervision.recovered", 1);
+	rtest_wait_events(rt, id, "supervision.recovered", 1);
 	uint8_t *d = rtest_event(rt, id, "actor.failed", &n);
 	REQUIRE(d != NULL);
 	CHECK(rtest_has(d, n, "mailbox-limit"));
@@ -878,7 +840,7 @@ TEST(system_messages_beyond_the_reserve_fail_the_actor)
 	spawn_ok(rt, manifest("flooded", "[supervision]\nrestart = \"temporary\"\n"
 			      "[limits]\nmailbox_system_max = 3\n"), id);
 	a = rtg_find(rt->reg, id);
-	send_ok(rt, id, "z"); /* busy (asleep): notices queue up */
+	rtest_send(rt, id, "z", 0); /* busy (asleep): notices queue up */
 	for (int i = 0; i < 24000 && rtest_count(rt, id, "export.call") < 2; i++)
 		usleep(5000);
 	for (int i = 0; i < 4; i++) {
@@ -905,9 +867,9 @@ TEST(tree_shows_status_restarts_and_circuit)
 	spawn_ok(rt, manifest("boss", FAST "circuit_failures = 5\n"), p);
 	k1 = child_of(rt, p, manifest("worker1", NULL));
 	k2 = child_of(rt, p, manifest("worker2", "[supervision]\nrestart = \"temporary\"\n"));
-	send_ok(rt, k1->id, "o");
-	send_ok(rt, k2->id, "!");
-	wait_events(rt, k1->id, "supervision.recovered", 1);
+	rtest_send(rt, k1->id, "o", 0);
+	rtest_send(rt, k2->id, "!", 0);
+	rtest_wait_events(rt, k1->id, "supervision.recovered", 1);
 	wait_life(rt, k2->id, RTA_FAILED);
 	REQUIRE(thr_quiesce(rt, 0, NULL) == 0);
 	REQUIRE(thr_tree_text(rt, &text, NULL) == 0);
@@ -929,7 +891,7 @@ TEST(without_a_policy_a_failed_actor_stays_failed)
 	char id[THR_ID_LEN + 1];
 	thr_sup_info si;
 	spawn_ok(rt, manifest("plain", NULL), id);
-	send_ok(rt, id, "!");
+	rtest_send(rt, id, "!", 0);
 	wait_life(rt, id, RTA_FAILED);
 	REQUIRE(thr_quiesce(rt, 0, NULL) == 0);
 	CHECK(rtest_count(rt, id, "supervision.notified") == 0);
@@ -953,8 +915,8 @@ TEST(supervisor_actor_hears_of_the_failure_and_the_policy_restarts_the_child)
 		 "[[handler]]\ntype = \"runtime\"\n[[handler]]\ntype = \"supervisor\"\n%s", FAST);
 	spawn_ok(rt, text, p);
 	kid = child_of(rt, p, manifest("kid", NULL));
-	send_ok(rt, kid->id, "o");
-	wait_events(rt, kid->id, "supervision.recovered", 1);
+	rtest_send(rt, kid->id, "o", 0);
+	rtest_wait_events(rt, kid->id, "supervision.recovered", 1);
 	REQUIRE(thr_quiesce(rt, 0, NULL) == 0);
 	REQUIRE(thr_get_state(rt, p, &st, &n, &has, NULL) == 0);
 	CHECK(has && rtest_has(st, n, "trapped"));
@@ -988,8 +950,8 @@ static void override_case(char op, int want_life, int want_restarted)
 		 "backoff_jitter = 0\nmailbox = \"discard\"\n");
 	spawn_ok(rt, text, p);
 	kid = child_of(rt, p, manifest("kid", NULL));
-	send_ok(rt, kid->id, "!");
-	wait_events(rt, kid->id, "supervision.decision", 1); /* restart in an hour */
+	rtest_send(rt, kid->id, "!", 0);
+	rtest_wait_events(rt, kid->id, "supervision.decision", 1); /* restart in an hour */
 	/* the supervisor has handled the notice (its state is the reason) */
 	for (int i = 0; i < 24000; i++) {
 		REQUIRE(thr_get_state(rt, p, &st, &n, &has, NULL) == 0);
@@ -1000,8 +962,8 @@ static void override_case(char op, int want_life, int want_restarted)
 		usleep(5000);
 	}
 	snprintf(msg, sizeof msg, "%c%s", op, kid->id);
-	send_ok(rt, p, msg);
-	wait_events(rt, kid->id, "supervision.decision", 2);
+	rtest_send(rt, p, msg, 0);
+	rtest_wait_events(rt, kid->id, "supervision.decision", 2);
 	REQUIRE(thr_quiesce(rt, 0, NULL) == 0); /* the hour is not waited for */
 	REQUIRE(thr_get_state(rt, p, &st, &n, &has, NULL) == 0);
 	CHECK(has && n == 2 && !memcmp(st, "ok", 2));
