@@ -582,17 +582,27 @@ void thx_free(void *p)
  * cycles through a handful of event types), so a repeat costs a strcmp or
  * two, or a pointer comparison for a static string: no validation, hashing
  * or store lock. */
+/* The entry of ic for static string str, known by its address, or NULL
+ * (str not NULL; a slot not keyed by a static string has key NULL). */
+static inline const thx__icache *icache_static(const thx__icache *ic, size_t nic,
+					       const char *str)
+{
+	for (size_t i = 0; i < nic; i++)
+		if (ic[i].key == str)
+			return &ic[i];
+	return NULL;
+}
+
 static int intern_cached(thx_chain *c, thx__icache *ic, size_t nic, const char *str,
 			 bool is_static, const char *what, uint32_t *id, size_t *len,
 			 th_err *err)
 {
-	if (str && is_static)
-		for (size_t i = 0; i < nic && ic[i].s; i++)
-			if (ic[i].key == str) {
-				*id = ic[i].id;
-				*len = ic[i].len;
-				return 0;
-			}
+	const thx__icache *hit;
+	if (str && is_static && (hit = icache_static(ic, nic, str))) {
+		*id = hit->id;
+		*len = hit->len;
+		return 0;
+	}
 	if (str)
 		for (size_t i = 0; i < nic && ic[i].s; i++)
 			if (ic[i].s[0] == str[0] && strcmp(ic[i].s, str) == 0) {
@@ -707,6 +717,73 @@ static thx__memchunk *mem_room(thx_chain *c, size_t need, uint64_t seq)
  * chunk (every 2048 entries / 1 MiB at most) or a posting list doubling
  * allocates. Memory chains keep only the data (and description): the rest
  * of the encoding is rebuilt from the entry on the rare read. */
+/* The next append to c writes at entry seq + 1 and, for a memory chain,
+ * after k's data. With many chains appended in turn (an actor each) the
+ * hardware prefetcher cannot follow every stream, and a spare's lines may
+ * be in the hasher's cache: ask for them now, for writing. */
+#define THX__PREFETCH_ENTS 4   /* entries (a line each) */
+#define THX__PREFETCH_DATA 384 /* bytes of data */
+static inline void prefetch_next(thx_chain *c, uint64_t seq, const thx__memchunk *k)
+{
+	uint64_t off;
+	uint32_t j = thx__ent_page(seq + 1, &off);
+	if (j < c->nepages) {
+		size_t n = thx__ent_page_len(j) - off;
+		for (size_t i = 0; i < THX__PREFETCH_ENTS && i < n; i++)
+			__builtin_prefetch(c->epages[j] + off + i, 1, 3);
+	}
+	if (k)
+		for (size_t o = 64; o <= THX__PREFETCH_DATA && k->used + o < k->cap; o += 64)
+			__builtin_prefetch(k->data + k->used + o, 1, 3);
+}
+
+/* append_locked's common case (c->mu held): a memory chain whose hashing
+ * is deferred, an event without description whose type and actor the
+ * chain knows by address, with room in the current entry page and data
+ * chunk. Writes the entry in place and returns true; false, with nothing
+ * done, for anything else (the general path decides). */
+static inline bool append_mem_fast(thx_chain *c, const thx_event_in *in,
+				   uint64_t now, uint64_t *seq_out)
+{
+	const thx__icache *t, *a;
+	uint64_t seq = c->n, off;
+	size_t len = in->len;
+	if (in->description || !in->type || !in->type_static || !in->actor ||
+	    !in->actor_static || len > THX_DATA_MAX || (len && !in->data) ||
+	    c->damaged ||
+	    !(t = icache_static(c->itypes, TH_ARRAY_LEN(c->itypes), in->type)) ||
+	    !(a = icache_static(c->iactors, TH_ARRAY_LEN(c->iactors), in->actor)))
+		return false;
+	uint32_t j = thx__ent_page(seq, &off);
+	thx__memchunk *k = len ? c->mtail : NULL;
+	if (j >= c->nepages || (len && (!k || k->cap - k->used < len)))
+		return false;
+	uint64_t ts = in->timestamp_ns ? in->timestamp_ns : now;
+	if (ts < c->last_ts)
+		ts = c->last_ts;
+	thx__ent *e = &c->epages[j][off];
+	memset(e->hash, 0, sizeof e->hash); /* the hasher's to fill */
+	e->ts = ts;
+	e->mem = k ? k->data + k->used : (uint8_t *)c; /* any non-NULL */
+	e->type_id = t->id;
+	e->actor_id = a->id;
+	e->slot = UINT32_MAX;
+	e->size = (uint32_t)len;
+	e->flags = 0;
+	if (k) {
+		memcpy(e->mem, in->data, len);
+		k->used += len;
+		k->last_seq = seq;
+	}
+	prefetch_next(c, seq, k);
+	c->n = seq + 1;
+	c->last_ts = ts;
+	c->kept_bytes += len;
+	if (seq_out)
+		*seq_out = seq;
+	return true;
+}
+
 static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t now,
 			 uint64_t *seq_out, uint8_t *hash_out, uint64_t *lsn,
 			 int *flush, th_err *err)
@@ -720,6 +797,10 @@ static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t now,
 	 * caller wants the hash now; then the events before are hashed first
 	 * (this may wait for the hasher, releasing c->mu: before seq is read). */
 	bool defer = mem && s->hash_defer && !hash_out;
+	*lsn = 0;
+	*flush = 0;
+	if (defer && append_mem_fast(c, in, now, seq_out))
+		return 0;
 	if (mem && !defer && (rc = thx__hash_upto(c, c->n, err)))
 		return rc;
 	if ((rc = intern_cached(c, c->itypes, TH_ARRAY_LEN(c->itypes), in->type,
@@ -808,7 +889,6 @@ static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t now,
 	ent.actor_id = aid;
 	ent.size = (uint32_t)(in->len + dlen) & ((1u << 26) - 1);
 	ent.flags = 0;
-	*lsn = 0;
 	if (mem) {
 		ent.slot = UINT32_MAX;
 		ent.mem = k ? k->data + k->used : (uint8_t *)c; /* any non-NULL */
@@ -842,20 +922,8 @@ static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t now,
 	}
 	/* Nothing below can fail. */
 	*thx__ent_at(c, seq) = ent;
-	if (mem) {
-		/* The next append to this chain writes there. With many chains
-		 * appended in turn (an actor each) the hardware prefetcher
-		 * cannot follow every stream, and a spare's lines may be in
-		 * the hasher's cache: ask for them now, for writing. */
-		uint64_t off;
-		uint32_t j = thx__ent_page(seq + 1, &off);
-		if (j < c->nepages)
-			__builtin_prefetch(c->epages[j] + off, 1, 3);
-		if (k) {
-			__builtin_prefetch(k->data + k->used + 64, 1, 3);
-			__builtin_prefetch(k->data + k->used + 128, 1, 3);
-		}
-	}
+	if (mem)
+		prefetch_next(c, seq, k);
 	c->n = seq + 1;
 	if (mem && !defer)
 		c->hashed = seq + 1;

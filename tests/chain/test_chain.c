@@ -1970,6 +1970,65 @@ static void same_chain(thx_chain *a, thx_chain *b)
 	}
 }
 
+/* The append fast path (chain.c append_mem_fast: a memory chain hashing
+ * later, type and actor known by address, no description, room in the
+ * page and chunk) stores what the general path stores: the same events
+ * appended without the static flags to an inline-hashing store give the
+ * same hashes, blocks, strings and data. Six types for a cache of four,
+ * descriptions now and then, and sizes that start new chunks, so the
+ * stream goes in and out of the fast path. */
+TEST(static_string_appends_equal_general_ones)
+{
+	char *dir = tmpdir();
+	char d1[128], d2[128];
+	snprintf(d1, sizeof d1, "%s/general", dir);
+	snprintf(d2, sizeof d2, "%s/fast", dir);
+	thx_store *sg = open_hashing(d1, true, true);
+	thx_store *sf = open_hashing(d2, false, true);
+	thx_chain *g = chain(sg, "c", THX_NONE, 50);
+	thx_chain *f = chain(sf, "c", THX_NONE, 50);
+	static const char *actors[2] = { "actor-a", "actor-b" };
+	static const char *types[6] = { "message.received", "export.call",
+					 "host.send", "export.result", "t5", "t6" };
+	static uint8_t data[20000];
+	enum { NE = 4000 };
+	for (int k = 0; k < NE; k++) {
+		size_t len = (size_t)(k * 37 % 300) * (k % 50 == 0 ? 60 : 1);
+		fill(data, len, (uint64_t)k);
+		thx_event_in in = {
+			.actor = actors[k % 7 == 0], .type = types[k % (k < NE / 2 ? 4 : 6)],
+			.data = data, .len = len,
+			.description = k % 97 == 0 ? "now and then" : NULL,
+			.timestamp_ns = 1700000000000000000ull + (uint64_t)k,
+			.type_static = true, .actor_static = true,
+		};
+		if (k % 5 == 0) {
+			REQUIRE(thx_append_batch(f, &in, 1, NULL, NULL, NULL) == 0);
+		} else {
+			REQUIRE(thx_append(f, &in, NULL, NULL, NULL) == 0);
+		}
+		in.type_static = in.actor_static = false;
+		REQUIRE(thx_append(g, &in, NULL, NULL, NULL) == 0);
+	}
+	same_chain(g, f);
+	for (uint64_t i = 0; i < NE; i++) {
+		thx_event eg, ef;
+		REQUIRE(thx_get(g, i, &eg, NULL) == 0);
+		REQUIRE(thx_get(f, i, &ef, NULL) == 0);
+		CHECK_EQ_STR(ef.actor, eg.actor);
+		CHECK_EQ_STR(ef.type, eg.type);
+		CHECK(ef.timestamp_ns == eg.timestamp_ns);
+		CHECK((ef.description == NULL) == (eg.description == NULL));
+		CHECK(ef.len == eg.len && (ef.len == 0 || memcmp(ef.data, eg.data, ef.len) == 0));
+		thx_event_release(&eg);
+		thx_event_release(&ef);
+	}
+	CHECK(verify_ok(sf, "c"));
+	thx_store_close(sg);
+	thx_store_close(sf);
+	rmrf(dir);
+}
+
 TEST(deferred_hashes_links_and_blocks_equal_inline_ones)
 {
 	char *dir = tmpdir();
