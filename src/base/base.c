@@ -1,8 +1,12 @@
 /*
- * base.c - the allocator seam, error values, clocks and hex helpers.
+ * base.c - the allocator seam, error values, clocks, hex helpers and the
+ * slow paths of th_lock.
  */
+#include <linux/futex.h>
 #include <stdatomic.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base.h"
 
@@ -197,4 +201,31 @@ bool th_unhex(const char *in, uint8_t *out, size_t n)
 		out[i] = (uint8_t)(hi << 4 | lo);
 	}
 	return in[2 * n] == '\0';
+}
+
+/* ---- th_lock (base.h) -------------------------------------------------- */
+
+void th_lock_wait(th_lock *l)
+{
+	for (int i = 0; i < TH_LOCK_SPINS; i++) {
+		uint32_t free_ = 0;
+		/* try only when it reads free: a failing try still takes the
+		 * cache line from the holder */
+		if (__atomic_load_n(&l->v, __ATOMIC_RELAXED) == 0 &&
+		    __atomic_compare_exchange_n(&l->v, &free_, 1, false,
+						__ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+			return;
+		for (int k = 0; k < 8; k++)
+			th_cpu_relax();
+	}
+	/* Mark it contended (2) while taking it: whoever holds it wakes a
+	 * sleeper when giving it back. Taking it as 2 may cost one needless
+	 * wake later; never a lost one. */
+	while (__atomic_exchange_n(&l->v, 2, __ATOMIC_ACQUIRE) != 0)
+		syscall(SYS_futex, &l->v, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+}
+
+void th_lock_wake(th_lock *l)
+{
+	syscall(SYS_futex, &l->v, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }

@@ -169,9 +169,9 @@ static void probe_ping(rta_actor *a, rsv_node *n, const thm_health *h,
 	uint32_t work, k = 0;
 	char text[200];
 
-	pthread_mutex_lock(&a->mb.lock);
+	th_lock_take(&a->mb.lock);
 	work = a->mb.queued + a->mb.queued_system + a->mb.inflight;
-	pthread_mutex_unlock(&a->mb.lock);
+	th_lock_give(&a->mb.lock);
 	pthread_mutex_lock(&n->lock);
 	if (!work || handled != n->hc_handled) {
 		n->hc_handled = handled;

@@ -42,14 +42,9 @@ void rtm_msg_free(rtm_msg *m)
 
 void rtm_init(rtm_mailbox *mb, uint32_t capacity)
 {
-	pthread_mutexattr_t ma;
+	/* The lock (a th_lock: senders and the actor's turn hold it for a
+	 * few instructions each) is free zeroed. */
 	memset(mb, 0, sizeof *mb);
-	/* Adaptive: a sender and the actor's turn take this lock for a few
-	 * instructions each; spinning briefly beats sleeping in the kernel. */
-	pthread_mutexattr_init(&ma);
-	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
-	pthread_mutex_init(&mb->lock, &ma);
-	pthread_mutexattr_destroy(&ma);
 	mb->capacity = capacity ? capacity : 1;
 }
 
@@ -67,7 +62,6 @@ void rtm_release(rtm_mailbox *mb)
 	for (int p = 0; p < RTM_NPRIO; p++)
 		free_list(mb->head[p]);
 	free_list(mb->inflight_head);
-	pthread_mutex_destroy(&mb->lock);
 	memset(mb, 0, sizeof *mb);
 }
 
@@ -84,13 +78,13 @@ int rtm_push(rtm_mailbox *mb, rtm_msg *m)
 	int p = m->priority < RTM_NPRIO ? m->priority : RTM_NORMAL;
 	m->priority = (uint8_t)p;
 	m->next = NULL;
-	th_mutex_lock_spin(&mb->lock);
+	th_lock_take(&mb->lock);
 	if (mb->closed) {
-		pthread_mutex_unlock(&mb->lock);
+		th_lock_give(&mb->lock);
 		return TH_ESTATE;
 	}
 	if (p != RTM_SYSTEM && mb->queued + mb->reserved >= mb->capacity) {
-		pthread_mutex_unlock(&mb->lock);
+		th_lock_give(&mb->lock);
 		return TH_EBUSY;
 	}
 	if (mb->tail[p])
@@ -99,21 +93,21 @@ int rtm_push(rtm_mailbox *mb, rtm_msg *m)
 		mb->head[p] = m;
 	mb->tail[p] = m;
 	count(mb, m, 1);
-	pthread_mutex_unlock(&mb->lock);
+	th_lock_give(&mb->lock);
 	return 0;
 }
 
 static int reserve(rtm_mailbox *mb, bool past)
 {
 	int rc = 0;
-	th_mutex_lock_spin(&mb->lock);
+	th_lock_take(&mb->lock);
 	if (mb->closed)
 		rc = TH_ESTATE;
 	else if (!past && mb->queued + mb->reserved >= mb->capacity)
 		rc = TH_EBUSY;
 	else
 		mb->reserved++;
-	pthread_mutex_unlock(&mb->lock);
+	th_lock_give(&mb->lock);
 	return rc;
 }
 
@@ -133,10 +127,10 @@ static void call_waiters(rtm_waiter *w);
 void rtm_unreserve(rtm_mailbox *mb)
 {
 	rtm_waiter *ready;
-	th_mutex_lock_spin(&mb->lock);
+	th_lock_take(&mb->lock);
 	mb->reserved--;
 	ready = release_waiters_locked(mb, false);
-	pthread_mutex_unlock(&mb->lock);
+	th_lock_give(&mb->lock);
 	call_waiters(ready);
 }
 
@@ -145,10 +139,10 @@ int rtm_push_reserved(rtm_mailbox *mb, rtm_msg *m)
 	int p = m->priority == RTM_HIGH ? RTM_HIGH : RTM_NORMAL;
 	m->priority = (uint8_t)p;
 	m->next = NULL;
-	th_mutex_lock_spin(&mb->lock);
+	th_lock_take(&mb->lock);
 	mb->reserved--;
 	if (mb->closed) {
-		pthread_mutex_unlock(&mb->lock);
+		th_lock_give(&mb->lock);
 		return TH_ESTATE;
 	}
 	if (mb->tail[p])
@@ -157,7 +151,7 @@ int rtm_push_reserved(rtm_mailbox *mb, rtm_msg *m)
 		mb->head[p] = m;
 	mb->tail[p] = m;
 	count(mb, m, 1);
-	pthread_mutex_unlock(&mb->lock);
+	th_lock_give(&mb->lock);
 	return 0;
 }
 
@@ -173,9 +167,9 @@ static void push_front_locked(rtm_mailbox *mb, rtm_msg *m)
 
 void rtm_push_front(rtm_mailbox *mb, rtm_msg *m)
 {
-	th_mutex_lock_spin(&mb->lock);
+	th_lock_take(&mb->lock);
 	push_front_locked(mb, m);
-	pthread_mutex_unlock(&mb->lock);
+	th_lock_give(&mb->lock);
 }
 
 /* Detach the waiters that the current room lets through; the caller calls
@@ -218,7 +212,7 @@ uint32_t rtm_take(rtm_mailbox *mb, rtm_msg **out, uint32_t max)
 	uint32_t n = 0;
 	rtm_waiter *ready;
 
-	th_mutex_lock_spin(&mb->lock);
+	th_lock_take(&mb->lock);
 	for (int p = 0; p < RTM_NPRIO && n < max; p++) {
 		while (mb->head[p] && n < max) {
 			rtm_msg *m = mb->head[p];
@@ -237,7 +231,7 @@ uint32_t rtm_take(rtm_mailbox *mb, rtm_msg **out, uint32_t max)
 		}
 	}
 	ready = n ? release_waiters_locked(mb, false) : NULL;
-	pthread_mutex_unlock(&mb->lock);
+	th_lock_give(&mb->lock);
 	call_waiters(ready);
 	return n;
 }
@@ -263,18 +257,18 @@ static void ack_locked(rtm_mailbox *mb, rtm_msg *m)
 
 void rtm_ack(rtm_mailbox *mb, rtm_msg *m)
 {
-	th_mutex_lock_spin(&mb->lock);
+	th_lock_take(&mb->lock);
 	ack_locked(mb, m);
-	pthread_mutex_unlock(&mb->lock);
+	th_lock_give(&mb->lock);
 	rtm_msg_free(m);
 }
 
 void rtm_ack_many(rtm_mailbox *mb, rtm_msg *const *ms, uint32_t n)
 {
-	th_mutex_lock_spin(&mb->lock);
+	th_lock_take(&mb->lock);
 	for (uint32_t i = 0; i < n; i++)
 		ack_locked(mb, ms[i]);
-	pthread_mutex_unlock(&mb->lock);
+	th_lock_give(&mb->lock);
 	for (uint32_t i = 0; i < n; i++)
 		rtm_msg_free(ms[i]);
 }
@@ -282,7 +276,7 @@ void rtm_ack_many(rtm_mailbox *mb, rtm_msg *const *ms, uint32_t n)
 void rtm_requeue_inflight(rtm_mailbox *mb)
 {
 	rtm_msg *list, *rev = NULL;
-	th_mutex_lock_spin(&mb->lock);
+	th_lock_take(&mb->lock);
 	list = mb->inflight_head;
 	mb->inflight_head = mb->inflight_tail = NULL;
 	mb->inflight = 0;
@@ -298,7 +292,7 @@ void rtm_requeue_inflight(rtm_mailbox *mb)
 		push_front_locked(mb, rev);
 		rev = next;
 	}
-	pthread_mutex_unlock(&mb->lock);
+	th_lock_give(&mb->lock);
 }
 
 rtm_msg *rtm_drain(rtm_mailbox *mb)
@@ -306,7 +300,7 @@ rtm_msg *rtm_drain(rtm_mailbox *mb)
 	rtm_msg *all = NULL, **tail = &all;
 	rtm_waiter *ready;
 
-	th_mutex_lock_spin(&mb->lock);
+	th_lock_take(&mb->lock);
 	*tail = mb->inflight_head;
 	while (*tail)
 		tail = &(*tail)->next;
@@ -320,7 +314,7 @@ rtm_msg *rtm_drain(rtm_mailbox *mb)
 	}
 	mb->queued = mb->queued_system = 0;
 	ready = release_waiters_locked(mb, false);
-	pthread_mutex_unlock(&mb->lock);
+	th_lock_give(&mb->lock);
 	call_waiters(ready);
 	return all;
 }
@@ -328,7 +322,7 @@ rtm_msg *rtm_drain(rtm_mailbox *mb)
 bool rtm_wait_for_room(rtm_mailbox *mb, rtm_waiter *w)
 {
 	bool registered = false;
-	th_mutex_lock_spin(&mb->lock);
+	th_lock_take(&mb->lock);
 	if (!mb->closed && mb->queued + mb->reserved >= mb->capacity) {
 		w->next = NULL;
 		if (mb->waiters_tail)
@@ -338,14 +332,14 @@ bool rtm_wait_for_room(rtm_mailbox *mb, rtm_waiter *w)
 		mb->waiters_tail = w;
 		registered = true;
 	}
-	pthread_mutex_unlock(&mb->lock);
+	th_lock_give(&mb->lock);
 	return registered;
 }
 
 void rtm_cancel_wait(rtm_mailbox *mb, rtm_waiter *w)
 {
 	rtm_waiter **pp, *prev = NULL;
-	th_mutex_lock_spin(&mb->lock);
+	th_lock_take(&mb->lock);
 	for (pp = &mb->waiters; *pp; prev = *pp, pp = &(*pp)->next) {
 		if (*pp != w)
 			continue;
@@ -355,32 +349,32 @@ void rtm_cancel_wait(rtm_mailbox *mb, rtm_waiter *w)
 		w->next = NULL;
 		break;
 	}
-	pthread_mutex_unlock(&mb->lock);
+	th_lock_give(&mb->lock);
 }
 
 void rtm_close(rtm_mailbox *mb)
 {
 	rtm_waiter *ready;
-	th_mutex_lock_spin(&mb->lock);
+	th_lock_take(&mb->lock);
 	mb->closed = true;
 	ready = release_waiters_locked(mb, true);
-	pthread_mutex_unlock(&mb->lock);
+	th_lock_give(&mb->lock);
 	call_waiters(ready);
 }
 
 void rtm_reopen(rtm_mailbox *mb)
 {
-	th_mutex_lock_spin(&mb->lock);
+	th_lock_take(&mb->lock);
 	mb->closed = false;
-	pthread_mutex_unlock(&mb->lock);
+	th_lock_give(&mb->lock);
 }
 
 uint32_t rtm_pending(rtm_mailbox *mb)
 {
 	uint32_t n;
-	th_mutex_lock_spin(&mb->lock);
+	th_lock_take(&mb->lock);
 	n = mb->queued + mb->queued_system;
-	pthread_mutex_unlock(&mb->lock);
+	th_lock_give(&mb->lock);
 	return n;
 }
 

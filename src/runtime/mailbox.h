@@ -27,7 +27,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "theater/base.h"
+#include "base/base.h"
 
 typedef enum rtm_priority {
 	RTM_SYSTEM = 0,
@@ -66,7 +66,7 @@ typedef struct rtm_waiter {
 } rtm_waiter;
 
 typedef struct rtm_mailbox {
-	pthread_mutex_t lock;
+	th_lock lock;
 	rtm_msg *head[RTM_NPRIO], *tail[RTM_NPRIO];
 	rtm_msg *inflight_head, *inflight_tail;
 	uint32_t queued;       /* high + normal, counted against capacity */

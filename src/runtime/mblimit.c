@@ -71,10 +71,10 @@ static void check_full(rtt_timer *t, void *ctx)
 	if (atomic_load(&a->life) >= RTA_STOPPED ||
 	    atomic_load(&a->rt->closing) || atomic_load(&a->stop_req))
 		return;
-	pthread_mutex_lock(&a->mb.lock);
+	th_lock_take(&a->mb.lock);
 	queued = a->mb.queued + a->mb.reserved;
 	full = queued >= a->mb.capacity;
-	pthread_mutex_unlock(&a->mb.lock);
+	th_lock_give(&a->mb.lock);
 	handled = atomic_load(&a->handled);
 	if (!full || handled != n->ml_handled) {
 		n->ml_handled = handled;
@@ -101,9 +101,9 @@ void rml_system_pushed(rta_actor *a)
 
 	if (!l->mailbox_system_max)
 		return;
-	pthread_mutex_lock(&a->mb.lock);
+	th_lock_take(&a->mb.lock);
 	k = a->mb.queued_system;
-	pthread_mutex_unlock(&a->mb.lock);
+	th_lock_give(&a->mb.lock);
 	if (k <= l->mailbox_system_max || atomic_load(&a->stop_req))
 		return;
 	snprintf(text, sizeof text,

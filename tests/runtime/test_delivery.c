@@ -62,9 +62,9 @@ static char *manifest(const char *name, const char *wasm, const char *extra)
 	do {                                                                 \
 		bool ok_ = false;                                            \
 		for (int i_ = 0; i_ < RTEST_WAIT_LIMIT && !ok_; i_++) {            \
-			pthread_mutex_lock(&(t)->mb.lock);                   \
+			th_lock_take(&(t)->mb.lock);                         \
 			ok_ = (cond);                                        \
-			pthread_mutex_unlock(&(t)->mb.lock);                 \
+			th_lock_give(&(t)->mb.lock);                         \
 			if (!ok_)                                            \
 				usleep(5000);                                \
 		}                                                            \
