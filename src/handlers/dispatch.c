@@ -278,7 +278,7 @@ static thc_hostret dispatch(thc_hostcall *hc, void *ctx, const thc_val *args,
 	c.result = result;
 	c.msg[0] = 0;
 
-	atomic_fetch_add(&a->rt->n_host_calls, 1);
+	rts_count(a->rt->sched, RTS_C_HOST_CALLS, 1);
 	rta_call_flush(a); /* the handler's call precedes its host calls */
 	/* The runtime interface is every actor's own: always available. */
 	if (f->kind != THM_H_RUNTIME && !a->perm.enabled[f->kind]) {

@@ -1391,8 +1391,10 @@ static void finish_tail(rta_actor *a, bool answers)
 	th_cbor_enc e;
 
 	call_release(a);
-	atomic_fetch_add(&a->handled, 1);
-	atomic_fetch_add(&rt->n_messages, 1);
+	/* only the thread running the actor's turn writes handled */
+	atomic_store_explicit(&a->handled, atomic_load_explicit(&a->handled,
+			      memory_order_relaxed) + 1, memory_order_relaxed);
+	rts_count(rt->sched, RTS_C_MESSAGES, 1);
 	if (x == RTA_X_INIT) {
 		/* Recorded before anyone waiting for the spawn is told. */
 		rtr_enc_init(&e);
@@ -1575,7 +1577,12 @@ static rts_result actor_turn(rta_actor *a)
 			rtm_msg *m;
 			if (taken >= rt->opt.batch || slice == 0)
 				return rtm_pending(&a->mb) ? RTS_YIELD : RTS_IDLE;
-			if (!rtm_take(&a->mb, &m, 1) &&
+			/* After the first message, an empty mailbox is seen
+			 * without its lock: a message pushed meanwhile wakes
+			 * the task, and the scheduler runs the turn again
+			 * (sched.c: a wake is never lost). */
+			if (!((taken == 0 || rtm_maybe_pending(&a->mb)) &&
+			      rtm_take(&a->mb, &m, 1)) &&
 			    (!taken || !linger(a) || !rtm_take(&a->mb, &m, 1)))
 				return RTS_IDLE;
 			taken++;

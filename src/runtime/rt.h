@@ -231,8 +231,8 @@ struct thr_runtime {
 	pthread_cond_t wait_cond;
 	_Atomic int64_t busy;       /* queued messages + calls in progress */
 
-	_Atomic uint64_t n_spawned, n_stopped, n_failed, n_messages,
-		n_host_calls, n_denied;
+	_Atomic uint64_t n_spawned, n_stopped, n_failed, n_denied;
+	/* messages handled and host calls: rts_count (sched.h) */
 	_Atomic bool closing;
 };
 

@@ -561,8 +561,8 @@ void thr_runtime_stats(thr_runtime *rt, thr_stats *out)
 	out->spawned = atomic_load(&rt->n_spawned);
 	out->stopped = atomic_load(&rt->n_stopped);
 	out->failed = atomic_load(&rt->n_failed);
-	out->messages = atomic_load(&rt->n_messages);
-	out->host_calls = atomic_load(&rt->n_host_calls);
+	out->messages = rts_count_sum(rt->sched, RTS_C_MESSAGES);
+	out->host_calls = rts_count_sum(rt->sched, RTS_C_HOST_CALLS);
 	out->denied = atomic_load(&rt->n_denied);
 	out->live = out->spawned - out->stopped - out->failed;
 }

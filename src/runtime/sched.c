@@ -93,7 +93,9 @@ typedef struct worker {
 	uint32_t streak; /* tasks in a row from the next slot */
 	uint32_t rng;
 	uint64_t ticks;
+	/* written by this worker alone (own_add), read by anyone */
 	_Atomic uint64_t runs, steals, sleeps, low_runs;
+	_Atomic uint64_t count[RTS_NCOUNTERS];
 } worker;
 
 /* A FIFO of tasks linked through rts_task.next, under rts_sched.lock. */
@@ -113,9 +115,19 @@ struct rts_sched {
 	_Atomic int sleepers;
 	_Atomic int spinning; /* workers looking for work before sleeping */
 	_Atomic bool stopping;
+	_Atomic uint64_t count_other[RTS_NCOUNTERS]; /* rts_count off the pool */
 };
 
 static _Thread_local worker *current_worker;
+
+/* Add to a counter only the calling thread writes: a plain load and
+ * store, not a locked read-modify-write (which costs about as much as a
+ * cache miss, and a worker adds to several per message). */
+static inline void own_add(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
 
 /* ---- Chase-Lev deque ---------------------------------------------------- */
 
@@ -347,7 +359,7 @@ static void run_task(worker *w, rts_task *t)
 	again:
 	atomic_store(&t->state, RTS_TS_RUNNING);
 	r = t->run(t, w->index);
-	atomic_fetch_add_explicit(&w->runs, 1, memory_order_relaxed);
+	own_add(&w->runs, 1);
 
 	if (r == RTS_YIELD) {
 		/* Fairness is for others: with none waiting, run it again
@@ -404,8 +416,7 @@ static rts_task *steal_any(worker *w)
 			continue;
 		rts_task *t = deque_steal(&v->dq);
 		if (t) {
-			atomic_fetch_add_explicit(&w->steals, 1,
-						  memory_order_relaxed);
+			own_add(&w->steals, 1);
 			return t;
 		}
 	}
@@ -459,7 +470,7 @@ static bool wait_for_work(worker *w)
 			go_on = false;
 			break;
 		}
-		atomic_fetch_add_explicit(&w->sleeps, 1, memory_order_relaxed);
+		own_add(&w->sleeps, 1);
 		pthread_cond_wait(&s->cond, &s->lock);
 	}
 	atomic_fetch_sub(&s->sleepers, 1);
@@ -502,8 +513,7 @@ static void *worker_main(void *arg)
 			low = (t = injector_pop(s, &s->low)) != NULL;
 		if (t) {
 			if (low)
-				atomic_fetch_add_explicit(&w->low_runs, 1,
-							  memory_order_relaxed);
+				own_add(&w->low_runs, 1);
 			run_task(w, t);
 			continue;
 		}
@@ -585,6 +595,23 @@ void rts_sched_free(rts_sched *s)
 int rts_sched_workers(const rts_sched *s)
 {
 	return s->nworkers;
+}
+
+void rts_count(rts_sched *s, int k, uint64_t n)
+{
+	worker *w = current_worker;
+	if (w && w->sched == s)
+		own_add(&w->count[k], n);
+	else
+		atomic_fetch_add(&s->count_other[k], n);
+}
+
+uint64_t rts_count_sum(const rts_sched *s, int k)
+{
+	uint64_t n = atomic_load(&s->count_other[k]);
+	for (int i = 0; i < s->nworkers; i++)
+		n += atomic_load(&s->workers[i].count[k]);
+	return n;
 }
 
 int rts_current_worker(void)

@@ -73,6 +73,13 @@ int rts_current_worker(void);
  * expects more work soon may wait for it while this is false. */
 bool rts_others_waiting(rts_sched *s);
 
+/* Counters the runtime keeps for its statistics. A worker adds to its
+ * own copy without an atomic read-modify-write; other threads add to a
+ * shared one; rts_count_sum adds them up (a relaxed reading). */
+enum { RTS_C_MESSAGES, RTS_C_HOST_CALLS, RTS_NCOUNTERS };
+void rts_count(rts_sched *s, int k, uint64_t n);
+uint64_t rts_count_sum(const rts_sched *s, int k);
+
 /* Counters, for tests and metrics. */
 typedef struct rts_stats {
 	uint64_t runs;     /* run-function calls                 */

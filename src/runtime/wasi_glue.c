@@ -31,7 +31,7 @@ static void hook(void *ctx, const thw_wasi_call *c)
 	th_cbor_enc e;
 
 	rta_call_flush(a); /* the export call precedes its host calls */
-	atomic_fetch_add(&a->rt->n_host_calls, 1);
+	rts_count(a->rt->sched, RTS_C_HOST_CALLS, 1);
 	snprintf(type, sizeof type, "host.%s.%s", THW_WASI_MODULE, c->name);
 	rtr_enc_init(&e);
 	th_cbor_put_array(&e, 2);

@@ -392,4 +392,50 @@ TEST(create_fails_cleanly_without_memory)
 	th_alloc_fail_after(-1);
 }
 
+/* rts_count: adds from the workers (their own copies) and from other
+ * threads (the shared one) all reach rts_count_sum. */
+typedef struct count_task {
+	rts_task task;
+	rts_sched *sched;
+	_Atomic long runs;
+} count_task;
+
+static rts_result count_run(rts_task *t, int worker)
+{
+	count_task *c = (count_task *)t;
+	TH_UNUSED(worker);
+	rts_count(c->sched, RTS_C_MESSAGES, 3);
+	rts_count(c->sched, RTS_C_HOST_CALLS, 1);
+	if (atomic_fetch_add(&c->runs, 1) + 1 < 1000)
+		rts_wake(c->sched, t);
+	return RTS_IDLE;
+}
+
+TEST(counters_sum_workers_and_other_threads)
+{
+	rts_sched *s;
+	th_err err = { 0 };
+	static count_task cs[8];
+	REQUIRE(rts_sched_new(2, &s, &err) == 0);
+	for (int i = 0; i < 8; i++) {
+		rts_task_init(&cs[i].task, count_run);
+		cs[i].sched = s;
+		rts_wake(s, &cs[i].task);
+	}
+	for (int i = 0; i < 100; i++)
+		rts_count(s, RTS_C_HOST_CALLS, 2); /* not a worker */
+	for (int spins = 0; spins < 60000; spins++) {
+		long done = 0;
+		for (int i = 0; i < 8; i++)
+			done += atomic_load(&cs[i].runs);
+		if (done == 8000)
+			break;
+		usleep(1000);
+	}
+	/* each run counts before its runs increment: all are seen here */
+	CHECK_EQ_INT(rts_count_sum(s, RTS_C_MESSAGES), 3 * 8000);
+	CHECK_EQ_INT(rts_count_sum(s, RTS_C_HOST_CALLS), 8000 + 200);
+	rts_sched_free(s);
+}
+
 TEST_MAIN()
