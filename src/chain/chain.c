@@ -106,6 +106,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -170,15 +171,15 @@ static void chain_free(thx_chain *c)
 {
 	if (!c)
 		return;
-	th_free(c->mspare);
-	th_free_aligned(c->espare);
+	thx__chunk_free(c->mspare);
+	thx__mem_free(c->espare, thx__ent_page_len(c->nepages) * sizeof(thx__ent));
 	while (c->mhead) {
 		thx__memchunk *k = c->mhead;
 		c->mhead = k->next;
-		th_free(k);
+		thx__chunk_free(k);
 	}
 	for (uint32_t j = 0; j < c->nepages; j++)
-		th_free_aligned(c->epages[j]);
+		thx__mem_free(c->epages[j], thx__ent_page_len(j) * sizeof(thx__ent));
 	th_free(c->epages);
 	th_free(c->blocks);
 	thx__pmap_release(&c->types);
@@ -657,11 +658,54 @@ bool thx__ents_reserve(thx_chain *c, uint64_t need)
 		 * while this thread appends the next ones */
 		thx__ent *pg = c->espare;
 		c->espare = NULL;
-		if (!pg && !(pg = th_malloc_aligned(thx__ent_page_len(c->nepages) * sizeof *pg)))
+		if (!pg && !(pg = thx__mem_alloc(thx__ent_page_len(c->nepages) * sizeof *pg)))
 			return false;
 		c->epages[c->nepages++] = pg;
 	}
 	return true;
+}
+
+void *thx__mem_alloc(size_t n)
+{
+	if (n < THX__HUGE)
+		return th_malloc_aligned(n);
+	size_t len = (n + THX__HUGE - 1) & ~(THX__HUGE - 1);
+	uint8_t *p = mmap(NULL, len + THX__HUGE, PROT_READ | PROT_WRITE,
+			  MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	uintptr_t a = ((uintptr_t)p + THX__HUGE - 1) & ~(uintptr_t)(THX__HUGE - 1);
+	size_t head = a - (uintptr_t)p;
+	if (head)
+		munmap(p, head);
+	munmap((uint8_t *)a + len, THX__HUGE - head);
+	/* a hint: without huge pages the memory works the same */
+	madvise((void *)a, len, MADV_HUGEPAGE);
+	return (void *)a;
+}
+
+void thx__mem_free(void *p, size_t n)
+{
+	if (!p)
+		return;
+	if (n < THX__HUGE)
+		th_free_aligned(p);
+	else
+		munmap(p, (n + THX__HUGE - 1) & ~(THX__HUGE - 1));
+}
+
+thx__memchunk *thx__chunk_new(size_t cap)
+{
+	thx__memchunk *k = thx__mem_alloc(sizeof *k + cap);
+	if (k)
+		k->cap = cap;
+	return k;
+}
+
+void thx__chunk_free(thx__memchunk *k)
+{
+	if (k)
+		thx__mem_free(k, sizeof *k + k->cap);
 }
 
 size_t thx__memchunk_next(const thx__memchunk *k)
@@ -680,7 +724,7 @@ static thx__memchunk *mem_room(thx_chain *c, size_t need, uint64_t seq)
 		return k;
 	size_t cap = thx__memchunk_next(k);
 	if (c->mspare && c->mspare->cap < cap) { /* chunks only grow: no use */
-		th_free(c->mspare);
+		thx__chunk_free(c->mspare);
 		c->mspare = NULL;
 	}
 	if (cap < need)
@@ -692,7 +736,7 @@ static thx__memchunk *mem_room(thx_chain *c, size_t need, uint64_t seq)
 		nk = c->mspare;
 		c->mspare = NULL;
 		cap = nk->cap;
-	} else if (!(nk = th_malloc(sizeof *nk + cap))) {
+	} else if (!(nk = thx__chunk_new(cap))) {
 		return NULL;
 	}
 	nk->next = NULL;

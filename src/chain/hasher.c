@@ -21,25 +21,36 @@
  *            fields need no wait. A reader that needs a hash waits on hcv.
  *   hqueued  c is on the store's queue or being hashed: set by an
  *            appender (under c->mu) that then pushes c; cleared by the
- *            hasher under c->mu only once hashed == n, so no appended
- *            event is ever left unqueued.
+ *            hasher under c->mu only once hashed == n (else the hasher
+ *            pushes c again itself), so no appended event is ever left
+ *            unqueued.
+ *
+ * ROUNDS. The hasher takes the whole queue, makes the spares its chains
+ * lack, then hashes each chain up to where it was when its turn came;
+ * events appended meanwhile wait for the next round (the chain is pushed
+ * again), so one chain appended to faster than it can be hashed does not
+ * keep the hasher from the others.
  *
  * WAKE-UPS: an appender signals the hasher only when it sleeps idle. After
  * a round the hasher sleeps THX__HASH_PERIOD_MS before the next one, so in
  * a steady stream it is woken by its timer, about once per batch of many
- * events, and appenders make no system call for it. A queue found empty
- * after that sleep sends it back to the idle sleep.
+ * events, and appenders make no system call for it; after a round that
+ * left work behind it goes on at once. A queue found empty after that
+ * sleep sends it back to the idle sleep.
  *
  * SPARES. The first write to a fresh page costs a page fault that zeroes
  * it; an append that starts a new data chunk or entry page would take them
  * all, and in a long run they were a fifth of the appending thread's time.
- * So after hashing a chain that is already large (its last chunk at least
+ * So for a chain that is already large (its last chunk at least
  * THX__SPARE_CHUNK, its next entry page at least THX__SPARE_PAGE entries),
  * the hasher allocates the next chunk and entry page, touches every page of
  * them with c->mu released, and leaves them in c->mspare and c->espare,
- * where the append that needs them takes them. A chain has at most one of
- * each: the memory held ahead is at most the size of its next chunk and
- * page, and small chains (most actors) never get any.
+ * where the append that needs them takes them: at the start of a round,
+ * between claims and after hashing (a spare made only after a long round
+ * came too late: the appender faulted its pages in itself). A chain has at
+ * most one of each: the memory held ahead is at most the size of its next
+ * chunk and page (2 MiB each, huge pages: internal.h THX__HUGE), and small
+ * chains (most actors) never get any.
  *
  * Lock order: c->mu -> s->hq_mu never happens; the hasher takes hq_mu, then
  * (after releasing it) c->mu.
@@ -219,12 +230,10 @@ static void touch(void *p, size_t n)
  * memory is no error here: the append allocates for itself. */
 static void make_spares(thx_chain *c, size_t chunk, size_t page, uint32_t j)
 {
-	thx__memchunk *k = chunk ? th_malloc(sizeof *k + chunk) : NULL;
-	thx__ent *pg = page ? th_malloc_aligned(page * sizeof *pg) : NULL;
-	if (k) {
-		k->cap = chunk;
+	thx__memchunk *k = chunk ? thx__chunk_new(chunk) : NULL;
+	thx__ent *pg = page ? thx__mem_alloc(page * sizeof *pg) : NULL;
+	if (k)
 		touch(k, sizeof *k + chunk);
-	}
 	if (pg)
 		touch(pg, page * sizeof *pg);
 	pthread_mutex_lock(&c->mu);
@@ -237,21 +246,38 @@ static void make_spares(thx_chain *c, size_t chunk, size_t page, uint32_t j)
 		pg = NULL;
 	}
 	pthread_mutex_unlock(&c->mu);
-	th_free(k);
-	th_free_aligned(pg);
+	thx__chunk_free(k);
+	thx__mem_free(pg, page * sizeof *pg);
 }
 
-/* Hash everything appended to c so far, THX__HASH_RUN events per claim;
- * then make the spares it lacks. */
-static void hash_chain(thx_chain *c, strcache *sc, uint8_t **buf, size_t *cap,
+/* Make the spares c lacks (c->mu held; released). */
+static void spares_unlock(thx_chain *c)
+{
+	size_t chunk, page;
+	uint32_t j;
+	spares_wanted(c, &chunk, &page, &j);
+	pthread_mutex_unlock(&c->mu);
+	if (chunk || page)
+		make_spares(c, chunk, page, j);
+}
+
+/* Hash the events appended to c before this visit, THX__HASH_RUN per
+ * claim, and make the spares c lacks, between claims too. Events appended
+ * meanwhile are left for the next round (c stays queued, pushed again:
+ * returns true), so that a chain appended to faster than it is hashed
+ * cannot hold the hasher while other chains' spares run out. */
+static bool hash_chain(thx_chain *c, strcache *sc, uint8_t **buf, size_t *cap,
 		       uint8_t *stack)
 {
 	thx__ent *ents[THX__HASH_RUN];
+	bool again = false;
 	pthread_mutex_lock(&c->mu);
+	uint64_t end = c->n;
 	for (;;) {
-		uint64_t from = c->hashed, to = c->n;
+		uint64_t from = c->hashed, to = end;
 		if (from >= to) {
-			c->hqueued = false;
+			again = c->hashed < c->n;
+			c->hqueued = again;
 			break;
 		}
 		if (to - from > THX__HASH_RUN)
@@ -277,13 +303,19 @@ static void hash_chain(thx_chain *c, strcache *sc, uint8_t **buf, size_t *cap,
 			c->hqueued = false;
 			break;
 		}
+		size_t chunk, page;
+		uint32_t j;
+		spares_wanted(c, &chunk, &page, &j);
+		if (chunk || page) {
+			pthread_mutex_unlock(&c->mu);
+			make_spares(c, chunk, page, j);
+			pthread_mutex_lock(&c->mu);
+		}
 	}
-	size_t chunk, page;
-	uint32_t j;
-	spares_wanted(c, &chunk, &page, &j);
-	pthread_mutex_unlock(&c->mu);
-	if (chunk || page)
-		make_spares(c, chunk, page, j);
+	spares_unlock(c);
+	if (again)
+		thx__hasher_push(c);
+	return again;
 }
 
 static void *hasher_main(void *arg)
@@ -305,14 +337,26 @@ static void *hasher_main(void *arg)
 		thx_chain *list = s->hq_head;
 		s->hq_head = NULL;
 		pthread_mutex_unlock(&s->hq_mu);
+		/* Spares first: when the hasher lags, a round of hashing can
+		 * last longer than a chain's entry page or chunk, and a spare
+		 * made only after its chain's hashing comes too late (the
+		 * append then faults the pages in itself). The list is stable
+		 * until each chain's hashing clears hqueued. */
+		for (thx_chain *c = list; c; c = c->hnext) {
+			pthread_mutex_lock(&c->mu);
+			spares_unlock(c);
+		}
+		bool behind = false;
 		while (list) {
 			thx_chain *c = list;
 			list = c->hnext; /* before c can be pushed again */
-			hash_chain(c, &sc, &buf, &cap, stack);
+			behind |= hash_chain(c, &sc, &buf, &cap, stack);
 		}
 		pthread_mutex_lock(&s->hq_mu);
 		if (s->hq_stop)
 			break;
+		if (behind)
+			continue; /* no pause while appends outrun the hashing */
 		/* let the next batch gather: appenders do not signal meanwhile */
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);

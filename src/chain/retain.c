@@ -77,7 +77,7 @@ static int prune_locked(thx_chain *c, uint64_t below, uint64_t *count, th_err *e
 							     for reuse: no new pages */
 			c->mspare = k;
 		else
-			th_free(k);
+			thx__chunk_free(k);
 	}
 	return 0;
 }

@@ -1176,6 +1176,46 @@ TEST(memory_chain_takes_spares_made_ahead)
 	rmrf(dir);
 }
 
+/* Chain memory of THX__HUGE bytes or more is mapped 2 MiB-aligned (huge
+ * pages when the kernel gives them); a chain long enough to use such
+ * entry pages (32768 entries each) and data chunks keeps every event. */
+TEST(huge_blocks_hold_long_chains)
+{
+	uint8_t *p = thx__mem_alloc(THX__HUGE + 100);
+	REQUIRE(p != NULL);
+	CHECK(((uintptr_t)p & (THX__HUGE - 1)) == 0);
+	memset(p, 0xab, THX__HUGE + 100);
+	CHECK(p[THX__HUGE + 99] == 0xab);
+	thx__mem_free(p, THX__HUGE + 100);
+	uint8_t *q = thx__mem_alloc(1000); /* the allocator's */
+	REQUIRE(q != NULL);
+	CHECK(((uintptr_t)q & 63) == 0);
+	thx__mem_free(q, 1000);
+
+	char *dir = tmpdir();
+	thx_store *s = open_store(dir, 0);
+	thx_chain *c = chain(s, "long", THX_NONE, 0);
+	enum { N = 80000 };
+	uint8_t d[64];
+	for (uint64_t i = 0; i < N; i++) {
+		fill(d, 40, i);
+		thx_event_in in = { .actor = "long", .type = "t", .data = d,
+				    .len = 40, .type_static = true, .actor_static = true };
+		REQUIRE(thx_append(c, &in, NULL, NULL, NULL) == 0);
+	}
+	CHECK(c->nepages > THX__EP_GEO); /* fixed-size (huge) pages in use */
+	for (uint64_t i = 0; i < N; i += 997) {
+		thx_event ev;
+		REQUIRE(thx_get(c, i, &ev, NULL) == 0);
+		fill(d, 40, i);
+		CHECK(ev.len == 40 && memcmp(ev.data, d, 40) == 0);
+		thx_event_release(&ev);
+	}
+	CHECK(verify_ok(s, "long"));
+	thx_store_close(s);
+	rmrf(dir);
+}
+
 /* The posting lists are built by queries, not appends: a query after more
  * appends sees them, and one that ran out of memory half way leaves no
  * event counted twice. */
