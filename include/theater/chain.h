@@ -88,6 +88,11 @@ TH_API int thx_store_open(const char *dir, const thx_store_opts *opts,
 TH_API void thx_store_close(thx_store *s);
 /* Write and fsync everything appended so far (all durabilities but none). */
 TH_API int thx_store_sync(thx_store *s, th_err *err);
+/* Wait until the store's hasher has hashed every memory-chain event
+ * appended before the call and has nothing left to do (returns at once
+ * if hashing is inline or the hasher is not running: readers then hash
+ * what they need). Appends that go on meanwhile may make it wait longer. */
+TH_API void thx_store_wait_hashed(thx_store *s);
 
 /* Find a chain by name; with create and no such chain, create it with opts
  * (NULL = defaults: always, 256 events per block, no retention). */

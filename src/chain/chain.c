@@ -1644,6 +1644,7 @@ static int store_open(const char *dir, const thx_store_opts *opts, thx_store **o
 	pthread_cond_init(&s->bg_cv, NULL);
 	pthread_mutex_init(&s->hq_mu, NULL);
 	pthread_cond_init(&s->hq_cv, NULL);
+	pthread_cond_init(&s->hq_done_cv, NULL);
 	s->hash_defer = !o.hash_inline;
 	const char *hm = getenv("THEATER_CHAIN_HASH");
 	if (hm && strcmp(hm, "inline") == 0)
@@ -1743,6 +1744,7 @@ void thx_store_close(thx_store *s)
 	pthread_cond_destroy(&s->bg_cv);
 	pthread_mutex_destroy(&s->hq_mu);
 	pthread_cond_destroy(&s->hq_cv);
+	pthread_cond_destroy(&s->hq_done_cv);
 	th_free(s->dir);
 	th_free(s);
 }

@@ -330,6 +330,7 @@ static void *hasher_main(void *arg)
 	while (!s->hq_stop) {
 		if (!s->hq_head) {
 			s->hq_idle = true;
+			pthread_cond_broadcast(&s->hq_done_cv);
 			pthread_cond_wait(&s->hq_cv, &s->hq_mu);
 			s->hq_idle = false;
 			continue;
@@ -389,11 +390,22 @@ void thx__hasher_push(thx_chain *c)
 	pthread_mutex_unlock(&s->hq_mu);
 }
 
+void thx_store_wait_hashed(thx_store *s)
+{
+	pthread_mutex_lock(&s->hq_mu);
+	/* (a child forked after the start has no hasher thread) */
+	while (s->hq_running && s->hq_pid == getpid() && !s->hq_stop &&
+	       (s->hq_head || !s->hq_idle))
+		pthread_cond_wait(&s->hq_done_cv, &s->hq_mu);
+	pthread_mutex_unlock(&s->hq_mu);
+}
+
 void thx__hasher_stop(thx_store *s)
 {
 	pthread_mutex_lock(&s->hq_mu);
 	s->hq_stop = true;
 	pthread_cond_signal(&s->hq_cv);
+	pthread_cond_broadcast(&s->hq_done_cv);
 	/* a child forked after the start has no hasher thread to join */
 	bool running = s->hq_running && s->hq_pid == getpid();
 	pthread_mutex_unlock(&s->hq_mu);

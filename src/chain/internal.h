@@ -429,6 +429,7 @@ struct thx_store {
 	bool hash_defer;
 	pthread_mutex_t hq_mu;
 	pthread_cond_t hq_cv;
+	pthread_cond_t hq_done_cv; /* the hasher went idle (thx_store_wait_hashed) */
 	thx_chain *hq_head;  /* chains with events to hash (via hnext) */
 	bool hq_stop, hq_idle, hq_running;
 	pthread_t hq_thread;

@@ -2010,6 +2010,37 @@ static void same_chain(thx_chain *a, thx_chain *b)
 	}
 }
 
+/* thx_store_wait_hashed returns once the hasher has hashed everything
+ * appended before the call. */
+TEST(wait_hashed_returns_with_everything_hashed)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_hashing(dir, false, true);
+	thx_chain *c[3];
+	uint8_t d[200];
+	c[0] = chain(s, "w0", THX_NONE, 0);
+	c[1] = chain(s, "w1", THX_NONE, 0);
+	c[2] = chain(s, "w2", THX_NONE, 0);
+	for (int round = 0; round < 3; round++) {
+		for (uint64_t i = 0; i < 20000; i++) {
+			fill(d, sizeof d, i);
+			thx_event_in in = { .actor = "w", .type = "t", .data = d,
+					    .len = (size_t)(i % 200) };
+			REQUIRE(thx_append(c[i % 3], &in, NULL, NULL, NULL) == 0);
+		}
+		thx_store_wait_hashed(s);
+		for (int k = 0; k < 3; k++) {
+			pthread_mutex_lock(&c[k]->mu);
+			CHECK(c[k]->hashed == c[k]->n);
+			pthread_mutex_unlock(&c[k]->mu);
+		}
+	}
+	thx_store_wait_hashed(s); /* nothing to do: returns */
+	CHECK(verify_ok(s, NULL));
+	thx_store_close(s);
+	rmrf(dir);
+}
+
 /* The append fast path (chain.c append_mem_fast: a memory chain hashing
  * later, type and actor known by address, no description, room in the
  * page and chunk) stores what the general path stores: the same events
