@@ -2010,6 +2010,18 @@ static void same_chain(thx_chain *a, thx_chain *b)
 	}
 }
 
+/* Two stores in subdirectories of dir: *a hashing inline (in na), *b
+ * deferring to its hasher (in nb). */
+static void open_pair(const char *dir, const char *na, const char *nb,
+		      thx_store **a, thx_store **b)
+{
+	char d[256];
+	snprintf(d, sizeof d, "%s/%s", dir, na);
+	*a = open_hashing(d, true, true);
+	snprintf(d, sizeof d, "%s/%s", dir, nb);
+	*b = open_hashing(d, false, true);
+}
+
 /* thx_store_wait_hashed returns once the hasher has hashed everything
  * appended before the call. */
 TEST(wait_hashed_returns_with_everything_hashed)
@@ -2051,11 +2063,8 @@ TEST(wait_hashed_returns_with_everything_hashed)
 TEST(static_string_appends_equal_general_ones)
 {
 	char *dir = tmpdir();
-	char d1[128], d2[128];
-	snprintf(d1, sizeof d1, "%s/general", dir);
-	snprintf(d2, sizeof d2, "%s/fast", dir);
-	thx_store *sg = open_hashing(d1, true, true);
-	thx_store *sf = open_hashing(d2, false, true);
+	thx_store *sg, *sf;
+	open_pair(dir, "general", "fast", &sg, &sf);
 	thx_chain *g = chain(sg, "c", THX_NONE, 50);
 	thx_chain *f = chain(sf, "c", THX_NONE, 50);
 	static const char *actors[2] = { "actor-a", "actor-b" };
@@ -2103,11 +2112,8 @@ TEST(static_string_appends_equal_general_ones)
 TEST(deferred_hashes_links_and_blocks_equal_inline_ones)
 {
 	char *dir = tmpdir();
-	char d1[128], d2[128];
-	snprintf(d1, sizeof d1, "%s/inline", dir);
-	snprintf(d2, sizeof d2, "%s/deferred", dir);
-	thx_store *si = open_hashing(d1, true, true);
-	thx_store *sd = open_hashing(d2, false, true);
+	thx_store *si, *sd;
+	open_pair(dir, "inline", "deferred", &si, &sd);
 	enum { NC = 40, NE = 300 };
 	thx_chain *ci[NC], *cd[NC];
 	static char data[4096];
