@@ -578,11 +578,6 @@ void thx_free(void *p)
 
 /* ---- append ---- */
 
-/* Id and length of str, interned on first use (then validated: name_ok).
- * Each chain remembers the last few strings it used (an actor's chain
- * cycles through a handful of event types), so a repeat costs a strcmp or
- * two, or a pointer comparison for a static string: no validation, hashing
- * or store lock. */
 /* The entry of ic for static string str, known by its address, or NULL
  * (str not NULL; a slot not keyed by a static string has key NULL). */
 static inline const thx__icache *icache_static(const thx__icache *ic, size_t nic,
@@ -594,6 +589,11 @@ static inline const thx__icache *icache_static(const thx__icache *ic, size_t nic
 	return NULL;
 }
 
+/* Id and length of str, interned on first use (then validated: name_ok).
+ * Each chain remembers the last few strings it used (an actor's chain
+ * cycles through a handful of event types), so a repeat costs a strcmp or
+ * two, or a pointer comparison for a static string: no validation, hashing
+ * or store lock. */
 static int intern_cached(thx_chain *c, thx__icache *ic, size_t nic, const char *str,
 			 bool is_static, const char *what, uint32_t *id, size_t *len,
 			 th_err *err)
@@ -751,16 +751,6 @@ static thx__memchunk *mem_room(thx_chain *c, size_t need, uint64_t seq)
 	return nk;
 }
 
-/* Append one event with c->mu held; now is the clock reading to use for
- * an event without a timestamp. *lsn gets the log position to wait for
- * (0 for memory chains).
- *
- * The hot path allocates nothing in the steady state: the encoding goes to
- * a per-thread scratch buffer (hot in cache), entries to pages that never
- * move, memory-chain data to chunks that never move; only a new page or
- * chunk (every 2048 entries / 1 MiB at most) or a posting list doubling
- * allocates. Memory chains keep only the data (and description): the rest
- * of the encoding is rebuilt from the entry on the rare read. */
 /* The next append to c writes at entry seq + 1 and, for a memory chain,
  * after k's data. With many chains appended in turn (an actor each) the
  * hardware prefetcher cannot follow every stream, and a spare's lines may
@@ -828,6 +818,16 @@ static inline bool append_mem_fast(thx_chain *c, const thx_event_in *in,
 	return true;
 }
 
+/* Append one event with c->mu held; now is the clock reading to use for
+ * an event without a timestamp. *lsn gets the log position to wait for
+ * (0 for memory chains).
+ *
+ * The hot path allocates nothing in the steady state: the encoding goes to
+ * a per-thread scratch buffer (hot in cache), entries to pages that never
+ * move, memory-chain data to chunks that never move; only a new page or
+ * chunk (every 32768 entries / 2 MiB at most) or a posting list doubling
+ * allocates. Memory chains keep only the data (and description): the rest
+ * of the encoding is rebuilt from the entry on the rare read. */
 static int append_locked(thx_chain *c, const thx_event_in *in, uint64_t now,
 			 uint64_t *seq_out, uint8_t *hash_out, uint64_t *lsn,
 			 int *flush, th_err *err)
