@@ -250,15 +250,17 @@ static void make_spares(thx_chain *c, size_t chunk, size_t page, uint32_t j)
 	thx__mem_free(pg, page * sizeof *pg);
 }
 
-/* Make the spares c lacks (c->mu held; released). */
-static void spares_unlock(thx_chain *c)
+/* Make the spares c lacks (c->mu held; released while making them). */
+static void spares_locked(thx_chain *c)
 {
 	size_t chunk, page;
 	uint32_t j;
 	spares_wanted(c, &chunk, &page, &j);
-	pthread_mutex_unlock(&c->mu);
-	if (chunk || page)
+	if (chunk || page) {
+		pthread_mutex_unlock(&c->mu);
 		make_spares(c, chunk, page, j);
+		pthread_mutex_lock(&c->mu);
+	}
 }
 
 /* Hash the events appended to c before this visit, THX__HASH_RUN per
@@ -303,16 +305,10 @@ static bool hash_chain(thx_chain *c, strcache *sc, uint8_t **buf, size_t *cap,
 			c->hqueued = false;
 			break;
 		}
-		size_t chunk, page;
-		uint32_t j;
-		spares_wanted(c, &chunk, &page, &j);
-		if (chunk || page) {
-			pthread_mutex_unlock(&c->mu);
-			make_spares(c, chunk, page, j);
-			pthread_mutex_lock(&c->mu);
-		}
+		spares_locked(c);
 	}
-	spares_unlock(c);
+	spares_locked(c);
+	pthread_mutex_unlock(&c->mu);
 	if (again)
 		thx__hasher_push(c);
 	return again;
@@ -345,7 +341,8 @@ static void *hasher_main(void *arg)
 		 * until each chain's hashing clears hqueued. */
 		for (thx_chain *c = list; c; c = c->hnext) {
 			pthread_mutex_lock(&c->mu);
-			spares_unlock(c);
+			spares_locked(c);
+			pthread_mutex_unlock(&c->mu);
 		}
 		bool behind = false;
 		while (list) {

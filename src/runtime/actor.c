@@ -1391,9 +1391,7 @@ static void finish_tail(rta_actor *a, bool answers)
 	th_cbor_enc e;
 
 	call_release(a);
-	/* only the thread running the actor's turn writes handled */
-	atomic_store_explicit(&a->handled, atomic_load_explicit(&a->handled,
-			      memory_order_relaxed) + 1, memory_order_relaxed);
+	th_own_add(&a->handled, 1); /* only the actor's turn writes it */
 	rts_count(rt->sched, RTS_C_MESSAGES, 1);
 	if (x == RTA_X_INIT) {
 		/* Recorded before anyone waiting for the spawn is told. */

@@ -93,7 +93,7 @@ typedef struct worker {
 	uint32_t streak; /* tasks in a row from the next slot */
 	uint32_t rng;
 	uint64_t ticks;
-	/* written by this worker alone (own_add), read by anyone */
+	/* written by this worker alone (th_own_add), read by anyone */
 	_Atomic uint64_t runs, steals, sleeps, low_runs;
 	_Atomic uint64_t count[RTS_NCOUNTERS];
 } worker;
@@ -119,15 +119,6 @@ struct rts_sched {
 };
 
 static _Thread_local worker *current_worker;
-
-/* Add to a counter only the calling thread writes: a plain load and
- * store, not a locked read-modify-write (which costs about as much as a
- * cache miss, and a worker adds to several per message). */
-static inline void own_add(_Atomic uint64_t *c, uint64_t n)
-{
-	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
-			      memory_order_relaxed);
-}
 
 /* ---- Chase-Lev deque ---------------------------------------------------- */
 
@@ -359,7 +350,7 @@ static void run_task(worker *w, rts_task *t)
 	again:
 	atomic_store(&t->state, RTS_TS_RUNNING);
 	r = t->run(t, w->index);
-	own_add(&w->runs, 1);
+	th_own_add(&w->runs, 1);
 
 	if (r == RTS_YIELD) {
 		/* Fairness is for others: with none waiting, run it again
@@ -416,7 +407,7 @@ static rts_task *steal_any(worker *w)
 			continue;
 		rts_task *t = deque_steal(&v->dq);
 		if (t) {
-			own_add(&w->steals, 1);
+			th_own_add(&w->steals, 1);
 			return t;
 		}
 	}
@@ -470,7 +461,7 @@ static bool wait_for_work(worker *w)
 			go_on = false;
 			break;
 		}
-		own_add(&w->sleeps, 1);
+		th_own_add(&w->sleeps, 1);
 		pthread_cond_wait(&s->cond, &s->lock);
 	}
 	atomic_fetch_sub(&s->sleepers, 1);
@@ -513,7 +504,7 @@ static void *worker_main(void *arg)
 			low = (t = injector_pop(s, &s->low)) != NULL;
 		if (t) {
 			if (low)
-				own_add(&w->low_runs, 1);
+				th_own_add(&w->low_runs, 1);
 			run_task(w, t);
 			continue;
 		}
@@ -601,7 +592,7 @@ void rts_count(rts_sched *s, int k, uint64_t n)
 {
 	worker *w = current_worker;
 	if (w && w->sched == s)
-		own_add(&w->count[k], n);
+		th_own_add(&w->count[k], n);
 	else
 		atomic_fetch_add(&s->count_other[k], n);
 }

@@ -15,6 +15,7 @@
 
 #include "base/base.h"
 #include "base/cbor.h"
+#include "runtime/rtest.h"
 #include "test.h"
 #include "theater/replay.h"
 #include "theater/runtime.h"
@@ -260,20 +261,6 @@ TEST(relay_time_random_env_sleep_replay_from_the_chain)
 	CHECK_EQ_INT((int)rep.host_calls, 8);
 }
 
-static char *state_of(thr_runtime *rt, const char *id)
-{
-	uint8_t *st;
-	size_t n;
-	bool has;
-	REQUIRE(thr_get_state(rt, id, &st, &n, &has, NULL) == 0);
-	char *out = malloc(n + 1);
-	REQUIRE(out != NULL);
-	memcpy(out, st, n);
-	out[n] = 0;
-	thr_free(st);
-	return out;
-}
-
 /* A supervisor (relay) spawns a counter, the child crashes, the parent is
  * told (handle-child-error) and restarts it (same id, last committed
  * state, init again), then stops it: both chains replay, the child's
@@ -288,7 +275,7 @@ TEST(supervised_child_replays_across_its_restart)
 		 "component = \"%s/counter.wasm\"\n[[handler]]\ntype = \"runtime\"\n", dir);
 	send(rt, p, cmd);
 	quiesce(rt);
-	char *child = state_of(rt, p);
+	char *child = rtest_state_str(rt, p);
 	REQUIRE(strlen(child) == THR_ID_LEN);
 	send(rt, child, "+");
 	send(rt, child, "l");
@@ -376,7 +363,7 @@ TEST(initial_state_given_at_spawn_is_replayed)
 	send(rt, id, "+");
 	send(rt, id, "+");
 	quiesce(rt);
-	char *st = state_of(rt, id);
+	char *st = rtest_state_str(rt, id);
 	CHECK_EQ_INT(st[0], 7);
 	free(st);
 	thr_runtime_free(rt);

@@ -14,6 +14,7 @@
  */
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -484,6 +485,14 @@ TEST(resume_refusals_leave_the_chain_untouched)
 	free(f);
 }
 
+/* A subscriber counting export.result events (arg: an _Atomic int). */
+static int count_results(const thx_event *ev, void *arg)
+{
+	if (!strcmp(ev->type, "export.result"))
+		atomic_fetch_add((_Atomic int *)arg, 1);
+	return 0;
+}
+
 /* The process running the runtime ends abruptly (_exit, nothing freed or
  * flushed beyond what durability `always` put on disk) while a handler
  * sleeps; the resume uses a manifest with a smaller max_message_bytes:
@@ -500,19 +509,21 @@ TEST(resume_in_process_after_exit_refuses_what_the_new_limits_refuse)
 	if (pid == 0) {
 		thr_runtime *rt = runtime(THX_ALWAYS);
 		char cid[THR_ID_LEN + 1];
-		thr_actor_info info;
+		_Atomic int results = 0;
+		uint64_t sub;
 		spawn_journal(rt, cid);
+		/* "first" counts as handled before its export.result is in the
+		 * chain (a send's result waits for the turn's batch): wait for
+		 * that event itself, which a subscriber sees once durable. */
+		REQUIRE(thr_subscribe(rt, cid, count_results, &results, &sub, NULL) == 0);
 		send(rt, cid, "first");
 		send(rt, cid, "sleep:3000");
 		send(rt, cid, "a");
 		send(rt, cid, "a-message-over-16-bytes");
 		send(rt, cid, "b");
-		/* Once "first" is handled, the sleep is in progress. */
-		for (int i = 0; i < 6000; i++) {
-			if (thr_actor_info_get(rt, cid, &info, NULL) == 0 && info.messages >= 2)
-				break;
+		/* Once "first" is recorded, the sleep is in progress. */
+		for (int i = 0; i < 6000 && atomic_load(&results) < 1; i++)
 			usleep(1000);
-		}
 		if (write(fds[1], cid, THR_ID_LEN) != THR_ID_LEN)
 			_exit(2);
 		_exit(0);
