@@ -3,6 +3,10 @@
  * the same machine, measured in the same run:
  *
  *   raw SHA-256            OpenSSL on 256-byte and 1 MiB inputs
+ *   event-sized SHA-256    what the hasher does per event (165-199 bytes,
+ *                          each message holding the previous hash): libcrypto
+ *                          one-shot against the chain's own (SHA extensions),
+ *                          one message at a time and two chains at once
  *   fsync latency          write 4 KiB + fdatasync, in the store's directory
  *   append, memory         256-byte events hashed, linked, in blocks (THX_NONE);
  *                          the blocks of memory chains are built lazily, so
@@ -34,6 +38,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
+#include "chain/internal.h"
 #include "theater/chain.h"
 
 #define RUNS 3
@@ -96,6 +101,32 @@ static double sha_rate(size_t len, size_t total)
 	EVP_MD_free(md);
 	free(buf);
 	return (double)(n * len) / s; /* bytes per second */
+}
+
+/* ns per event-sized message hashed as a chain does: each message starts
+ * with the previous one's hash. how: 0 libcrypto, 1 the chain's own, one
+ * at a time, 2 the chain's own, two chains at once. */
+static double event_sha_ns(int how)
+{
+	static const size_t lens[4] = { 165, 187, 199, 162 }; /* a ThreadRing hop */
+	uint8_t m[2][200], h[2][32];
+	memset(m, 0x5a, sizeof m);
+	size_t n = 2000000;
+	uint64_t t0 = cpu_ns();
+	for (size_t i = 0; i < n; i += 2) {
+		size_t a = lens[i & 3], b = lens[(i + 1) & 3];
+		if (how == 2) {
+			thx__sha256_x2(m[0], a, h[0], m[1], b, h[1]);
+		} else {
+			void (*f)(const void *, size_t, uint8_t *) =
+				how ? thx__sha256 : thx__sha256_lib;
+			f(m[0], a, h[0]);
+			f(m[1], b, h[1]);
+		}
+		memcpy(m[0] + 1, h[0], 32);
+		memcpy(m[1] + 1, h[1], 32);
+	}
+	return (double)(cpu_ns() - t0) / (double)n;
 }
 
 static double fsync_latency_us(void)
@@ -540,7 +571,7 @@ int main(int argc, char **argv)
 	}
 
 	double v[RUNS], w[RUNS], big[RUNS], small[RUNS], ratio[RUNS], kv[RUNS], kw[RUNS];
-	double vb[RUNS], kb[RUNS];
+	double vb[RUNS], kb[RUNS], es[3][RUNS];
 	printf("Event Chain benchmark (256-byte events; medians of %d runs; dir %s)\n"
 	       "Rates per CPU-second are robust on a shared machine; wall-clock rates\n"
 	       "depend on how much of the 2 cores this process got.\n\n", RUNS, root);
@@ -552,6 +583,8 @@ int main(int argc, char **argv)
 		v[i] = mem_rate(i, 1000000, 0, &w[i], &vb[i]);
 		kv[i] = mem_rate(i + RUNS, 1000000, 65536, &kw[i], &kb[i]);
 		ratio[i] = v[i] / (small[i] / 320);
+		for (int k = 0; k < 3; k++)
+			es[k][i] = event_sha_ns(k);
 	}
 	double sha_big = median(big, RUNS), sha_small = median(small, RUNS);
 	double fs = fsync_latency_us();
@@ -559,6 +592,12 @@ int main(int argc, char **argv)
 	printf("reference  SHA-256, 1 MiB inputs        %8.0f MB/s per core\n", sha_big / 1e6);
 	printf("reference  SHA-256, 320-byte inputs     %8.0f MB/s per core (%.2f M hashes/s)\n",
 	       sha_small / 1e6, sha_small / 320 / 1e6);
+	double e0 = median(es[0], RUNS), e1 = median(es[1], RUNS), e2 = median(es[2], RUNS);
+	printf("reference  SHA-256, event-sized inputs  %8.1f ns per event (libcrypto one-shot)\n", e0);
+	printf("  chain's own, one at a time            %8.1f ns per event (%.2fx libcrypto)\n",
+	       e1, e0 / e1);
+	printf("  chain's own, two chains at once       %8.1f ns per event (%.2fx libcrypto)%s\n",
+	       e2, e0 / e2, thx__sha_ni() ? "" : " [no SHA extensions: libcrypto]");
 	printf("reference  fsync (4 KiB + fdatasync)    %8.0f us median (%.0f fsyncs/s)\n", fs,
 	       1e6 / fs);
 	printf("reference  write+fdatasync, 4 MiB       %8.0f MB/s\n\n", bw / 1e6);

@@ -33,7 +33,7 @@ static void sha_fatal(const char *what)
 	abort();
 }
 
-void thx__sha256(const void *p, size_t n, uint8_t out[32])
+void thx__sha256_lib(const void *p, size_t n, uint8_t out[32])
 {
 	SHA256_CTX ctx;
 	if (!SHA256_Init(&ctx) || !SHA256_Update(&ctx, p, n) || !SHA256_Final(out, &ctx))

@@ -42,15 +42,24 @@
  * it; an append that starts a new data chunk or entry page would take them
  * all, and in a long run they were a fifth of the appending thread's time.
  * So for a chain that is already large (its last chunk at least
- * THX__SPARE_CHUNK, its next entry page at least THX__SPARE_PAGE entries),
- * the hasher allocates the next chunk and entry page, touches every page of
- * them with c->mu released, and leaves them in c->mspare and c->espare,
- * where the append that needs them takes them: at the start of a round,
- * between claims and after hashing (a spare made only after a long round
- * came too late: the appender faulted its pages in itself). A chain has at
- * most one of each: the memory held ahead is at most the size of its next
- * chunk and page (2 MiB each, huge pages: internal.h THX__HUGE), and small
- * chains (most actors) never get any.
+ * THX__SPARE_CHUNK, its next entry page at least THX__SPARE_PAGE entries)
+ * and has used half of its current chunk or page, the hasher allocates the
+ * next chunk or entry page, touches every page of it with c->mu released,
+ * and leaves it in c->mspare or c->espare, where the append that needs it
+ * takes it: at the start of a round, between claims and after hashing (a
+ * spare made only after a long round came too late: the appender faulted
+ * its pages in itself). A chain has at most one of each: the memory held
+ * ahead is at most the size of its next chunk and page (2 MiB each, huge
+ * pages: internal.h THX__HUGE), and small chains (most actors) never get
+ * any. (Spares made as soon as a chunk or page was started were never used
+ * by a chain that stopped before filling it: in a 1M-hop ThreadRing, 100
+ * chains left 400 MB of touched spares and the hasher spent more time
+ * zeroing pages than hashing.)
+ *
+ * PAIRS. The hasher visits two chains at a time and hashes their events
+ * in pairs (thx__sha256_x2, sha256.c): the SHA unit then works on two
+ * independent messages, where one chain alone is a single dependent
+ * sequence (each event's encoding holds its parent's hash).
  *
  * Lock order: c->mu -> s->hq_mu never happens; the hasher takes hq_mu, then
  * (after releasing it) c->mu.
@@ -142,11 +151,11 @@ int thx__mem_encode(thx_chain *c, uint64_t seq, uint8_t **out, size_t *len,
 	return 0;
 }
 
-/* Hash memory-chain event seq (entry e, its parent's entry prev or NULL
- * for seq 0) into e->hash, encoding it into *buf, grown as needed (*buf
- * == stack: not owned). */
-static int hash_ent(thx_store *s, strcache *sc, const thx__ent *prev, thx__ent *e,
-		    uint64_t seq, uint8_t **buf, size_t *cap, uint8_t *stack)
+/* Encode memory-chain event seq (entry e, its parent's entry prev or NULL
+ * for seq 0) into *buf, grown as needed (*buf == stack: not owned); returns
+ * its length, 0 when out of memory (an encoding is never empty). */
+static size_t enc_ent(thx_store *s, strcache *sc, const thx__ent *prev, const thx__ent *e,
+		      uint64_t seq, uint8_t **buf, size_t *cap, uint8_t *stack)
 {
 	mem_fields f;
 	fields_of(s, sc, e, &f);
@@ -154,15 +163,13 @@ static int hash_ent(thx_store *s, strcache *sc, const thx__ent *prev, thx__ent *
 	if (need > *cap) {
 		uint8_t *nb = th_malloc(need);
 		if (!nb)
-			return TH_ENOMEM;
+			return 0;
 		if (*buf != stack)
 			th_free(*buf);
 		*buf = nb;
 		*cap = need;
 	}
-	size_t len = encode(&f, prev ? prev->hash : NULL, seq, e->ts, *buf);
-	thx__sha256(*buf, len, e->hash);
-	return 0;
+	return encode(&f, prev ? prev->hash : NULL, seq, e->ts, *buf);
 }
 
 int thx__hash_upto(thx_chain *c, uint64_t need, th_err *err)
@@ -182,11 +189,14 @@ int thx__hash_upto(thx_chain *c, uint64_t need, th_err *err)
 	int rc = 0;
 	while (c->hashed < need) {
 		uint64_t i = c->hashed;
-		if (hash_ent(c->s, NULL, i ? thx__ent_at(c, i - 1) : NULL, thx__ent_at(c, i), i,
-			     &buf, &cap, stack)) {
+		thx__ent *e = thx__ent_at(c, i);
+		size_t len = enc_ent(c->s, NULL, i ? thx__ent_at(c, i - 1) : NULL, e, i,
+				     &buf, &cap, stack);
+		if (!len) {
 			rc = th_err_set(err, TH_ENOMEM, "out of memory");
 			break;
 		}
+		thx__sha256(buf, len, e->hash);
 		c->hashed = i + 1;
 	}
 	if (buf != stack)
@@ -201,9 +211,14 @@ static void spares_wanted(thx_chain *c, size_t *chunk, size_t *page, uint32_t *j
 	*chunk = 0;
 	*page = 0;
 	*j = c->nepages;
-	if (!c->mspare && c->mtail && c->mtail->cap >= THX__SPARE_CHUNK)
+	if (!c->mspare && c->mtail && c->mtail->cap >= THX__SPARE_CHUNK &&
+	    c->mtail->used >= c->mtail->cap / 2)
 		*chunk = thx__memchunk_next(c->mtail);
-	if (!c->espare && thx__ent_page_len(*j) >= THX__SPARE_PAGE)
+	if (c->espare || thx__ent_page_len(*j) < THX__SPARE_PAGE)
+		return;
+	uint64_t off;
+	uint32_t cur = thx__ent_page(c->n, &off); /* where the next entry goes */
+	if (cur >= *j || (cur + 1 == *j && off >= thx__ent_page_len(cur) / 2))
 		*page = thx__ent_page_len(*j);
 }
 
@@ -263,65 +278,160 @@ static void spares_locked(thx_chain *c)
 	}
 }
 
-/* Hash the events appended to c before this visit, THX__HASH_RUN per
- * claim, and make the spares c lacks, between claims too. Events appended
- * meanwhile are left for the next round (c stays queued, pushed again:
- * returns true), so that a chain appended to faster than it is hashed
- * cannot hold the hasher while other chains' spares run out. */
-static bool hash_chain(thx_chain *c, strcache *sc, uint8_t **buf, size_t *cap,
-		       uint8_t *stack)
-{
+/* A chain the hasher is visiting: it hashes the events appended before
+ * the visit began (end), THX__HASH_RUN per claim ([from, to), hashed up
+ * to done, with c->mu released), and makes the spares c lacks between
+ * claims too. Events appended meanwhile are left for the next round (c is
+ * pushed again: again), so that a chain appended to faster than it is
+ * hashed cannot hold the hasher while other chains' spares run out. The
+ * hasher visits two chains at a time, their events hashed in pairs
+ * (thx__sha256_x2): within one chain each hash feeds the next. */
+typedef struct lane {
+	thx_chain *c;
+	uint64_t end, from, to, done;
+	const thx__ent *prev;
 	thx__ent *ents[THX__HASH_RUN];
-	bool again = false;
-	pthread_mutex_lock(&c->mu);
-	uint64_t end = c->n;
-	for (;;) {
-		uint64_t from = c->hashed, to = end;
-		if (from >= to) {
-			again = c->hashed < c->n;
-			c->hqueued = again;
-			break;
-		}
-		if (to - from > THX__HASH_RUN)
-			to = from + THX__HASH_RUN;
-		const thx__ent *prev = from ? thx__ent_at(c, from - 1) : NULL;
-		for (uint64_t i = from; i < to; i++)
-			ents[i - from] = thx__ent_at(c, i);
-		c->hashing = true;
-		pthread_mutex_unlock(&c->mu);
-		uint64_t done = from;
-		for (; done < to; done++) {
-			thx__ent *e = ents[done - from];
-			if (hash_ent(c->s, sc, prev, e, done, buf, cap, stack))
-				break;
-			prev = e;
-		}
-		pthread_mutex_lock(&c->mu);
-		c->hashed = done;
-		c->hashing = false;
-		if (c->hwaiters)
-			pthread_cond_broadcast(&c->hcv);
-		if (done < to) { /* out of memory: readers hash the rest inline */
-			c->hqueued = false;
-			break;
-		}
-		spares_locked(c);
-	}
+	uint8_t *buf;
+	size_t cap;
+	uint8_t stack[1024];
+} lane;
+
+/* Claim the next events of l's chain (c->mu held); false if none are
+ * left before its end. */
+static bool lane_claim_locked(lane *l)
+{
+	thx_chain *c = l->c;
+	uint64_t from = c->hashed, to = l->end;
+	if (from >= to)
+		return false;
+	if (to - from > THX__HASH_RUN)
+		to = from + THX__HASH_RUN;
+	l->prev = from ? thx__ent_at(c, from - 1) : NULL;
+	for (uint64_t i = from; i < to; i++)
+		l->ents[i - from] = thx__ent_at(c, i);
+	l->from = l->done = from;
+	l->to = to;
+	c->hashing = true;
+	return true;
+}
+
+/* End l's visit (c->mu held; released): requeue its chain if events came
+ * meanwhile. Returns whether it did. */
+static bool lane_finish(lane *l, bool failed)
+{
+	thx_chain *c = l->c;
+	bool again = !failed && c->hashed < c->n;
+	c->hqueued = again; /* after a failure readers hash the rest inline */
 	spares_locked(c);
 	pthread_mutex_unlock(&c->mu);
 	if (again)
 		thx__hasher_push(c);
+	l->c = NULL;
 	return again;
+}
+
+/* Start visiting c (l->c stays NULL when it has nothing to hash). */
+static void lane_start(lane *l, thx_chain *c, bool *behind)
+{
+	l->c = c;
+	pthread_mutex_lock(&c->mu);
+	l->end = c->n;
+	if (lane_claim_locked(l))
+		pthread_mutex_unlock(&c->mu);
+	else
+		*behind |= lane_finish(l, false);
+}
+
+/* l's claim is done (or failed short of to): publish it, make spares and
+ * claim more; at the end of the visit l->c becomes NULL. */
+static void lane_next(lane *l, bool *behind)
+{
+	thx_chain *c = l->c;
+	pthread_mutex_lock(&c->mu);
+	c->hashed = l->done;
+	c->hashing = false;
+	if (c->hwaiters)
+		pthread_cond_broadcast(&c->hcv);
+	if (l->done < l->to) { /* out of memory */
+		*behind |= lane_finish(l, true);
+		return;
+	}
+	spares_locked(c);
+	if (lane_claim_locked(l))
+		pthread_mutex_unlock(&c->mu);
+	else
+		*behind |= lane_finish(l, false);
+}
+
+/* Encode l's next event; its length, 0 when out of memory. */
+static size_t lane_enc(lane *l, strcache *sc)
+{
+	thx__ent *e = l->ents[l->done - l->from];
+	return enc_ent(l->c->s, sc, l->prev, e, l->done, &l->buf, &l->cap, l->stack);
+}
+
+static void lane_hashed(lane *l)
+{
+	l->prev = l->ents[l->done - l->from];
+	l->done++;
+}
+
+/* Visit every chain of list, two at a time. Returns whether any was
+ * pushed again (appends outran the hashing). */
+static bool hash_round(thx_chain *list, lane *ln, strcache *sc)
+{
+	bool behind = false;
+	lane *a = &ln[0], *b = &ln[1];
+	for (;;) {
+		/* fill the idle lanes from the list (c->hnext is read before
+		 * c can be pushed again) */
+		for (int i = 0; i < 2; i++) {
+			lane *l = &ln[i];
+			while (!l->c && list) {
+				thx_chain *c = list;
+				list = c->hnext;
+				lane_start(l, c, &behind);
+			}
+		}
+		if (!a->c && !b->c)
+			return behind;
+		if (a->c && b->c) {
+			size_t la = lane_enc(a, sc), lb = la ? lane_enc(b, sc) : 0;
+			if (la && lb) {
+				thx__sha256_x2(a->buf, la, a->ents[a->done - a->from]->hash,
+					       b->buf, lb, b->ents[b->done - b->from]->hash);
+				lane_hashed(a);
+				lane_hashed(b);
+			}
+			if (!la || a->done == a->to)
+				lane_next(a, &behind);
+			if ((la && !lb) || b->done == b->to)
+				lane_next(b, &behind);
+			continue;
+		}
+		lane *l = a->c ? a : b;
+		size_t len = lane_enc(l, sc);
+		if (len) {
+			thx__sha256(l->buf, len, l->ents[l->done - l->from]->hash);
+			lane_hashed(l);
+		}
+		if (!len || l->done == l->to)
+			lane_next(l, &behind);
+	}
 }
 
 static void *hasher_main(void *arg)
 {
 	thx_store *s = arg;
+	pthread_setname_np(pthread_self(), "theater-hasher"); /* for top -H, perf */
 	strcache sc;
 	strcache_init(&sc);
-	uint8_t stack[1024];
-	uint8_t *buf = stack;
-	size_t cap = sizeof stack;
+	lane ln[2];
+	memset(ln, 0, sizeof ln);
+	for (int i = 0; i < 2; i++) {
+		ln[i].buf = ln[i].stack;
+		ln[i].cap = sizeof ln[i].stack;
+	}
 	pthread_mutex_lock(&s->hq_mu);
 	while (!s->hq_stop) {
 		if (!s->hq_head) {
@@ -344,12 +454,7 @@ static void *hasher_main(void *arg)
 			spares_locked(c);
 			pthread_mutex_unlock(&c->mu);
 		}
-		bool behind = false;
-		while (list) {
-			thx_chain *c = list;
-			list = c->hnext; /* before c can be pushed again */
-			behind |= hash_chain(c, &sc, &buf, &cap, stack);
-		}
+		bool behind = hash_round(list, ln, &sc);
 		pthread_mutex_lock(&s->hq_mu);
 		if (s->hq_stop)
 			break;
@@ -364,8 +469,9 @@ static void *hasher_main(void *arg)
 		pthread_cond_timedwait(&s->hq_cv, &s->hq_mu, &ts);
 	}
 	pthread_mutex_unlock(&s->hq_mu);
-	if (buf != stack)
-		th_free(buf);
+	for (int i = 0; i < 2; i++)
+		if (ln[i].buf != ln[i].stack)
+			th_free(ln[i].buf);
 	return NULL;
 }
 

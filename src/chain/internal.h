@@ -28,9 +28,16 @@
 #include "base/cbor.h"
 #include "theater/chain.h"
 
-/* ---- hash.c ---- */
+/* ---- sha256.c, hash.c ---- */
 
+/* SHA-256 of n bytes at p: the CPU's SHA extensions when it has them
+ * (thx__sha_ni), else libcrypto (thx__sha256_lib). _x2 hashes two
+ * independent messages at once, their rounds interleaved. */
 void thx__sha256(const void *p, size_t n, uint8_t out[32]);
+void thx__sha256_x2(const void *p, size_t n, uint8_t out[32],
+		    const void *q, size_t nq, uint8_t outq[32]);
+void thx__sha256_lib(const void *p, size_t n, uint8_t out[32]);
+bool thx__sha_ni(void);
 /* SHA-256 of 0x01 || left || right: an inner Merkle node. */
 void thx__merkle_node(const uint8_t l[32], const uint8_t r[32], uint8_t out[32]);
 /* RFC 6962/9162 tree hash over n >= 1 leaves (the leaves are event

@@ -171,6 +171,40 @@ TEST(crc32c_known_value)
 	CHECK_EQ_INT(thx__crc32c(thx__crc32c(0, "1234", 4), "56789", 5), 0xe3069283u);
 }
 
+/* The project's SHA-256 (the CPU's SHA extensions where it has them) against
+ * libcrypto: every length 0-300 (each padding case, one to six blocks),
+ * alone and paired with every other length class, and FIPS 180-2's "abc". */
+TEST(sha256_matches_libcrypto)
+{
+	uint8_t msg[2][301], a[32], b[32], want_a[32], want_b[32];
+	uint64_t x = 0x9e3779b97f4a7c15u;
+	for (int m = 0; m < 2; m++)
+		for (size_t i = 0; i < sizeof msg[m]; i++) {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			msg[m][i] = (uint8_t)x;
+		}
+	thx__sha256("abc", 3, a);
+	char hex[65];
+	th_hex(a, 32, hex);
+	CHECK_EQ_STR(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	printf("  (SHA extensions %s)\n", thx__sha_ni() ? "used" : "absent: libcrypto only");
+	int bad = 0;
+	for (size_t n = 0; n <= 300; n++) {
+		thx__sha256_lib(msg[0], n, want_a);
+		thx__sha256(msg[0], n, a);
+		bad += memcmp(a, want_a, 32) != 0;
+		for (size_t k = 0; k <= 300; k += 13) { /* every block count, both longer */
+			thx__sha256_lib(msg[1], k, want_b);
+			thx__sha256_x2(msg[0], n, a, msg[1], k, b);
+			bad += memcmp(a, want_a, 32) != 0 || memcmp(b, want_b, 32) != 0;
+		}
+	}
+	thx__sha256_x2(NULL, 0, a, NULL, 0, b); /* empty messages need no bytes */
+	thx__sha256_lib("", 0, want_a);
+	bad += memcmp(a, want_a, 32) != 0 || memcmp(b, want_a, 32) != 0;
+	CHECK_EQ_INT(bad, 0);
+}
+
 /* ---- links, persistence ---- */
 
 TEST(events_link_and_survive_reopen)
@@ -2050,6 +2084,45 @@ TEST(wait_hashed_returns_with_everything_hashed)
 	thx_store_wait_hashed(s); /* nothing to do: returns */
 	CHECK(verify_ok(s, NULL));
 	thx_store_close(s);
+	rmrf(dir);
+}
+
+/* The hasher thread alone (no reader asks before the wait) hashes chains two
+ * at a time: seven chains (an odd one hashed alone at the end of a round),
+ * events of every size class up to 3 KiB so the two messages of a pair
+ * differ in block count, compared event for event with inline hashing. */
+TEST(hasher_pairs_hash_like_inline)
+{
+	char *dir = tmpdir();
+	thx_store *si, *sd;
+	open_pair(dir, "inline", "deferred", &si, &sd);
+	enum { NC = 7, NE = 500 };
+	thx_chain *ci[NC], *cd[NC];
+	static char data[4096];
+	char desc[32], actor[32], name[32];
+	for (int c = 0; c < NC; c++) {
+		snprintf(name, sizeof name, "pair-%d", c);
+		ci[c] = chain(si, name, THX_NONE, 0);
+		cd[c] = chain(sd, name, THX_NONE, 0);
+	}
+	for (int k = 0; k < NE; k++)
+		for (int c = 0; c < NC; c++) {
+			if (c == 3 && k >= NE / 2)
+				continue; /* one chain ends early */
+			thx_event_in in;
+			det_event(c, k, data, sizeof data, desc, &in, actor);
+			REQUIRE(thx_append(ci[c], &in, NULL, NULL, NULL) == 0);
+			REQUIRE(thx_append(cd[c], &in, NULL, NULL, NULL) == 0);
+		}
+	thx_store_wait_hashed(sd);
+	for (int c = 0; c < NC; c++) {
+		pthread_mutex_lock(&cd[c]->mu);
+		CHECK(cd[c]->hashed == cd[c]->n);
+		pthread_mutex_unlock(&cd[c]->mu);
+		same_chain(ci[c], cd[c]);
+	}
+	thx_store_close(si);
+	thx_store_close(sd);
 	rmrf(dir);
 }
 
