@@ -474,6 +474,9 @@ static void *worker_main(void *arg)
 	worker *w = arg;
 	rts_sched *s = w->sched;
 	current_worker = w;
+	char name[16]; /* for top -H, perf */
+	snprintf(name, sizeof name, "theater-w%d", w->index);
+	pthread_setname_np(pthread_self(), name);
 	for (;;) {
 		rts_task *t = NULL;
 		bool low = false;
