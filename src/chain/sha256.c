@@ -10,10 +10,11 @@
  *
  * Two messages at once: SHA256RNDS2 has a latency of several cycles and
  * each pair of rounds needs the previous pair's result, so one message
- * leaves the unit idle most of the time. Interleaving the rounds of two
- * independent messages (two chains: within one chain every event's hash
- * feeds the next) fills those gaps; the hasher thread uses it
- * (hasher.c).
+ * leaves the unit partly idle. Interleaving the rounds of two independent
+ * messages (two chains: within one chain every event's hash feeds the
+ * next) fills some of those gaps: on this machine 31 ns per block of each
+ * message against 39 for one alone (1 MiB messages). The hasher thread
+ * uses it (hasher.c).
  *
  * The rounds follow FIPS 180-4 section 6.2.2, in the form the SHA
  * extensions compute them: the state is held as two registers, {A,B,E,F}
@@ -23,8 +24,8 @@
  *
  * Without the extensions (checked once, CPUID leaf 7 EBX bit 29, with
  * SSSE3 and SSE4.1) both entry points use libcrypto through thx__sha256's
- * fallback. Tested against libcrypto on every length 0-300 and on random
- * pairs (tests/chain/test_chain.c).
+ * fallback. Tested against libcrypto on every length 0-300, alone and
+ * paired with lengths 0-299 in steps of 13 (tests/chain/test_chain.c).
  */
 #include "chain/internal.h"
 
