@@ -989,11 +989,17 @@ static void deliver(thx_chain *c);
 
 
 /* After appends to c (c->mu held): true when c must be queued for the
- * hasher (then the caller calls thx__hasher_push once c->mu is released). */
+ * hasher (then the caller calls thx__hasher_push once c->mu is released).
+ * A chain too far ahead of the hasher is hashed here, in part: appends
+ * outrunning the hasher slow down to its pace instead of leaving an
+ * unbounded backlog for readers and wait_hashed. */
 static bool hash_later(thx_chain *c)
 {
-	if (c->opts.durability != THX_NONE || !c->s->hash_defer || c->hqueued ||
-	    c->hashed >= c->n)
+	if (c->opts.durability != THX_NONE || !c->s->hash_defer || c->hashed >= c->n)
+		return false;
+	if (c->n - c->hashed > THX__HASH_LAG)
+		(void)thx__hash_upto(c, c->n - THX__HASH_LAG / 2, NULL); /* ENOMEM: the hasher's */
+	if (c->hqueued || c->hashed >= c->n)
 		return false;
 	c->hqueued = true;
 	return true;

@@ -456,6 +456,9 @@ static inline thx__ent *thx__ent_at(thx_chain *c, uint64_t i)
  * Every reader of an entry's hash calls this first. No-op for on-disk
  * chains, which hash at append time. */
 int thx__hash_upto(thx_chain *c, uint64_t need, th_err *err);
+/* Backpressure: an append that leaves its chain more than THX__HASH_LAG
+ * events ahead of its hashes hashes it down to THX__HASH_LAG / 2 itself. */
+#define THX__HASH_LAG 65536
 /* Queue c for the hasher thread (no lock held; c->hqueued was set by the
  * caller under c->mu). */
 void thx__hasher_push(thx_chain *c);

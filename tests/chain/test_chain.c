@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/base.h"
@@ -2123,6 +2124,43 @@ TEST(hasher_pairs_hash_like_inline)
 	}
 	thx_store_close(si);
 	thx_store_close(sd);
+	rmrf(dir);
+}
+
+/* Backpressure: appends to a memory chain never leave it more than
+ * THX__HASH_LAG events ahead of its hashes. A child forked after the hasher
+ * started has no hasher thread, so only the appends themselves can keep
+ * the bound there (without it the lag would reach 3 x THX__HASH_LAG). */
+TEST(appends_hash_when_the_hasher_lags)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_hashing(dir, false, true);
+	thx_chain *c = chain(s, "lag", THX_NONE, 0);
+	thx_event_in in = { .actor = "a", .type = "t", .data = "0123456789", .len = 10 };
+	REQUIRE(thx_append(c, &in, NULL, NULL, NULL) == 0);
+	thx_store_wait_hashed(s); /* the hasher idle: no claim is copied */
+	fflush(stdout);
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		uint64_t worst = 0;
+		for (int k = 0; k < 3 * THX__HASH_LAG; k++) {
+			if (thx_append(c, &in, NULL, NULL, NULL))
+				_exit(2);
+			pthread_mutex_lock(&c->mu);
+			uint64_t lag = c->n - c->hashed;
+			pthread_mutex_unlock(&c->mu);
+			if (lag > worst)
+				worst = lag;
+		}
+		/* the hashes the appends made are the right ones */
+		_exit(worst > THX__HASH_LAG ? 1 : verify_ok(s, "lag") ? 0 : 3);
+	}
+	int st = 0;
+	REQUIRE(waitpid(pid, &st, 0) == pid);
+	CHECK(WIFEXITED(st));
+	CHECK_EQ_INT(WEXITSTATUS(st), 0);
+	thx_store_close(s);
 	rmrf(dir);
 }
 
