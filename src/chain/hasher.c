@@ -176,7 +176,10 @@ int thx__hash_upto(thx_chain *c, uint64_t need, th_err *err)
 {
 	if (c->opts.durability != THX_NONE || c->hashed >= need)
 		return 0;
-	while (c->hashing) {
+	/* A process forked while the hasher held a claim on c has no hasher
+	 * to finish it: there the claim's events are simply hashed again
+	 * (hq_pid was written before the hasher could set c->hashing). */
+	while (c->hashing && c->s->hq_pid == getpid()) {
 		c->hwaiters++;
 		pthread_cond_wait(&c->hcv, &c->mu);
 		c->hwaiters--;

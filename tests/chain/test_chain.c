@@ -2164,6 +2164,42 @@ TEST(appends_hash_when_the_hasher_lags)
 	rmrf(dir);
 }
 
+/* A child forked while the hasher held a claim on a chain has no hasher to
+ * finish it: its readers hash the claim's events again instead of waiting
+ * for ever (the claim is set by hand here, as fork would have copied it;
+ * an alarm turns a hang into a failure). */
+TEST(forked_child_hashes_a_claim_left_by_the_hasher)
+{
+	char *dir = tmpdir();
+	thx_store *s = open_hashing(dir, false, true);
+	thx_chain *c = chain(s, "claim", THX_NONE, 0);
+	thx_event_in in = { .actor = "a", .type = "t", .data = "0123456789", .len = 10 };
+	REQUIRE(thx_append(c, &in, NULL, NULL, NULL) == 0);
+	thx_store_wait_hashed(s);
+	fflush(stdout);
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		alarm(20);
+		for (int k = 0; k < 100; k++)
+			if (thx_append(c, &in, NULL, NULL, NULL))
+				_exit(2);
+		pthread_mutex_lock(&c->mu);
+		c->hashing = true; /* as if forked during a claim */
+		pthread_mutex_unlock(&c->mu);
+		uint8_t head[32];
+		if (!thx_chain_head(c, head))
+			_exit(3);
+		_exit(verify_ok(s, "claim") ? 0 : 4);
+	}
+	int st = 0;
+	REQUIRE(waitpid(pid, &st, 0) == pid);
+	CHECK(WIFEXITED(st));
+	CHECK_EQ_INT(WEXITSTATUS(st), 0);
+	thx_store_close(s);
+	rmrf(dir);
+}
+
 /* The append fast path (chain.c append_mem_fast: a memory chain hashing
  * later, type and actor known by address, no description, room in the
  * page and chunk) stores what the general path stores: the same events
@@ -2478,6 +2514,7 @@ TEST(reader_waits_while_the_hasher_holds_a_claim)
 	thx_store *s = open_hashing(dir, false, false);
 	pthread_mutex_lock(&s->hq_mu);
 	s->hq_stop = true; /* no hasher thread: the test plays its part */
+	s->hq_pid = getpid(); /* a hasher of this process */
 	pthread_mutex_unlock(&s->hq_mu);
 	thx_chain *c = chain(s, "claim", THX_NONE, 0);
 	add_n(c, 10);
