@@ -997,8 +997,8 @@ static bool hash_later(thx_chain *c)
 {
 	if (c->opts.durability != THX_NONE || !c->s->hash_defer || c->hashed >= c->n)
 		return false;
-	if (c->n - c->hashed > THX__HASH_LAG)
-		(void)thx__hash_upto(c, c->n - THX__HASH_LAG / 2, NULL); /* no memory: left to the hasher */
+	if (c->n - c->hashed > THX__HASH_LAG) /* out of memory: left to the hasher */
+		(void)thx__hash_upto(c, c->n - THX__HASH_LAG / 2, NULL);
 	if (c->hqueued || c->hashed >= c->n)
 		return false;
 	c->hqueued = true;
