@@ -2127,6 +2127,29 @@ TEST(hasher_pairs_hash_like_inline)
 	rmrf(dir);
 }
 
+/* A store whose hasher has started and is idle (so fork copies no claim),
+ * with chain name holding one event; then fork. */
+static pid_t fork_after_hasher(const char *dir, const char *name, thx_store **s,
+			       thx_chain **c, const thx_event_in *in)
+{
+	*s = open_hashing(dir, false, true);
+	*c = chain(*s, name, THX_NONE, 0);
+	REQUIRE(thx_append(*c, in, NULL, NULL, NULL) == 0);
+	thx_store_wait_hashed(*s);
+	fflush(stdout);
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	return pid;
+}
+
+static void child_exited_0(pid_t pid)
+{
+	int st = 0;
+	REQUIRE(waitpid(pid, &st, 0) == pid);
+	CHECK(WIFEXITED(st));
+	CHECK_EQ_INT(WEXITSTATUS(st), 0);
+}
+
 /* Backpressure: appends to a memory chain never leave it more than
  * THX__HASH_LAG events ahead of its hashes. A child forked after the hasher
  * started has no hasher thread, so only the appends themselves can keep
@@ -2134,14 +2157,10 @@ TEST(hasher_pairs_hash_like_inline)
 TEST(appends_hash_when_the_hasher_lags)
 {
 	char *dir = tmpdir();
-	thx_store *s = open_hashing(dir, false, true);
-	thx_chain *c = chain(s, "lag", THX_NONE, 0);
+	thx_store *s;
+	thx_chain *c;
 	thx_event_in in = { .actor = "a", .type = "t", .data = "0123456789", .len = 10 };
-	REQUIRE(thx_append(c, &in, NULL, NULL, NULL) == 0);
-	thx_store_wait_hashed(s); /* the hasher idle: no claim is copied */
-	fflush(stdout);
-	pid_t pid = fork();
-	REQUIRE(pid >= 0);
+	pid_t pid = fork_after_hasher(dir, "lag", &s, &c, &in);
 	if (pid == 0) {
 		uint64_t worst = 0;
 		for (int k = 0; k < 3 * THX__HASH_LAG; k++) {
@@ -2156,10 +2175,7 @@ TEST(appends_hash_when_the_hasher_lags)
 		/* the hashes the appends made are the right ones */
 		_exit(worst > THX__HASH_LAG ? 1 : verify_ok(s, "lag") ? 0 : 3);
 	}
-	int st = 0;
-	REQUIRE(waitpid(pid, &st, 0) == pid);
-	CHECK(WIFEXITED(st));
-	CHECK_EQ_INT(WEXITSTATUS(st), 0);
+	child_exited_0(pid);
 	thx_store_close(s);
 	rmrf(dir);
 }
@@ -2171,14 +2187,10 @@ TEST(appends_hash_when_the_hasher_lags)
 TEST(forked_child_hashes_a_claim_left_by_the_hasher)
 {
 	char *dir = tmpdir();
-	thx_store *s = open_hashing(dir, false, true);
-	thx_chain *c = chain(s, "claim", THX_NONE, 0);
+	thx_store *s;
+	thx_chain *c;
 	thx_event_in in = { .actor = "a", .type = "t", .data = "0123456789", .len = 10 };
-	REQUIRE(thx_append(c, &in, NULL, NULL, NULL) == 0);
-	thx_store_wait_hashed(s);
-	fflush(stdout);
-	pid_t pid = fork();
-	REQUIRE(pid >= 0);
+	pid_t pid = fork_after_hasher(dir, "claim", &s, &c, &in);
 	if (pid == 0) {
 		alarm(20);
 		for (int k = 0; k < 100; k++)
@@ -2192,10 +2204,7 @@ TEST(forked_child_hashes_a_claim_left_by_the_hasher)
 			_exit(3);
 		_exit(verify_ok(s, "claim") ? 0 : 4);
 	}
-	int st = 0;
-	REQUIRE(waitpid(pid, &st, 0) == pid);
-	CHECK(WIFEXITED(st));
-	CHECK_EQ_INT(WEXITSTATUS(st), 0);
+	child_exited_0(pid);
 	thx_store_close(s);
 	rmrf(dir);
 }
