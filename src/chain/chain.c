@@ -715,8 +715,8 @@ size_t thx__memchunk_next(const thx__memchunk *k)
 }
 
 /* Room for need more bytes of memory-chain data in the last chunk. Chunks
- * double from 512 bytes to 1 MiB and never move: an entry points into
- * one. */
+ * double from 512 bytes to THX__CHUNK_MAX (2 MiB with the header) and never
+ * move: an entry points into one. */
 static thx__memchunk *mem_room(thx_chain *c, size_t need, uint64_t seq)
 {
 	thx__memchunk *k = c->mtail;

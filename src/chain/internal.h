@@ -257,7 +257,7 @@ typedef struct thx__ent {
 
 /* Entries live in pages that never move, so an append copies nothing and
  * touches only the newest page: page 0 holds 16 entries, page j >= 1
- * holds 16 << (j - 1) up to 2048 (128 KiB), and every later page 2048. */
+ * holds 16 << (j - 1) up to 32768 (2 MiB), and every later page 32768. */
 #define THX__EP0_LOG 4
 #define THX__EPMAX_LOG 15 /* 32768 entries: 2 MiB, a huge page (THX__HUGE) */
 #define THX__EP_GEO (THX__EPMAX_LOG - THX__EP0_LOG + 1) /* first fixed page - 1 */

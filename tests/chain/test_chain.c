@@ -2057,6 +2057,29 @@ static void open_pair(const char *dir, const char *na, const char *nb,
 	*b = open_hashing(d, false, true);
 }
 
+/* Every event of c has its hash (read under c->mu). */
+static bool all_hashed(thx_chain *c)
+{
+	pthread_mutex_lock(&c->mu);
+	bool all = c->hashed == c->n;
+	pthread_mutex_unlock(&c->mu);
+	return all;
+}
+
+/* The same nc chains ("<prefix>-<i>", block_events(i) events per block) in
+ * an inline-hashing and a deferred-hashing store. */
+static void chain_pairs(thx_store *si, thx_store *sd, const char *prefix, int nc,
+			uint32_t (*block_events)(int), thx_chain **ci, thx_chain **cd)
+{
+	char name[32];
+	for (int c = 0; c < nc; c++) {
+		snprintf(name, sizeof name, "%s-%d", prefix, c);
+		uint32_t b = block_events ? block_events(c) : 0;
+		ci[c] = chain(si, name, THX_NONE, b);
+		cd[c] = chain(sd, name, THX_NONE, b);
+	}
+}
+
 /* thx_store_wait_hashed returns once the hasher has hashed everything
  * appended before the call. */
 TEST(wait_hashed_returns_with_everything_hashed)
@@ -2076,11 +2099,8 @@ TEST(wait_hashed_returns_with_everything_hashed)
 			REQUIRE(thx_append(c[i % 3], &in, NULL, NULL, NULL) == 0);
 		}
 		thx_store_wait_hashed(s);
-		for (int k = 0; k < 3; k++) {
-			pthread_mutex_lock(&c[k]->mu);
-			CHECK(c[k]->hashed == c[k]->n);
-			pthread_mutex_unlock(&c[k]->mu);
-		}
+		for (int k = 0; k < 3; k++)
+			CHECK(all_hashed(c[k]));
 	}
 	thx_store_wait_hashed(s); /* nothing to do: returns */
 	CHECK(verify_ok(s, NULL));
@@ -2100,12 +2120,8 @@ TEST(hasher_pairs_hash_like_inline)
 	enum { NC = 7, NE = 500 };
 	thx_chain *ci[NC], *cd[NC];
 	static char data[4096];
-	char desc[32], actor[32], name[32];
-	for (int c = 0; c < NC; c++) {
-		snprintf(name, sizeof name, "pair-%d", c);
-		ci[c] = chain(si, name, THX_NONE, 0);
-		cd[c] = chain(sd, name, THX_NONE, 0);
-	}
+	char desc[32], actor[32];
+	chain_pairs(si, sd, "pair", NC, NULL, ci, cd);
 	for (int k = 0; k < NE; k++)
 		for (int c = 0; c < NC; c++) {
 			if (c == 3 && k >= NE / 2)
@@ -2117,9 +2133,7 @@ TEST(hasher_pairs_hash_like_inline)
 		}
 	thx_store_wait_hashed(sd);
 	for (int c = 0; c < NC; c++) {
-		pthread_mutex_lock(&cd[c]->mu);
-		CHECK(cd[c]->hashed == cd[c]->n);
-		pthread_mutex_unlock(&cd[c]->mu);
+		CHECK(all_hashed(cd[c]));
 		same_chain(ci[c], cd[c]);
 	}
 	thx_store_close(si);
@@ -2265,6 +2279,11 @@ TEST(static_string_appends_equal_general_ones)
 	rmrf(dir);
 }
 
+static uint32_t varied_blocks(int c)
+{
+	return (uint32_t)(c % 7 + 1) * 5;
+}
+
 TEST(deferred_hashes_links_and_blocks_equal_inline_ones)
 {
 	char *dir = tmpdir();
@@ -2273,12 +2292,8 @@ TEST(deferred_hashes_links_and_blocks_equal_inline_ones)
 	enum { NC = 40, NE = 300 };
 	thx_chain *ci[NC], *cd[NC];
 	static char data[4096];
-	char desc[32], actor[32], name[32];
-	for (int c = 0; c < NC; c++) {
-		snprintf(name, sizeof name, "chain-%d", c);
-		ci[c] = chain(si, name, THX_NONE, (uint32_t)(c % 7 + 1) * 5);
-		cd[c] = chain(sd, name, THX_NONE, (uint32_t)(c % 7 + 1) * 5);
-	}
+	char desc[32], actor[32];
+	chain_pairs(si, sd, "chain", NC, varied_blocks, ci, cd);
 	for (int k = 0; k < NE; k++) {
 		for (int c = 0; c < NC; c++) {
 			thx_event_in in;
